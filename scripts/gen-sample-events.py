@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Regenerates the webhook sample events in events/stripe-webhook/ and the Stripe objects they
+refer to (tests/fixtures/stripe/sample-objects.json), from Stripe's official example objects in
+tests/fixtures/stripe/*.latest.json (current API shape).
+
+Each sample is a Lambda Function URL event (payload 2.0) whose body is a Stripe event signed
+with the sample secret below at a fixed time. To replay one by hand, run the function with
+STRIPE_WEBHOOK_SECRETS=whsec_test_sample_events and a large STRIPE_WEBHOOK_TOLERANCE_SECONDS;
+the test suite re-signs each body with the current time instead.
+"""
+import copy
+import hashlib
+import hmac
+import json
+import os
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "stripe")
+OUT = os.path.join(ROOT, "events", "stripe-webhook")
+SECRET = "whsec_test_sample_events"
+SIGNED_AT = 1764000000
+ORG, CUS, SUB, INV, PM, CS = "org_sample", "cus_sample", "sub_sample", "in_sample", "pm_sample", "cs_sample"
+
+
+def load(name):
+    with open(os.path.join(FIXTURES, f"{name}.latest.json")) as f:
+        return json.load(f)
+
+
+def objects():
+    sub = load("subscription")
+    sub.update(id=SUB, customer=CUS, status="active", cancel_at_period_end=False, cancel_at=None,
+               canceled_at=None, ended_at=None, trial_end=None, created=1763990000, latest_invoice=INV,
+               metadata={"organization_id": ORG}, livemode=False)
+    item = sub["items"]["data"][0]
+    item.update(id="si_sample", subscription=SUB, current_period_start=1763990000,
+                current_period_end=1766668400, quantity=1)
+    item["price"].update(id="price_sample_leadgen_monthly", lookup_key="leadgen_monthly", unit_amount=9900,
+                         unit_amount_decimal="9900", currency="usd")
+    item["plan"].update(id="price_sample_leadgen_monthly", amount=9900, amount_decimal="9900", currency="usd",
+                        interval="month", interval_count=1, billing_scheme="per_unit")
+    sub["items"]["url"] = f"/v1/subscription_items?subscription={SUB}"
+
+    inv = load("invoice")
+    inv.update(id=INV, customer=CUS, status="paid", number="SAMPLE-0001", amount_due=9900, amount_paid=9900,
+               amount_remaining=0, currency="usd", created=1763990000, due_date=None, attempt_count=1,
+               hosted_invoice_url="https://invoice.stripe.com/i/sample", livemode=False,
+               invoice_pdf="https://pay.stripe.com/invoice/sample/pdf")
+    inv["parent"] = {"type": "subscription_details", "quote_details": None,
+                     "subscription_details": {"metadata": {"organization_id": ORG}, "subscription": SUB}}
+    inv["status_transitions"].update(finalized_at=1763990000, paid_at=1763990100)
+
+    pm = load("payment_method")
+    pm.update(id=PM, customer=CUS, type="card", created=1763989000, livemode=False)
+
+    cus = load("customer")
+    cus.update(id=CUS, metadata={"organization_id": ORG}, livemode=False, email="billing@example.test",
+               name="Sample Org")
+    cus["invoice_settings"]["default_payment_method"] = PM
+
+    cs = load("checkout.session")
+    cs.update(id=CS, client_reference_id=ORG, customer=CUS, subscription=SUB, mode="subscription",
+              status="complete", payment_status="paid", metadata={"organization_id": ORG}, livemode=False,
+              url=None, invoice=INV)
+    return {"subscription": sub, "invoice": inv, "payment_method": pm, "customer": cus, "checkout.session": cs}
+
+
+def function_url_event(body: str, signature: str) -> dict:
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json; charset=utf-8",
+            "host": "abcdefghij.lambda-url.us-east-1.on.aws",
+            "stripe-signature": signature,
+            "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        },
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghij",
+            "domainName": "abcdefghij.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abcdefghij",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "3.18.12.63",
+                     "userAgent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"},
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "24/Nov/2025:16:00:00 +0000",
+            "timeEpoch": SIGNED_AT * 1000,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+EVENTS = [
+    ("checkout.session.completed", "checkout.session", None),
+    ("customer.subscription.created", "subscription", None),
+    ("customer.subscription.updated", "subscription", {"cancel_at_period_end": True}),
+    ("invoice.finalized", "invoice", None),
+    ("invoice.updated", "invoice", {"status": "open"}),
+    ("invoice.paid", "invoice", None),
+    ("invoice.payment_succeeded", "invoice", None),
+    ("invoice.payment_failed", "invoice", None),
+    ("payment_method.attached", "payment_method", None),
+    ("payment_method.detached", "payment_method", {"customer": CUS}),
+    ("customer.updated", "customer", {"invoice_settings": {"default_payment_method": None}}),
+    ("customer.subscription.deleted", "subscription", None),
+    ("product.created", None, None),
+]
+
+
+def main():
+    objs = objects()
+    os.makedirs(OUT, exist_ok=True)
+    template = load("event")
+    for n, (kind, obj_name, previous) in enumerate(EVENTS, start=1):
+        event = copy.deepcopy(template)
+        if obj_name is None:
+            obj = load("product")
+            obj.update(id="prod_sample", livemode=False)
+        else:
+            obj = copy.deepcopy(objs[obj_name])
+        if kind == "customer.subscription.deleted":
+            obj.update(status="canceled", canceled_at=1764000000, ended_at=1764000000)
+        if kind == "payment_method.detached":
+            obj["customer"] = None
+        if kind == "invoice.payment_failed":
+            obj.update(status="open", amount_paid=0, amount_remaining=9900, attempt_count=1)
+            obj["status_transitions"]["paid_at"] = None
+        event.update(id=f"evt_sample_{n:02d}", type=kind, created=SIGNED_AT - 60 + n, livemode=False,
+                     api_version="2026-09-30.endive", pending_webhooks=1)
+        event["data"] = {"object": obj}
+        if previous is not None:
+            event["data"]["previous_attributes"] = previous
+        body = json.dumps(event, indent=2, sort_keys=True)
+        mac = hmac.new(SECRET.encode(), f"{SIGNED_AT}.{body}".encode(), hashlib.sha256).hexdigest()
+        with open(os.path.join(OUT, f"{kind}.json"), "w") as f:
+            json.dump(function_url_event(body, f"t={SIGNED_AT},v1={mac}"), f, indent=2)
+            f.write("\n")
+    with open(os.path.join(FIXTURES, "sample-objects.json"), "w") as f:
+        json.dump(objs, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

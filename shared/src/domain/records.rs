@@ -1,0 +1,189 @@
+//! Billing records as this service stores and serves them: a Stripe-independent copy of the
+//! parts of Stripe's objects the product needs.
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{BillingInterval, Currency};
+use super::ids::{CustomerId, InvoiceId, OrgId, PaymentMethodId, SubscriptionId};
+use super::module::ServiceModule;
+use super::time::Timestamp;
+
+/// Every status Stripe gives a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Incomplete,
+    IncompleteExpired,
+    Trialing,
+    Active,
+    PastDue,
+    Canceled,
+    Unpaid,
+    Paused,
+}
+
+impl SubscriptionStatus {
+    pub const ALL: [SubscriptionStatus; 8] = [
+        SubscriptionStatus::Incomplete,
+        SubscriptionStatus::IncompleteExpired,
+        SubscriptionStatus::Trialing,
+        SubscriptionStatus::Active,
+        SubscriptionStatus::PastDue,
+        SubscriptionStatus::Canceled,
+        SubscriptionStatus::Unpaid,
+        SubscriptionStatus::Paused,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Incomplete => "incomplete",
+            SubscriptionStatus::IncompleteExpired => "incomplete_expired",
+            SubscriptionStatus::Trialing => "trialing",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::PastDue => "past_due",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Unpaid => "unpaid",
+            SubscriptionStatus::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Stripe never moves a subscription out of these states; a stored copy in one of them must
+    /// never be replaced by a live status from a stale read.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionItem {
+    pub id: String,
+    pub price_id: String,
+    pub lookup_key: Option<String>,
+    /// `None` when the price is not one of the catalog's (it then grants nothing).
+    pub module: Option<ServiceModule>,
+    pub interval: Option<BillingInterval>,
+    pub quantity: u64,
+    pub unit_amount: Option<i64>,
+    pub currency: Option<Currency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub customer_id: CustomerId,
+    pub status: SubscriptionStatus,
+    pub current_period_start: Option<Timestamp>,
+    pub current_period_end: Option<Timestamp>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<Timestamp>,
+    pub canceled_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub trial_end: Option<Timestamp>,
+    pub created: Option<Timestamp>,
+    pub items: Vec<SubscriptionItem>,
+    /// When this service first saw the subscription past due: the start of the grace period.
+    /// Stripe has no such field; it is kept across syncs while the status stays past_due.
+    pub past_due_since: Option<Timestamp>,
+}
+
+impl Subscription {
+    pub fn modules(&self) -> impl Iterator<Item = ServiceModule> + '_ {
+        self.items.iter().filter_map(|i| i.module)
+    }
+
+    /// Carries the grace-period start over from the stored copy: the first time the
+    /// subscription was seen past due, whichever sync saw it first.
+    pub fn with_grace_start_from(
+        mut self,
+        stored: Option<&Subscription>,
+        seen_at: Timestamp,
+    ) -> Self {
+        self.past_due_since = match self.status {
+            SubscriptionStatus::PastDue => {
+                let earlier = stored
+                    .filter(|s| s.status == SubscriptionStatus::PastDue)
+                    .and_then(|s| s.past_due_since);
+                Some(earlier.map_or(seen_at, |e| e.min(seen_at)))
+            }
+            _ => None,
+        };
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    Draft,
+    Open,
+    Paid,
+    Uncollectible,
+    Void,
+}
+
+impl InvoiceStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "draft" => InvoiceStatus::Draft,
+            "open" => InvoiceStatus::Open,
+            "paid" => InvoiceStatus::Paid,
+            "uncollectible" => InvoiceStatus::Uncollectible,
+            "void" => InvoiceStatus::Void,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub id: InvoiceId,
+    pub customer_id: CustomerId,
+    pub subscription_id: Option<SubscriptionId>,
+    pub number: Option<String>,
+    pub status: Option<InvoiceStatus>,
+    /// Minor units (cents) of `currency`.
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub amount_remaining: i64,
+    pub currency: String,
+    pub created: Timestamp,
+    pub due_date: Option<Timestamp>,
+    pub paid_at: Option<Timestamp>,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+    pub attempt_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardDetails {
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentMethod {
+    pub id: PaymentMethodId,
+    pub customer_id: CustomerId,
+    /// Stripe's payment method type: `card`, `sepa_debit`, `us_bank_account`, ...
+    pub kind: String,
+    pub card: Option<CardDetails>,
+    pub created: Option<Timestamp>,
+}
+
+/// The link between an organization and its one Stripe customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingProfile {
+    pub org_id: OrgId,
+    pub customer_id: CustomerId,
+    pub default_payment_method: Option<PaymentMethodId>,
+    pub created_at: Timestamp,
+}

@@ -1,0 +1,65 @@
+//! The single-table key design (documented as a table in the README). Every key is built here
+//! and nowhere else.
+
+use crate::domain::{
+    CustomerId, EventId, InvoiceId, OrgId, PaymentMethodId, SubscriptionId, Timestamp,
+};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+/// The table's TTL attribute (epoch seconds).
+pub const EXPIRES_AT: &str = "expires_at";
+
+pub const PROFILE: &str = "PROFILE";
+pub const ENTITLEMENTS: &str = "ENTITLEMENTS";
+pub const LINK: &str = "LINK";
+pub const EVENT: &str = "EVENT";
+pub const SUB_PREFIX: &str = "SUB#";
+pub const INVOICE_PREFIX: &str = "INV#";
+pub const PAYMENT_METHOD_PREFIX: &str = "PM#";
+pub const LEAD_PREFIX: &str = "LEAD#";
+pub const RECONCILE_PK: &str = "RECONCILE";
+
+pub fn org(org: &OrgId) -> String {
+    format!("ORG#{org}")
+}
+
+pub fn customer(customer: &CustomerId) -> String {
+    format!("CUS#{customer}")
+}
+
+pub fn event(event: &EventId) -> String {
+    format!("EVT#{event}")
+}
+
+pub fn subscription(sub: &SubscriptionId) -> String {
+    format!("{SUB_PREFIX}{sub}")
+}
+
+/// Invoices sort by creation time inside the org's partition, so "newest first" is a reverse
+/// Query. `created` never changes for an invoice, so the key is stable across syncs.
+pub fn invoice(created: Timestamp, id: &InvoiceId) -> String {
+    format!("{INVOICE_PREFIX}{:012}#{id}", created.unix().max(0))
+}
+
+pub fn payment_method(id: &PaymentMethodId) -> String {
+    format!("{PAYMENT_METHOD_PREFIX}{id}")
+}
+
+pub fn reconcile(received: Timestamp, event: &EventId) -> String {
+    format!("EVT#{:012}#{event}", received.unix().max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoice_keys_sort_by_creation_time() {
+        let id = InvoiceId::parse("in_1").unwrap();
+        let early = invoice(Timestamp::from_unix(999), &id);
+        let late = invoice(Timestamp::from_unix(1_700_000_000), &id);
+        assert!(early < late);
+        assert_eq!(late, "INV#001700000000#in_1");
+    }
+}

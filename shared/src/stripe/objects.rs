@@ -1,0 +1,535 @@
+//! Tolerant views of the Stripe objects this service reads.
+//!
+//! They accept the current API shape, the 2022/2023 shapes (period fields on the subscription,
+//! `invoice.subscription`) and the 2017 shape localstripe speaks (`plan` instead of `price`):
+//! only the fields used are declared, every one of them optional where any version omits it,
+//! and unknown fields are ignored.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::domain::{
+    BillingInterval, CardDetails, Catalog, CustomerId, Invoice, InvoiceId, InvoiceStatus,
+    PaymentMethod, PaymentMethodId, ServiceModule, Subscription, SubscriptionId, SubscriptionItem,
+    SubscriptionStatus, Timestamp,
+};
+
+/// An object that Stripe may return as its id or expanded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expandable {
+    Id(String),
+    Object { id: String },
+}
+
+impl Expandable {
+    pub fn id(&self) -> &str {
+        match self {
+            Expandable::Id(id) | Expandable::Object { id } => id,
+        }
+    }
+}
+
+pub type Metadata = HashMap<String, String>;
+
+/// The Stripe object could not be turned into a billing record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unusable Stripe object: {0}")]
+pub struct ConvertError(pub String);
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.filter(|s| *s > 0).map(Timestamp::from_unix)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct List<T> {
+    #[serde(default = "Vec::new")]
+    pub data: Vec<T>,
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        Self {
+            data: Vec::new(),
+            has_more: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recurring {
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripePrice {
+    pub id: String,
+    pub lookup_key: Option<String>,
+    pub unit_amount: Option<i64>,
+    pub currency: Option<String>,
+    pub recurring: Option<Recurring>,
+    pub product: Option<Expandable>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    pub metadata: Option<Metadata>,
+}
+
+/// The pre-2018 predecessor of a price (localstripe has no prices, only plans).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripePlan {
+    pub id: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub interval: Option<String>,
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeSubscriptionItem {
+    pub id: String,
+    pub quantity: Option<u64>,
+    pub price: Option<StripePrice>,
+    pub plan: Option<StripePlan>,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeSubscription {
+    pub id: String,
+    pub customer: Expandable,
+    pub status: String,
+    #[serde(default)]
+    pub cancel_at_period_end: Option<bool>,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub created: Option<i64>,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+    #[serde(default)]
+    pub items: Option<List<StripeSubscriptionItem>>,
+    /// 2017 shape: a single-plan subscription carries its plan at the top level.
+    pub plan: Option<StripePlan>,
+    pub quantity: Option<u64>,
+    pub metadata: Option<Metadata>,
+    pub livemode: Option<bool>,
+}
+
+/// Metadata key naming the module a price or plan sells, for prices without a lookup key.
+pub const MODULE_METADATA_KEY: &str = "service_module";
+
+fn module_for(
+    catalog: &Catalog,
+    keys: &[Option<&str>],
+    metadata: &[Option<&Metadata>],
+) -> Option<(ServiceModule, BillingInterval)> {
+    let by_key = keys
+        .iter()
+        .flatten()
+        .find_map(|k| catalog.by_lookup_key(k))
+        .map(|(m, p)| (m, p.interval));
+    by_key.or_else(|| {
+        metadata
+            .iter()
+            .flatten()
+            .find_map(|m| m.get(MODULE_METADATA_KEY)?.parse::<ServiceModule>().ok())
+            .map(|m| (m, BillingInterval::Month))
+    })
+}
+
+impl StripeSubscriptionItem {
+    fn to_domain(&self, catalog: &Catalog) -> SubscriptionItem {
+        let price = self.price.as_ref();
+        let plan = self.plan.as_ref();
+        let resolved = module_for(
+            catalog,
+            &[
+                price.and_then(|p| p.lookup_key.as_deref()),
+                price.map(|p| p.id.as_str()),
+                plan.map(|p| p.id.as_str()),
+            ],
+            &[
+                price.and_then(|p| p.metadata.as_ref()),
+                plan.and_then(|p| p.metadata.as_ref()),
+            ],
+        );
+        let interval = price
+            .and_then(|p| p.recurring.as_ref()?.interval.as_deref())
+            .or_else(|| plan?.interval.as_deref())
+            .and_then(|i| i.parse().ok())
+            .or(resolved.map(|(_, i)| i));
+        let currency = price
+            .and_then(|p| p.currency.as_deref())
+            .or_else(|| plan?.currency.as_deref())
+            .and_then(|c| serde_json::from_value(serde_json::Value::String(c.to_owned())).ok());
+        SubscriptionItem {
+            id: self.id.clone(),
+            price_id: price
+                .map(|p| p.id.clone())
+                .or_else(|| plan.map(|p| p.id.clone()))
+                .unwrap_or_default(),
+            lookup_key: price.and_then(|p| p.lookup_key.clone()),
+            module: resolved.map(|(m, _)| m),
+            interval,
+            quantity: self.quantity.unwrap_or(1),
+            unit_amount: price.and_then(|p| p.unit_amount).or_else(|| plan?.amount),
+            currency,
+        }
+    }
+}
+
+impl StripeSubscription {
+    pub fn to_domain(&self, catalog: &Catalog) -> Result<Subscription, ConvertError> {
+        let status = SubscriptionStatus::parse(&self.status).ok_or_else(|| {
+            ConvertError(format!("unknown subscription status {:?}", self.status))
+        })?;
+        let id = SubscriptionId::parse(&self.id).map_err(|e| ConvertError(e.to_string()))?;
+        let customer_id =
+            CustomerId::parse(self.customer.id()).map_err(|e| ConvertError(e.to_string()))?;
+        let mut items: Vec<SubscriptionItem> = self
+            .items
+            .as_ref()
+            .map(|l| l.data.iter().map(|i| i.to_domain(catalog)).collect())
+            .unwrap_or_default();
+        if items.is_empty()
+            && let Some(plan) = &self.plan
+        {
+            let legacy = StripeSubscriptionItem {
+                id: format!("{}-plan", self.id),
+                quantity: self.quantity,
+                price: None,
+                plan: Some(plan.clone()),
+                current_period_start: None,
+                current_period_end: None,
+            };
+            items.push(legacy.to_domain(catalog));
+        }
+        let item_periods = self
+            .items
+            .as_ref()
+            .map(|l| l.data.as_slice())
+            .unwrap_or_default();
+        // Since 2025 the period lives on each item; before, on the subscription.
+        let period_start = self.current_period_start.or_else(|| {
+            item_periods
+                .iter()
+                .filter_map(|i| i.current_period_start)
+                .min()
+        });
+        let period_end = self.current_period_end.or_else(|| {
+            item_periods
+                .iter()
+                .filter_map(|i| i.current_period_end)
+                .max()
+        });
+        Ok(Subscription {
+            id,
+            customer_id,
+            status,
+            current_period_start: ts(period_start),
+            current_period_end: ts(period_end),
+            cancel_at_period_end: self.cancel_at_period_end.unwrap_or(false),
+            cancel_at: ts(self.cancel_at),
+            canceled_at: ts(self.canceled_at),
+            ended_at: ts(self.ended_at),
+            trial_end: ts(self.trial_end),
+            created: ts(self.created),
+            items,
+            past_due_since: None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusTransitions {
+    pub paid_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionDetails {
+    pub subscription: Option<Expandable>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceParent {
+    pub subscription_details: Option<SubscriptionDetails>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeInvoice {
+    pub id: String,
+    pub customer: Expandable,
+    pub subscription: Option<Expandable>,
+    pub parent: Option<InvoiceParent>,
+    pub number: Option<String>,
+    pub status: Option<String>,
+    /// 2017 shape: no `status`, but `paid`.
+    pub paid: Option<bool>,
+    pub amount_due: Option<i64>,
+    pub amount_paid: Option<i64>,
+    pub amount_remaining: Option<i64>,
+    pub total: Option<i64>,
+    pub currency: Option<String>,
+    pub created: Option<i64>,
+    /// 2017 shape: `date` instead of `created`.
+    pub date: Option<i64>,
+    pub due_date: Option<i64>,
+    pub status_transitions: Option<StatusTransitions>,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+    pub attempt_count: Option<u64>,
+}
+
+impl StripeInvoice {
+    pub fn subscription_id(&self) -> Option<&str> {
+        self.subscription
+            .as_ref()
+            .or_else(|| {
+                self.parent
+                    .as_ref()?
+                    .subscription_details
+                    .as_ref()?
+                    .subscription
+                    .as_ref()
+            })
+            .map(Expandable::id)
+    }
+
+    pub fn to_domain(&self) -> Result<Invoice, ConvertError> {
+        let status = match self.status.as_deref() {
+            Some(s) => InvoiceStatus::parse(s),
+            None if self.paid == Some(true) => Some(InvoiceStatus::Paid),
+            None => None,
+        };
+        let amount_due = self.amount_due.or(self.total).unwrap_or(0);
+        let amount_paid = self
+            .amount_paid
+            .unwrap_or(if status == Some(InvoiceStatus::Paid) {
+                amount_due
+            } else {
+                0
+            });
+        Ok(Invoice {
+            id: InvoiceId::parse(&self.id).map_err(|e| ConvertError(e.to_string()))?,
+            customer_id: CustomerId::parse(self.customer.id())
+                .map_err(|e| ConvertError(e.to_string()))?,
+            subscription_id: self
+                .subscription_id()
+                .and_then(|s| SubscriptionId::parse(s).ok()),
+            number: self.number.clone(),
+            status,
+            amount_due,
+            amount_paid,
+            amount_remaining: self
+                .amount_remaining
+                .unwrap_or(amount_due - amount_paid)
+                .max(0),
+            currency: self.currency.clone().unwrap_or_else(|| "usd".to_owned()),
+            created: Timestamp::from_unix(self.created.or(self.date).unwrap_or(0)),
+            due_date: ts(self.due_date),
+            paid_at: ts(self.status_transitions.as_ref().and_then(|t| t.paid_at)),
+            hosted_invoice_url: self.hosted_invoice_url.clone(),
+            invoice_pdf: self.invoice_pdf.clone(),
+            attempt_count: self.attempt_count.unwrap_or(0),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeCard {
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<u32>,
+    pub exp_year: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripePaymentMethod {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub card: Option<StripeCard>,
+    pub created: Option<i64>,
+}
+
+impl StripePaymentMethod {
+    /// `None` when the method is not attached to a customer.
+    pub fn to_domain(&self) -> Result<Option<PaymentMethod>, ConvertError> {
+        let Some(customer) = &self.customer else {
+            return Ok(None);
+        };
+        Ok(Some(PaymentMethod {
+            id: PaymentMethodId::parse(&self.id).map_err(|e| ConvertError(e.to_string()))?,
+            customer_id: CustomerId::parse(customer.id())
+                .map_err(|e| ConvertError(e.to_string()))?,
+            kind: self.kind.clone().unwrap_or_else(|| "card".to_owned()),
+            card: self.card.as_ref().map(|c| CardDetails {
+                brand: c.brand.clone().unwrap_or_default(),
+                last4: c.last4.clone().unwrap_or_default(),
+                exp_month: c.exp_month.unwrap_or(0),
+                exp_year: c.exp_year.unwrap_or(0),
+            }),
+            created: ts(self.created),
+        }))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceSettings {
+    pub default_payment_method: Option<Expandable>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeCustomer {
+    pub id: String,
+    pub invoice_settings: Option<InvoiceSettings>,
+    #[serde(default)]
+    pub deleted: Option<bool>,
+    pub metadata: Option<Metadata>,
+}
+
+impl StripeCustomer {
+    pub fn default_payment_method(&self) -> Option<&str> {
+        self.invoice_settings
+            .as_ref()?
+            .default_payment_method
+            .as_ref()
+            .map(Expandable::id)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeCheckoutSession {
+    pub id: String,
+    pub client_reference_id: Option<String>,
+    pub customer: Option<Expandable>,
+    pub subscription: Option<Expandable>,
+    pub metadata: Option<Metadata>,
+    pub mode: Option<String>,
+    pub status: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeBillingPortalSession {
+    pub id: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeProduct {
+    pub id: String,
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub metadata: Option<Metadata>,
+}
+
+/// The webhook envelope. Only ids are read from `data.object`: the object itself is re-fetched.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub livemode: bool,
+    pub created: Option<i64>,
+    pub api_version: Option<String>,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventData {
+    pub object: EventObject,
+    pub previous_attributes: Option<serde_json::Value>,
+}
+
+/// The few fields of an event's object used to decide what to re-fetch.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventObject {
+    pub id: String,
+    pub object: Option<String>,
+    pub customer: Option<Expandable>,
+    pub subscription: Option<Expandable>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn current_shape_subscription_takes_periods_from_items() {
+        let sub: StripeSubscription = parse(
+            r#"{"id":"sub_1","customer":"cus_1","status":"active","cancel_at_period_end":false,
+            "items":{"data":[{"id":"si_1","quantity":2,"current_period_start":100,"current_period_end":200,
+            "price":{"id":"price_x","lookup_key":"leadgen_yearly","unit_amount":99900,"currency":"usd","recurring":{"interval":"year"}},
+            "plan":{"id":"obj_123","currency":"currency","interval":"month"}}]}}"#,
+        );
+        let d = sub.to_domain(&Catalog::standard()).unwrap();
+        assert_eq!(d.current_period_start, Some(Timestamp::from_unix(100)));
+        assert_eq!(d.current_period_end, Some(Timestamp::from_unix(200)));
+        let item = &d.items[0];
+        assert_eq!(item.module, Some(ServiceModule::LeadGeneration));
+        assert_eq!(item.interval, Some(BillingInterval::Year));
+        assert_eq!(item.quantity, 2);
+        assert_eq!(item.unit_amount, Some(99_900));
+    }
+
+    #[test]
+    fn legacy_shape_subscription_resolves_plans_by_id_and_metadata() {
+        let sub: StripeSubscription = parse(
+            r#"{"id":"sub_1","customer":{"id":"cus_1"},"status":"past_due","current_period_start":5,"current_period_end":9,
+            "items":{"data":[{"id":"si_1","plan":{"id":"social_inbox_monthly","amount":7900,"currency":"usd","interval":"month"}},
+            {"id":"si_2","plan":{"id":"plan_x","interval":"year","metadata":{"service_module":"Integrations"}}},
+            {"id":"si_3","plan":{"id":"plan_unknown"}}]}}"#,
+        );
+        let d = sub.to_domain(&Catalog::standard()).unwrap();
+        assert_eq!(d.status, SubscriptionStatus::PastDue);
+        assert_eq!(d.current_period_start, Some(Timestamp::from_unix(5)));
+        let modules: Vec<_> = d.items.iter().map(|i| i.module).collect();
+        assert_eq!(
+            modules,
+            vec![
+                Some(ServiceModule::SocialInbox),
+                Some(ServiceModule::Integrations),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_status_is_refused_not_guessed() {
+        let sub: StripeSubscription =
+            parse(r#"{"id":"sub_1","customer":"cus_1","status":"frozen"}"#);
+        assert!(sub.to_domain(&Catalog::standard()).is_err());
+    }
+
+    #[test]
+    fn invoices_of_every_shape() {
+        let current: StripeInvoice = parse(
+            r#"{"id":"in_1","customer":"cus_1","status":"paid","amount_due":9900,"amount_paid":9900,"amount_remaining":0,
+            "currency":"usd","created":50,"status_transitions":{"paid_at":60},
+            "parent":{"subscription_details":{"subscription":"sub_9"}}}"#,
+        );
+        let d = current.to_domain().unwrap();
+        assert_eq!(d.subscription_id.unwrap().as_str(), "sub_9");
+        assert_eq!(d.paid_at, Some(Timestamp::from_unix(60)));
+        let legacy: StripeInvoice = parse(
+            r#"{"id":"in_2","customer":"cus_1","subscription":"sub_2","paid":true,"total":4900,"date":70}"#,
+        );
+        let d = legacy.to_domain().unwrap();
+        assert_eq!(
+            (d.status, d.amount_due, d.amount_paid),
+            (Some(InvoiceStatus::Paid), 4900, 4900)
+        );
+        assert_eq!(d.created, Timestamp::from_unix(70));
+    }
+}

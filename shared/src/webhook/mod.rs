@@ -1,0 +1,273 @@
+//! The Stripe webhook: verify, decide, re-sync from Stripe, store, acknowledge.
+
+pub mod event;
+pub mod signature;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use crate::config::{self, ConfigError};
+use crate::domain::{CustomerId, EventId, Timestamp};
+use crate::http::{ApiError, body_bytes, json};
+use crate::store::{Applied, EventMarker, UnresolvedEvent};
+use crate::stripe::StripeEvent;
+use crate::sync::{SyncError, Synced, Syncer};
+pub use event::{Action, HANDLED_EVENT_TYPES, decide};
+pub use signature::{SignatureError, WebhookSecret, verify};
+
+/// Stripe's own events stay far below this; anything larger is not from Stripe.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+pub const DEFAULT_TOLERANCE_SECONDS: i64 = 300;
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// One secret normally; two while rotating (old and new both accepted).
+    pub secrets: Vec<WebhookSecret>,
+    pub tolerance_seconds: i64,
+    pub max_body_bytes: usize,
+    /// Events whose `livemode` differs from the API key's mode are refused.
+    pub livemode: bool,
+}
+
+impl WebhookConfig {
+    /// `STRIPE_WEBHOOK_SECRETS` (comma-separated, at most two; or the SSM parameter named by
+    /// `STRIPE_WEBHOOK_SECRETS_PARAMETER`) and `STRIPE_WEBHOOK_TOLERANCE_SECONDS`.
+    pub async fn from_env(livemode: bool, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let raw = config::secret("STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS_PARAMETER", aws).await?;
+        let secrets: Vec<WebhookSecret> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(WebhookSecret::new)
+            .collect();
+        if secrets.is_empty() || secrets.len() > 2 {
+            return Err(ConfigError::Invalid(
+                "STRIPE_WEBHOOK_SECRETS",
+                "expected one or two secrets".to_owned(),
+            ));
+        }
+        Ok(Self {
+            secrets,
+            tolerance_seconds: config::parse_or(
+                "STRIPE_WEBHOOK_TOLERANCE_SECONDS",
+                DEFAULT_TOLERANCE_SECONDS,
+            )?,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            livemode,
+        })
+    }
+}
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Refused before anything was read or stored (400).
+    Rejected(&'static str),
+    /// A type this service does not act on.
+    Ignored,
+    /// Already processed earlier.
+    Duplicate,
+    Processed(Applied),
+    /// Could not be attributed or converted: kept for reconciliation and acknowledged.
+    Parked(String),
+    /// DynamoDB or Stripe failed: not acknowledged, Stripe will retry (5xx).
+    Failed(String),
+}
+
+#[derive(Serialize)]
+struct Ack<'a> {
+    received: bool,
+    outcome: &'a str,
+}
+
+impl Outcome {
+    pub fn into_response(self) -> Response<Body> {
+        let ok = |outcome: &str| {
+            json(
+                StatusCode::OK,
+                &Ack {
+                    received: true,
+                    outcome,
+                },
+            )
+        };
+        match self {
+            Outcome::Rejected(code) => {
+                // Deliberately vague: which check failed would help a forger.
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    code,
+                    "The webhook request was refused.",
+                )
+                .into_response()
+            }
+            Outcome::Ignored => ok("ignored"),
+            Outcome::Duplicate => ok("duplicate"),
+            Outcome::Processed(Applied::Written) => ok("processed"),
+            Outcome::Processed(Applied::Stale) => ok("up_to_date"),
+            Outcome::Processed(Applied::Duplicate) => ok("duplicate"),
+            Outcome::Parked(_) => ok("parked"),
+            Outcome::Failed(_) => {
+                ApiError::unavailable("Temporary failure; the event will be retried.")
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// The webhook function's logic, independent of the Lambda runtime.
+#[derive(Debug, Clone)]
+pub struct WebhookHandler {
+    pub syncer: Syncer,
+    pub config: WebhookConfig,
+}
+
+impl WebhookHandler {
+    pub fn new(syncer: Syncer, config: WebhookConfig) -> Self {
+        Self { syncer, config }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let signature = request
+            .headers()
+            .get("stripe-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let outcome = self
+            .process(
+                signature.as_deref(),
+                body_bytes(request.body()),
+                Timestamp::now().unix(),
+            )
+            .await;
+        outcome.into_response()
+    }
+
+    /// Verifies and applies one delivery. `now` is the verifier's clock (Unix seconds).
+    pub async fn process(&self, signature: Option<&str>, body: &[u8], now: i64) -> Outcome {
+        if body.len() > self.config.max_body_bytes {
+            tracing::warn!(bytes = body.len(), "webhook refused: body too large");
+            return Outcome::Rejected("payload_too_large");
+        }
+        if let Err(e) = verify(
+            signature,
+            body,
+            &self.config.secrets,
+            now,
+            self.config.tolerance_seconds,
+        ) {
+            tracing::warn!(reason = %e, "webhook refused: signature");
+            return Outcome::Rejected("invalid_signature");
+        }
+        let event: StripeEvent = match serde_json::from_slice(body) {
+            Ok(event) => event,
+            Err(_) => {
+                tracing::warn!("webhook refused: not a Stripe event");
+                return Outcome::Rejected("invalid_payload");
+            }
+        };
+        let span =
+            tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type);
+        let _guard = span.enter();
+        if event.livemode != self.config.livemode {
+            tracing::warn!(
+                livemode = event.livemode,
+                "webhook refused: livemode mismatch"
+            );
+            return Outcome::Rejected("livemode_mismatch");
+        }
+        let Ok(event_id) = EventId::parse(&event.id) else {
+            return Outcome::Rejected("invalid_payload");
+        };
+        let outcome = self.apply(&event, event_id).await;
+        match &outcome {
+            Outcome::Failed(reason) => {
+                tracing::error!(outcome = "failed", %reason, "webhook will be retried")
+            }
+            Outcome::Parked(reason) => {
+                tracing::warn!(outcome = "parked", %reason, "kept for reconciliation")
+            }
+            other => tracing::info!(outcome = ?other, "webhook handled"),
+        }
+        outcome
+    }
+
+    async fn apply(&self, event: &StripeEvent, event_id: EventId) -> Outcome {
+        let action = match decide(event) {
+            Ok(Action::Ignore) => return Outcome::Ignored,
+            Ok(action) => action,
+            Err(e) => return self.park(event, &event_id, e.to_string()).await,
+        };
+        match self.syncer.store.event_processed(&event_id).await {
+            Ok(true) => return Outcome::Duplicate,
+            Ok(false) => {}
+            Err(e) => return Outcome::Failed(e.to_string()),
+        }
+        let marker = EventMarker {
+            id: event_id.clone(),
+            event_type: event.event_type.clone(),
+        };
+        let result = match &action {
+            Action::CompleteCheckout(id) => self.syncer.complete_checkout(id, Some(&marker)).await,
+            Action::SyncSubscription(id) => self.syncer.sync_subscription(id, Some(&marker)).await,
+            Action::SyncInvoice(id) => self.syncer.sync_invoice(id, Some(&marker)).await,
+            Action::SyncCustomer(id) => self.syncer.sync_customer(id, Some(&marker)).await,
+            Action::Ignore => return Outcome::Ignored,
+        };
+        match result {
+            Ok(Synced { org, applied }) => {
+                tracing::info!(org = %org, applied = ?applied, "synced from Stripe");
+                Outcome::Processed(applied)
+            }
+            Err(e) if e.is_transient() => Outcome::Failed(e.to_string()),
+            Err(e) => {
+                let reason = e.to_string();
+                let customer = match &e {
+                    SyncError::UnknownCustomer(c) => Some(c.clone()),
+                    _ => event
+                        .data
+                        .object
+                        .customer
+                        .as_ref()
+                        .and_then(|c| CustomerId::parse(c.id()).ok()),
+                };
+                self.park_with(event, &event_id, reason, customer, Some(&marker))
+                    .await
+            }
+        }
+    }
+
+    async fn park(&self, event: &StripeEvent, event_id: &EventId, reason: String) -> Outcome {
+        self.park_with(event, event_id, reason, None, None).await
+    }
+
+    /// Keeps an event that cannot be applied (unknown customer, unusable object) for
+    /// reconciliation, marks it processed, and acknowledges it: retrying would not help.
+    async fn park_with(
+        &self,
+        event: &StripeEvent,
+        event_id: &EventId,
+        reason: String,
+        customer_id: Option<CustomerId>,
+        marker: Option<&EventMarker>,
+    ) -> Outcome {
+        let unresolved = UnresolvedEvent {
+            event_id: event_id.clone(),
+            event_type: event.event_type.clone(),
+            object_id: event.data.object.id.clone(),
+            customer_id,
+            received_at: Timestamp::now(),
+            reason: reason.clone(),
+        };
+        if let Err(e) = self.syncer.store.record_unresolved(&unresolved).await {
+            return Outcome::Failed(e.to_string());
+        }
+        if let Some(marker) = marker
+            && let Err(e) = self.syncer.store.record_event(marker).await
+        {
+            return Outcome::Failed(e.to_string());
+        }
+        Outcome::Parked(reason)
+    }
+}

@@ -1,0 +1,191 @@
+//! A webhook handler wired to moto and a Stripe emulator over HTTP, plus delivery helpers.
+
+use billing::domain::{GracePolicy, OrgId, Timestamp};
+use billing::store::BillingStore;
+use billing::stripe::StripeApi;
+use billing::sync::Syncer;
+use billing::webhook::{WebhookConfig, WebhookHandler, WebhookSecret};
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+pub const SECRET: &str = "whsec_test_rig_secret";
+pub const STRIPE_KEY: &str = "sk_test_rig_key";
+
+pub struct Rig {
+    pub handler: WebhookHandler,
+    pub store: BillingStore,
+    pub stripe_url: String,
+}
+
+impl Rig {
+    /// A handler on a fresh table, reading Stripe at `stripe_url`.
+    pub async fn new(stripe_url: &str) -> Rig {
+        let store = crate::fresh_store().await;
+        Self::with_store(store, stripe_url)
+    }
+
+    pub fn with_store(store: BillingStore, stripe_url: &str) -> Rig {
+        let stripe = StripeApi::new(STRIPE_KEY, Some(stripe_url)).expect("stripe client");
+        let config = WebhookConfig {
+            secrets: vec![
+                WebhookSecret::new("whsec_test_previous_secret"),
+                WebhookSecret::new(SECRET),
+            ],
+            tolerance_seconds: 300,
+            max_body_bytes: billing::webhook::DEFAULT_MAX_BODY_BYTES,
+            livemode: false,
+        };
+        let syncer = Syncer::new(store.clone(), stripe, GracePolicy::default());
+        Rig {
+            handler: WebhookHandler::new(syncer, config),
+            store,
+            stripe_url: stripe_url.to_owned(),
+        }
+    }
+
+    /// Signs `body` now with the rig's secret and runs it through the handler.
+    pub async fn deliver_raw(&self, body: &str) -> (u16, Value) {
+        let signature = WebhookSecret::new(SECRET).sign(Timestamp::now().unix(), body.as_bytes());
+        self.deliver_signed(body, Some(&signature)).await
+    }
+
+    pub async fn deliver_signed(&self, body: &str, signature: Option<&str>) -> (u16, Value) {
+        let mut builder = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/");
+        if let Some(sig) = signature {
+            builder = builder.header("stripe-signature", sig);
+        }
+        let request: Request = builder.body(Body::Text(body.to_owned())).expect("request");
+        let response = self.handler.handle(request).await;
+        let status = response.status().as_u16();
+        let json =
+            serde_json::from_slice(billing::http::body_bytes(response.body())).expect("JSON reply");
+        (status, json)
+    }
+
+    pub async fn deliver(&self, event: &Value) -> (u16, Value) {
+        self.deliver_raw(&event.to_string()).await
+    }
+
+    /// Every item in the table (to prove a refused delivery stored nothing).
+    pub async fn item_count(&self) -> usize {
+        let out = self
+            .store
+            .client()
+            .scan()
+            .table_name(self.store.table())
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan");
+        out.items.unwrap_or_default().len()
+    }
+
+    pub async fn unlocked(&self, org: &OrgId) -> Vec<String> {
+        match self
+            .store
+            .entitlements(org, true)
+            .await
+            .expect("entitlements")
+        {
+            Some(e) => e
+                .set
+                .unlocked_at(Timestamp::now())
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect(),
+            None => vec!["BasicCRM".to_owned()],
+        }
+    }
+}
+
+/// A Stripe event envelope around an object.
+pub fn event(id: &str, kind: &str, object: &Value) -> Value {
+    serde_json::json!({
+        "id": id,
+        "object": "event",
+        "type": kind,
+        "livemode": false,
+        "created": Timestamp::now().unix(),
+        "api_version": billing::stripe::API_VERSION,
+        "data": { "object": object },
+    })
+}
+
+/// Stores or replaces an object in the fake Stripe.
+pub async fn fake_put(base: &str, object: &Value) {
+    let url = format!("{base}/_test/objects");
+    let object = object.clone();
+    let reply = crate::http::blocking(move || crate::http::post_json(&url, &object)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+pub fn sample_objects() -> Value {
+    let path = crate::workspace_root().join("tests/fixtures/stripe/sample-objects.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample objects")).expect("JSON")
+}
+
+pub fn fixture(name: &str) -> Value {
+    let path = crate::workspace_root().join(format!("tests/fixtures/stripe/{name}.latest.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
+}
+
+/// A current-shape Stripe subscription built from the official example object.
+pub fn subscription_object(id: &str, customer: &str, status: &str, items: &[(&str, u64)]) -> Value {
+    let mut sub = fixture("subscription");
+    let template = sub["items"]["data"][0].clone();
+    let now = Timestamp::now().unix();
+    let data: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (lookup_key, quantity))| {
+            let mut item = template.clone();
+            item["id"] = format!("si_{id}_{i}").into();
+            item["subscription"] = id.into();
+            item["quantity"] = (*quantity).into();
+            item["current_period_start"] = now.into();
+            item["current_period_end"] = (now + 30 * 86_400).into();
+            item["price"]["id"] = format!("price_{lookup_key}").into();
+            item["price"]["lookup_key"] = (*lookup_key).into();
+            item["price"]["currency"] = "usd".into();
+            item["plan"]["id"] = format!("price_{lookup_key}").into();
+            item["plan"]["currency"] = "usd".into();
+            item
+        })
+        .collect();
+    sub["id"] = id.into();
+    sub["customer"] = customer.into();
+    sub["status"] = status.into();
+    sub["cancel_at_period_end"] = false.into();
+    for field in ["cancel_at", "canceled_at", "ended_at", "trial_end"] {
+        sub[field] = Value::Null;
+    }
+    sub["items"]["data"] = Value::Array(data);
+    sub
+}
+
+/// A current-shape invoice for a subscription.
+pub fn invoice_object(
+    id: &str,
+    customer: &str,
+    subscription: &str,
+    status: &str,
+    created: i64,
+) -> Value {
+    let mut inv = fixture("invoice");
+    inv["id"] = id.into();
+    inv["customer"] = customer.into();
+    inv["status"] = status.into();
+    inv["created"] = created.into();
+    inv["currency"] = "usd".into();
+    inv["amount_due"] = 9_900.into();
+    inv["amount_paid"] = (if status == "paid" { 9_900 } else { 0 }).into();
+    inv["amount_remaining"] = (if status == "paid" { 0 } else { 9_900 }).into();
+    inv["parent"] = serde_json::json!({
+        "type": "subscription_details",
+        "quote_details": null,
+        "subscription_details": { "metadata": {}, "subscription": subscription },
+    });
+    inv
+}

@@ -1,0 +1,370 @@
+//! The DynamoDB store against moto server.
+
+use billing::domain::ServiceModule::*;
+use billing::domain::SubscriptionStatus::*;
+use billing::domain::*;
+use billing::store::{Applied, EventMarker, LinkOutcome, StoreError};
+use pss_billing_tests::build::{invoice, org, subscription};
+use pss_billing_tests::fresh_store;
+
+fn cus(n: &str) -> CustomerId {
+    CustomerId::parse(n).unwrap()
+}
+
+fn profile(org: &OrgId, customer: &str) -> BillingProfile {
+    BillingProfile {
+        org_id: org.clone(),
+        customer_id: cus(customer),
+        default_payment_method: None,
+        created_at: Timestamp::now(),
+    }
+}
+
+const POLICY: GracePolicy = GracePolicy::days(7);
+
+#[tokio::test]
+async fn second_billing_profile_create_is_refused() {
+    let store = fresh_store().await;
+    let org = org("org");
+    store
+        .create_billing_profile(&profile(&org, "cus_a"))
+        .await
+        .unwrap();
+    let again = store.create_billing_profile(&profile(&org, "cus_b")).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store
+            .billing_profile(&org)
+            .await
+            .unwrap()
+            .unwrap()
+            .customer_id,
+        cus("cus_a")
+    );
+    assert_eq!(
+        store.org_for_customer(&cus("cus_a")).await.unwrap(),
+        Some(org.clone())
+    );
+    assert_eq!(store.org_for_customer(&cus("cus_b")).await.unwrap(), None);
+    // A customer already linked cannot be taken by another org either.
+    let other = pss_billing_tests::build::org("other");
+    assert!(
+        store
+            .create_billing_profile(&profile(&other, "cus_a"))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.billing_profile(&other).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn concurrent_profile_creates_map_exactly_one_customer() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        let p = profile(&org, &format!("cus_race{i}"));
+        tokio::spawn(async move { store.create_billing_profile(&p).await })
+    });
+    let mut won = 0;
+    for handle in attempts {
+        if handle.await.unwrap().is_ok() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    let linked = store
+        .billing_profile(&org)
+        .await
+        .unwrap()
+        .unwrap()
+        .customer_id;
+    assert_eq!(
+        store.org_for_customer(&linked).await.unwrap(),
+        Some(org.clone())
+    );
+    assert_eq!(
+        store.link_customer(&org, &linked).await.unwrap(),
+        LinkOutcome::AlreadyLinked
+    );
+    assert!(matches!(
+        store.link_customer(&org, &cus("cus_zzz")).await.unwrap(),
+        LinkOutcome::Conflict { .. }
+    ));
+}
+
+#[tokio::test]
+async fn stale_write_never_overwrites_a_newer_one() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let newer = subscription("sub_1", "cus_1", Active, &[LeadGeneration, SocialInbox]);
+    let older = subscription("sub_1", "cus_1", Active, &[LeadGeneration]);
+    let t1 = FetchTime::from_micros(1_000);
+    let t2 = FetchTime::from_micros(2_000);
+    assert_eq!(
+        store
+            .apply_subscription(&org, &newer, t2, None, POLICY)
+            .await
+            .unwrap(),
+        Applied::Written
+    );
+    assert_eq!(
+        store
+            .apply_subscription(&org, &older, t1, None, POLICY)
+            .await
+            .unwrap(),
+        Applied::Stale
+    );
+    // Equal fetch times are not "newer" either.
+    assert_eq!(
+        store
+            .apply_subscription(&org, &older, t2, None, POLICY)
+            .await
+            .unwrap(),
+        Applied::Stale
+    );
+    let stored = store.subscriptions(&org).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].subscription, newer);
+    let ents = store.entitlements(&org, true).await.unwrap().unwrap();
+    assert!(ents.set.unlocks(SocialInbox, Timestamp::now()));
+}
+
+#[tokio::test]
+async fn canceled_subscription_is_never_revived_by_a_live_status() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let canceled = subscription("sub_1", "cus_1", Canceled, &[LeadGeneration]);
+    let live = subscription("sub_1", "cus_1", Active, &[LeadGeneration]);
+    store
+        .apply_subscription(&org, &canceled, FetchTime::from_micros(10), None, POLICY)
+        .await
+        .unwrap();
+    // Even a read that claims to be newer cannot bring a terminal subscription back.
+    let outcome = store
+        .apply_subscription(&org, &live, FetchTime::from_micros(20), None, POLICY)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Applied::Stale);
+    assert_eq!(
+        store.subscriptions(&org).await.unwrap()[0]
+            .subscription
+            .status,
+        Canceled
+    );
+    let ents = store.entitlements(&org, true).await.unwrap().unwrap();
+    assert!(!ents.set.unlocks(LeadGeneration, Timestamp::now()));
+}
+
+#[tokio::test]
+async fn event_marker_makes_a_second_delivery_a_no_op() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let marker = EventMarker {
+        id: EventId::parse(pss_billing_tests::unique("evt_")).unwrap(),
+        event_type: "customer.subscription.created".into(),
+    };
+    let sub = subscription("sub_1", "cus_1", Active, &[EmailAutomation]);
+    assert!(!store.event_processed(&marker.id).await.unwrap());
+    let first = store
+        .apply_subscription(&org, &sub, FetchTime::from_micros(1), Some(&marker), POLICY)
+        .await
+        .unwrap();
+    assert_eq!(first, Applied::Written);
+    assert!(store.event_processed(&marker.id).await.unwrap());
+    let second = store
+        .apply_subscription(&org, &sub, FetchTime::from_micros(2), Some(&marker), POLICY)
+        .await
+        .unwrap();
+    assert_eq!(second, Applied::Duplicate);
+    // The duplicate wrote nothing: the stored copy is still the first read.
+    assert_eq!(
+        store.subscriptions(&org).await.unwrap()[0].fetched_at,
+        FetchTime::from_micros(1)
+    );
+    assert_eq!(
+        store.record_event(&marker).await.unwrap(),
+        Applied::Duplicate
+    );
+}
+
+#[tokio::test]
+async fn entitlements_are_the_union_of_several_subscriptions() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let a = subscription("sub_a", "cus_1", Active, &[LeadGeneration]);
+    let b = subscription("sub_b", "cus_1", Trialing, &[EmailAutomation]);
+    let c = subscription("sub_c", "cus_1", Unpaid, &[EnterpriseFeatures]);
+    for (i, s) in [&a, &b, &c].into_iter().enumerate() {
+        store
+            .apply_subscription(&org, s, FetchTime::from_micros(i as i64 + 1), None, POLICY)
+            .await
+            .unwrap();
+    }
+    let now = Timestamp::now();
+    let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
+    let unlocked: Vec<_> = set.unlocked_at(now).iter().collect();
+    assert_eq!(unlocked, vec![BasicCrm, LeadGeneration, EmailAutomation]);
+    // Canceling one leaves the others.
+    let a_canceled = subscription("sub_a", "cus_1", Canceled, &[LeadGeneration]);
+    store
+        .apply_subscription(&org, &a_canceled, FetchTime::from_micros(100), None, POLICY)
+        .await
+        .unwrap();
+    let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
+    assert_eq!(
+        set.unlocked_at(now).iter().collect::<Vec<_>>(),
+        vec![BasicCrm, EmailAutomation]
+    );
+}
+
+#[tokio::test]
+async fn past_due_grace_is_stored_and_runs_out_without_a_write() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let sub = subscription("sub_1", "cus_1", PastDue, &[AdvancedAnalytics]);
+    let fetched = FetchTime::now();
+    store
+        .apply_subscription(&org, &sub, fetched, None, POLICY)
+        .await
+        .unwrap();
+    let stored = &store.subscriptions(&org).await.unwrap()[0].subscription;
+    let since = stored.past_due_since.expect("grace start recorded");
+    assert_eq!(since, fetched.as_timestamp());
+    // A later past_due read keeps the original start.
+    store
+        .apply_subscription(
+            &org,
+            &sub,
+            FetchTime::from_micros(fetched.micros() + 5_000_000),
+            None,
+            POLICY,
+        )
+        .await
+        .unwrap();
+    let again = &store.subscriptions(&org).await.unwrap()[0].subscription;
+    assert_eq!(again.past_due_since, Some(since));
+    let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
+    let end = since.plus_seconds(7 * 86_400);
+    assert!(set.unlocks(AdvancedAnalytics, end.plus_seconds(-1)));
+    assert!(!set.unlocks(AdvancedAnalytics, end));
+}
+
+#[tokio::test]
+async fn concurrent_syncs_of_different_subscriptions_keep_both_grants() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let modules = [
+        LeadGeneration,
+        EmailAutomation,
+        SocialInbox,
+        AdvancedAnalytics,
+        Integrations,
+        EnterpriseFeatures,
+    ];
+    let tasks = modules.iter().enumerate().map(|(i, m)| {
+        let store = store.clone();
+        let org = org.clone();
+        let sub = subscription(&format!("sub_{i}"), "cus_1", Active, &[*m]);
+        tokio::spawn(async move {
+            store
+                .apply_subscription(&org, &sub, FetchTime::from_micros(1), None, POLICY)
+                .await
+        })
+    });
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), Applied::Written);
+    }
+    let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
+    for m in modules {
+        assert!(
+            set.unlocks(m, Timestamp::now()),
+            "{m} lost to a concurrent write"
+        );
+    }
+}
+
+#[tokio::test]
+async fn paging_through_invoices_returns_each_exactly_once_newest_first() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let other = pss_billing_tests::build::org("other");
+    for i in 0..23 {
+        let inv = invoice(&format!("in_{i:03}"), "cus_1", 1_700_000_000 + i * 60);
+        assert_eq!(
+            store
+                .apply_invoice(&org, &inv, FetchTime::from_micros(1), None)
+                .await
+                .unwrap(),
+            Applied::Written
+        );
+    }
+    store
+        .apply_invoice(
+            &other,
+            &invoice("in_other", "cus_2", 1_800_000_000),
+            FetchTime::from_micros(1),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_invoices(&org, 5, cursor.as_deref())
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.invoices.len() <= 5);
+        seen.extend(
+            page.invoices
+                .into_iter()
+                .map(|i| (i.created.unix(), i.id.to_string())),
+        );
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5);
+    assert_eq!(seen.len(), 23);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+    sorted.dedup();
+    assert_eq!(sorted.len(), 23, "no invoice twice");
+    assert!(
+        seen.iter().all(|(_, id)| id != "in_other"),
+        "another org's invoice leaked"
+    );
+    assert!(matches!(
+        store.list_invoices(&org, 5, Some("garbage!")).await,
+        Err(StoreError::InvalidCursor)
+    ));
+}
+
+#[tokio::test]
+async fn stale_invoice_read_does_not_overwrite() {
+    let store = fresh_store().await;
+    let org = org("org");
+    let mut paid = invoice("in_1", "cus_1", 1_700_000_000);
+    let mut open = paid.clone();
+    open.status = Some(InvoiceStatus::Open);
+    open.amount_paid = 0;
+    paid.status = Some(InvoiceStatus::Paid);
+    store
+        .apply_invoice(&org, &paid, FetchTime::from_micros(20), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .apply_invoice(&org, &open, FetchTime::from_micros(10), None)
+            .await
+            .unwrap(),
+        Applied::Stale
+    );
+    let page = store.list_invoices(&org, 10, None).await.unwrap();
+    assert_eq!(page.invoices, vec![paid]);
+}

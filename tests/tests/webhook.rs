@@ -1,0 +1,384 @@
+//! The webhook handler against moto and the fixture-backed Stripe, with current-shape events.
+
+use billing::domain::{CustomerId, EventId, OrgId, Timestamp};
+use billing::webhook::WebhookSecret;
+use pss_billing_tests::rig::{self, Rig, event, fake_put};
+use pss_billing_tests::{build, fake_stripe, unique, workspace_root};
+use serde_json::{Value, json};
+
+fn ok(outcome: (u16, Value), expected: &str) {
+    assert_eq!(outcome.0, 200, "{}", outcome.1);
+    assert_eq!(outcome.1["outcome"], expected, "{}", outcome.1);
+}
+
+async fn linked_org(rig: &Rig, customer: &str) -> OrgId {
+    let org = build::org("org");
+    let outcome = rig
+        .store
+        .link_customer(&org, &CustomerId::parse(customer).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(outcome, billing::store::LinkOutcome::Created);
+    org
+}
+
+#[tokio::test]
+async fn every_sample_event_in_events_dir_is_handled() {
+    let stripe = fake_stripe();
+    let rig = Rig::new(&stripe.url).await;
+    let objects = rig::sample_objects();
+    for name in [
+        "subscription",
+        "invoice",
+        "payment_method",
+        "customer",
+        "checkout.session",
+    ] {
+        fake_put(&stripe.url, &objects[name]).await;
+    }
+    let org = OrgId::parse("org_sample").unwrap();
+    let order = [
+        ("checkout.session.completed", "processed"),
+        ("customer.subscription.created", "processed"),
+        ("customer.subscription.updated", "processed"),
+        ("invoice.finalized", "processed"),
+        ("invoice.updated", "processed"),
+        ("invoice.paid", "processed"),
+        ("invoice.payment_succeeded", "processed"),
+        ("invoice.payment_failed", "processed"),
+        ("payment_method.attached", "processed"),
+        ("payment_method.detached", "processed"),
+        ("customer.updated", "processed"),
+        ("customer.subscription.deleted", "processed"),
+        ("product.created", "ignored"),
+    ];
+    let dir = workspace_root().join("events/stripe-webhook");
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        files,
+        order.len(),
+        "every sample in events/stripe-webhook is exercised"
+    );
+    for (kind, expected) in order {
+        let raw = std::fs::read_to_string(dir.join(format!("{kind}.json"))).unwrap();
+        let request =
+            lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let body = String::from_utf8(billing::http::body_bytes(request.body()).to_vec()).unwrap();
+        if kind == "customer.subscription.deleted" {
+            let mut sub = objects["subscription"].clone();
+            sub["status"] = "canceled".into();
+            sub["canceled_at"] = Timestamp::now().unix().into();
+            fake_put(&stripe.url, &sub).await;
+        }
+        // The committed samples are signed at a fixed time; sign the same body now.
+        let signature =
+            WebhookSecret::new(rig::SECRET).sign(Timestamp::now().unix(), body.as_bytes());
+        ok(rig.deliver_signed(&body, Some(&signature)).await, expected);
+        match kind {
+            "checkout.session.completed" => {
+                let profile = rig.store.billing_profile(&org).await.unwrap().unwrap();
+                assert_eq!(profile.customer_id.as_str(), "cus_sample");
+                assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+            }
+            "invoice.paid" => {
+                let page = rig.store.list_invoices(&org, 10, None).await.unwrap();
+                assert_eq!(page.invoices.len(), 1);
+                assert_eq!(page.invoices[0].amount_paid, 9_900);
+                assert_eq!(
+                    page.invoices[0].hosted_invoice_url.as_deref(),
+                    Some("https://invoice.stripe.com/i/sample")
+                );
+            }
+            "payment_method.attached" => {
+                let (methods, default) = rig.store.payment_methods(&org).await.unwrap();
+                assert_eq!(methods.len(), 1);
+                assert_eq!(methods[0].card.as_ref().unwrap().last4, "4242");
+                assert_eq!(default.unwrap().as_str(), "pm_sample");
+            }
+            "customer.subscription.deleted" => {
+                assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
+            }
+            _ => {}
+        }
+        // A second delivery of the same event changes nothing.
+        let again = rig.deliver_signed(&body, Some(&signature)).await;
+        let expect_again = if expected == "ignored" {
+            "ignored"
+        } else {
+            "duplicate"
+        };
+        ok(again, expect_again);
+    }
+}
+
+#[tokio::test]
+async fn subscription_lifecycle_grants_then_revokes() {
+    let stripe = fake_stripe();
+    let rig = Rig::new(&stripe.url).await;
+    let customer = unique("cus_");
+    let sub_id = unique("sub_");
+    let org = linked_org(&rig, &customer).await;
+
+    let active = rig::subscription_object(
+        &sub_id,
+        &customer,
+        "active",
+        &[("leadgen_monthly", 1), ("social_inbox_yearly", 3)],
+    );
+    fake_put(&stripe.url, &active).await;
+    ok(
+        rig.deliver(&event(
+            &unique("evt_"),
+            "customer.subscription.created",
+            &active,
+        ))
+        .await,
+        "processed",
+    );
+    assert_eq!(
+        rig.unlocked(&org).await,
+        ["BasicCRM", "LeadGeneration", "SocialInbox"]
+    );
+    let stored = rig.store.subscriptions(&org).await.unwrap();
+    let items: Vec<_> = stored[0]
+        .subscription
+        .items
+        .iter()
+        .map(|i| (i.module.unwrap().as_str(), i.quantity))
+        .collect();
+    assert_eq!(items, [("LeadGeneration", 1), ("SocialInbox", 3)]);
+
+    // Payment fails: past_due keeps access (grace), and the invoice is recorded.
+    let past_due = rig::subscription_object(
+        &sub_id,
+        &customer,
+        "past_due",
+        &[("leadgen_monthly", 1), ("social_inbox_yearly", 3)],
+    );
+    fake_put(&stripe.url, &past_due).await;
+    let inv_id = unique("in_");
+    let invoice = rig::invoice_object(&inv_id, &customer, &sub_id, "open", Timestamp::now().unix());
+    fake_put(&stripe.url, &invoice).await;
+    ok(
+        rig.deliver(&event(&unique("evt_"), "invoice.payment_failed", &invoice))
+            .await,
+        "processed",
+    );
+    let stored = rig.store.subscriptions(&org).await.unwrap();
+    assert!(stored[0].subscription.past_due_since.is_some());
+    assert_eq!(
+        rig.unlocked(&org).await,
+        ["BasicCRM", "LeadGeneration", "SocialInbox"]
+    );
+
+    // The old "created" event arrives late: the re-fetch reads the current state, not the event's.
+    ok(
+        rig.deliver(&event(
+            &unique("evt_"),
+            "customer.subscription.created",
+            &active,
+        ))
+        .await,
+        "processed",
+    );
+    assert_eq!(
+        rig.store.subscriptions(&org).await.unwrap()[0]
+            .subscription
+            .status
+            .as_str(),
+        "past_due"
+    );
+
+    let canceled =
+        rig::subscription_object(&sub_id, &customer, "canceled", &[("leadgen_monthly", 1)]);
+    fake_put(&stripe.url, &canceled).await;
+    ok(
+        rig.deliver(&event(
+            &unique("evt_"),
+            "customer.subscription.deleted",
+            &canceled,
+        ))
+        .await,
+        "processed",
+    );
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
+}
+
+#[tokio::test]
+async fn events_for_unknown_customers_are_parked_once() {
+    let stripe = fake_stripe();
+    let rig = Rig::new(&stripe.url).await;
+    let customer = unique("cus_");
+    let sub_id = unique("sub_");
+    let sub = rig::subscription_object(&sub_id, &customer, "active", &[("leadgen_monthly", 1)]);
+    fake_put(&stripe.url, &sub).await;
+    let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
+    ok(rig.deliver(&evt).await, "parked");
+    ok(rig.deliver(&evt).await, "duplicate");
+    let parked = rig.store.unresolved_events().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].customer_id.as_ref().unwrap().as_str(), customer);
+    assert_eq!(parked[0].object_id, sub_id);
+}
+
+#[tokio::test]
+async fn bad_deliveries_get_400_and_store_nothing() {
+    let stripe = fake_stripe();
+    let rig = Rig::new(&stripe.url).await;
+    let customer = unique("cus_");
+    let sub = rig::subscription_object(
+        &unique("sub_"),
+        &customer,
+        "active",
+        &[("leadgen_monthly", 1)],
+    );
+    let body = event(&unique("evt_"), "customer.subscription.created", &sub).to_string();
+    let now = Timestamp::now().unix();
+    let good = WebhookSecret::new(rig::SECRET).sign(now, body.as_bytes());
+    let v1 = good.split("v1=").nth(1).unwrap().to_owned();
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024));
+    let huge_sig = WebhookSecret::new(rig::SECRET).sign(now, huge.as_bytes());
+    let not_json = "this is not json";
+    let not_json_sig = WebhookSecret::new(rig::SECRET).sign(now, not_json.as_bytes());
+    let not_event = r#"{"hello":"world"}"#;
+    let not_event_sig = WebhookSecret::new(rig::SECRET).sign(now, not_event.as_bytes());
+    let mut live = event(&unique("evt_"), "customer.subscription.created", &sub);
+    live["livemode"] = true.into();
+    let live = live.to_string();
+    let live_sig = WebhookSecret::new(rig::SECRET).sign(now, live.as_bytes());
+    let cases: Vec<(&str, String, Option<String>, &str)> = vec![
+        ("missing signature", body.clone(), None, "invalid_signature"),
+        (
+            "garbled signature",
+            body.clone(),
+            Some("t=abc,v1=nothex".into()),
+            "invalid_signature",
+        ),
+        (
+            "no v1",
+            body.clone(),
+            Some(format!("t={now}")),
+            "invalid_signature",
+        ),
+        (
+            "stale",
+            body.clone(),
+            Some(WebhookSecret::new(rig::SECRET).sign(now - 301, body.as_bytes())),
+            "invalid_signature",
+        ),
+        (
+            "future",
+            body.clone(),
+            Some(WebhookSecret::new(rig::SECRET).sign(now + 301, body.as_bytes())),
+            "invalid_signature",
+        ),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(WebhookSecret::new("whsec_test_intruder").sign(now, body.as_bytes())),
+            "invalid_signature",
+        ),
+        (
+            "signature of another timestamp",
+            body.clone(),
+            Some(format!("t={},v1={v1}", now - 1)),
+            "invalid_signature",
+        ),
+        (
+            "tampered body",
+            body.replace("active", "trialing"),
+            Some(good.clone()),
+            "invalid_signature",
+        ),
+        ("oversized", huge, Some(huge_sig), "payload_too_large"),
+        (
+            "not JSON",
+            not_json.to_owned(),
+            Some(not_json_sig),
+            "invalid_payload",
+        ),
+        (
+            "not an event",
+            not_event.to_owned(),
+            Some(not_event_sig),
+            "invalid_payload",
+        ),
+        (
+            "livemode mismatch",
+            live,
+            Some(live_sig),
+            "livemode_mismatch",
+        ),
+    ];
+    for (name, body, signature, code) in cases {
+        let (status, reply) = rig.deliver_signed(&body, signature.as_deref()).await;
+        assert_eq!(status, 400, "{name}: {reply}");
+        assert_eq!(reply["error"], code, "{name}");
+        assert_eq!(
+            reply["message"], "The webhook request was refused.",
+            "{name}"
+        );
+        assert_eq!(rig.item_count().await, 0, "{name} stored something");
+    }
+}
+
+#[tokio::test]
+async fn payment_methods_follow_attach_detach_and_default_changes() {
+    let stripe = fake_stripe();
+    let rig = Rig::new(&stripe.url).await;
+    let customer_id = unique("cus_");
+    let org = linked_org(&rig, &customer_id).await;
+    let mut customer = rig::fixture("customer");
+    customer["id"] = customer_id.clone().into();
+    let mut pms = Vec::new();
+    for (i, last4) in ["4242", "5555"].iter().enumerate() {
+        let mut pm = rig::fixture("payment_method");
+        pm["id"] = unique("pm_").into();
+        pm["customer"] = customer_id.clone().into();
+        pm["created"] = (1_700_000_000 + i as i64).into();
+        pm["card"]["last4"] = (*last4).into();
+        fake_put(&stripe.url, &pm).await;
+        pms.push(pm);
+    }
+    customer["invoice_settings"]["default_payment_method"] = pms[0]["id"].clone();
+    fake_put(&stripe.url, &customer).await;
+    ok(
+        rig.deliver(&event(&unique("evt_"), "payment_method.attached", &pms[1]))
+            .await,
+        "processed",
+    );
+    let (methods, default) = rig.store.payment_methods(&org).await.unwrap();
+    assert_eq!(
+        methods
+            .iter()
+            .map(|m| m.card.as_ref().unwrap().last4.as_str())
+            .collect::<Vec<_>>(),
+        ["5555", "4242"]
+    );
+    assert_eq!(default.unwrap().as_str(), pms[0]["id"].as_str().unwrap());
+
+    // Default changes to the second card, then the first is detached.
+    customer["invoice_settings"]["default_payment_method"] = pms[1]["id"].clone();
+    fake_put(&stripe.url, &customer).await;
+    ok(
+        rig.deliver(&event(&unique("evt_"), "customer.updated", &customer))
+            .await,
+        "processed",
+    );
+    let mut detached = pms[0].clone();
+    detached["customer"] = Value::Null;
+    fake_put(&stripe.url, &detached).await;
+    let mut evt = event(&unique("evt_"), "payment_method.detached", &detached);
+    evt["data"]["previous_attributes"] = json!({ "customer": customer_id });
+    ok(rig.deliver(&evt).await, "processed");
+    let (methods, default) = rig.store.payment_methods(&org).await.unwrap();
+    assert_eq!(methods.len(), 1);
+    assert_eq!(methods[0].id.as_str(), pms[1]["id"].as_str().unwrap());
+    assert_eq!(default.unwrap().as_str(), pms[1]["id"].as_str().unwrap());
+    assert!(
+        !rig.store
+            .event_processed(&EventId::parse("evt_never").unwrap())
+            .await
+            .unwrap()
+    );
+}
