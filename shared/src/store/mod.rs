@@ -2,6 +2,7 @@
 //! [`BillingStore`]; the rest of the crate never sees an `AttributeValue`.
 
 pub mod keys;
+mod leads;
 pub mod table;
 
 use std::collections::HashMap;

@@ -1,0 +1,1 @@
+//! JWT verification and the authorizer decision (filled in by the authorizer work).

@@ -1,0 +1,1 @@
+//! The route table (filled in by the authorizer work).
