@@ -54,7 +54,12 @@ pub async fn secret(
         .send()
         .await
         // The SDK error names the parameter, never its value.
-        .map_err(|e| ConfigError::Invalid(parameter_var, aws_sdk_ssm::error::DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| {
+            ConfigError::Invalid(
+                parameter_var,
+                aws_sdk_ssm::error::DisplayErrorContext(e).to_string(),
+            )
+        })?;
     out.parameter
         .and_then(|p| p.value)
         .filter(|v| !v.trim().is_empty())

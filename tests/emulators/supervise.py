@@ -17,6 +17,11 @@ def main() -> int:
                 pass
         finally:
             child.terminate()
+            try:
+                child.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                # moto finishes in-flight requests on SIGTERM; a dead test needs none of them.
+                child.kill()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     code = child.wait()

@@ -95,16 +95,17 @@ fn start(program: PathBuf, args: &[String], port: u16) -> Emulator {
 }
 
 /// moto server (DynamoDB), shared by the tests of one binary; each test uses its own table.
+/// Served one request at a time (see emulators/moto_serial.py).
 pub fn moto() -> &'static Emulator {
     static MOTO: OnceLock<Emulator> = OnceLock::new();
     MOTO.get_or_init(|| {
         let port = free_port();
+        let script = workspace_root().join("tests/emulators/moto_serial.py");
         start(
-            venv_bin("moto_server"),
+            venv_bin("python"),
             &[
-                "-H".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
+                script.display().to_string(),
+                "--port".into(),
                 port.to_string(),
             ],
             port,

@@ -68,6 +68,18 @@ impl Rig {
         self.deliver_raw(&event.to_string()).await
     }
 
+    /// Drops the rig's table. moto copies every table on each transaction (to roll back), so
+    /// long tests keep moto fast by not leaving tables behind.
+    pub async fn drop_table(&self) {
+        let _ = self
+            .store
+            .client()
+            .delete_table()
+            .table_name(self.store.table())
+            .send()
+            .await;
+    }
+
     /// Every item in the table (to prove a refused delivery stored nothing).
     pub async fn item_count(&self) -> usize {
         let out = self

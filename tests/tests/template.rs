@@ -5,7 +5,8 @@ use pss_billing_tests::workspace_root;
 use serde_yaml::Value;
 
 fn template() -> Value {
-    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml");
+    let text =
+        std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml");
     serde_yaml::from_str(&text).expect("valid YAML")
 }
 
@@ -13,7 +14,12 @@ fn strings(list: &Value, a: &str, b: &str) -> Vec<(String, String)> {
     list.as_sequence()
         .expect("a list")
         .iter()
-        .map(|e| (e[a].as_str().unwrap().to_owned(), e[b].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e[a].as_str().unwrap().to_owned(),
+                e[b].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -24,15 +30,34 @@ fn table_in_template_matches_the_code() {
     assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
     let props = &table["Properties"];
     assert_eq!(props["BillingMode"].as_str(), Some(BILLING_MODE));
-    let attributes = strings(&props["AttributeDefinitions"], "AttributeName", "AttributeType");
+    let attributes = strings(
+        &props["AttributeDefinitions"],
+        "AttributeName",
+        "AttributeType",
+    );
     let keys = strings(&props["KeySchema"], "AttributeName", "KeyType");
-    let expected_attributes: Vec<_> = KEY_SCHEMA.iter().map(|(n, t, _)| (n.to_string(), t.to_string())).collect();
-    let expected_keys: Vec<_> = KEY_SCHEMA.iter().map(|(n, _, r)| (n.to_string(), r.to_string())).collect();
+    let expected_attributes: Vec<_> = KEY_SCHEMA
+        .iter()
+        .map(|(n, t, _)| (n.to_string(), t.to_string()))
+        .collect();
+    let expected_keys: Vec<_> = KEY_SCHEMA
+        .iter()
+        .map(|(n, _, r)| (n.to_string(), r.to_string()))
+        .collect();
     assert_eq!(attributes, expected_attributes);
     assert_eq!(keys, expected_keys);
-    assert_eq!(props["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(TTL_ATTRIBUTE));
-    assert_eq!(props["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
-    assert_eq!(props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    assert_eq!(
+        props["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(TTL_ATTRIBUTE)
+    );
+    assert_eq!(
+        props["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
 }
 
 #[test]
@@ -43,8 +68,14 @@ fn every_function_crate_has_a_template_resource_and_sample_events() {
         .values()
         .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|r| {
-            assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
-            r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned()
+            assert_eq!(
+                r["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda")
+            );
+            r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         })
         .collect();
     let mut crates: Vec<String> = std::fs::read_dir(workspace_root().join("functions"))

@@ -17,7 +17,10 @@ async fn main() -> Result<(), Error> {
     let webhook = WebhookConfig::from_env(stripe.livemode(), &aws).await?;
     let grace_days = config::parse_or("PAST_DUE_GRACE_DAYS", GracePolicy::DEFAULT_DAYS)?;
     let store = BillingStore::from_env(&aws)?;
-    let handler = WebhookHandler::new(Syncer::new(store, stripe, GracePolicy::days(grace_days)), webhook);
+    let handler = WebhookHandler::new(
+        Syncer::new(store, stripe, GracePolicy::days(grace_days)),
+        webhook,
+    );
     let handler = &handler;
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(handler.handle(request).await)

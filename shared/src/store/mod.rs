@@ -377,36 +377,46 @@ impl BillingStore {
         self.transact(vec![put], Some(0), Applied::Written).await
     }
 
-    /// Runs a transaction. When the event marker (at `marker_index`) fails its condition the
-    /// event was already processed: `Duplicate`. Other condition failures return `None` so the
-    /// caller can re-read and decide again.
+    /// Runs a transaction, retrying it when DynamoDB reports a conflict with another
+    /// transaction in flight. `Some(Duplicate)` when the event marker (at `marker_index`)
+    /// already existed; `None` when another condition failed, so the caller can re-read and
+    /// decide again (or know its read was stale).
     async fn transact_or_conflict(
         &self,
         actions: Vec<TransactWriteItem>,
         marker_index: Option<usize>,
     ) -> Result<Option<Applied>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Some(Applied::Written)),
-            Err(err) => match cancellation_codes(&err) {
-                Some(codes) if marker_index.is_some_and(|i| failed_condition(&codes, i)) => {
-                    Ok(Some(Applied::Duplicate))
-                }
-                Some(codes)
-                    if codes
-                        .iter()
-                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
-                {
-                    Ok(None)
-                }
-                _ => Err(StoreError::unavailable(err)),
-            },
+        for attempt in 0..MAX_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Some(Applied::Written)),
+                Err(err) => err,
+            };
+            let Some(codes) = cancellation_codes(&err) else {
+                return Err(StoreError::unavailable(err));
+            };
+            if marker_index.is_some_and(|i| failed_condition(&codes, i)) {
+                return Ok(Some(Applied::Duplicate));
+            }
+            if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Ok(None);
+            }
+            if !codes.iter().any(|c| c == "TransactionConflict") {
+                return Err(StoreError::unavailable(err));
+            }
+            // Another transaction held one of our items: nothing was decided, try again.
+            let jitter = (FetchTime::now().micros() % 7) as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(
+                5 * (attempt as u64 + 1) + jitter,
+            ))
+            .await;
         }
+        Err(StoreError::Contention)
     }
 
     async fn transact(

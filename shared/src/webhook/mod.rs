@@ -33,8 +33,16 @@ pub struct WebhookConfig {
 impl WebhookConfig {
     /// `STRIPE_WEBHOOK_SECRETS` (comma-separated, at most two; or the SSM parameter named by
     /// `STRIPE_WEBHOOK_SECRETS_PARAMETER`) and `STRIPE_WEBHOOK_TOLERANCE_SECONDS`.
-    pub async fn from_env(livemode: bool, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let raw = config::secret("STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS_PARAMETER", aws).await?;
+    pub async fn from_env(
+        livemode: bool,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, ConfigError> {
+        let raw = config::secret(
+            "STRIPE_WEBHOOK_SECRETS",
+            "STRIPE_WEBHOOK_SECRETS_PARAMETER",
+            aws,
+        )
+        .await?;
         let secrets: Vec<WebhookSecret> = raw
             .split(',')
             .map(str::trim)

@@ -1,0 +1,162 @@
+//! Failures answer 5xx so Stripe retries, store nothing half-done, and the redelivery after
+//! recovery applies the event exactly once. (Its own test binary: it injects failures into the
+//! fake Stripe, which other tests must not see.)
+
+use billing::domain::CustomerId;
+use billing::store::BillingStore;
+use billing::store::table::create_table;
+use pss_billing_tests::http::{blocking, post_json};
+use pss_billing_tests::rig::{self, Rig, event, fake_put};
+use pss_billing_tests::{build, dynamo_client, fake_stripe, free_port, moto, unique};
+use serde_json::json;
+
+async fn inject_stripe_failures(status: u16, count: u32) {
+    let url = format!("{}/_test/fail", fake_stripe().url);
+    let reply =
+        blocking(move || post_json(&url, &json!({ "status": status, "count": count }))).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn dynamodb_unreachable_answers_503_and_recovers_exactly_once() {
+    let stripe = fake_stripe();
+    // A table that does not exist yet: every DynamoDB call fails until it is created.
+    let client = dynamo_client(&moto().url);
+    let table = unique("late-table-");
+    let rig = Rig::with_store(BillingStore::new(client.clone(), &table), &stripe.url);
+    let customer = unique("cus_");
+    let sub = rig::subscription_object(
+        &unique("sub_"),
+        &customer,
+        "active",
+        &[("leadgen_monthly", 1)],
+    );
+    fake_put(&stripe.url, &sub).await;
+    let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
+    let (status, body) = rig.deliver(&evt).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    create_table(&client, &table).await.unwrap();
+    let org = build::org("org");
+    rig.store
+        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
+        .await
+        .unwrap();
+    let (status, body) = rig.deliver(&evt).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("processed")),
+        "{body}"
+    );
+    let (status, body) = rig.deliver(&evt).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{body}"
+    );
+    let ents = rig.store.entitlements(&org, true).await.unwrap().unwrap();
+    assert_eq!(ents.version, 1, "applied exactly once");
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+}
+
+#[tokio::test]
+async fn dynamodb_endpoint_down_answers_503() {
+    let stripe = fake_stripe();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let rig = Rig::with_store(
+        BillingStore::new(dynamo_client(&dead), "billing"),
+        &stripe.url,
+    );
+    let sub = rig::subscription_object(
+        &unique("sub_"),
+        &unique("cus_"),
+        "active",
+        &[("leadgen_monthly", 1)],
+    );
+    let (status, body) = rig
+        .deliver(&event(
+            &unique("evt_"),
+            "customer.subscription.updated",
+            &sub,
+        ))
+        .await;
+    assert_eq!(status, 503, "{body}");
+}
+
+#[tokio::test]
+async fn stripe_failing_during_refetch_answers_503_then_applies_once() {
+    let stripe = fake_stripe();
+    let rig = Rig::new(&stripe.url).await;
+    let customer = unique("cus_");
+    let org = build::org("org");
+    rig.store
+        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
+        .await
+        .unwrap();
+    let sub = rig::subscription_object(
+        &unique("sub_"),
+        &customer,
+        "active",
+        &[("email_automation_monthly", 2)],
+    );
+    fake_put(&stripe.url, &sub).await;
+    let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
+
+    // Both attempts of the Stripe client fail (5xx): nothing is stored, Stripe must retry.
+    inject_stripe_failures(503, 2).await;
+    let (status, body) = rig.deliver(&evt).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(rig.store.subscriptions(&org).await.unwrap().is_empty());
+    assert!(rig.store.entitlements(&org, true).await.unwrap().is_none());
+
+    // One transient failure is absorbed by the client's retry.
+    inject_stripe_failures(500, 1).await;
+    let (status, body) = rig.deliver(&evt).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("processed")),
+        "{body}"
+    );
+    let (status, body) = rig.deliver(&evt).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{body}"
+    );
+    assert_eq!(
+        rig.store
+            .entitlements(&org, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+}
+
+#[tokio::test]
+async fn stripe_unreachable_answers_503() {
+    let rig = Rig::new(&format!("http://127.0.0.1:{}", free_port())).await;
+    let customer = unique("cus_");
+    let org = build::org("org");
+    rig.store
+        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
+        .await
+        .unwrap();
+    let sub = rig::subscription_object(
+        &unique("sub_"),
+        &customer,
+        "active",
+        &[("leadgen_monthly", 1)],
+    );
+    let (status, body) = rig
+        .deliver(&event(
+            &unique("evt_"),
+            "customer.subscription.created",
+            &sub,
+        ))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(rig.store.subscriptions(&org).await.unwrap().is_empty());
+}
