@@ -112,7 +112,84 @@ EVENTS = [
 ]
 
 
+def rest_event(method, resource, body=None, query=None, role="Owner", org=ORG, authorized=True):
+    """An API Gateway REST proxy event as it reaches a function behind the authorizer."""
+    authorizer = {"principalId": "user_sample", "orgId": org, "userId": "user_sample", "role": role,
+                  "entitlements": "BasicCRM,LeadGeneration", "integrationLatency": 3} if authorized else None
+    return {
+        "resource": resource,
+        "path": resource,
+        "httpMethod": method,
+        "headers": {"Accept": "application/json", "Content-Type": "application/json",
+                    "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+                    "Origin": "https://app.example.test"},
+        "multiValueHeaders": {},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "resourceId": "res123", "stage": "prod",
+            "requestId": "9b6a6c4e-sample", "httpMethod": method, "path": f"/prod{resource}",
+            "resourcePath": resource, "protocol": "HTTP/1.1", "requestTimeEpoch": SIGNED_AT * 1000,
+            "identity": {"sourceIp": "203.0.113.10", "userAgent": "Mozilla/5.0"},
+            **({"authorizer": authorizer} if authorizer else {}),
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+API_EVENTS = {
+    "billing-services": [
+        ("200-anonymous", rest_event("GET", "/api/billing/services", authorized=False)),
+        ("200-known-caller", rest_event("GET", "/api/billing/services")),
+        ("200-openapi", rest_event("GET", "/api/billing/openapi.json", authorized=False)),
+    ],
+    "billing-subscription": [
+        ("200-subscription", rest_event("GET", "/api/billing/subscription", role="Member")),
+        ("401-no-authorizer-context", rest_event("GET", "/api/billing/subscription", authorized=False)),
+    ],
+    "billing-invoices": [
+        ("200-first-page", rest_event("GET", "/api/billing/invoices", query={"limit": "20"})),
+        ("400-bad-limit", rest_event("GET", "/api/billing/invoices", query={"limit": "1000"})),
+    ],
+    "billing-payment-methods": [
+        ("200-payment-methods", rest_event("GET", "/api/billing/payment-methods")),
+    ],
+    "billing-checkout": [
+        ("200-checkout", rest_event("POST", "/api/billing/checkout", {
+            "services": ["LeadGeneration", "EmailAutomation"], "interval": "month",
+            "successUrl": "https://app.example.test/billing/success", "cancelUrl": "https://app.example.test/billing"})),
+        ("403-member", rest_event("POST", "/api/billing/checkout", {
+            "services": ["LeadGeneration"], "interval": "month",
+            "successUrl": "https://app.example.test/billing/success", "cancelUrl": "https://app.example.test/billing"},
+            role="Member")),
+        ("422-unknown-service", rest_event("POST", "/api/billing/checkout", {
+            "services": ["Teleport"], "interval": "month",
+            "successUrl": "https://app.example.test/billing/success", "cancelUrl": "https://app.example.test/billing"})),
+        ("422-open-redirect", rest_event("POST", "/api/billing/checkout", {
+            "services": ["SocialInbox"], "interval": "year",
+            "successUrl": "https://evil.example/phish", "cancelUrl": "https://app.example.test/billing"})),
+    ],
+    "billing-portal": [
+        ("200-portal", rest_event("POST", "/api/billing/portal", {"returnUrl": "https://app.example.test/settings/billing"})),
+        ("409-no-billing-account", rest_event("POST", "/api/billing/portal", {"returnUrl": "https://app.example.test/settings"}, org="org_without_customer")),
+    ],
+    "billing-sync": [
+        ("200-sync-after-checkout", rest_event("POST", "/api/billing/sync", query={"session_id": CS}, role="Member")),
+    ],
+}
+
+
 def main():
+    for function, events in API_EVENTS.items():
+        folder = os.path.join(ROOT, "events", function)
+        os.makedirs(folder, exist_ok=True)
+        for name, event in events:
+            with open(os.path.join(folder, f"{name}.json"), "w") as f:
+                json.dump(event, f, indent=2)
+                f.write("\n")
     objs = objects()
     os.makedirs(OUT, exist_ok=True)
     template = load("event")

@@ -54,6 +54,14 @@ impl ApiError {
         )
     }
 
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "stripe_error", message)
+    }
+
     pub fn into_response(self) -> Response<Body> {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -90,6 +98,37 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     response
 }
 
+/// Adds `Access-Control-Allow-Origin` when the request's `Origin` is one of the frontend
+/// origins (`FRONTEND_ORIGINS`, read once per container). With a REST proxy integration the
+/// function, not API Gateway, must answer CORS on real (non-preflight) requests.
+pub fn with_cors(request: &lambda_http::Request, mut response: Response<Body>) -> Response<Body> {
+    static ALLOWED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let allowed = ALLOWED.get_or_init(|| {
+        crate::config::optional("FRONTEND_ORIGINS")
+            .map(|csv| {
+                csv.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let origin = request
+        .headers()
+        .get("origin")
+        .and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin.filter(|o| allowed.iter().any(|a| a == o))
+        && let Ok(value) = lambda_http::http::HeaderValue::from_str(origin)
+    {
+        let headers = response.headers_mut();
+        headers.insert("access-control-allow-origin", value);
+        headers.insert(
+            "vary",
+            lambda_http::http::HeaderValue::from_static("Origin"),
+        );
+    }
+    response
+}
+
 /// The request body as bytes, whatever form API Gateway or a Function URL delivered it in
 /// (lambda_http has already base64-decoded `isBase64Encoded` bodies).
 pub fn body_bytes(body: &Body) -> &[u8] {
@@ -98,5 +137,56 @@ pub fn body_bytes(body: &Body) -> &[u8] {
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
         _ => &[],
+    }
+}
+
+// The one place where store, Stripe and sync failures become HTTP answers. Messages are
+// written for the client; internal details go to the log only.
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::InvalidCursor => ApiError::bad_request("cursor is not valid."),
+            StoreError::Conflict(what) => ApiError::conflict("conflict", what),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::unavailable("Billing data is temporarily unavailable; retry shortly.")
+            }
+        }
+    }
+}
+
+impl From<crate::stripe::StripeApiError> for ApiError {
+    fn from(err: crate::stripe::StripeApiError) -> Self {
+        use crate::stripe::StripeApiError;
+        tracing::error!(error = %err, "Stripe call failed");
+        match err {
+            StripeApiError::Unavailable(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "stripe_unavailable",
+                "Stripe could not be reached; retry shortly.",
+            ),
+            StripeApiError::NotFound
+            | StripeApiError::Rejected { .. }
+            | StripeApiError::Malformed(_) => ApiError::bad_gateway("Stripe refused the request."),
+        }
+    }
+}
+
+impl From<crate::sync::SyncError> for ApiError {
+    fn from(err: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError;
+        match err {
+            SyncError::Stripe(e) => e.into(),
+            SyncError::Store(e) => e.into(),
+            other => {
+                tracing::warn!(error = %other, "sync could not attribute an object");
+                ApiError::conflict(
+                    "sync_conflict",
+                    "Billing data could not be matched to this organization.",
+                )
+            }
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! pss-billing: the billing domain, the DynamoDB store, the Stripe sync and the HTTP handlers
 //! shared by every Lambda function. Binaries under `functions/` only wire these to the runtime.
 
+pub mod api;
 pub mod auth;
+pub mod catalog_sync;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod openapi;
 pub mod routes;
 pub mod store;
 pub mod stripe;

@@ -3,6 +3,9 @@ sessions, current-shape objects). It answers with Stripe's official example obje
 (tests/fixtures/stripe/*.latest.json) overlaid with the fields a request sets, and records every
 request (form parameters, idempotency key, API version) so tests can assert the exact call.
 
+With --upstream URL (the local stack) it owns only what localstripe lacks (Checkout and
+billing-portal sessions, prices, products) and forwards every other call to that URL.
+
 Control endpoints (tests only):
   POST   /_test/objects          JSON object with "id": store or replace it
   DELETE /_test/objects/<id>     forget one object
@@ -27,6 +30,8 @@ REQUESTS: list = []
 IDEMPOTENT: dict = {}
 FAIL = {"status": 0, "count": 0}
 COUNTER = itertools.count(1)
+UPSTREAM = {"url": None}
+OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/products")
 
 
 def fixture(name: str) -> dict:
@@ -192,6 +197,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.body()
         if url.path.startswith("/_test/"):
             return self.control(method, url.path, raw)
+        if UPSTREAM["url"] and not url.path.startswith(OWNED_PREFIXES):
+            return self.forward(method, raw)
         form = dict(parse_qsl(raw.decode())) if raw else {}
         query = dict(parse_qsl(url.query))
         key = self.headers.get("Idempotency-Key")
@@ -215,6 +222,23 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and key:
                 IDEMPOTENT[(url.path, key)] = (result[0], copy.deepcopy(result[1]))
             self.reply(*result)
+
+    def forward(self, method: str, raw: bytes) -> None:
+        import urllib.error
+        import urllib.request
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() in ("authorization", "content-type", "idempotency-key", "stripe-version")}
+        request = urllib.request.Request(UPSTREAM["url"] + self.path, data=raw or None, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                status, body = reply.status, reply.read()
+        except urllib.error.HTTPError as err:
+            status, body = err.code, err.read()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def control(self, method: str, path: str, raw: bytes) -> None:
         with LOCK:
@@ -249,7 +273,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--upstream", help="forward what this server does not own to this Stripe")
     args = parser.parse_args()
+    UPSTREAM["url"] = args.upstream.rstrip("/") if args.upstream else None
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.serve_forever()

@@ -1,1 +1,256 @@
-//! JWT verification and the authorizer decision (filled in by the authorizer work).
+//! The paywall in front of API Gateway: verify the bearer JWT, find the route in
+//! [`crate::routes::ROUTES`], check role and module, and answer with an IAM policy for exactly
+//! the requested method ARN.
+//!
+//! Pure parts ([`decision`], the claim mapping in [`jwt`], the route table) carry the logic;
+//! [`Authorizer`] only adds the token keys, one DynamoDB GetItem and the cache.
+//!
+//! Cost of one check: at most one strongly consistent GetItem of the org's `ENTITLEMENTS` item
+//! when the org is not cached; none when it is (TTL `ENTITLEMENTS_CACHE_SECONDS`, default 30 s);
+//! none on public routes. The read is strongly consistent because the webhook answers Stripe
+//! 200 only after its write, and a check made right after that (the user returning from
+//! Checkout) must see the new rights; an eventually consistent read could still return the
+//! previous item for a short while. It costs one read unit instead of half of one.
+
+pub mod cache;
+pub mod context;
+pub mod decision;
+pub mod jwks;
+pub mod jwt;
+pub mod leads;
+
+use std::time::{Duration, Instant};
+
+pub use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+pub use cache::EntitlementsCache;
+pub use context::AuthContext;
+pub use decision::{
+    AUTHORIZER_FAILURE_BODY, AuthorizerResponse, Decision, Denial, UNAUTHORIZED_BODY,
+    subscription_required_body,
+};
+pub use jwt::{ClaimNames, JwtAlgorithm, JwtSettings, KeyMaterial, TokenError, TokenVerifier};
+pub use leads::LeadsHandler;
+
+use crate::config::{self, ConfigError};
+use crate::domain::{EntitlementSet, OrgId, Timestamp, UserId};
+use crate::routes::{self, Access, Role};
+use crate::store::{BillingStore, StoreError};
+
+/// Who is calling, from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub org: OrgId,
+    pub user: UserId,
+    pub role: Role,
+}
+
+/// Why the authorizer produced no policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No valid token on a route that needs one. The Lambda must fail with exactly the message
+    /// `Unauthorized`: that is how API Gateway is told to answer 401.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// The authorizer could not decide (DynamoDB or the JWKS unreachable, a malformed event).
+    /// It fails closed: the Lambda errors and API Gateway answers 500, never Allow.
+    #[error("authorizer failure: {0}")]
+    Failed(String),
+}
+
+pub const DEFAULT_CACHE_SECONDS: u64 = 30;
+/// The cache TTL is part of the worst-case delay between a cancellation and the loss of access;
+/// more than a few minutes would make that delay meaningless.
+pub const MAX_CACHE_SECONDS: u64 = 300;
+
+/// The authorizer's configuration.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub jwt: JwtSettings,
+    pub cache_ttl: Duration,
+    pub cache_max_orgs: usize,
+}
+
+impl AuthConfig {
+    /// Values given directly (tests, the local stack), with the default cache.
+    pub fn new(jwt: JwtSettings) -> Self {
+        Self {
+            jwt,
+            cache_ttl: Duration::from_secs(DEFAULT_CACHE_SECONDS),
+            cache_max_orgs: cache::DEFAULT_MAX_ORGS,
+        }
+    }
+
+    /// From the Lambda environment: the `JWT_*` variables (see [`JwtSettings::from_env`]) and
+    /// `ENTITLEMENTS_CACHE_SECONDS` (default 30, 0 disables the cache, at most 300).
+    pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let jwt = JwtSettings::from_env(aws).await?;
+        let seconds = config::parse_or("ENTITLEMENTS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)?;
+        if seconds > MAX_CACHE_SECONDS {
+            return Err(ConfigError::Invalid(
+                "ENTITLEMENTS_CACHE_SECONDS",
+                format!("at most {MAX_CACHE_SECONDS}"),
+            ));
+        }
+        Ok(Self {
+            cache_ttl: Duration::from_secs(seconds),
+            ..Self::new(jwt)
+        })
+    }
+}
+
+/// The authorizer: token verification, the entitlements read and its cache. Build once per
+/// container; every field is safe to share between concurrent checks.
+pub struct Authorizer {
+    verifier: TokenVerifier,
+    store: BillingStore,
+    cache: EntitlementsCache,
+}
+
+impl Authorizer {
+    pub fn new(config: AuthConfig, store: BillingStore) -> Result<Self, ConfigError> {
+        Ok(Self {
+            verifier: TokenVerifier::new(config.jwt)?,
+            store,
+            cache: EntitlementsCache::new(config.cache_ttl, config.cache_max_orgs),
+        })
+    }
+
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+
+    pub fn cache(&self) -> &EntitlementsCache {
+        &self.cache
+    }
+
+    /// The REQUEST authorizer entry point: the decision rendered as API Gateway expects it.
+    pub async fn authorize(
+        &self,
+        event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Result<AuthorizerResponse, AuthError> {
+        // Checked first: without the ARN no policy can be written, so no work is worth doing.
+        let method_arn = event
+            .method_arn
+            .as_deref()
+            .filter(|arn| !arn.is_empty())
+            .ok_or_else(|| AuthError::Failed("event has no methodArn".to_owned()))?;
+        let method = event
+            .http_method
+            .as_ref()
+            .or(event.request_context.http_method.as_ref())
+            .map(|m| m.as_str())
+            .unwrap_or("");
+        let resource = event
+            .resource
+            .as_deref()
+            .or(event.request_context.resource_path.as_deref())
+            .unwrap_or("");
+        let authorization = event
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let decision = self.decide(method, resource, authorization).await?;
+        Ok(decision::response(method_arn, &decision))
+    }
+
+    /// The decision for a method, an API Gateway resource template and an `Authorization`
+    /// header value. The local gateway calls this directly and renders the same bodies.
+    pub async fn decide(
+        &self,
+        method: &str,
+        resource: &str,
+        authorization: Option<&str>,
+    ) -> Result<Decision, AuthError> {
+        let Some(route) = routes::find(method, resource) else {
+            tracing::warn!(method, resource, outcome = "deny", reason = "unknown route");
+            return Ok(Decision::Deny {
+                caller: None,
+                denial: Denial::UnknownRoute,
+            });
+        };
+        let token = authorization.and_then(jwt::bearer);
+        if route.is_public() {
+            // A public route stays open with a missing, stale or unverifiable token; a valid
+            // one only adds the caller to the context. No DynamoDB read either way.
+            let caller = match token {
+                Some(token) => self.verifier.verify(token).await.ok(),
+                None => None,
+            };
+            return Ok(Decision::Allow {
+                caller,
+                entitlements: None,
+            });
+        }
+        let Some(token) = token else {
+            tracing::info!(
+                route = route.path,
+                outcome = "unauthorized",
+                reason = "no bearer token"
+            );
+            return Err(AuthError::Unauthorized);
+        };
+        let caller = match self.verifier.verify(token).await {
+            Ok(caller) => caller,
+            Err(e) if e.is_unavailable() => {
+                tracing::error!(route = route.path, error = %e, "cannot verify tokens");
+                return Err(AuthError::Failed(e.to_string()));
+            }
+            Err(e) => {
+                // The reason is a fixed phrase ("expired", "bad signature"), never token content.
+                tracing::info!(route = route.path, outcome = "unauthorized", reason = %e);
+                return Err(AuthError::Unauthorized);
+            }
+        };
+        if let Err(denial) = decision::check_role(route, &caller) {
+            tracing::info!(route = route.path, org = %caller.org, outcome = "deny", reason = denial.code());
+            return Ok(Decision::Deny {
+                caller: Some(caller),
+                denial,
+            });
+        }
+        let entitlements = self.entitlements(&caller.org).await.map_err(|e| {
+            tracing::error!(route = route.path, org = %caller.org, error = %e, "entitlements read failed; refusing");
+            AuthError::Failed(e.to_string())
+        })?;
+        let decision = match decision::evaluate(route, &caller, &entitlements, Timestamp::now()) {
+            Ok(unlocked) => Decision::Allow {
+                caller: Some(caller),
+                entitlements: Some(unlocked),
+            },
+            Err(denial) => Decision::Deny {
+                caller: Some(caller),
+                denial,
+            },
+        };
+        if let Some(caller) = decision.caller() {
+            let module = match route.access {
+                Access::Authenticated { module, .. } => module.as_str(),
+                Access::Public => "",
+            };
+            tracing::info!(
+                route = route.path,
+                org = %caller.org,
+                module,
+                outcome = if decision.is_allow() { "allow" } else { "deny" }
+            );
+        }
+        Ok(decision)
+    }
+
+    /// The org's grant set: from the cache, or one strongly consistent GetItem (see the module
+    /// docs for why consistent). An org without an item has only BasicCRM.
+    pub async fn entitlements(&self, org: &OrgId) -> Result<EntitlementSet, StoreError> {
+        if let Some(set) = self.cache.get(org, Instant::now()) {
+            return Ok(set);
+        }
+        let sent = Instant::now();
+        let set = self
+            .store
+            .entitlements(org, true)
+            .await?
+            .map(|stored| stored.set)
+            .unwrap_or_default();
+        self.cache.insert(org.clone(), set.clone(), sent);
+        Ok(set)
+    }
+}

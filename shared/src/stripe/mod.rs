@@ -211,4 +211,32 @@ impl StripeApi {
     ) -> Result<StripeCheckoutSession, StripeApiError> {
         self.get(&format!("/checkout/sessions/{id}"), &[]).await
     }
+
+    /// Active prices carrying any of these lookup keys.
+    pub async fn prices_by_lookup_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<StripePrice>, StripeApiError> {
+        let mut query: Form = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (format!("lookup_keys[{i}]"), (*k).to_owned()))
+            .collect();
+        query.insert("active".into(), "true".into());
+        query.insert("limit".into(), "100".into());
+        let request = RequestBuilder::new(StripeMethod::Get, "/prices").query(&query);
+        let list: List<StripePrice> = self.send(request, None).await?;
+        Ok(list.data)
+    }
+
+    pub async fn product(&self, id: &str) -> Result<Option<StripeProduct>, StripeApiError> {
+        match self.get(&format!("/products/{id}"), &[]).await {
+            Ok(p) => Ok(Some(p)),
+            Err(StripeApiError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
+
+/// Form parameters in Stripe's bracket notation (`line_items[0][price]`), in a stable order.
+pub type Form = std::collections::BTreeMap<String, String>;

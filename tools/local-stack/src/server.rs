@@ -1,6 +1,6 @@
 //! Serves a handler that takes and returns `lambda_http` requests over real HTTP on a loopback
-//! port, the way a Function URL invokes the webhook Lambda. Used to receive localstripe's
-//! webhooks in tests.
+//! port, the way a Function URL or API Gateway invokes a Lambda: the local gateway and the
+//! webhook receiver of the tests.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,10 +18,17 @@ where
     H: Fn(Request) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    serve_on(0, handler).await.expect("bind a loopback port")
+}
+
+/// Serves on `127.0.0.1:port` (0: any free port); returns the base URL.
+pub async fn serve_on<H, F>(port: u16, handler: H) -> std::io::Result<String>
+where
+    H: Fn(Request) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
     let handler = Arc::new(handler);
     tokio::spawn(async move {
         loop {
@@ -52,5 +59,5 @@ where
             });
         }
     });
-    format!("http://{addr}")
+    Ok(format!("http://{addr}"))
 }

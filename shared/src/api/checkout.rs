@@ -1,0 +1,273 @@
+//! Validation of checkout and portal requests (pure) and the Stripe form they turn into.
+
+use serde::Deserialize;
+
+use crate::domain::{BillingInterval, Catalog, OrgId, ServiceModule};
+use crate::http::ApiError;
+use crate::stripe::Form;
+use lambda_http::http::StatusCode;
+
+/// Origins (`scheme://host[:port]`) the frontend is served from. Redirect URLs outside them are
+/// refused, so our Checkout can never be used as an open redirect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginAllowlist(Vec<String>);
+
+impl OriginAllowlist {
+    /// Comma-separated origins; a trailing slash is ignored.
+    pub fn parse(csv: &str) -> Self {
+        Self(
+            csv.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| o.starts_with("https://") || o.starts_with("http://"))
+                .collect(),
+        )
+    }
+
+    pub fn allows(&self, url: &str) -> bool {
+        if url.len() > 2048
+            || url
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
+            return false;
+        }
+        let lower = url.to_ascii_lowercase();
+        self.0.iter().any(|origin| {
+            lower.strip_prefix(origin.as_str()).is_some_and(|rest| {
+                // The origin must end exactly here: `https://app.example.com.evil.test` and
+                // `https://app.example.com@evil.test` are other hosts.
+                rest.is_empty()
+                    || rest.starts_with('/')
+                    || rest.starts_with('?')
+                    || rest.starts_with('#')
+            })
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutBody {
+    pub services: Vec<String>,
+    pub interval: String,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// A validated checkout request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    pub modules: Vec<ServiceModule>,
+    pub interval: BillingInterval,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+fn valid_services(catalog: &Catalog) -> String {
+    catalog
+        .paid_entries()
+        .map(|e| e.module.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses and validates a checkout body. Any field naming an organization is ignored: the org
+/// always comes from the verified token.
+pub fn parse_checkout(
+    body: &[u8],
+    catalog: &Catalog,
+    origins: &OriginAllowlist,
+) -> Result<CheckoutRequest, ApiError> {
+    let body: CheckoutBody = serde_json::from_slice(body).map_err(|_| {
+        ApiError::bad_request(
+            "Body must be JSON: {\"services\":[...],\"interval\":\"month\"|\"year\",\"successUrl\":\"...\",\"cancelUrl\":\"...\"}.",
+        )
+    })?;
+    if body.services.is_empty() || body.services.len() > 20 {
+        return Err(unprocessable(
+            "invalid_services",
+            format!(
+                "Choose at least one service. Valid services: {}.",
+                valid_services(catalog)
+            ),
+        ));
+    }
+    let mut modules = Vec::new();
+    let mut invalid = Vec::new();
+    for name in &body.services {
+        match name.parse::<ServiceModule>() {
+            Ok(m) if !m.is_free() => {
+                if !modules.contains(&m) {
+                    modules.push(m);
+                }
+            }
+            _ => invalid.push(name.chars().take(64).collect::<String>()),
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(unprocessable(
+            "invalid_services",
+            format!(
+                "Unknown or free service(s): {}. Valid services: {}.",
+                invalid.join(", "),
+                valid_services(catalog)
+            ),
+        ));
+    }
+    let interval = body.interval.parse::<BillingInterval>().map_err(|_| {
+        unprocessable(
+            "invalid_interval",
+            "interval must be \"month\" or \"year\".",
+        )
+    })?;
+    for (field, url) in [
+        ("successUrl", &body.success_url),
+        ("cancelUrl", &body.cancel_url),
+    ] {
+        if !origins.allows(url) {
+            return Err(unprocessable(
+                "invalid_redirect_url",
+                format!("{field} must be under an allowed frontend origin."),
+            ));
+        }
+    }
+    Ok(CheckoutRequest {
+        modules,
+        interval,
+        success_url: body.success_url,
+        cancel_url: body.cancel_url,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PortalBody {
+    return_url: String,
+}
+
+pub fn parse_portal(body: &[u8], origins: &OriginAllowlist) -> Result<String, ApiError> {
+    let body: PortalBody = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("Body must be JSON: {\"returnUrl\":\"...\"}."))?;
+    if !origins.allows(&body.return_url) {
+        return Err(unprocessable(
+            "invalid_redirect_url",
+            "returnUrl must be under an allowed frontend origin.",
+        ));
+    }
+    Ok(body.return_url)
+}
+
+/// Stripe replaces this placeholder with the session id when redirecting after payment; the
+/// frontend hands it to `POST /api/billing/sync`.
+pub const SESSION_PLACEHOLDER: &str = "session_id={CHECKOUT_SESSION_ID}";
+
+pub fn success_url_with_session(url: &str) -> String {
+    let (base, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(b, f)| (b, Some(f)));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    match fragment {
+        Some(f) => format!("{base}{sep}{SESSION_PLACEHOLDER}#{f}"),
+        None => format!("{base}{sep}{SESSION_PLACEHOLDER}"),
+    }
+}
+
+/// The Checkout Session form: subscription mode, one line item per module.
+pub fn checkout_form(
+    org: &OrgId,
+    customer: &str,
+    request: &CheckoutRequest,
+    price_ids: &[String],
+) -> Form {
+    let mut form = Form::new();
+    form.insert("mode".into(), "subscription".into());
+    form.insert("customer".into(), customer.to_owned());
+    form.insert("client_reference_id".into(), org.to_string());
+    form.insert("metadata[organization_id]".into(), org.to_string());
+    form.insert(
+        "subscription_data[metadata][organization_id]".into(),
+        org.to_string(),
+    );
+    form.insert(
+        "success_url".into(),
+        success_url_with_session(&request.success_url),
+    );
+    form.insert("cancel_url".into(), request.cancel_url.clone());
+    for (i, price) in price_ids.iter().enumerate() {
+        form.insert(format!("line_items[{i}][price]"), price.clone());
+        form.insert(format!("line_items[{i}][quantity]"), "1".into());
+    }
+    form
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origins() -> OriginAllowlist {
+        OriginAllowlist::parse("https://app.example.com, http://localhost:5173/")
+    }
+
+    #[test]
+    fn allowlist_refuses_look_alike_hosts() {
+        let o = origins();
+        assert!(o.allows("https://app.example.com/billing?x=1"));
+        assert!(o.allows("https://APP.example.com"));
+        assert!(o.allows("http://localhost:5173/done"));
+        for bad in [
+            "https://app.example.com.evil.test/",
+            "https://app.example.com@evil.test/",
+            "http://app.example.com/",
+            "https://evil.test/?r=https://app.example.com",
+            "javascript:alert(1)",
+            "https://app.example.com/\\evil",
+            "https://app.example.com/ x",
+            "http://localhost:5174/",
+        ] {
+            assert!(!o.allows(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checkout_body_rules() {
+        let c = Catalog::standard();
+        let ok = br#"{"services":["LeadGeneration","SocialInbox","LeadGeneration"],"interval":"year",
+            "successUrl":"https://app.example.com/ok","cancelUrl":"https://app.example.com/no","orgId":"other"}"#;
+        let req = parse_checkout(ok, &c, &origins()).unwrap();
+        assert_eq!(
+            req.modules,
+            vec![ServiceModule::LeadGeneration, ServiceModule::SocialInbox]
+        );
+        assert_eq!(req.interval, BillingInterval::Year);
+        let err = |body: &[u8]| parse_checkout(body, &c, &origins()).unwrap_err();
+        assert_eq!(err(b"nope").status, StatusCode::BAD_REQUEST);
+        let e = err(br#"{"services":["BasicCRM","Teleport"],"interval":"month","successUrl":"https://app.example.com","cancelUrl":"https://app.example.com"}"#);
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_services")
+        );
+        assert!(e.message.contains("BasicCRM, Teleport") && e.message.contains("LeadGeneration"));
+        let e = err(br#"{"services":[],"interval":"month","successUrl":"https://app.example.com","cancelUrl":"https://app.example.com"}"#);
+        assert_eq!(e.code, "invalid_services");
+        let e = err(br#"{"services":["SocialInbox"],"interval":"week","successUrl":"https://app.example.com","cancelUrl":"https://app.example.com"}"#);
+        assert_eq!(e.code, "invalid_interval");
+        let e = err(br#"{"services":["SocialInbox"],"interval":"month","successUrl":"https://evil.test","cancelUrl":"https://app.example.com"}"#);
+        assert_eq!(e.code, "invalid_redirect_url");
+    }
+
+    #[test]
+    fn success_url_gets_the_session_placeholder() {
+        assert_eq!(
+            success_url_with_session("https://a.test/x"),
+            "https://a.test/x?session_id={CHECKOUT_SESSION_ID}"
+        );
+        assert_eq!(
+            success_url_with_session("https://a.test/x?y=1#top"),
+            "https://a.test/x?y=1&session_id={CHECKOUT_SESSION_ID}#top"
+        );
+    }
+}

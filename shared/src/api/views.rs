@@ -1,0 +1,270 @@
+//! Response bodies of the billing API (camelCase JSON). Amounts are integer cents; times are
+//! Unix seconds (UTC), as Stripe gives them.
+
+use serde::Serialize;
+
+use crate::domain::{
+    BillingInterval, Catalog, Currency, EntitlementSet, Invoice, ModuleSet, PaymentMethod,
+    PaymentMethodId, ServiceModule, Subscription, SubscriptionStatus, Timestamp,
+};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceView {
+    pub interval: BillingInterval,
+    pub unit_amount: i64,
+    pub currency: Currency,
+    pub lookup_key: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceView {
+    pub id: ServiceModule,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub free: bool,
+    pub prices: Vec<PriceView>,
+    /// Present only when the caller is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlocked: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServicesView {
+    pub services: Vec<ServiceView>,
+}
+
+pub fn services(catalog: &Catalog, unlocked: Option<ModuleSet>) -> ServicesView {
+    ServicesView {
+        services: catalog
+            .entries()
+            .iter()
+            .map(|e| ServiceView {
+                id: e.module,
+                name: e.name,
+                description: e.description,
+                free: e.prices.is_none(),
+                prices: e
+                    .prices
+                    .iter()
+                    .flatten()
+                    .map(|p| PriceView {
+                        interval: p.interval,
+                        unit_amount: p.unit_amount,
+                        currency: p.currency,
+                        lookup_key: p.lookup_key,
+                    })
+                    .collect(),
+                unlocked: unlocked.map(|set| set.contains(e.module)),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemView {
+    pub module: Option<ServiceModule>,
+    pub interval: Option<BillingInterval>,
+    pub quantity: u64,
+    pub price_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    pub id: String,
+    pub status: SubscriptionStatus,
+    pub current_period_start: Option<Timestamp>,
+    pub current_period_end: Option<Timestamp>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<Timestamp>,
+    pub trial_end: Option<Timestamp>,
+    /// When a past_due subscription loses its modules.
+    pub grace_period_end: Option<Timestamp>,
+    pub items: Vec<ItemView>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntitlementView {
+    pub module: ServiceModule,
+    pub unlocked: bool,
+    /// Set when access ends at a known time (past_due grace).
+    pub until: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionOverview {
+    /// The org's overall status: the most favourable status among its subscriptions, or
+    /// `none` when it has never subscribed.
+    pub status: &'static str,
+    pub subscriptions: Vec<SubscriptionView>,
+    pub entitlements: Vec<EntitlementView>,
+}
+
+fn rank(status: SubscriptionStatus) -> u8 {
+    use SubscriptionStatus::*;
+    match status {
+        Active => 8,
+        Trialing => 7,
+        PastDue => 6,
+        Unpaid => 5,
+        Paused => 4,
+        Incomplete => 3,
+        Canceled => 2,
+        IncompleteExpired => 1,
+    }
+}
+
+pub fn overview(
+    subscriptions: &[Subscription],
+    entitlements: &EntitlementSet,
+    grace_seconds: i64,
+    now: Timestamp,
+) -> SubscriptionOverview {
+    let status = subscriptions
+        .iter()
+        .map(|s| s.status)
+        .max_by_key(|s| rank(*s))
+        .map_or("none", SubscriptionStatus::as_str);
+    let mut subs: Vec<&Subscription> = subscriptions.iter().collect();
+    subs.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+    SubscriptionOverview {
+        status,
+        subscriptions: subs
+            .into_iter()
+            .map(|s| SubscriptionView {
+                id: s.id.to_string(),
+                status: s.status,
+                current_period_start: s.current_period_start,
+                current_period_end: s.current_period_end,
+                cancel_at_period_end: s.cancel_at_period_end,
+                cancel_at: s.cancel_at,
+                trial_end: s.trial_end,
+                grace_period_end: (s.status == SubscriptionStatus::PastDue)
+                    .then(|| s.past_due_since.or(s.current_period_start))
+                    .flatten()
+                    .map(|t| t.plus_seconds(grace_seconds)),
+                items: s
+                    .items
+                    .iter()
+                    .map(|i| ItemView {
+                        module: i.module,
+                        interval: i.interval,
+                        quantity: i.quantity,
+                        price_id: i.price_id.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        entitlements: ServiceModule::ALL
+            .into_iter()
+            .map(|m| EntitlementView {
+                module: m,
+                unlocked: entitlements.unlocks(m, now),
+                until: entitlements
+                    .grants()
+                    .get(&m)
+                    .and_then(|g| g.until)
+                    .filter(|_| entitlements.unlocks(m, now)),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceView {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: Option<crate::domain::InvoiceStatus>,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub amount_remaining: i64,
+    pub currency: String,
+    pub created: Timestamp,
+    pub due_date: Option<Timestamp>,
+    pub paid_at: Option<Timestamp>,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+}
+
+impl From<Invoice> for InvoiceView {
+    fn from(i: Invoice) -> Self {
+        Self {
+            id: i.id.to_string(),
+            number: i.number,
+            status: i.status,
+            amount_due: i.amount_due,
+            amount_paid: i.amount_paid,
+            amount_remaining: i.amount_remaining,
+            currency: i.currency,
+            created: i.created,
+            due_date: i.due_date,
+            paid_at: i.paid_at,
+            hosted_invoice_url: i.hosted_invoice_url,
+            invoice_pdf: i.invoice_pdf,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoicePageView {
+    pub invoices: Vec<InvoiceView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentMethodView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<u32>,
+    pub exp_year: Option<u32>,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentMethodsView {
+    pub payment_methods: Vec<PaymentMethodView>,
+}
+
+pub fn payment_methods(
+    methods: Vec<PaymentMethod>,
+    default: Option<&PaymentMethodId>,
+) -> PaymentMethodsView {
+    PaymentMethodsView {
+        payment_methods: methods
+            .into_iter()
+            .map(|m| PaymentMethodView {
+                is_default: default == Some(&m.id),
+                id: m.id.to_string(),
+                kind: m.kind,
+                brand: m.card.as_ref().map(|c| c.brand.clone()),
+                last4: m.card.as_ref().map(|c| c.last4.clone()),
+                exp_month: m.card.as_ref().map(|c| c.exp_month),
+                exp_year: m.card.as_ref().map(|c| c.exp_year),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutView {
+    pub session_id: String,
+    pub url: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UrlView {
+    pub url: String,
+}

@@ -1,0 +1,143 @@
+//! Makes Stripe's products and prices match the catalog, idempotently.
+//!
+//! Prices are immutable in Stripe (and existing subscriptions keep theirs), so a changed amount
+//! becomes a *new* price that takes over the lookup key (`transfer_lookup_key`); the old price
+//! is archived so new checkouts cannot use it. Running it again changes nothing.
+
+use crate::domain::{CatalogEntry, CatalogPrice};
+use crate::stripe::{Form, StripeApi, StripeApiError, StripePrice, StripeProduct};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    ProductCreated(String),
+    ProductUpdated(String),
+    PriceCreated {
+        lookup_key: String,
+        price_id: String,
+    },
+    /// The lookup key moved from `from` to the new price `to`; `from` was archived.
+    PriceReplaced {
+        lookup_key: String,
+        from: String,
+        to: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub changes: Vec<Change>,
+    pub unchanged: usize,
+}
+
+/// The Stripe product id of a module: stable, so lookups need no search API.
+pub fn product_id(entry: &CatalogEntry) -> String {
+    format!("pss_{}", entry.module.as_str().to_ascii_lowercase())
+}
+
+fn matches(existing: &StripePrice, wanted: &CatalogPrice, product: &str) -> bool {
+    existing.unit_amount == Some(wanted.unit_amount)
+        && existing.currency.as_deref() == Some(wanted.currency.as_str())
+        && existing
+            .recurring
+            .as_ref()
+            .and_then(|r| r.interval.as_deref())
+            == Some(wanted.interval.as_str())
+        && existing.product.as_ref().map(|p| p.id()) == Some(product)
+}
+
+pub async fn sync_catalog(
+    stripe: &StripeApi,
+    entries: &[CatalogEntry],
+) -> Result<Report, StripeApiError> {
+    let mut report = Report::default();
+    for entry in entries {
+        let Some(prices) = entry.prices else { continue };
+        let product = product_id(entry);
+        match stripe.product(&product).await? {
+            None => {
+                let mut form = Form::new();
+                form.insert("id".into(), product.clone());
+                form.insert("name".into(), entry.name.to_owned());
+                form.insert("description".into(), entry.description.to_owned());
+                form.insert(
+                    "metadata[service_module]".into(),
+                    entry.module.as_str().to_owned(),
+                );
+                let _: StripeProduct = stripe
+                    .post("/products", &form, Some(&format!("pss-product-{product}")))
+                    .await?;
+                report.changes.push(Change::ProductCreated(product.clone()));
+            }
+            Some(existing)
+                if existing.name.as_deref() != Some(entry.name)
+                    || existing.active == Some(false) =>
+            {
+                let mut form = Form::new();
+                form.insert("name".into(), entry.name.to_owned());
+                form.insert("description".into(), entry.description.to_owned());
+                form.insert("active".into(), "true".into());
+                let _: StripeProduct = stripe
+                    .post(&format!("/products/{product}"), &form, None)
+                    .await?;
+                report.changes.push(Change::ProductUpdated(product.clone()));
+            }
+            Some(_) => report.unchanged += 1,
+        }
+        for wanted in prices {
+            let current = stripe.prices_by_lookup_keys(&[wanted.lookup_key]).await?;
+            let current = current
+                .into_iter()
+                .find(|p| p.lookup_key.as_deref() == Some(wanted.lookup_key));
+            if current
+                .as_ref()
+                .is_some_and(|p| matches(p, &wanted, &product))
+            {
+                report.unchanged += 1;
+                continue;
+            }
+            let mut form = Form::new();
+            form.insert("product".into(), product.clone());
+            form.insert("unit_amount".into(), wanted.unit_amount.to_string());
+            form.insert("currency".into(), wanted.currency.as_str().to_owned());
+            form.insert(
+                "recurring[interval]".into(),
+                wanted.interval.as_str().to_owned(),
+            );
+            form.insert("lookup_key".into(), wanted.lookup_key.to_owned());
+            form.insert(
+                "metadata[service_module]".into(),
+                entry.module.as_str().to_owned(),
+            );
+            if current.is_some() {
+                form.insert("transfer_lookup_key".into(), "true".into());
+            }
+            let key = format!(
+                "pss-price-{}-{}-{}-{}",
+                wanted.lookup_key,
+                wanted.unit_amount,
+                wanted.currency.as_str(),
+                wanted.interval.as_str()
+            );
+            let created: StripePrice = stripe.post("/prices", &form, Some(&key)).await?;
+            match current {
+                None => report.changes.push(Change::PriceCreated {
+                    lookup_key: wanted.lookup_key.to_owned(),
+                    price_id: created.id,
+                }),
+                Some(old) => {
+                    let mut archive = Form::new();
+                    archive.insert("active".into(), "false".into());
+                    let _: StripePrice = stripe
+                        .post(&format!("/prices/{}", old.id), &archive, None)
+                        .await?;
+                    report.changes.push(Change::PriceReplaced {
+                        lookup_key: wanted.lookup_key.to_owned(),
+                        from: old.id,
+                        to: created.id,
+                    });
+                }
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,554 @@
+//! The billing API functions against moto and the fixture-backed Stripe, which records every
+//! request so the exact Stripe call can be asserted.
+
+use billing::api::{self, ApiConfig, OriginAllowlist, views};
+use billing::catalog_sync::sync_catalog;
+use billing::domain::ServiceModule::*;
+use billing::domain::SubscriptionStatus::*;
+use billing::domain::*;
+use billing::routes::Role;
+use billing::store::BillingStore;
+use billing::stripe::StripeApi;
+use billing::sync::Syncer;
+use lambda_http::http::StatusCode;
+use pss_billing_tests::build::{invoice, org, subscription};
+use pss_billing_tests::http::{blocking, get};
+use pss_billing_tests::rig::{self, fake_put};
+use pss_billing_tests::{fake_stripe, fresh_store, unique};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+const ORIGIN: &str = "https://app.example.test";
+
+fn config(sync_per_minute: u32) -> ApiConfig {
+    ApiConfig {
+        origins: OriginAllowlist::parse(ORIGIN),
+        sync_per_minute,
+    }
+}
+
+async fn syncer_on(store: BillingStore) -> Syncer {
+    static CATALOG: OnceCell<()> = OnceCell::const_new();
+    let stripe = StripeApi::new("sk_test_billing_api", Some(&fake_stripe().url)).unwrap();
+    CATALOG
+        .get_or_init(|| async {
+            let stripe = StripeApi::new("sk_test_billing_api", Some(&fake_stripe().url)).unwrap();
+            sync_catalog(&stripe, Catalog::standard().entries())
+                .await
+                .expect("catalog sync");
+        })
+        .await;
+    Syncer::new(store, stripe, GracePolicy::default())
+}
+
+async fn syncer() -> Syncer {
+    syncer_on(fresh_store().await).await
+}
+
+/// Requests the fake Stripe received that mention `needle` (an org id) anywhere.
+async fn stripe_requests(needle: &str) -> Vec<Value> {
+    let url = format!("{}/_test/requests", fake_stripe().url);
+    let all = blocking(move || get(&url).json()).await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.to_string().contains(needle))
+        .cloned()
+        .collect()
+}
+
+fn checkout_body(services: &[&str], interval: &str) -> Vec<u8> {
+    json!({
+        "services": services,
+        "interval": interval,
+        "successUrl": format!("{ORIGIN}/billing/success"),
+        "cancelUrl": format!("{ORIGIN}/billing"),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn checkout_sends_the_exact_stripe_request() {
+    let syncer = syncer().await;
+    let org = org("org");
+    let mut body: Value =
+        serde_json::from_slice(&checkout_body(&["LeadGeneration", "SocialInbox"], "year")).unwrap();
+    body["orgId"] = "someone_else".into(); // ignored: the org comes from the token only
+    let view = api::checkout(
+        &syncer,
+        &config(5),
+        &org,
+        Role::Admin,
+        body.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        view.url.starts_with("https://checkout.stripe.test/"),
+        "{}",
+        view.url
+    );
+
+    let profile = syncer
+        .store
+        .billing_profile(&org)
+        .await
+        .unwrap()
+        .expect("customer created once");
+    let requests = stripe_requests(org.as_str()).await;
+    let customers: Vec<_> = requests
+        .iter()
+        .filter(|r| r["path"] == "/v1/customers")
+        .collect();
+    assert_eq!(customers.len(), 1);
+    assert_eq!(
+        customers[0]["idempotency_key"],
+        format!("pss-customer-{org}")
+    );
+    assert_eq!(
+        customers[0]["form"]["metadata[organization_id]"],
+        org.as_str()
+    );
+
+    let session = requests
+        .iter()
+        .find(|r| r["path"] == "/v1/checkout/sessions")
+        .expect("session request");
+    let form = &session["form"];
+    let prices = syncer
+        .stripe
+        .prices_by_lookup_keys(&["leadgen_yearly", "social_inbox_yearly"])
+        .await
+        .unwrap();
+    let price = |key: &str| {
+        prices
+            .iter()
+            .find(|p| p.lookup_key.as_deref() == Some(key))
+            .unwrap()
+            .id
+            .clone()
+    };
+    assert_eq!(form["mode"], "subscription");
+    assert_eq!(form["customer"], profile.customer_id.as_str());
+    assert_eq!(form["client_reference_id"], org.as_str());
+    assert_eq!(form["metadata[organization_id]"], org.as_str());
+    assert_eq!(
+        form["subscription_data[metadata][organization_id]"],
+        org.as_str()
+    );
+    assert_eq!(form["line_items[0][price]"], price("leadgen_yearly"));
+    assert_eq!(form["line_items[1][price]"], price("social_inbox_yearly"));
+    assert_eq!(form["line_items[0][quantity]"], "1");
+    assert_eq!(
+        form["success_url"],
+        format!("{ORIGIN}/billing/success?session_id={{CHECKOUT_SESSION_ID}}")
+    );
+    assert_eq!(form["cancel_url"], format!("{ORIGIN}/billing"));
+    assert!(
+        session["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("pss-checkout-")
+    );
+    assert!(
+        session["stripe_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-")
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.to_string().contains("someone_else"))
+    );
+
+    // A retried request reuses the same session (same idempotency key) and the same customer.
+    let again = api::checkout(
+        &syncer,
+        &config(5),
+        &org,
+        Role::Owner,
+        body.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.session_id, view.session_id);
+}
+
+#[tokio::test]
+async fn concurrent_first_checkouts_create_one_customer_mapping() {
+    let syncer = syncer().await;
+    let org = org("org");
+    let body = checkout_body(&["Integrations"], "month");
+    let cfg = config(5);
+    let (a, b) = tokio::join!(
+        api::checkout(&syncer, &cfg, &org, Role::Admin, &body),
+        api::checkout(&syncer, &cfg, &org, Role::Admin, &body)
+    );
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    let customer = syncer
+        .store
+        .billing_profile(&org)
+        .await
+        .unwrap()
+        .unwrap()
+        .customer_id;
+    let created: Vec<_> = stripe_requests(org.as_str())
+        .await
+        .into_iter()
+        .filter(|r| r["path"] == "/v1/customers")
+        .collect();
+    assert!(
+        created
+            .iter()
+            .all(|r| r["idempotency_key"] == format!("pss-customer-{org}"))
+    );
+    assert_eq!(
+        syncer.store.org_for_customer(&customer).await.unwrap(),
+        Some(org)
+    );
+}
+
+#[tokio::test]
+async fn checkout_refuses_bad_input_roles_and_held_modules() {
+    let syncer = syncer().await;
+    let org = org("org");
+    let cfg = config(5);
+    let member = api::checkout(
+        &syncer,
+        &cfg,
+        &org,
+        Role::Member,
+        &checkout_body(&["LeadGeneration"], "month"),
+    )
+    .await;
+    assert_eq!(member.unwrap_err().status, StatusCode::FORBIDDEN);
+    let cases: Vec<(&[u8], StatusCode, &str)> = vec![
+        (b"{", StatusCode::BAD_REQUEST, "bad_request"),
+        (b"[]", StatusCode::BAD_REQUEST, "bad_request"),
+        (br#"{"services":["Teleport"],"interval":"month","successUrl":"https://app.example.test/","cancelUrl":"https://app.example.test/"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_services"),
+        (br#"{"services":["BasicCRM"],"interval":"month","successUrl":"https://app.example.test/","cancelUrl":"https://app.example.test/"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_services"),
+        (br#"{"services":["SocialInbox"],"interval":"weekly","successUrl":"https://app.example.test/","cancelUrl":"https://app.example.test/"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_interval"),
+        (br#"{"services":["SocialInbox"],"interval":"month","successUrl":"https://app.example.test.evil.test/","cancelUrl":"https://app.example.test/"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_redirect_url"),
+        (br#"{"services":["SocialInbox"],"interval":"month","successUrl":"https://app.example.test/","cancelUrl":"//evil.test"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_redirect_url"),
+    ];
+    for (body, status, code) in cases {
+        let err = api::checkout(&syncer, &cfg, &org, Role::Owner, body)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (status, code),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // An org that already has a module gets 409, and nothing was sent to Stripe for it.
+    let held = subscription(&unique("sub_"), &unique("cus_"), Active, &[LeadGeneration]);
+    syncer
+        .store
+        .apply_subscription(&org, &held, FetchTime::now(), None, GracePolicy::default())
+        .await
+        .unwrap();
+    let err = api::checkout(
+        &syncer,
+        &cfg,
+        &org,
+        Role::Owner,
+        &checkout_body(&["EmailAutomation", "LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (err.status, err.code),
+        (StatusCode::CONFLICT, "already_subscribed")
+    );
+    assert!(err.message.contains("LeadGeneration"));
+    assert!(stripe_requests(org.as_str()).await.is_empty());
+}
+
+#[tokio::test]
+async fn portal_needs_a_billing_account_and_an_allowed_return_url() {
+    let syncer = syncer().await;
+    let org = org("org");
+    let cfg = config(5);
+    let body = json!({ "returnUrl": format!("{ORIGIN}/settings/billing") }).to_string();
+    let err = api::portal(&syncer, &cfg, &org, Role::Owner, body.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status, err.code),
+        (StatusCode::CONFLICT, "no_billing_account")
+    );
+    let customer = CustomerId::parse(unique("cus_")).unwrap();
+    syncer.store.link_customer(&org, &customer).await.unwrap();
+    let view = api::portal(&syncer, &cfg, &org, Role::Admin, body.as_bytes())
+        .await
+        .unwrap();
+    assert!(view.url.starts_with("https://billing.stripe.test/"));
+    let sent = stripe_requests(customer.as_str()).await;
+    let portal = sent
+        .iter()
+        .find(|r| r["path"] == "/v1/billing_portal/sessions")
+        .unwrap();
+    assert_eq!(
+        portal["form"]["return_url"],
+        format!("{ORIGIN}/settings/billing")
+    );
+    let member = api::portal(&syncer, &cfg, &org, Role::Member, body.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(member.status, StatusCode::FORBIDDEN);
+    let evil = api::portal(
+        &syncer,
+        &cfg,
+        &org,
+        Role::Owner,
+        br#"{"returnUrl":"https://evil.test/"}"#,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(evil.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad = api::portal(&syncer, &cfg, &org, Role::Owner, b"returnUrl=x")
+        .await
+        .unwrap_err();
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn eager_sync_after_checkout_unlocks_and_is_rate_limited() {
+    let syncer = syncer().await;
+    let org = org("org");
+    let cfg = config(3);
+    let checkout = api::checkout(
+        &syncer,
+        &cfg,
+        &org,
+        Role::Owner,
+        &checkout_body(&["LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap();
+    let customer = syncer
+        .store
+        .billing_profile(&org)
+        .await
+        .unwrap()
+        .unwrap()
+        .customer_id;
+    // Stripe completes the Checkout: a subscription exists, the session points at it.
+    let sub_id = unique("sub_");
+    fake_put(
+        &fake_stripe().url,
+        &rig::subscription_object(
+            &sub_id,
+            customer.as_str(),
+            "active",
+            &[("leadgen_monthly", 1)],
+        ),
+    )
+    .await;
+    let mut session = rig::fixture("checkout.session");
+    session["id"] = checkout.session_id.clone().into();
+    session["client_reference_id"] = org.to_string().into();
+    session["customer"] = customer.to_string().into();
+    session["subscription"] = sub_id.clone().into();
+    session["status"] = "complete".into();
+    session["mode"] = "subscription".into();
+    fake_put(&fake_stripe().url, &session).await;
+
+    let before = api::subscription(&syncer.store, &org, GracePolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(before.status, "none");
+    let after = api::sync(&syncer, &cfg, &org, Some(&checkout.session_id))
+        .await
+        .unwrap();
+    assert_eq!(after.status, "active");
+    let unlocked: Vec<_> = after
+        .entitlements
+        .iter()
+        .filter(|e| e.unlocked)
+        .map(|e| e.module)
+        .collect();
+    assert_eq!(unlocked, [BasicCrm, LeadGeneration]);
+    assert_eq!(after.subscriptions[0].items[0].module, Some(LeadGeneration));
+
+    // Another org cannot use this session id.
+    let other = pss_billing_tests::build::org("other");
+    let err = api::sync(&syncer, &cfg, &other, Some(&checkout.session_id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, StatusCode::NOT_FOUND);
+    assert!(
+        syncer
+            .store
+            .billing_profile(&other)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The budget is 3 per minute per org. (A minute boundary may fall in between, so allow
+    // one refill: the 4th call of a window must be refused.)
+    let mut passed = 1;
+    let limited = loop {
+        match api::sync(&syncer, &cfg, &org, None).await {
+            Ok(_) => passed += 1,
+            Err(e) => break e,
+        }
+        assert!(passed <= 6, "never rate limited");
+    };
+    assert_eq!(
+        (limited.status, limited.code),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert!(passed >= 3);
+}
+
+#[tokio::test]
+async fn reads_are_tenant_isolated_and_invoices_page() {
+    let store = fresh_store().await;
+    let (a, b) = (org("orga"), org("orgb"));
+    for i in 0..5 {
+        store
+            .apply_invoice(
+                &a,
+                &invoice(&format!("in_a{i}"), "cus_a", 1_700_000_000 + i),
+                FetchTime::now(),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .apply_invoice(
+            &b,
+            &invoice("in_b0", "cus_b", 1_800_000_000),
+            FetchTime::now(),
+            None,
+        )
+        .await
+        .unwrap();
+    let sub = subscription("sub_a", "cus_a", Trialing, &[EmailAutomation]);
+    store
+        .apply_subscription(&a, &sub, FetchTime::now(), None, GracePolicy::default())
+        .await
+        .unwrap();
+
+    let first = api::invoices(&store, &a, Some("2"), None).await.unwrap();
+    assert_eq!(
+        first
+            .invoices
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>(),
+        ["in_a4", "in_a3"]
+    );
+    let cursor = first.next_cursor.unwrap();
+    let second = api::invoices(&store, &a, Some("2"), Some(&cursor))
+        .await
+        .unwrap();
+    assert_eq!(second.invoices[0].id, "in_a2");
+    // Org B's cursor space is its own partition: A's cursor shows B nothing of A's.
+    let crossed = api::invoices(&store, &b, Some("2"), Some(&cursor))
+        .await
+        .unwrap();
+    assert!(crossed.invoices.iter().all(|i| i.id.starts_with("in_b")));
+    let all_b = api::invoices(&store, &b, None, None).await.unwrap();
+    assert_eq!(all_b.invoices.len(), 1);
+    for bad in ["0", "101", "ten", "-1"] {
+        assert_eq!(
+            api::invoices(&store, &a, Some(bad), None)
+                .await
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        api::invoices(&store, &a, None, Some("%%%"))
+            .await
+            .unwrap_err()
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let view_a = api::subscription(&store, &a, GracePolicy::default())
+        .await
+        .unwrap();
+    let view_b = api::subscription(&store, &b, GracePolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(view_a.status, "trialing");
+    assert_eq!(view_b.status, "none");
+    assert!(view_b.subscriptions.is_empty());
+    assert_eq!(
+        view_b.entitlements.iter().filter(|e| e.unlocked).count(),
+        1,
+        "BasicCRM only"
+    );
+    assert!(
+        api::payment_methods(&store, &b)
+            .await
+            .unwrap()
+            .payment_methods
+            .is_empty()
+    );
+}
+
+#[test]
+fn services_view_lists_every_module_with_prices() {
+    let anonymous = serde_json::to_value(views::services(&Catalog::standard(), None)).unwrap();
+    let services = anonymous["services"].as_array().unwrap();
+    assert_eq!(services.len(), 7);
+    assert_eq!(services[0]["id"], "BasicCRM");
+    assert_eq!(services[0]["free"], true);
+    assert!(services[0].get("unlocked").is_none());
+    assert_eq!(
+        services[1]["prices"][0],
+        json!({"interval":"month","unitAmount":9900,"currency":"usd","lookupKey":"leadgen_monthly"})
+    );
+    assert_eq!(services[6]["prices"][1]["unitAmount"], 199_900);
+    let known = serde_json::to_value(views::services(
+        &Catalog::standard(),
+        Some(ModuleSet::from_csv("LeadGeneration")),
+    ))
+    .unwrap();
+    assert_eq!(known["services"][0]["unlocked"], true);
+    assert_eq!(known["services"][1]["unlocked"], true);
+    assert_eq!(known["services"][2]["unlocked"], false);
+}
+
+#[tokio::test]
+async fn stripe_unreachable_is_a_retryable_502() {
+    let store = fresh_store().await;
+    let dead = format!("http://127.0.0.1:{}", pss_billing_tests::free_port());
+    let syncer = Syncer::new(
+        store,
+        StripeApi::new("sk_test_dead", Some(&dead)).unwrap(),
+        GracePolicy::default(),
+    );
+    let org = org("org");
+    let err = api::checkout(
+        &syncer,
+        &config(5),
+        &org,
+        Role::Owner,
+        &checkout_body(&["LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (err.status, err.code),
+        (StatusCode::BAD_GATEWAY, "stripe_unavailable")
+    );
+    let body =
+        String::from_utf8(billing::http::body_bytes(err.into_response().body()).to_vec()).unwrap();
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains("sk_test"),
+        "{body}"
+    );
+    assert!(syncer.store.billing_profile(&org).await.unwrap().is_none());
+}

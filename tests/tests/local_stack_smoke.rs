@@ -1,0 +1,163 @@
+//! Drives the local stack the way the frontend would: services, checkout, a subscription made
+//! in localstripe, its webhook, the paywall flipping open, cancel, the paywall closing again.
+
+use std::time::{Duration, Instant};
+
+use pss_local::emulators::{free_port, start_fake_stripe, start_localstripe, start_moto};
+use pss_local::http::{Reply, blocking, request, stripe_form};
+use pss_local::stack::{self, StackConfig};
+use serde_json::json;
+
+async fn call(
+    method: &'static str,
+    url: String,
+    token: Option<String>,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    blocking(move || {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(auth) = auth.as_deref() {
+            headers.push(("Authorization", auth));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        request(method, &url, &headers, body.as_bytes())
+    })
+    .await
+}
+
+async fn stripe(
+    method: &'static str,
+    url: String,
+    form: Vec<(&'static str, String)>,
+) -> serde_json::Value {
+    blocking(move || {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = stripe_form(method, &url, &pairs);
+        assert!(
+            reply.status < 300,
+            "{method} {url}: {} {}",
+            reply.status,
+            reply.body
+        );
+        reply.json()
+    })
+    .await
+}
+
+async fn until_status(url: &str, token: &str, status: u16) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = call("GET", url.to_owned(), Some(token.to_owned()), None).await;
+        if reply.status == status {
+            return reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} stayed {} {}",
+            reply.status,
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frontend_flow_through_the_local_stack() {
+    let moto = start_moto(free_port());
+    let localstripe = start_localstripe(free_port());
+    let fake = start_fake_stripe(free_port(), Some(&localstripe.url));
+    let stack = stack::start(StackConfig {
+        port: 0,
+        dynamodb_url: moto.url.clone(),
+        stripe_url: fake.url.clone(),
+        localstripe_url: localstripe.url.clone(),
+        table: "pss-billing-smoke".to_owned(),
+        cache_seconds: 1,
+    })
+    .await
+    .expect("stack starts");
+    let api = |path: &str| format!("{}{path}", stack.base_url);
+    let (owner, member) = (stack.owner_token.clone(), stack.member_token.clone());
+
+    let services = call("GET", api("/api/billing/services"), None, None).await;
+    assert_eq!(services.status, 200);
+    assert_eq!(services.json()["services"].as_array().unwrap().len(), 7);
+
+    let locked = until_status(&api("/api/leads"), &member, 403).await;
+    let paywall = r#"{"error":"subscription_required","message":"This feature requires a LeadGeneration subscription.","service":"LeadGeneration"}"#;
+    assert_eq!(locked.body, paywall);
+
+    let checkout = call(
+        "POST",
+        api("/api/billing/checkout"),
+        Some(owner.clone()),
+        Some(json!({"services":["LeadGeneration"],"interval":"month",
+            "successUrl": format!("{}/done", stack.base_url), "cancelUrl": format!("{}/", stack.base_url)})),
+    )
+    .await;
+    assert_eq!(checkout.status, 200, "{}", checkout.body);
+    assert!(
+        checkout.json()["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+
+    // What Stripe does when the customer pays: a subscription on the org's customer.
+    let profile = stack
+        .gateway
+        .syncer
+        .store
+        .billing_profile(&billing::domain::OrgId::parse(stack::DEMO_ORG).unwrap())
+        .await
+        .unwrap()
+        .expect("checkout created the customer");
+    let customer = profile.customer_id.to_string();
+    let v1 = |path: &str| format!("{}/v1{path}", localstripe.url);
+    let pm = stripe(
+        "POST",
+        v1("/payment_methods/pm_card_visa/attach"),
+        vec![("customer", customer.clone())],
+    )
+    .await;
+    stripe(
+        "POST",
+        v1(&format!("/customers/{customer}")),
+        vec![(
+            "invoice_settings[default_payment_method]",
+            pm["id"].as_str().unwrap().to_owned(),
+        )],
+    )
+    .await;
+    let sub = stripe(
+        "POST",
+        v1("/subscriptions"),
+        vec![
+            ("customer", customer.clone()),
+            ("items[0][plan]", "leadgen_monthly".to_owned()),
+        ],
+    )
+    .await;
+
+    let open = until_status(&api("/api/leads"), &member, 200).await;
+    assert_eq!(open.json()["leads"], json!([]));
+    let overview = call(
+        "GET",
+        api("/api/billing/subscription"),
+        Some(member.clone()),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(overview["status"], "active");
+
+    stripe(
+        "DELETE",
+        v1(&format!("/subscriptions/{}", sub["id"].as_str().unwrap())),
+        vec![],
+    )
+    .await;
+    let closed = until_status(&api("/api/leads"), &member, 403).await;
+    assert_eq!(closed.body, paywall);
+}

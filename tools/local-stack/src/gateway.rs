@@ -1,0 +1,166 @@
+//! An API Gateway stand-in: every route of the route table goes through the real authorizer
+//! decision and reaches the real handler with the authorizer context a REST proxy integration
+//! would carry; denials get the gateway-response bodies of template.yaml. The Stripe webhook is
+//! served at `POST /webhooks/stripe`, standing in for the Function URL.
+
+use std::collections::HashMap;
+
+use billing::api::{ApiConfig, handlers};
+use billing::auth::decision::{AUTHORIZER_FAILURE_BODY, UNAUTHORIZED_BODY};
+use billing::auth::{AuthError, Authorizer, Decision, LeadsHandler};
+use billing::domain::GracePolicy;
+use billing::sync::Syncer;
+use billing::webhook::WebhookHandler;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+use lambda_http::http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+pub const WEBHOOK_PATH: &str = "/webhooks/stripe";
+
+pub struct Gateway {
+    pub authorizer: Authorizer,
+    pub webhook: WebhookHandler,
+    pub syncer: Syncer,
+    pub api: ApiConfig,
+    pub policy: GracePolicy,
+    pub leads: LeadsHandler,
+    /// Echoed in `Access-Control-Allow-Origin` for allowed origins.
+    pub cors_origins: Vec<String>,
+}
+
+fn raw(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl Gateway {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let origin = request
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .filter(|o| self.cors_origins.iter().any(|a| a == o))
+            .map(str::to_owned);
+        let mut response = self.route(request).await;
+        if let Some(origin) = origin
+            && let Ok(value) = origin.parse()
+        {
+            let headers = response.headers_mut();
+            headers.insert("access-control-allow-origin", value);
+            headers.insert(
+                "vary",
+                lambda_http::http::HeaderValue::from_static("Origin"),
+            );
+        }
+        response
+    }
+
+    async fn route(&self, request: Request) -> Response<Body> {
+        let method = request.method().as_str().to_owned();
+        let path = request.uri().path().to_owned();
+        if path == WEBHOOK_PATH {
+            return if method == "POST" {
+                self.webhook.handle(request).await
+            } else {
+                raw(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    r#"{"error":"method_not_allowed","message":"POST only."}"#.to_owned(),
+                )
+            };
+        }
+        if method == "OPTIONS" {
+            let mut response = raw(StatusCode::NO_CONTENT, String::new());
+            let headers = response.headers_mut();
+            headers.insert(
+                "access-control-allow-headers",
+                "Authorization,Content-Type".parse().expect("static"),
+            );
+            headers.insert(
+                "access-control-allow-methods",
+                "GET,POST,OPTIONS".parse().expect("static"),
+            );
+            return response;
+        }
+        let authorization = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let decision = match self
+            .authorizer
+            .decide(&method, &path, authorization.as_deref())
+            .await
+        {
+            Ok(decision) => decision,
+            Err(AuthError::Unauthorized) => {
+                return raw(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY.to_owned());
+            }
+            Err(AuthError::Failed(reason)) => {
+                tracing::error!(%reason, "authorizer failure");
+                return raw(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    AUTHORIZER_FAILURE_BODY.to_owned(),
+                );
+            }
+        };
+        let context = decision.context();
+        if let Decision::Deny { .. } = decision {
+            // ACCESS_DENIED gateway response: `$context.authorizer.body`.
+            let body = context
+                .get("body")
+                .and_then(|b| b.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            return raw(StatusCode::FORBIDDEN, body);
+        }
+        let Some(route) = billing::routes::find(&method, &path) else {
+            return raw(
+                StatusCode::NOT_FOUND,
+                r#"{"error":"not_found","message":"No such route."}"#.to_owned(),
+            );
+        };
+        let mut proxy = ApiGatewayProxyRequestContext::default();
+        proxy.authorizer.fields = context.into_iter().collect();
+        proxy.resource_path = Some(route.path.to_owned());
+        proxy.stage = Some("local".to_owned());
+        let query: HashMap<String, String> =
+            serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
+        let request = request
+            .with_request_context(RequestContext::ApiGatewayV1(proxy))
+            .with_query_string_parameters(query);
+        self.dispatch(route.function, request).await
+    }
+
+    /// The same handler each Lambda binary runs.
+    async fn dispatch(&self, function: &str, request: Request) -> Response<Body> {
+        match function {
+            "billing-services" if request.uri().path().ends_with("/openapi.json") => {
+                handlers::openapi()
+            }
+            "billing-services" => handlers::services(&request),
+            "billing-subscription" => {
+                handlers::subscription(&self.syncer.store, self.policy, &request).await
+            }
+            "billing-invoices" => handlers::invoices(&self.syncer.store, &request).await,
+            "billing-payment-methods" => {
+                handlers::payment_methods(&self.syncer.store, &request).await
+            }
+            "billing-checkout" => handlers::checkout(&self.syncer, &self.api, &request).await,
+            "billing-portal" => handlers::portal(&self.syncer, &self.api, &request).await,
+            "billing-sync" => handlers::sync(&self.syncer, &self.api, &request).await,
+            "leads" => self.leads.handle(request).await,
+            other => raw(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    r#"{{"error":"not_implemented","message":"No local handler for {other}."}}"#
+                ),
+            ),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The local stack without Docker: the emulators, and an API Gateway stand-in serving every
+//! route of template.yaml through the real authorizer and the real handlers.
+
+pub mod emulators;
+pub mod gateway;
+pub mod http;
+pub mod server;
+pub mod stack;
