@@ -33,9 +33,12 @@ pub fn services(request: &Request) -> Response<Body> {
     let unlocked = AuthContext::from_request(request)
         .ok()
         .map(|c| c.entitlements);
-    json(
-        StatusCode::OK,
-        &views::services(&Catalog::standard(), unlocked),
+    with_cors(
+        request,
+        json(
+            StatusCode::OK,
+            &views::services(&Catalog::standard(), unlocked),
+        ),
     )
 }
 

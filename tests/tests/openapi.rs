@@ -1,0 +1,1778 @@
+//! openapi.json (served at `GET /api/billing/openapi.json`) against the code. The document is
+//! written by hand; these tests fail as soon as it and the code disagree:
+//!
+//! * its paths are exactly the route table, with the route's module, role, security and function;
+//! * the served document is the committed file, and template.yaml serves every route;
+//! * request bodies, examples and query parameters agree with the parsers and handlers;
+//! * every response the code produces (the real handlers against moto and the fixture Stripe,
+//!   the view builders, the authorizer's and API Gateway's bodies, the webhook's answers) is
+//!   documented for its operation and status and validates against its schema (a small
+//!   validator below: no undeclared property passes), and in the other direction every
+//!   documented response, property, optional property, nullable field and enum value is
+//!   produced by the code at least once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use billing::api::checkout::{parse_checkout, parse_portal};
+use billing::api::views::{self, CheckoutView, InvoicePageView, InvoiceView, UrlView};
+use billing::api::{ApiConfig, DEFAULT_INVOICE_LIMIT, OriginAllowlist, handlers};
+use billing::auth::decision::{AUTHORIZER_FAILURE_BODY, UNAUTHORIZED_BODY};
+use billing::auth::leads::{DEFAULT_PAGE_SIZE, Lead, MAX_PAGE_SIZE};
+use billing::auth::{Caller, Decision, Denial, LeadsHandler};
+use billing::catalog_sync::sync_catalog;
+use billing::domain::*;
+use billing::http::{ApiError, body_bytes};
+use billing::routes::{Access, ROUTES, Role, Route};
+use billing::store::{Applied, BillingStore, StoreError};
+use billing::stripe::{StripeApi, StripeApiError};
+use billing::sync::{SyncError, Syncer};
+use billing::webhook::{
+    DEFAULT_MAX_BODY_BYTES, Outcome, WebhookConfig, WebhookHandler, WebhookSecret,
+};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use pss_billing_tests::{build, dynamo_client, fake_stripe, fresh_store, moto, workspace_root};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value, json};
+
+// ---- the document ---------------------------------------------------------------------------
+
+fn document_text() -> String {
+    std::fs::read_to_string(workspace_root().join("openapi.json")).expect("openapi.json")
+}
+
+fn document() -> Value {
+    serde_json::from_str(&document_text()).expect("openapi.json is JSON")
+}
+
+/// A JSON-pointer segment (`/api/leads` -> `~1api~1leads`).
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn at<'a>(doc: &'a Value, pointer: &str) -> &'a Value {
+    doc.pointer(pointer)
+        .unwrap_or_else(|| panic!("openapi.json has nothing at {pointer}"))
+}
+
+/// Follows `$ref`s (`#/components/...`) to the pointer of what they name.
+fn follow(doc: &Value, pointer: String) -> String {
+    match at(doc, &pointer).get("$ref").and_then(Value::as_str) {
+        Some(target) => follow(
+            doc,
+            target
+                .strip_prefix('#')
+                .expect("only local $refs")
+                .to_owned(),
+        ),
+        None => pointer,
+    }
+}
+
+fn op(method: &str, path: &str) -> String {
+    format!("/paths/{}/{}", escape(path), method.to_ascii_lowercase())
+}
+
+/// The Stripe webhook is no API Gateway route: it is documented under `x-webhooks`.
+const WEBHOOK: &str = "/x-webhooks/stripe/post";
+
+/// `GET /api/leads` for `/paths/~1api~1leads/get`.
+fn describe(operation: &str) -> String {
+    let mut parts = operation.rsplitn(2, '/');
+    let method = parts.next().unwrap_or_default().to_ascii_uppercase();
+    let path = parts.next().unwrap_or_default();
+    let path = path.strip_prefix("/paths/").unwrap_or(path);
+    format!("{method} {}", path.replace("~1", "/").replace("~0", "~"))
+}
+
+const JSON_MEDIA: &str = "content/application~1json";
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().expect("a string").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn route_set() -> BTreeSet<(String, String)> {
+    ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect()
+}
+
+/// Every operation pointer of the document: the routes, then the webhook.
+fn operations() -> Vec<String> {
+    ROUTES
+        .iter()
+        .map(|r| op(r.method, r.path))
+        .chain([WEBHOOK.to_owned()])
+        .collect()
+}
+
+/// The 403 bodies the authorizer can answer for a route: a role below the minimum, a module
+/// the org has not unlocked. Empty when every signed-in caller passes both.
+fn denials(route: &Route) -> Vec<Denial> {
+    match route.access {
+        Access::Public => Vec::new(),
+        Access::Authenticated { module, min_role } => {
+            let mut found = Vec::new();
+            if Role::ALL.iter().any(|r| !r.satisfies(min_role)) {
+                found.push(Denial::Role { required: min_role });
+            }
+            if !module.is_free() {
+                found.push(Denial::Module(module));
+            }
+            found
+        }
+    }
+}
+
+// ---- a small JSON Schema (OpenAPI 3.0 dialect) validator ------------------------------------
+
+/// What the validated samples exercised, by schema pointer.
+#[derive(Debug, Default)]
+struct Coverage {
+    visited: BTreeSet<String>,
+    present: BTreeSet<(String, String)>,
+    absent: BTreeSet<(String, String)>,
+    null: BTreeSet<String>,
+    values: BTreeSet<(String, String)>,
+}
+
+impl Coverage {
+    fn absorb(&mut self, other: Coverage) {
+        self.visited.extend(other.visited);
+        self.present.extend(other.present);
+        self.absent.extend(other.absent);
+        self.null.extend(other.null);
+        self.values.extend(other.values);
+    }
+}
+
+/// The keywords the validator understands or that carry no constraint. Anything else is refused,
+/// so the document cannot use a keyword this test would silently skip.
+const KEYWORDS: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "nullable",
+    "anyOf",
+    "oneOf",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "format",
+    "default",
+    "description",
+    "example",
+    "title",
+];
+
+fn bound(schema: &Map<String, Value>, key: &str) -> Option<f64> {
+    schema.get(key).and_then(Value::as_f64)
+}
+
+/// Validates `value` against the schema at `pointer`. Objects accept only declared properties
+/// unless `additionalProperties` says otherwise; `null` only where `nullable: true`.
+fn validate(
+    doc: &Value,
+    pointer: &str,
+    value: &Value,
+    path: &str,
+    seen: &mut Coverage,
+) -> Result<(), String> {
+    let schema = doc
+        .pointer(pointer)
+        .and_then(Value::as_object)
+        .ok_or_else(|| format!("no schema at {pointer}"))?;
+    if let Some(target) = schema.get("$ref") {
+        if schema.len() != 1 {
+            return Err(format!(
+                "{pointer}: OpenAPI 3.0 ignores the siblings of $ref"
+            ));
+        }
+        let target = target
+            .as_str()
+            .and_then(|t| t.strip_prefix('#'))
+            .ok_or_else(|| format!("{pointer}: only local $refs"))?;
+        return validate(doc, target, value, path, seen);
+    }
+    if let Some(key) = schema.keys().find(|k| !KEYWORDS.contains(&k.as_str())) {
+        return Err(format!(
+            "{pointer}: keyword {key:?} is not understood by this test's validator"
+        ));
+    }
+    seen.visited.insert(pointer.to_owned());
+    if let Some(allowed) = schema.get("enum") {
+        let allowed = allowed
+            .as_array()
+            .ok_or_else(|| format!("{pointer}: enum is not a list"))?;
+        if !allowed.contains(value) {
+            return Err(format!(
+                "{path}: {value} is not one of {allowed:?} ({pointer})"
+            ));
+        }
+        seen.values.insert((pointer.to_owned(), value.to_string()));
+    }
+    if value.is_null() {
+        if schema.get("nullable") != Some(&Value::Bool(true)) {
+            return Err(format!("{path}: null, but {pointer} is not nullable"));
+        }
+        seen.null.insert(pointer.to_owned());
+        return Ok(());
+    }
+    for (keyword, exactly_one) in [("anyOf", false), ("oneOf", true)] {
+        let Some(branches) = schema.get(keyword) else {
+            continue;
+        };
+        let branches = branches
+            .as_array()
+            .ok_or_else(|| format!("{pointer}: {keyword} is not a list"))?;
+        let mut matched = Vec::new();
+        let mut errors = Vec::new();
+        for i in 0..branches.len() {
+            let mut local = Coverage::default();
+            match validate(
+                doc,
+                &format!("{pointer}/{keyword}/{i}"),
+                value,
+                path,
+                &mut local,
+            ) {
+                Ok(()) => matched.push(local),
+                Err(e) => errors.push(e),
+            }
+        }
+        if matched.is_empty() {
+            return Err(format!(
+                "{path}: matches no branch of {pointer}/{keyword}: {}",
+                errors.join("; ")
+            ));
+        }
+        if exactly_one && matched.len() > 1 {
+            return Err(format!(
+                "{path}: matches several branches of {pointer}/oneOf"
+            ));
+        }
+        seen.absorb(matched.swap_remove(0));
+        return Ok(());
+    }
+    let kind = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{pointer}: no type"))?;
+    match kind {
+        "object" => {
+            let object = value
+                .as_object()
+                .ok_or_else(|| format!("{path}: expected an object, got {value}"))?;
+            for name in strings(schema.get("required")) {
+                if !object.contains_key(&name) {
+                    return Err(format!(
+                        "{path}: required property {name:?} is missing ({pointer})"
+                    ));
+                }
+            }
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for name in properties.into_iter().flat_map(|p| p.keys()) {
+                let key = (pointer.to_owned(), name.clone());
+                match object.get(name) {
+                    Some(v) => {
+                        validate(
+                            doc,
+                            &format!("{pointer}/properties/{}", escape(name)),
+                            v,
+                            &format!("{path}.{name}"),
+                            seen,
+                        )?;
+                        seen.present.insert(key);
+                    }
+                    None => {
+                        seen.absent.insert(key);
+                    }
+                }
+            }
+            for (name, v) in object {
+                if properties.is_some_and(|p| p.contains_key(name)) {
+                    continue;
+                }
+                match schema.get("additionalProperties") {
+                    Some(Value::Bool(true)) => {}
+                    Some(Value::Object(_)) => validate(
+                        doc,
+                        &format!("{pointer}/additionalProperties"),
+                        v,
+                        &format!("{path}.{name}"),
+                        seen,
+                    )?,
+                    _ => {
+                        return Err(format!(
+                            "{path}: property {name:?} is not declared in {pointer}"
+                        ));
+                    }
+                }
+            }
+        }
+        "array" => {
+            let items = value
+                .as_array()
+                .ok_or_else(|| format!("{path}: expected an array, got {value}"))?;
+            let n = items.len() as f64;
+            if bound(schema, "minItems").is_some_and(|m| n < m)
+                || bound(schema, "maxItems").is_some_and(|m| n > m)
+            {
+                return Err(format!("{path}: {n} items is out of bounds ({pointer})"));
+            }
+            if !schema.contains_key("items") {
+                return Err(format!("{pointer}: an array schema needs items"));
+            }
+            for (i, item) in items.iter().enumerate() {
+                validate(
+                    doc,
+                    &format!("{pointer}/items"),
+                    item,
+                    &format!("{path}[{i}]"),
+                    seen,
+                )?;
+            }
+        }
+        "string" => {
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("{path}: expected a string, got {value}"))?;
+            let n = text.chars().count() as f64;
+            if bound(schema, "minLength").is_some_and(|m| n < m)
+                || bound(schema, "maxLength").is_some_and(|m| n > m)
+            {
+                return Err(format!("{path}: length {n} is out of bounds ({pointer})"));
+            }
+        }
+        "integer" | "number" => {
+            let ok = if kind == "integer" {
+                value.is_i64() || value.is_u64()
+            } else {
+                value.is_number()
+            };
+            if !ok {
+                return Err(format!("{path}: expected {kind}, got {value}"));
+            }
+            let x = value.as_f64().unwrap_or_default();
+            if bound(schema, "minimum").is_some_and(|m| x < m)
+                || bound(schema, "maximum").is_some_and(|m| x > m)
+            {
+                return Err(format!("{path}: {x} is out of bounds ({pointer})"));
+            }
+        }
+        "boolean" => {
+            if !value.is_boolean() {
+                return Err(format!("{path}: expected a boolean, got {value}"));
+            }
+        }
+        other => return Err(format!("{pointer}: unknown type {other:?}")),
+    }
+    Ok(())
+}
+
+/// Every schema the samples reached must have been exercised completely.
+fn assert_covered(doc: &Value, seen: &Coverage, request_only: &[&str]) {
+    let mut gaps = Vec::new();
+    for name in at(doc, "/components/schemas").as_object().unwrap().keys() {
+        let pointer = format!("/components/schemas/{}", escape(name));
+        if !request_only.contains(&name.as_str()) && !seen.visited.contains(&pointer) {
+            gaps.push(format!("{pointer}: no response of the code uses it"));
+        }
+    }
+    for pointer in &seen.visited {
+        let schema = at(doc, pointer);
+        let required = strings(schema.get("required"));
+        for name in schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|p| p.keys())
+        {
+            let key = (pointer.clone(), name.clone());
+            if !seen.present.contains(&key) {
+                gaps.push(format!(
+                    "{pointer}: property {name:?} never appears in what the code serializes"
+                ));
+            }
+            if !required.contains(name) && !seen.absent.contains(&key) {
+                gaps.push(format!(
+                    "{pointer}: {name:?} is documented as optional but the code always sends it: list it in required"
+                ));
+            }
+        }
+        if schema.get("nullable") == Some(&Value::Bool(true)) && !seen.null.contains(pointer) {
+            gaps.push(format!(
+                "{pointer}: documented as nullable but the code never sends null"
+            ));
+        }
+        for v in schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !seen.values.contains(&(pointer.clone(), v.to_string())) {
+                gaps.push(format!(
+                    "{pointer}: enum value {v} is never produced by the code"
+                ));
+            }
+        }
+    }
+    assert!(
+        gaps.is_empty(),
+        "openapi.json documents what the code does not produce:\n  {}",
+        gaps.join("\n  ")
+    );
+}
+
+// ---- the document against the route table --------------------------------------------------
+
+#[test]
+fn paths_are_exactly_the_route_table() {
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.0.3");
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("a path item").keys() {
+            assert!(
+                ["get", "put", "post", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str()),
+                "{path}: unexpected key {method:?} in the path item"
+            );
+            documented.insert((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    let routes = route_set();
+    assert_eq!(
+        documented.difference(&routes).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "documented but not in billing::routes::ROUTES"
+    );
+    assert_eq!(
+        routes.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "in billing::routes::ROUTES but not documented"
+    );
+
+    let mut ids = BTreeSet::new();
+    for route in ROUTES {
+        let pointer = op(route.method, route.path);
+        let operation = at(&doc, &pointer);
+        let name = format!("{} {}", route.method, route.path);
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no operationId"));
+        assert!(
+            ids.insert(id.to_owned()),
+            "{name}: duplicate operationId {id}"
+        );
+        assert!(
+            operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: no summary"
+        );
+        assert_eq!(
+            operation["x-lambda-function"], route.function,
+            "{name}: x-lambda-function"
+        );
+        match route.access {
+            Access::Public => {
+                assert_eq!(operation["security"], json!([]), "{name} is public");
+                assert!(
+                    operation.get("x-required-module").is_none()
+                        && operation.get("x-minimum-role").is_none(),
+                    "{name} is public: no x-required-module / x-minimum-role"
+                );
+            }
+            Access::Authenticated { module, min_role } => {
+                assert_eq!(
+                    operation["security"],
+                    json!([{"bearerAuth": []}]),
+                    "{name} needs a token"
+                );
+                assert_eq!(
+                    operation["x-required-module"],
+                    module.as_str(),
+                    "{name}: x-required-module"
+                );
+                assert_eq!(
+                    operation["x-minimum-role"],
+                    min_role.as_str(),
+                    "{name}: x-minimum-role"
+                );
+            }
+        }
+
+        let statuses: BTreeSet<&str> = operation["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: no responses"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for status in ["200", "500"] {
+            assert!(statuses.contains(status), "{name}: no {status} response");
+        }
+        // The authorizer answers 401 only on routes that need a token, 403 only where some
+        // caller can be denied, and 503 when it cannot check access.
+        assert_eq!(statuses.contains("401"), !route.is_public(), "{name}: 401");
+        assert_eq!(
+            statuses.contains("403"),
+            !denials(route).is_empty(),
+            "{name}: 403"
+        );
+        if !route.is_public() {
+            assert!(statuses.contains("503"), "{name}: no 503");
+            assert_eq!(
+                follow(&doc, format!("{pointer}/responses/401")),
+                "/components/responses/Unauthorized"
+            );
+        }
+        for status in statuses {
+            let response = follow(&doc, format!("{pointer}/responses/{status}"));
+            assert!(
+                at(&doc, &response)["description"].is_string(),
+                "{name} {status}: no description"
+            );
+            at(&doc, &format!("{response}/{JSON_MEDIA}/schema"));
+        }
+    }
+
+    let hook = at(&doc, WEBHOOK);
+    assert!(ids.insert(hook["operationId"].as_str().unwrap().to_owned()));
+    assert_eq!(hook["security"], json!([]));
+    assert_eq!(hook["x-local-path"], pss_local::gateway::WEBHOOK_PATH);
+
+    assert_eq!(
+        doc["security"],
+        json!([{"bearerAuth": []}]),
+        "signed in by default"
+    );
+    let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(
+        (&scheme["type"], &scheme["scheme"], &scheme["bearerFormat"]),
+        (&json!("http"), &json!("bearer"), &json!("JWT"))
+    );
+    let servers: Vec<&str> = doc["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        servers,
+        [
+            "https://{apiId}.execute-api.{region}.amazonaws.com/prod",
+            "http://127.0.0.1:3000"
+        ]
+    );
+    for server in doc["servers"].as_array().unwrap() {
+        let url = server["url"].as_str().unwrap();
+        for variable in url.split('{').skip(1).map(|s| s.split('}').next().unwrap()) {
+            assert!(
+                server["variables"][variable]["default"].is_string(),
+                "{url}: variable {variable} has no default"
+            );
+        }
+    }
+}
+
+// ---- the served document ----------------------------------------------------------------------
+
+/// Parses JSON refusing duplicate object keys (serde_json would silently keep the last one).
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut keys = BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !keys.insert(key.clone()) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
+    }
+}
+
+#[test]
+fn the_served_document_is_the_committed_file() {
+    let text = document_text();
+    assert_eq!(
+        billing::openapi::DOCUMENT,
+        text,
+        "rebuild: the embedded copy is stale"
+    );
+    let response = handlers::openapi();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+    assert_eq!(body_bytes(response.body()), text.as_bytes());
+
+    serde_json::from_str::<NoDuplicateKeys>(&text).expect("openapi.json has a duplicate key");
+    // Pretty-printed with a 2-space indent, one value per line.
+    assert!(text.ends_with("}\n"), "openapi.json ends with a newline");
+    let mut depth = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('}') || trimmed.starts_with(']') {
+            depth = depth.checked_sub(1).expect("balanced");
+        }
+        assert_eq!(
+            line.len() - trimmed.len(),
+            2 * depth,
+            "openapi.json:{}: indent by 2 per level: {line}",
+            n + 1
+        );
+        if trimmed.ends_with('{') || trimmed.ends_with('[') {
+            depth += 1;
+        }
+    }
+    assert_eq!(depth, 0);
+}
+
+// ---- template.yaml ------------------------------------------------------------------------------
+
+fn template() -> serde_yaml::Value {
+    let text =
+        std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml");
+    serde_yaml::from_str(&text).expect("valid YAML")
+}
+
+#[test]
+fn template_serves_every_route_and_the_webhook() {
+    let doc = document();
+    let t = template();
+    let mut served = BTreeSet::new();
+    let mut webhook_binaries = Vec::new();
+    for (name, resource) in t["Resources"].as_mapping().expect("Resources") {
+        let name = name.as_str().unwrap();
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str();
+        if !resource["Properties"]["FunctionUrlConfig"].is_null() {
+            assert_eq!(
+                resource["Properties"]["FunctionUrlConfig"]["AuthType"].as_str(),
+                Some("NONE"),
+                "{name}: the Stripe signature is the authentication"
+            );
+            webhook_binaries.push(binary.expect("a function binary"));
+        }
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for event in events.values() {
+            if event["Type"].as_str() != Some("Api") {
+                continue;
+            }
+            let method = event["Properties"]["Method"]
+                .as_str()
+                .expect("Method")
+                .to_ascii_uppercase();
+            let path = event["Properties"]["Path"].as_str().expect("Path");
+            let route = billing::routes::find(&method, path)
+                .unwrap_or_else(|| panic!("{name} serves {method} {path}: not in ROUTES"));
+            assert_eq!(
+                Some(route.function),
+                binary,
+                "{method} {path}: served by another binary"
+            );
+            assert!(
+                served.insert((method.clone(), path.to_owned())),
+                "{method} {path} twice"
+            );
+        }
+    }
+    assert_eq!(served, route_set(), "template.yaml Api events vs ROUTES");
+    assert_eq!(
+        webhook_binaries,
+        [at(&doc, WEBHOOK)["x-lambda-function"].as_str().unwrap()],
+        "the webhook is the one function behind a Function URL"
+    );
+}
+
+/// API Gateway's gateway responses of template.yaml: (name, status, body).
+fn gateway_responses() -> Vec<(String, Option<u16>, String)> {
+    let t = template();
+    let api = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::Serverless::Api"))
+        .expect("the REST API");
+    api["Properties"]["GatewayResponses"]
+        .as_mapping()
+        .expect("GatewayResponses")
+        .iter()
+        .map(|(name, r)| {
+            (
+                name.as_str().unwrap().to_owned(),
+                r["StatusCode"].as_str().map(|s| s.parse().unwrap()),
+                r["ResponseTemplates"]["application/json"]
+                    .as_str()
+                    .expect("a JSON template")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+// ---- requests ---------------------------------------------------------------------------------
+
+#[test]
+fn request_bodies_and_parameters_match_the_parsers() {
+    let doc = document();
+    let catalog = Catalog::standard();
+    let origins = OriginAllowlist::parse("https://app.example.com");
+
+    let with_body: BTreeSet<&str> = ROUTES
+        .iter()
+        .filter(|r| at(&doc, &op(r.method, r.path)).get("requestBody").is_some())
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        with_body,
+        BTreeSet::from(["/api/billing/checkout", "/api/billing/portal"])
+    );
+
+    type Parser<'a> = Box<dyn Fn(&[u8]) -> Result<(), ApiError> + 'a>;
+    let parsers: [(&str, Parser); 2] = [
+        (
+            "/api/billing/checkout",
+            Box::new(|b| parse_checkout(b, &catalog, &origins).map(drop)),
+        ),
+        (
+            "/api/billing/portal",
+            Box::new(|b| parse_portal(b, &origins).map(drop)),
+        ),
+    ];
+    for (path, parse) in &parsers {
+        let body = format!("{}/requestBody", op("POST", path));
+        assert_eq!(at(&doc, &body)["required"], true, "{path}");
+        let schema = format!("{body}/{JSON_MEDIA}/schema");
+        let object = at(&doc, &follow(&doc, schema.clone()));
+        let required = strings(object.get("required"));
+        let properties: Vec<String> = object["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut sorted = required.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted, properties,
+            "{path}: every field of the body is required by the parser"
+        );
+        let examples = at(&doc, &format!("{body}/{JSON_MEDIA}/examples"))
+            .as_object()
+            .unwrap();
+        assert!(!examples.is_empty(), "{path}: no example");
+        for (name, example) in examples {
+            let value = &example["value"];
+            validate(&doc, &schema, value, "$", &mut Coverage::default())
+                .unwrap_or_else(|e| panic!("{path} example {name}: {e}"));
+            parse(value.to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{path} example {name} is refused: {e:?}"));
+            for field in &required {
+                for broken in [None, Some(Value::Null)] {
+                    let mut body = value.clone();
+                    match &broken {
+                        None => body.as_object_mut().unwrap().remove(field),
+                        Some(v) => body
+                            .as_object_mut()
+                            .unwrap()
+                            .insert(field.clone(), v.clone()),
+                    };
+                    let err = parse(body.to_string().as_bytes()).expect_err(field);
+                    assert_eq!(
+                        (err.status.as_u16(), err.code),
+                        (400, "bad_request"),
+                        "{path}: {field} = {broken:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    // The checkout body's constraints are the parser's.
+    let checkout = "/components/schemas/CheckoutRequest/properties";
+    let paid: Vec<&str> = catalog.paid_entries().map(|e| e.module.as_str()).collect();
+    assert_eq!(
+        at(&doc, &format!("{checkout}/services/items/enum")),
+        &json!(paid)
+    );
+    let body = |services: Vec<&str>, interval: &str| {
+        json!({"services": services, "interval": interval,
+            "successUrl": "https://app.example.com/ok", "cancelUrl": "https://app.example.com/no"})
+        .to_string()
+    };
+    let min = at(&doc, &format!("{checkout}/services/minItems"))
+        .as_u64()
+        .unwrap() as usize;
+    let max = at(&doc, &format!("{checkout}/services/maxItems"))
+        .as_u64()
+        .unwrap() as usize;
+    for (n, ok) in [(min - 1, false), (min, true), (max, true), (max + 1, false)] {
+        let result = parse_checkout(
+            body(vec![paid[0]; n], "month").as_bytes(),
+            &catalog,
+            &origins,
+        );
+        assert_eq!(result.is_ok(), ok, "{n} services");
+        if let Err(e) = result {
+            assert_eq!(e.code, "invalid_services");
+        }
+    }
+    assert_eq!(
+        at(&doc, &format!("{checkout}/interval/$ref")),
+        "#/components/schemas/BillingInterval"
+    );
+    for interval in at(&doc, "/components/schemas/BillingInterval/enum")
+        .as_array()
+        .unwrap()
+    {
+        parse_checkout(
+            body(vec![paid[0]], interval.as_str().unwrap()).as_bytes(),
+            &catalog,
+            &origins,
+        )
+        .unwrap();
+    }
+    let max_url = at(&doc, &format!("{checkout}/successUrl/maxLength"))
+        .as_u64()
+        .unwrap() as usize;
+    for pointer in [
+        format!("{checkout}/cancelUrl/maxLength"),
+        "/components/schemas/PortalRequest/properties/returnUrl/maxLength".to_owned(),
+    ] {
+        assert_eq!(at(&doc, &pointer).as_u64(), Some(max_url as u64));
+    }
+    let url = |len: usize| {
+        let base = "https://app.example.com/";
+        format!("{base}{}", "a".repeat(len - base.len()))
+    };
+    assert!(origins.allows(&url(max_url)));
+    assert!(!origins.allows(&url(max_url + 1)));
+
+    // Query parameters: exactly those the handlers read, with the handlers' bounds.
+    let expected: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        ("/api/billing/invoices", vec!["cursor", "limit"]),
+        ("/api/billing/sync", vec!["session_id"]),
+        ("/api/leads", vec!["cursor", "limit"]),
+    ]);
+    for route in ROUTES {
+        let mut names: Vec<&str> = at(&doc, &op(route.method, route.path))
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                assert_eq!(p["in"], "query", "{}", route.path);
+                assert_eq!(p["required"], false, "{}", route.path);
+                p["name"].as_str().unwrap()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            expected.get(route.path).cloned().unwrap_or_default(),
+            "{} {}: query parameters",
+            route.method,
+            route.path
+        );
+    }
+    let limit = |path: &str| {
+        at(&doc, &op("GET", path))["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap()["schema"]
+            .clone()
+    };
+    assert_eq!(
+        limit("/api/billing/invoices"),
+        json!({"type": "integer", "minimum": 1, "maximum": 100, "default": DEFAULT_INVOICE_LIMIT})
+    );
+    assert_eq!(
+        limit("/api/leads"),
+        json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE})
+    );
+}
+
+// ---- responses --------------------------------------------------------------------------------
+
+/// Checks responses against the operation's documented response for their status.
+struct Checker {
+    doc: Value,
+    seen: Coverage,
+    answered: BTreeSet<(String, String)>,
+}
+
+impl Checker {
+    fn check(&mut self, operation: &str, status: u16, body: &Value) {
+        let name = describe(operation);
+        let pointer = format!("{operation}/responses/{status}");
+        assert!(
+            self.doc.pointer(&pointer).is_some(),
+            "{name} answers {status} but openapi.json documents no such response: {body}"
+        );
+        let media = format!("{}/{JSON_MEDIA}", follow(&self.doc, pointer));
+        validate(
+            &self.doc,
+            &format!("{media}/schema"),
+            body,
+            "$",
+            &mut self.seen,
+        )
+        .unwrap_or_else(|e| panic!("{name} {status}: {e}\n  body: {body}"));
+        if status >= 400 {
+            let code = &body["error"];
+            let examples = self
+                .doc
+                .pointer(&format!("{media}/examples"))
+                .and_then(Value::as_object)
+                .unwrap_or_else(|| panic!("{name} {status}: no examples listing its codes"));
+            assert!(
+                examples.values().any(|e| &e["value"]["error"] == code),
+                "{name} {status}: the code {code} is not among the documented examples"
+            );
+        }
+        self.answered
+            .insert((operation.to_owned(), status.to_string()));
+    }
+
+    /// Checks a handler's response, which must have `status`; returns its body.
+    fn expect(&mut self, operation: &str, status: u16, response: Response<Body>) -> Value {
+        let got = response.status().as_u16();
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{} {got}",
+            describe(operation)
+        );
+        let bytes = body_bytes(response.body());
+        let body: Value = serde_json::from_slice(bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)));
+        assert_eq!(got, status, "{}: {body}", describe(operation));
+        self.check(operation, status, &body);
+        body
+    }
+
+    fn view(&mut self, operation: &str, view: impl serde::Serialize) {
+        self.check(operation, 200, &serde_json::to_value(view).unwrap());
+    }
+
+    fn error(&mut self, operation: &str, error: ApiError) {
+        let status = error.status.as_u16();
+        self.expect(operation, status, error.into_response());
+    }
+
+    fn raw(&mut self, operation: &str, status: u16, body: &str) {
+        let value: Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{operation} {status}: not JSON ({e}): {body}"));
+        self.check(operation, status, &value);
+    }
+}
+
+/// The authorizer context API Gateway hands a function after the authorizer allowed `role`.
+fn allowed(org: &OrgId, role: Role, unlocked: ModuleSet) -> Map<String, Value> {
+    Decision::Allow {
+        caller: Some(Caller {
+            org: org.clone(),
+            user: UserId::parse("user_openapi").unwrap(),
+            role,
+        }),
+        entitlements: Some(unlocked),
+    }
+    .context()
+}
+
+fn request(
+    method: &str,
+    context: Option<Map<String, Value>>,
+    query: &[(&str, &str)],
+    body: &str,
+) -> Request {
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        Body::Text(body.to_owned())
+    };
+    let mut request = lambda_http::http::Request::builder()
+        .method(method)
+        .uri("/")
+        .body(body)
+        .unwrap();
+    if let Some(context) = context {
+        let mut ctx = ApiGatewayProxyRequestContext::default();
+        ctx.authorizer.fields = context.into_iter().collect();
+        request = request.with_request_context(RequestContext::ApiGatewayV1(ctx));
+    }
+    let query: HashMap<String, String> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    request.with_query_string_parameters(query)
+}
+
+fn lead(id: &str, full: bool) -> Lead {
+    let some = |v: &str| full.then(|| v.to_owned());
+    Lead {
+        id: id.to_owned(),
+        name: some("Ada Lovelace"),
+        email: some("ada@example.test"),
+        company: some("Analytical Engines"),
+        source: some("web_form"),
+        status: some("new"),
+        score: full.then_some(80),
+        created_at: full.then(Timestamp::now),
+    }
+}
+
+/// Subscriptions that between them set and leave unset every optional field.
+fn subscriptions(now: Timestamp) -> Vec<Subscription> {
+    let mut rich = build::subscription(
+        "sub_openapi_rich",
+        "cus_openapi",
+        SubscriptionStatus::PastDue,
+        &ServiceModule::ALL,
+    );
+    rich.past_due_since = Some(now);
+    rich.cancel_at_period_end = true;
+    rich.cancel_at = Some(now.plus_seconds(86_400));
+    rich.trial_end = Some(now.plus_seconds(3_600));
+    rich.items[1].interval = Some(BillingInterval::Year);
+    rich.items.push(SubscriptionItem {
+        id: "si_foreign".to_owned(),
+        price_id: "price_not_in_the_catalog".to_owned(),
+        lookup_key: None,
+        module: None,
+        interval: None,
+        quantity: 3,
+        unit_amount: None,
+        currency: None,
+    });
+    let mut bare = build::subscription(
+        "sub_openapi_bare",
+        "cus_openapi",
+        SubscriptionStatus::Incomplete,
+        &[],
+    );
+    bare.current_period_start = None;
+    bare.current_period_end = None;
+    bare.created = None;
+    vec![rich, bare]
+}
+
+fn payment_method(id: &str, card: Option<CardDetails>) -> PaymentMethod {
+    PaymentMethod {
+        id: PaymentMethodId::parse(id).unwrap(),
+        customer_id: CustomerId::parse("cus_openapi").unwrap(),
+        kind: if card.is_some() { "card" } else { "sepa_debit" }.to_owned(),
+        card,
+        created: None,
+    }
+}
+
+#[tokio::test]
+async fn every_response_of_the_code_is_documented_and_every_documented_one_is_produced() {
+    let doc = document();
+    let mut c = Checker {
+        doc: doc.clone(),
+        seen: Coverage::default(),
+        answered: BTreeSet::new(),
+    };
+    let services = op("GET", "/api/billing/services");
+    let openapi = op("GET", "/api/billing/openapi.json");
+    let subscription = op("GET", "/api/billing/subscription");
+    let invoices = op("GET", "/api/billing/invoices");
+    let methods = op("GET", "/api/billing/payment-methods");
+    let checkout = op("POST", "/api/billing/checkout");
+    let portal = op("POST", "/api/billing/portal");
+    let sync = op("POST", "/api/billing/sync");
+    let leads = op("GET", "/api/leads");
+
+    let store = fresh_store().await;
+    // A table that does not exist: every read fails as DynamoDB being down would.
+    let broken = BillingStore::new(dynamo_client(&moto().url), "openapi-no-such-table");
+    let stripe_url = fake_stripe().url.clone();
+    let stripe = || StripeApi::new("sk_test_openapi", Some(&stripe_url)).unwrap();
+    let policy = GracePolicy::default();
+    let syncer = Syncer::new(store.clone(), stripe(), policy);
+    let broken_syncer = Syncer::new(broken.clone(), stripe(), policy);
+    let config = ApiConfig {
+        origins: OriginAllowlist::parse("https://app.example.com"),
+        sync_per_minute: 1,
+    };
+    let all: ModuleSet = ServiceModule::ALL.into_iter().collect();
+    let org = build::org("openapi");
+    let member = || Some(allowed(&org, Role::Member, all));
+    let admin = || Some(allowed(&org, Role::Admin, all));
+    let now = Timestamp::now();
+
+    // GET /api/billing/services and /openapi.json (public).
+    c.expect(
+        &services,
+        200,
+        handlers::services(&request("GET", None, &[], "")),
+    );
+    let some = ModuleSet::from_csv("LeadGeneration");
+    c.expect(
+        &services,
+        200,
+        handlers::services(&request(
+            "GET",
+            Some(allowed(&org, Role::Member, some)),
+            &[],
+            "",
+        )),
+    );
+    c.view(&services, views::services(&Catalog::standard(), None));
+    c.expect(&openapi, 200, handlers::openapi());
+
+    // GET /api/billing/subscription, and the overview POST /api/billing/sync also answers.
+    let get_subscription = |ctx| {
+        let req = request("GET", ctx, &[], "");
+        let store = &store;
+        async move { handlers::subscription(store, policy, &req).await }
+    };
+    c.expect(&subscription, 200, get_subscription(member()).await);
+    c.expect(&subscription, 401, get_subscription(None).await);
+    c.expect(
+        &subscription,
+        503,
+        handlers::subscription(&broken, policy, &request("GET", member(), &[], "")).await,
+    );
+    let held = build::subscription(
+        "sub_openapi_held",
+        "cus_openapi",
+        SubscriptionStatus::Active,
+        &[ServiceModule::LeadGeneration],
+    );
+    store
+        .apply_subscription(&org, &held, FetchTime::now(), None, policy)
+        .await
+        .unwrap();
+    c.expect(&subscription, 200, get_subscription(member()).await);
+    let grants = EntitlementSet::from_grants([
+        (ServiceModule::LeadGeneration, Grant { until: None }),
+        (
+            ServiceModule::SocialInbox,
+            Grant {
+                until: Some(now.plus_seconds(3_600)),
+            },
+        ),
+    ]);
+    let grace = policy.past_due_grace_seconds;
+    for operation in [&subscription, &sync] {
+        c.view(
+            operation,
+            views::overview(&subscriptions(now), &grants, grace, now),
+        );
+        c.view(
+            operation,
+            views::overview(&[], &EntitlementSet::default(), grace, now),
+        );
+        for (i, status) in SubscriptionStatus::ALL.into_iter().enumerate() {
+            let one = build::subscription(
+                &format!("sub_openapi_{i}"),
+                "cus_openapi",
+                status,
+                &[ServiceModule::Integrations],
+            );
+            c.view(operation, views::overview(&[one], &grants, grace, now));
+        }
+    }
+
+    // GET /api/billing/invoices
+    let get_invoices = |ctx, query: &[(&str, &str)]| {
+        let req = request("GET", ctx, query, "");
+        let store = &store;
+        async move { handlers::invoices(store, &req).await }
+    };
+    c.expect(&invoices, 200, get_invoices(member(), &[]).await);
+    for i in 0..2 {
+        let invoice = build::invoice(&format!("in_openapi_{i}"), "cus_openapi", 1_700_000_000 + i);
+        store
+            .apply_invoice(&org, &invoice, FetchTime::now(), None)
+            .await
+            .unwrap();
+    }
+    let page = c.expect(
+        &invoices,
+        200,
+        get_invoices(member(), &[("limit", "1")]).await,
+    );
+    let cursor = page["nextCursor"].as_str().expect("a next page").to_owned();
+    c.expect(
+        &invoices,
+        200,
+        get_invoices(member(), &[("limit", "100"), ("cursor", &cursor)]).await,
+    );
+    for bad in ["0", "101", "ten"] {
+        c.expect(
+            &invoices,
+            400,
+            get_invoices(member(), &[("limit", bad)]).await,
+        );
+    }
+    c.expect(
+        &invoices,
+        400,
+        get_invoices(member(), &[("cursor", "!!!")]).await,
+    );
+    c.expect(&invoices, 401, get_invoices(None, &[]).await);
+    c.expect(
+        &invoices,
+        503,
+        handlers::invoices(&broken, &request("GET", member(), &[], "")).await,
+    );
+    let statuses = at(&doc, "/components/schemas/Invoice/properties/status/enum");
+    let mut samples: Vec<InvoiceView> = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .enumerate()
+        .map(|(i, s)| {
+            let mut invoice =
+                build::invoice(&format!("in_status_{i}"), "cus_openapi", 1_700_000_000);
+            invoice.status =
+                Some(InvoiceStatus::parse(s).unwrap_or_else(|| panic!("no invoice status {s}")));
+            InvoiceView::from(invoice)
+        })
+        .collect();
+    let mut draft = build::invoice("in_draft", "cus_openapi", 1_700_000_000);
+    draft.status = None;
+    draft.number = None;
+    draft.due_date = Some(now);
+    draft.paid_at = None;
+    draft.hosted_invoice_url = None;
+    draft.invoice_pdf = None;
+    samples.push(draft.into());
+    c.view(
+        &invoices,
+        InvoicePageView {
+            invoices: samples,
+            next_cursor: Some("opaque".to_owned()),
+        },
+    );
+
+    // GET /api/billing/payment-methods
+    c.expect(
+        &methods,
+        200,
+        handlers::payment_methods(&store, &request("GET", member(), &[], "")).await,
+    );
+    c.expect(
+        &methods,
+        401,
+        handlers::payment_methods(&store, &request("GET", None, &[], "")).await,
+    );
+    c.expect(
+        &methods,
+        503,
+        handlers::payment_methods(&broken, &request("GET", member(), &[], "")).await,
+    );
+    let card = payment_method(
+        "pm_openapi_card",
+        Some(CardDetails {
+            brand: "visa".to_owned(),
+            last4: "4242".to_owned(),
+            exp_month: 12,
+            exp_year: 2030,
+        }),
+    );
+    let default = card.id.clone();
+    c.view(
+        &methods,
+        views::payment_methods(
+            vec![card, payment_method("pm_openapi_sepa", None)],
+            Some(&default),
+        ),
+    );
+
+    // POST /api/billing/checkout
+    let checkout_body = |services: &[&str], interval: &str, success: &str| {
+        json!({"services": services, "interval": interval, "successUrl": success,
+            "cancelUrl": "https://app.example.com/billing"})
+        .to_string()
+    };
+    let ok_url = "https://app.example.com/billing/done";
+    let post_checkout = |syncer: &Syncer, ctx, body: String| {
+        let req = request("POST", ctx, &[], &body);
+        let syncer = syncer.clone();
+        let config = config.clone();
+        async move { handlers::checkout(&syncer, &config, &req).await }
+    };
+    let social = checkout_body(&["SocialInbox"], "month", ok_url);
+    c.expect(
+        &checkout,
+        401,
+        post_checkout(&syncer, None, social.clone()).await,
+    );
+    c.expect(
+        &checkout,
+        403,
+        post_checkout(&syncer, member(), social.clone()).await,
+    );
+    c.expect(
+        &checkout,
+        400,
+        post_checkout(&syncer, admin(), "nope".to_owned()).await,
+    );
+    for body in [
+        checkout_body(&["BasicCRM"], "month", ok_url),
+        checkout_body(&[], "month", ok_url),
+        checkout_body(&["SocialInbox"], "week", ok_url),
+        checkout_body(&["SocialInbox"], "month", "https://evil.test/"),
+    ] {
+        c.expect(&checkout, 422, post_checkout(&syncer, admin(), body).await);
+    }
+    c.expect(
+        &checkout,
+        409,
+        post_checkout(
+            &syncer,
+            admin(),
+            checkout_body(&["LeadGeneration"], "year", ok_url),
+        )
+        .await,
+    );
+    c.expect(
+        &checkout,
+        503,
+        post_checkout(&broken_syncer, admin(), social.clone()).await,
+    );
+    // No prices in Stripe yet: catalog-sync has not run.
+    let unavailable = c.expect(
+        &checkout,
+        503,
+        post_checkout(&syncer, admin(), social.clone()).await,
+    );
+    assert_eq!(unavailable["error"], "catalog_unavailable");
+    sync_catalog(&syncer.stripe, Catalog::standard().entries())
+        .await
+        .unwrap();
+    c.expect(
+        &checkout,
+        200,
+        post_checkout(&syncer, admin(), social.clone()).await,
+    );
+    c.view(
+        &checkout,
+        CheckoutView {
+            session_id: "cs_test_openapi".to_owned(),
+            url: "https://checkout.stripe.test/c/pay/cs_test_openapi".to_owned(),
+        },
+    );
+
+    // POST /api/billing/portal (the checkout above created the org's Stripe customer).
+    let portal_body = |url: &str| json!({ "returnUrl": url }).to_string();
+    let post_portal = |syncer: &Syncer, ctx, body: String| {
+        let req = request("POST", ctx, &[], &body);
+        let syncer = syncer.clone();
+        let config = config.clone();
+        async move { handlers::portal(&syncer, &config, &req).await }
+    };
+    let back = portal_body("https://app.example.com/billing");
+    c.expect(
+        &portal,
+        200,
+        post_portal(&syncer, admin(), back.clone()).await,
+    );
+    c.view(
+        &portal,
+        UrlView {
+            url: "https://billing.stripe.test/p/session/bps_openapi".to_owned(),
+        },
+    );
+    c.expect(&portal, 401, post_portal(&syncer, None, back.clone()).await);
+    c.expect(
+        &portal,
+        403,
+        post_portal(&syncer, member(), back.clone()).await,
+    );
+    c.expect(
+        &portal,
+        400,
+        post_portal(&syncer, admin(), "{}".to_owned()).await,
+    );
+    c.expect(
+        &portal,
+        422,
+        post_portal(&syncer, admin(), portal_body("https://evil.test/")).await,
+    );
+    let newcomer = build::org("openapi-new");
+    c.expect(
+        &portal,
+        409,
+        post_portal(
+            &syncer,
+            Some(allowed(&newcomer, Role::Owner, all)),
+            back.clone(),
+        )
+        .await,
+    );
+    c.expect(
+        &portal,
+        503,
+        post_portal(&broken_syncer, admin(), back.clone()).await,
+    );
+
+    // POST /api/billing/sync (one per org and minute).
+    let post_sync = |syncer: &Syncer, org: &OrgId, session: Option<&str>| {
+        let query: Vec<(&str, &str)> = session.map(|s| ("session_id", s)).into_iter().collect();
+        let req = request("POST", Some(allowed(org, Role::Member, all)), &query, "");
+        let syncer = syncer.clone();
+        let config = config.clone();
+        async move { handlers::sync(&syncer, &config, &req).await }
+    };
+    let limited = build::org("openapi-sync");
+    c.expect(&sync, 400, post_sync(&syncer, &limited, Some("cs#1")).await);
+    c.expect(&sync, 429, post_sync(&syncer, &limited, None).await);
+    c.expect(
+        &sync,
+        404,
+        post_sync(
+            &syncer,
+            &build::org("openapi-sync"),
+            Some("cs_test_missing"),
+        )
+        .await,
+    );
+    c.expect(
+        &sync,
+        200,
+        post_sync(&syncer, &build::org("openapi-sync"), None).await,
+    );
+    c.expect(
+        &sync,
+        503,
+        post_sync(&broken_syncer, &build::org("openapi-sync"), None).await,
+    );
+    let req = request("POST", None, &[], "");
+    c.expect(&sync, 401, handlers::sync(&syncer, &config, &req).await);
+    c.error(
+        &sync,
+        SyncError::Unattributable("cs_test_x".to_owned()).into(),
+    );
+    // Stripe failing.
+    let fail = |count: u32| {
+        let url = format!("{stripe_url}/_test/fail");
+        pss_billing_tests::http::blocking(move || {
+            let reply =
+                pss_billing_tests::http::post_json(&url, &json!({"status": 503, "count": count}));
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        })
+    };
+    fail(10).await;
+    let down = c.expect(
+        &checkout,
+        502,
+        post_checkout(
+            &syncer,
+            admin(),
+            checkout_body(&["Integrations"], "year", ok_url),
+        )
+        .await,
+    );
+    fail(0).await;
+    assert_eq!(down["error"], "stripe_unavailable");
+    for operation in [&checkout, &portal, &sync] {
+        for error in [
+            StripeApiError::Unavailable("down".to_owned()),
+            StripeApiError::Rejected {
+                status: 400,
+                message: "no".to_owned(),
+            },
+            StripeApiError::Malformed("?".to_owned()),
+        ] {
+            c.error(operation, error.into());
+        }
+    }
+    c.error(&invoices, StoreError::InvalidCursor.into());
+
+    // GET /api/leads
+    store
+        .put_lead(&org, &lead("lead_full", true))
+        .await
+        .unwrap();
+    store
+        .put_lead(&org, &lead("lead_bare", false))
+        .await
+        .unwrap();
+    let handler = LeadsHandler::new(store.clone());
+    let get_leads = |ctx, query: &[(&str, &str)]| {
+        let req = request("GET", ctx, query, "");
+        let handler = handler.clone();
+        async move { handler.handle(req).await }
+    };
+    let page = c.expect(&leads, 200, get_leads(member(), &[("limit", "1")]).await);
+    assert!(page["nextCursor"].is_string());
+    let max = MAX_PAGE_SIZE.to_string();
+    let page = c.expect(&leads, 200, get_leads(member(), &[("limit", &max)]).await);
+    assert_eq!(page["leads"].as_array().unwrap().len(), 2);
+    let over = (MAX_PAGE_SIZE + 1).to_string();
+    for bad in ["0", over.as_str()] {
+        c.expect(&leads, 400, get_leads(member(), &[("limit", bad)]).await);
+    }
+    c.expect(&leads, 400, get_leads(member(), &[("cursor", "!!!")]).await);
+    c.expect(&leads, 401, get_leads(None, &[]).await);
+    let locked = ModuleSet::from_csv("");
+    c.expect(
+        &leads,
+        403,
+        get_leads(Some(allowed(&org, Role::Owner, locked)), &[]).await,
+    );
+    let req = request("GET", member(), &[], "");
+    c.expect(&leads, 503, LeadsHandler::new(broken).handle(req).await);
+
+    // What the authorizer and API Gateway answer before any function runs.
+    let gateway = gateway_responses();
+    let template_body = |name: &str| {
+        gateway
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} gateway response"))
+            .clone()
+    };
+    let (_, unauthorized_status, unauthorized) = template_body("UNAUTHORIZED");
+    assert_eq!(unauthorized, UNAUTHORIZED_BODY);
+    let (_, failure_status, failure) = template_body("AUTHORIZER_FAILURE");
+    let (_, _, denied) = template_body("ACCESS_DENIED");
+    assert_eq!(
+        denied, "$context.authorizer.body",
+        "403 bodies come from the authorizer"
+    );
+    let (_, _, internal) = template_body("DEFAULT_5XX");
+    for route in ROUTES {
+        let operation = op(route.method, route.path);
+        c.raw(&operation, 500, &internal);
+        c.error(&operation, ApiError::internal());
+        if route.is_public() {
+            continue;
+        }
+        c.raw(&operation, unauthorized_status.unwrap(), &unauthorized);
+        c.raw(&operation, failure_status.unwrap(), &failure);
+        for denial in denials(route) {
+            c.raw(&operation, 403, &denial.body());
+        }
+    }
+    // The local gateway's authorizer-failure body (see the report: its code differs).
+    validate(
+        &doc,
+        "/components/schemas/Error",
+        &serde_json::from_str(AUTHORIZER_FAILURE_BODY).unwrap(),
+        "$",
+        &mut Coverage::default(),
+    )
+    .unwrap();
+
+    // The Stripe webhook.
+    let secret = WebhookSecret::new("whsec_openapi");
+    let hook = WebhookHandler::new(
+        syncer.clone(),
+        WebhookConfig {
+            secrets: vec![secret.clone()],
+            tolerance_seconds: 300,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            livemode: false,
+        },
+    );
+    let media = format!("{WEBHOOK}/requestBody/{JSON_MEDIA}");
+    for (name, example) in at(&doc, &format!("{media}/examples")).as_object().unwrap() {
+        let event = &example["value"];
+        validate(
+            &doc,
+            &format!("{media}/schema"),
+            event,
+            "$",
+            &mut Coverage::default(),
+        )
+        .unwrap_or_else(|e| panic!("webhook example {name}: {e}"));
+        let body = event.to_string();
+        let signed = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri(pss_local::gateway::WEBHOOK_PATH)
+            .header("stripe-signature", secret.sign(now.unix(), body.as_bytes()))
+            .body(Body::Text(body.clone()))
+            .unwrap();
+        let ack = c.expect(WEBHOOK, 200, hook.handle(signed).await);
+        assert_eq!(ack["outcome"], "ignored", "webhook example {name}");
+
+        let mut live = event.clone();
+        live["livemode"] = json!(true);
+        let live = live.to_string();
+        let refusals = [
+            (None, body.clone().into_bytes()),
+            (
+                Some(secret.sign(now.unix(), b"not json")),
+                b"not json".to_vec(),
+            ),
+            (
+                Some(secret.sign(now.unix(), live.as_bytes())),
+                live.into_bytes(),
+            ),
+            (None, vec![b' '; DEFAULT_MAX_BODY_BYTES + 1]),
+        ];
+        for (signature, body) in refusals {
+            let outcome = hook.process(signature.as_deref(), &body, now.unix()).await;
+            c.expect(WEBHOOK, 400, outcome.into_response());
+        }
+    }
+    for (outcome, status) in [
+        (Outcome::Duplicate, 200),
+        (Outcome::Processed(Applied::Written), 200),
+        (Outcome::Processed(Applied::Stale), 200),
+        (Outcome::Processed(Applied::Duplicate), 200),
+        (Outcome::Parked("no org".to_owned()), 200),
+        (Outcome::Failed("down".to_owned()), 503),
+    ] {
+        c.expect(WEBHOOK, status, outcome.into_response());
+    }
+
+    // The other direction: every documented response was produced, and all of every schema.
+    let mut missing = Vec::new();
+    for operation in operations() {
+        for status in at(&doc, &format!("{operation}/responses"))
+            .as_object()
+            .unwrap()
+            .keys()
+        {
+            if !c.answered.contains(&(operation.clone(), status.clone())) {
+                missing.push(format!("{} {status}", describe(&operation)));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "documented responses the code never produced: {missing:?}"
+    );
+    assert_covered(
+        &doc,
+        &c.seen,
+        &["CheckoutRequest", "PortalRequest", "StripeEvent"],
+    );
+}
+
+/// Every error example validates against its schema and names a code the code or the template
+/// actually uses.
+#[test]
+fn error_examples_are_valid_and_name_real_codes() {
+    let doc = document();
+    let mut source = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let mut dirs = vec![workspace_root().join("shared/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                source.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    let mut responses: Vec<String> = operations()
+        .iter()
+        .flat_map(|o| {
+            at(&doc, &format!("{o}/responses"))
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |s| format!("{o}/responses/{s}"))
+        })
+        .collect();
+    responses.extend(
+        at(&doc, "/components/responses")
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|name| format!("/components/responses/{name}")),
+    );
+    let mut checked = 0;
+    for response in responses {
+        if at(&doc, &response).get("$ref").is_some() {
+            continue;
+        }
+        let media = format!("{response}/{JSON_MEDIA}");
+        let Some(examples) = doc
+            .pointer(&format!("{media}/examples"))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        for (name, example) in examples {
+            let value = &example["value"];
+            validate(
+                &doc,
+                &format!("{media}/schema"),
+                value,
+                "$",
+                &mut Coverage::default(),
+            )
+            .unwrap_or_else(|e| panic!("{response} example {name}: {e}"));
+            let code = value["error"].as_str().expect("an error code");
+            assert!(
+                source.contains(&format!("\"{code}\""))
+                    || source.contains(&format!("\"error\":\"{code}\"")),
+                "{response} example {name}: no code {code:?} in shared/src or template.yaml"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} examples");
+}
