@@ -63,3 +63,59 @@ pub async fn fresh_store() -> BillingStore {
         .expect("create table in moto");
     BillingStore::new(client, table)
 }
+
+/// A Stripe API call (form body, test key) that must succeed; an empty reply is `null`.
+pub async fn stripe_call(
+    method: &'static str,
+    url: String,
+    form: Vec<(&'static str, String)>,
+) -> serde_json::Value {
+    http::blocking(move || {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = http::stripe_form(method, &url, &pairs);
+        assert!(
+            reply.status < 300,
+            "{method} {url}: {} {}",
+            reply.status,
+            reply.body
+        );
+        if reply.body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            reply.json()
+        }
+    })
+    .await
+}
+
+/// What Stripe does when a customer pays a Checkout, done directly in localstripe: attach a
+/// card, make it the default, and subscribe the customer to `plan`.
+pub async fn localstripe_subscribe(
+    localstripe_url: &str,
+    customer: &str,
+    plan: &str,
+) -> serde_json::Value {
+    let v1 = |path: &str| format!("{localstripe_url}/v1{path}");
+    let pm = stripe_call(
+        "POST",
+        v1("/payment_methods/pm_card_visa/attach"),
+        vec![("customer", customer.to_owned())],
+    )
+    .await;
+    let pm_id = pm["id"].as_str().expect("payment method id").to_owned();
+    stripe_call(
+        "POST",
+        v1(&format!("/customers/{customer}")),
+        vec![("invoice_settings[default_payment_method]", pm_id)],
+    )
+    .await;
+    stripe_call(
+        "POST",
+        v1("/subscriptions"),
+        vec![
+            ("customer", customer.to_owned()),
+            ("items[0][plan]", plan.to_owned()),
+        ],
+    )
+    .await
+}

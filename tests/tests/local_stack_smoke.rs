@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use pss_billing_tests::{localstripe_subscribe, stripe_call};
 use pss_local::emulators::{free_port, start_fake_stripe, start_localstripe, start_moto};
-use pss_local::http::{Reply, blocking, request, stripe_form};
+use pss_local::http::{Reply, blocking, request};
 use pss_local::stack::{self, StackConfig};
 use serde_json::json;
 
@@ -22,25 +23,6 @@ async fn call(
         }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         request(method, &url, &headers, body.as_bytes())
-    })
-    .await
-}
-
-async fn stripe(
-    method: &'static str,
-    url: String,
-    form: Vec<(&'static str, String)>,
-) -> serde_json::Value {
-    blocking(move || {
-        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let reply = stripe_form(method, &url, &pairs);
-        assert!(
-            reply.status < 300,
-            "{method} {url}: {} {}",
-            reply.status,
-            reply.body
-        );
-        reply.json()
     })
     .await
 }
@@ -115,30 +97,7 @@ async fn frontend_flow_through_the_local_stack() {
         .expect("checkout created the customer");
     let customer = profile.customer_id.to_string();
     let v1 = |path: &str| format!("{}/v1{path}", localstripe.url);
-    let pm = stripe(
-        "POST",
-        v1("/payment_methods/pm_card_visa/attach"),
-        vec![("customer", customer.clone())],
-    )
-    .await;
-    stripe(
-        "POST",
-        v1(&format!("/customers/{customer}")),
-        vec![(
-            "invoice_settings[default_payment_method]",
-            pm["id"].as_str().unwrap().to_owned(),
-        )],
-    )
-    .await;
-    let sub = stripe(
-        "POST",
-        v1("/subscriptions"),
-        vec![
-            ("customer", customer.clone()),
-            ("items[0][plan]", "leadgen_monthly".to_owned()),
-        ],
-    )
-    .await;
+    let sub = localstripe_subscribe(&localstripe.url, &customer, "leadgen_monthly").await;
 
     let open = until_status(&api("/api/leads"), &member, 200).await;
     assert_eq!(open.json()["leads"], json!([]));
@@ -152,7 +111,7 @@ async fn frontend_flow_through_the_local_stack() {
     .json();
     assert_eq!(overview["status"], "active");
 
-    stripe(
+    stripe_call(
         "DELETE",
         v1(&format!("/subscriptions/{}", sub["id"].as_str().unwrap())),
         vec![],

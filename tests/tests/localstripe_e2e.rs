@@ -5,32 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use billing::domain::{CustomerId, OrgId};
-use pss_billing_tests::http::{blocking, stripe_form};
 use pss_billing_tests::rig::{self, Rig};
-use pss_billing_tests::{build, localstripe, server};
-
-async fn stripe(
-    method: &'static str,
-    url: String,
-    form: Vec<(&'static str, String)>,
-) -> serde_json::Value {
-    blocking(move || {
-        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let reply = stripe_form(method, &url, &pairs);
-        assert!(
-            reply.status < 300,
-            "{method} {url}: {} {}",
-            reply.status,
-            reply.body
-        );
-        if reply.body.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            reply.json()
-        }
-    })
-    .await
-}
+use pss_billing_tests::{build, localstripe, localstripe_subscribe, server, stripe_call};
 
 async fn wait_for(rig: &Rig, org: &OrgId, expected: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -58,7 +34,7 @@ async fn localstripe_subscription_unlocks_then_cancel_locks() {
     })
     .await;
     let api = |path: &str| format!("{}/v1{path}", ls.url);
-    stripe(
+    stripe_call(
         "POST",
         format!("{}/_config/webhooks/pss", ls.url),
         vec![
@@ -69,7 +45,7 @@ async fn localstripe_subscription_unlocks_then_cancel_locks() {
     .await;
 
     // The catalog as localstripe can hold it: plans whose ids are our lookup keys.
-    let product = stripe(
+    let product = stripe_call(
         "POST",
         api("/products"),
         vec![
@@ -78,7 +54,7 @@ async fn localstripe_subscription_unlocks_then_cancel_locks() {
         ],
     )
     .await;
-    stripe(
+    stripe_call(
         "POST",
         api("/plans"),
         vec![
@@ -91,7 +67,7 @@ async fn localstripe_subscription_unlocks_then_cancel_locks() {
     )
     .await;
 
-    let customer = stripe(
+    let customer = stripe_call(
         "POST",
         api("/customers"),
         vec![("email", "owner@example.test".into())],
@@ -103,31 +79,7 @@ async fn localstripe_subscription_unlocks_then_cancel_locks() {
         .link_customer(&org, &CustomerId::parse(&customer_id).unwrap())
         .await
         .unwrap();
-    let pm = stripe(
-        "POST",
-        api("/payment_methods/pm_card_visa/attach"),
-        vec![("customer", customer_id.clone())],
-    )
-    .await;
-    stripe(
-        "POST",
-        api(&format!("/customers/{customer_id}")),
-        vec![(
-            "invoice_settings[default_payment_method]",
-            pm["id"].as_str().unwrap().to_owned(),
-        )],
-    )
-    .await;
-
-    let sub = stripe(
-        "POST",
-        api("/subscriptions"),
-        vec![
-            ("customer", customer_id.clone()),
-            ("items[0][plan]", "leadgen_monthly".into()),
-        ],
-    )
-    .await;
+    let sub = localstripe_subscribe(&ls.url, &customer_id, "leadgen_monthly").await;
     assert_eq!(sub["status"], "active", "{sub}");
     wait_for(&rig, &org, &["BasicCRM", "LeadGeneration"]).await;
     let stored = rig.store.subscriptions(&org).await.unwrap();
@@ -155,7 +107,7 @@ async fn localstripe_subscription_unlocks_then_cancel_locks() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    stripe(
+    stripe_call(
         "DELETE",
         api(&format!("/subscriptions/{}", sub["id"].as_str().unwrap())),
         vec![],
