@@ -116,7 +116,7 @@ fn base_env(name: &str, world: &World) -> Vec<(String, String)> {
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
         // Fake credentials, as Lambda puts the role's into the environment.
-        ("AWS_ACCESS_KEY_ID", "AKIABENCHFAKEKEY0000".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test-access-key".to_owned()),
         (
             "AWS_SECRET_ACCESS_KEY",
             "bench-fake-secret-access-key".to_owned(),
