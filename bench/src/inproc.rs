@@ -44,6 +44,9 @@ pub struct Primitives {
     pub transact3: Duration,
     pub stripe_get: Duration,
     pub process_spawn: Duration,
+    /// Items in the bench table, and their total size (bytes), when measured.
+    pub table_items: usize,
+    pub table_bytes: u64,
 }
 
 fn authorizer(store: BillingStore, ttl: Duration) -> Authorizer {
@@ -310,7 +313,33 @@ pub async fn primitives(world: &World) -> Primitives {
         let _ = std::process::Command::new("/bin/true").status();
     })
     .await;
+    let mut table_items = 0;
+    let mut table_bytes = 0;
+    let mut start = None;
+    for _ in 0..100 {
+        let Ok(page) = client
+            .scan()
+            .table_name(TABLE)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+        else {
+            break;
+        };
+        table_items += page.items().len();
+        table_bytes += page
+            .items()
+            .iter()
+            .map(crate::counter::map_size)
+            .sum::<u64>();
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
     Primitives {
+        table_items,
+        table_bytes,
         get_item,
         query,
         transact3,

@@ -503,7 +503,7 @@ pub fn render(input: &Inputs<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "- Emulator single calls (median, at the start → at the end of the run): moto GetItem {} → {}, Query {} → {}, 3-item TransactWriteItems {} → {}; fake Stripe GET {} → {}; process spawn (/bin/true) {}. The in-process webhook end to end ran at the start, the function's warm run later; both are moto-bound.",
+        "- Emulator single calls (median, at the start → at the end of the run): moto GetItem {} → {}, Query {} → {}, 3-item TransactWriteItems {} → {}; fake Stripe GET {} → {}; process spawn (/bin/true) {}. The bench table held {} items ({:.0} KB) at the start and {} items ({:.0} KB) at the end. The in-process webhook end to end ran at the start, the function's warm run later; both are moto-bound.",
         fmt_dur(prim.get_item),
         fmt_dur(prim_end.get_item),
         fmt_dur(prim.query),
@@ -512,7 +512,11 @@ pub fn render(input: &Inputs<'_>) -> String {
         fmt_dur(prim_end.transact3),
         fmt_dur(prim.stripe_get),
         fmt_dur(prim_end.stripe_get),
-        fmt_dur(prim.process_spawn)
+        fmt_dur(prim.process_spawn),
+        prim.table_items,
+        prim.table_bytes as f64 / 1024.0,
+        prim_end.table_items,
+        prim_end.table_bytes as f64 / 1024.0
     );
 
     let _ = writeln!(out, "\nWhat dominates the targets not met:");
