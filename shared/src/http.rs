@@ -148,7 +148,14 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match err {
             StoreError::InvalidCursor => ApiError::bad_request("cursor is not valid."),
-            StoreError::Conflict(what) => ApiError::conflict("conflict", what),
+            // The store's own phrase names items and conditions: log it, never send it.
+            StoreError::Conflict(what) => {
+                tracing::warn!(conflict = what, "store conflict");
+                ApiError::conflict(
+                    "conflict",
+                    "The request conflicts with a concurrent change; retry it.",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::unavailable("Billing data is temporarily unavailable; retry shortly.")

@@ -3,6 +3,19 @@ sessions, current-shape objects). It answers with Stripe's official example obje
 (tests/fixtures/stripe/*.latest.json) overlaid with the fields a request sets, and records every
 request (form parameters, idempotency key, API version) so tests can assert the exact call.
 
+Where the code under test depends on it, it behaves as Stripe documents (each behaviour has a
+test of its own in tests/tests/fake_stripe.rs):
+  * idempotency keys: a request whose key is still in flight gets 409 `idempotency_key_in_use`;
+    a key reused with other parameters or another endpoint gets 400 `idempotency_error`; a key
+    reused with the same ones replays the first answer.
+  * lists: `limit` (default 10, at most 100), `starting_after`, `has_more`; subscriptions leave
+    out canceled ones unless `status` says otherwise; checkout sessions filter by `customer`
+    and `status`.
+  * creates check their required parameters (400 `parameter_missing`).
+  * Checkout Sessions can be expired (`POST /v1/checkout/sessions/{id}/expire`, open ones only)
+    and completed (a test control, standing in for the customer paying).
+  * a deleted customer is still retrievable, as `{"id": ..., "deleted": true}`.
+
 With --upstream URL (the local stack) it owns only what localstripe lacks (Checkout and
 billing-portal sessions, prices, products) and forwards every other call to that URL.
 
@@ -11,6 +24,14 @@ Control endpoints (tests only):
   DELETE /_test/objects/<id>     forget one object
   GET    /_test/requests         every API request received so far
   POST   /_test/fail             {"status": 503, "count": 2}: the next N API calls fail
+  POST   /_test/latency          {"path": "/v1/customers", "ms": 300}: POSTs there take that long
+  POST   /_test/hold             {"path": "/v1/subscriptions/sub_1"}: the next GET of that path
+                                 reads the object at once but answers only when released;
+                                 with "object", it answers that (older) object instead, as a
+                                 replica behind or a clock ahead would
+  GET    /_test/held             paths whose GET is read and waiting to be released
+  POST   /_test/release          {"path": ...}: let a held GET answer (with what it read)
+  POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid
   POST   /_test/reset            forget everything
 """
 import argparse
@@ -27,8 +48,13 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "stripe")
 LOCK = threading.Lock()
 OBJECTS: dict = {}
 REQUESTS: list = []
+# idempotency key -> (method, path, form, status, body); IN_FLIGHT holds keys being processed.
 IDEMPOTENT: dict = {}
+IN_FLIGHT: set = set()
+LATENCY: dict = {}
 FAIL = {"status": 0, "count": 0}
+# path -> {"armed": bool, "event": threading.Event, "held": bool}
+HOLDS: dict = {}
 COUNTER = itertools.count(1)
 UPSTREAM = {"url": None}
 OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/products")
@@ -55,12 +81,15 @@ def nested(form: dict) -> dict:
     return out
 
 
-def listing(data: list, url: str) -> dict:
-    return {"object": "list", "data": data, "has_more": False, "url": url}
+def error(status: int, message: str, code: str = "resource_missing", kind: str = "invalid_request_error"):
+    body = {"error": {"type": kind, "message": message}}
+    if code:
+        body["error"]["code"] = code
+    return status, body
 
 
-def error(status: int, message: str, code: str = "resource_missing"):
-    return status, {"error": {"type": "invalid_request_error", "code": code, "message": message}}
+def missing(param: str):
+    return error(400, f"Missing required param: {param}.", "parameter_missing")
 
 
 COLLECTIONS = {
@@ -80,27 +109,43 @@ def create(path: str, form: dict):
     if path == "/v1/customers":
         obj = fixture("customer")
         obj.update(id=new_id("cus"), created=now, email=params.get("email"), name=params.get("name"),
-                   metadata=params.get("metadata", {}), livemode=False)
+                   description=params.get("description"), metadata=params.get("metadata", {}), livemode=False)
         obj["invoice_settings"]["default_payment_method"] = None
     elif path == "/v1/checkout/sessions":
+        for required in ("mode", "success_url"):
+            if not params.get(required):
+                return missing(required)
+        if params["mode"] in ("subscription", "payment") and not params.get("line_items"):
+            return missing("line_items")
+        customer = params.get("customer")
+        known = OBJECTS.get(customer) if customer else None
+        if customer and not UPSTREAM["url"] and (known is None or known.get("deleted")):
+            return error(400, f"No such customer: '{customer}'", "resource_missing")
         obj = fixture("checkout.session")
         sid = new_id("cs_test")
         obj.update(id=sid, created=now, expires_at=now + 86400, mode=params.get("mode"),
-                   customer=params.get("customer"), client_reference_id=params.get("client_reference_id"),
+                   customer=customer, client_reference_id=params.get("client_reference_id"),
                    metadata=params.get("metadata", {}), success_url=params.get("success_url"),
                    cancel_url=params.get("cancel_url"), status="open", payment_status="unpaid",
                    subscription=None, url=f"https://checkout.stripe.test/c/pay/{sid}", livemode=False)
     elif path == "/v1/billing_portal/sessions":
+        if not params.get("customer"):
+            return missing("customer")
         obj = fixture("billing_portal.session")
         sid = new_id("bps")
         obj.update(id=sid, created=now, customer=params.get("customer"), return_url=params.get("return_url"),
                    url=f"https://billing.stripe.test/p/session/{sid}", livemode=False)
     elif path == "/v1/products":
+        if not params.get("name"):
+            return missing("name")
         obj = fixture("product")
         obj.update(id=params.get("id") or new_id("prod"), created=now, name=params.get("name"),
                    description=params.get("description"), metadata=params.get("metadata", {}),
                    active=True, livemode=False)
     elif path == "/v1/prices":
+        for required in ("currency", "product"):
+            if not params.get(required):
+                return missing(required)
         obj = fixture("price")
         key = params.get("lookup_key")
         if key and params.get("transfer_lookup_key") == "true":
@@ -122,8 +167,20 @@ def create(path: str, form: dict):
     return 200, obj
 
 
+def expire_session(sid: str):
+    obj = OBJECTS.get(sid)
+    if obj is None or obj.get("object") != "checkout.session":
+        return error(404, f"No such checkout.session: '{sid}'")
+    if obj.get("status") != "open":
+        return error(400, 'Only Checkout Sessions with a status in ["open"] can be expired.', None)
+    obj.update(status="expired", url=None)
+    return 200, obj
+
+
 def update(path: str, form: dict):
     params = nested(form)
+    if path.startswith("/v1/checkout/sessions/") and path.endswith("/expire"):
+        return expire_session(path[len("/v1/checkout/sessions/"):-len("/expire")])
     for collection in ("prices", "products"):
         prefix = f"/v1/{collection}/"
         if path.startswith(prefix):
@@ -141,36 +198,80 @@ def update(path: str, form: dict):
     return None
 
 
+def delete(path: str):
+    if path.startswith("/v1/customers/"):
+        cid = path[len("/v1/customers/"):]
+        if cid not in OBJECTS or OBJECTS[cid].get("deleted"):
+            return error(404, f"No such customer: '{cid}'")
+        OBJECTS[cid] = {"id": cid, "object": "customer", "deleted": True}
+        return 200, OBJECTS[cid]
+    return None
+
+
+def customer_of(obj: dict):
+    customer = obj.get("customer")
+    return customer if isinstance(customer, str) or customer is None else customer.get("id")
+
+
+def page(data: list, path: str, query: dict):
+    """Stripe's cursor paging: newest first, `limit` (1-100, default 10), `starting_after`."""
+    try:
+        limit = int(query.get("limit", 10))
+    except ValueError:
+        return error(400, "Invalid integer: limit", "parameter_invalid_integer")
+    if not 1 <= limit <= 100:
+        return error(400, "This value must be between 1 and 100 (inclusive).", "parameter_invalid_integer")
+    data.sort(key=lambda o: (o.get("created") or 0, o["id"]), reverse=True)
+    after = query.get("starting_after")
+    if after:
+        ids = [o["id"] for o in data]
+        if after not in ids:
+            return error(400, f"No such object: '{after}'", "resource_missing")
+        data = data[ids.index(after) + 1:]
+    return 200, {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": path}
+
+
 def query_list(path: str, query: dict):
-    collection = path[len("/v1/"):]
+    customer_pms = path.startswith("/v1/customers/") and path.endswith("/payment_methods")
+    if customer_pms:
+        query = dict(query, customer=path[len("/v1/customers/"):-len("/payment_methods")])
+        collection = "payment_methods"
+    else:
+        collection = path[len("/v1/"):]
     kind = COLLECTIONS.get(collection)
     if kind is None:
         return None
     data = [o for o in OBJECTS.values() if o.get("object") == kind]
+    if kind == "payment_method" and not customer_pms and "customer" not in query and "type" not in query:
+        return missing("type")
     if "customer" in query:
-        data = [o for o in data if (o.get("customer") if isinstance(o.get("customer"), str)
-                                    else (o.get("customer") or {}).get("id")) == query["customer"]]
+        data = [o for o in data if customer_of(o) == query["customer"]]
     if kind == "payment_method" and "type" in query:
         data = [o for o in data if o.get("type") == query["type"]]
-    if kind == "subscription" and query.get("status", "all") != "all":
+    if kind == "subscription":
+        status = query.get("status")
+        if status is None:
+            data = [o for o in data if o.get("status") != "canceled"]
+        elif status != "all":
+            data = [o for o in data if o.get("status") == status]
+    if kind == "checkout.session" and "status" in query:
         data = [o for o in data if o.get("status") == query["status"]]
     keys = [v for k, v in query.items() if k.startswith("lookup_keys")]
     if keys:
         data = [o for o in data if o.get("lookup_key") in keys]
     if "active" in query:
         data = [o for o in data if bool(o.get("active")) == (query["active"] == "true")]
-    data.sort(key=lambda o: o.get("created") or 0, reverse=True)
-    return 200, listing(data, path)
+    return page(data, path, query)
 
 
 def get_one(path: str):
     for collection in sorted(COLLECTIONS, key=len, reverse=True):
         prefix = f"/v1/{collection}/"
-        if path.startswith(prefix):
+        if path.startswith(prefix) and "/" not in path[len(prefix):]:
             obj = OBJECTS.get(path[len(prefix):])
             if obj is None or obj.get("object") != COLLECTIONS[collection]:
                 return error(404, f"No such {COLLECTIONS[collection]}: '{path[len(prefix):]}'")
-            return 200, obj
+            return 200, copy.deepcopy(obj)
     return None
 
 
@@ -198,7 +299,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_test/"):
             return self.control(method, url.path, raw)
         if UPSTREAM["url"] and not url.path.startswith(OWNED_PREFIXES):
-            return self.forward(method, raw)
+            return self.forward(method, url, raw)
         form = dict(parse_qsl(raw.decode())) if raw else {}
         query = dict(parse_qsl(url.query))
         key = self.headers.get("Idempotency-Key")
@@ -211,24 +312,69 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(FAIL["status"], {"error": {"type": "api_error", "message": "injected failure"}})
             if not (self.headers.get("Authorization") or "").startswith("Bearer sk_test_"):
                 return self.reply(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}})
-            if method == "POST" and key and (url.path, key) in IDEMPOTENT:
-                return self.reply(*IDEMPOTENT[(url.path, key)])
             if method == "GET":
                 result = get_one(url.path) or query_list(url.path, query)
+                hold = HOLDS.get(url.path)
+                if hold is not None and hold["armed"]:
+                    hold.update(armed=False, held=True)
+                    if hold["object"] is not None:
+                        result = (200, hold["object"])
+                else:
+                    hold = None
+            else:
+                hold = None
+                if method == "POST" and key:
+                    if key in IN_FLIGHT:
+                        return self.reply(*error(409, "There is currently another in-progress request using "
+                                                      "this Stripe-Idempotency-Key.", "idempotency_key_in_use"))
+                    first = IDEMPOTENT.get(key)
+                    if first is not None:
+                        if (first[0], first[1], first[2]) != (method, url.path, form):
+                            return self.reply(*error(400, "Keys for idempotent requests can only be used with the "
+                                                          "same parameters they were first used with.", None,
+                                                     "idempotency_error"))
+                        return self.reply(first[3], copy.deepcopy(first[4]))
+                    IN_FLIGHT.add(key)
+                delay = LATENCY.get(url.path, 0) if method == "POST" else 0
+        if hold is not None:
+            # Read now, answer later: a stale response racing a newer read, as on a slow network.
+            hold["event"].wait(timeout=60)
+            with LOCK:
+                hold["held"] = False
+            return self.reply(*(result or error(404, "Unrecognized request URL", None)))
+        if method == "GET":
+            return self.reply(*(result or error(404, f"Unrecognized request URL (GET: {url.path})", None)))
+        if delay:
+            time.sleep(delay / 1000)
+        with LOCK:
+            if method == "DELETE":
+                result = delete(url.path)
             else:
                 result = create(url.path, form) or update(url.path, form)
             if result is None:
-                result = error(404, f"Unrecognized request URL ({method}: {url.path})", "url_invalid")
+                result = error(404, f"Unrecognized request URL ({method}: {url.path})", None)
             if method == "POST" and key:
-                IDEMPOTENT[(url.path, key)] = (result[0], copy.deepcopy(result[1]))
-            self.reply(*result)
+                IN_FLIGHT.discard(key)
+                # Stripe saves the result of a request that began executing, 500s included, but
+                # not one that failed validation (a 4xx here).
+                if not 400 <= result[0] < 500:
+                    IDEMPOTENT[key] = (method, url.path, form, result[0], copy.deepcopy(result[1]))
+        self.reply(*result)
 
-    def forward(self, method: str, raw: bytes) -> None:
+    def forward(self, method: str, url, raw: bytes) -> None:
         import urllib.error
         import urllib.request
+        path = url.path
+        target = self.path
+        # localstripe only knows cards and only the older list endpoint.
+        if method == "GET" and path.startswith("/v1/customers/") and path.endswith("/payment_methods"):
+            customer = path[len("/v1/customers/"):-len("/payment_methods")]
+            query = dict(parse_qsl(url.query))
+            query.update(customer=customer, type="card")
+            target = "/v1/payment_methods?" + "&".join(f"{k}={v}" for k, v in query.items())
         headers = {k: v for k, v in self.headers.items()
                    if k.lower() in ("authorization", "content-type", "idempotency-key", "stripe-version")}
-        request = urllib.request.Request(UPSTREAM["url"] + self.path, data=raw or None, method=method, headers=headers)
+        request = urllib.request.Request(UPSTREAM["url"] + target, data=raw or None, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as reply:
                 status, body = reply.status, reply.read()
@@ -254,8 +400,36 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and path == "/_test/fail":
                 FAIL.update(json.loads(raw))
                 return self.reply(200, FAIL)
+            if method == "POST" and path == "/_test/latency":
+                spec = json.loads(raw)
+                LATENCY[spec["path"]] = int(spec["ms"])
+                return self.reply(200, spec)
+            if method == "POST" and path == "/_test/hold":
+                spec = json.loads(raw)
+                HOLDS[spec["path"]] = {"armed": True, "held": False, "event": threading.Event(),
+                                       "object": spec.get("object")}
+                return self.reply(200, {"path": spec["path"]})
+            if method == "GET" and path == "/_test/held":
+                return self.reply(200, [p for p, h in HOLDS.items() if h["held"]])
+            if method == "POST" and path == "/_test/release":
+                hold = HOLDS.pop(json.loads(raw)["path"], None)
+                if hold is not None:
+                    hold["event"].set()
+                return self.reply(200, {})
+            if method == "POST" and path.startswith("/_test/checkout/") and path.endswith("/complete"):
+                sid = path[len("/_test/checkout/"):-len("/complete")]
+                session = OBJECTS.get(sid)
+                if session is None or session.get("status") != "open":
+                    return self.reply(400, {"error": "session is not open"})
+                spec = json.loads(raw or b"{}")
+                session.update(status="complete", payment_status="paid", url=None,
+                               subscription=spec.get("subscription"))
+                return self.reply(200, session)
             if method == "POST" and path == "/_test/reset":
-                OBJECTS.clear(); REQUESTS.clear(); IDEMPOTENT.clear(); FAIL.update(status=0, count=0)
+                for hold in HOLDS.values():
+                    hold["event"].set()
+                OBJECTS.clear(); REQUESTS.clear(); IDEMPOTENT.clear(); IN_FLIGHT.clear()
+                LATENCY.clear(); HOLDS.clear(); FAIL.update(status=0, count=0)
                 return self.reply(200, {})
         self.reply(404, {"error": "unknown control call"})
 

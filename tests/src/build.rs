@@ -36,8 +36,10 @@ pub fn subscription(
                 quantity: 1,
                 unit_amount: Some(100),
                 currency: Some(Currency::Usd),
+                product_id: None,
             })
             .collect(),
+        default_payment_method: None,
         past_due_since: None,
     }
 }

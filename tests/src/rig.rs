@@ -25,6 +25,11 @@ impl Rig {
     }
 
     pub fn with_store(store: BillingStore, stripe_url: &str) -> Rig {
+        Self::with_policy(store, stripe_url, GracePolicy::default())
+    }
+
+    /// A handler with another past-due grace period.
+    pub fn with_policy(store: BillingStore, stripe_url: &str, policy: GracePolicy) -> Rig {
         let stripe = StripeApi::new(STRIPE_KEY, Some(stripe_url)).expect("stripe client");
         let config = WebhookConfig {
             secrets: vec![
@@ -35,7 +40,7 @@ impl Rig {
             max_body_bytes: billing::webhook::DEFAULT_MAX_BODY_BYTES,
             livemode: false,
         };
-        let syncer = Syncer::new(store.clone(), stripe, GracePolicy::default());
+        let syncer = Syncer::new(store.clone(), stripe, policy);
         Rig {
             handler: WebhookHandler::new(syncer, config),
             store,

@@ -1104,6 +1104,7 @@ fn subscriptions(now: Timestamp) -> Vec<Subscription> {
         quantity: 3,
         unit_amount: None,
         currency: None,
+        product_id: None,
     });
     let mut bare = build::subscription(
         "sub_openapi_bare",
@@ -1123,6 +1124,8 @@ fn payment_method(id: &str, card: Option<CardDetails>) -> PaymentMethod {
         customer_id: CustomerId::parse("cus_openapi").unwrap(),
         kind: if card.is_some() { "card" } else { "sepa_debit" }.to_owned(),
         card,
+        bank_account: None,
+        email: None,
         created: None,
     }
 }
@@ -1537,7 +1540,7 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
             StripeApiError::Unavailable("down".to_owned()),
             StripeApiError::Rejected {
                 status: 400,
-                message: "no".to_owned(),
+                code: None,
             },
             StripeApiError::Malformed("?".to_owned()),
         ] {

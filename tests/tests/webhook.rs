@@ -205,7 +205,7 @@ async fn subscription_lifecycle_grants_then_revokes() {
 }
 
 #[tokio::test]
-async fn events_for_unknown_customers_are_parked_once() {
+async fn parked_events_stay_replayable_until_their_cause_is_fixed() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
@@ -213,12 +213,30 @@ async fn events_for_unknown_customers_are_parked_once() {
     let sub = rig::subscription_object(&sub_id, &customer, "active", &[("leadgen_monthly", 1)]);
     fake_put(&stripe.url, &sub).await;
     let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
+    // No org knows the customer: acknowledged and kept, but not marked processed, so a
+    // redelivery is tried again rather than answered "duplicate".
     ok(rig.deliver(&evt).await, "parked");
-    ok(rig.deliver(&evt).await, "duplicate");
+    ok(rig.deliver(&evt).await, "parked");
     let parked = rig.store.unresolved_events().await.unwrap();
-    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        parked.len(),
+        1,
+        "one item per event, however often delivered"
+    );
     assert_eq!(parked[0].customer_id.as_ref().unwrap().as_str(), customer);
     assert_eq!(parked[0].object_id, sub_id);
+
+    // The cause is fixed (the customer is linked): the same event now applies, once, and the
+    // parked item is gone with it.
+    let org = pss_billing_tests::build::org("parked");
+    rig.store
+        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
+        .await
+        .unwrap();
+    ok(rig.deliver(&evt).await, "processed");
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+    assert!(rig.store.unresolved_events().await.unwrap().is_empty());
+    ok(rig.deliver(&evt).await, "duplicate");
 }
 
 #[tokio::test]

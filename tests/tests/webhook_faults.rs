@@ -2,6 +2,7 @@
 //! recovery applies the event exactly once. (Its own test binary: it injects failures into the
 //! fake Stripe, which other tests must not see.)
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use billing::domain::CustomerId;
 use billing::store::BillingStore;
 use billing::store::table::create_table;
@@ -159,4 +160,72 @@ async fn stripe_unreachable_answers_503() {
         .await;
     assert_eq!(status, 503, "{body}");
     assert!(rig.store.subscriptions(&org).await.unwrap().is_empty());
+}
+
+/// A rejected key (401/403), a refused request (400), an unreadable answer or a corrupt stored
+/// item could all succeed later: never acknowledged, never marked, never parked. Once fixed, the
+/// same delivery applies. (Its own fake Stripe: the failures it injects are its alone.)
+#[tokio::test]
+async fn nothing_that_could_succeed_later_is_acknowledged() {
+    let own = pss_billing_tests::emulators::start_fake_stripe(free_port(), None);
+    let rig = Rig::new(&own.url).await;
+    let customer = unique("cus_");
+    let org = build::org("org");
+    rig.store
+        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
+        .await
+        .unwrap();
+    let sub_id = unique("sub_");
+    let sub = rig::subscription_object(&sub_id, &customer, "active", &[("leadgen_monthly", 1)]);
+    fake_put(&own.url, &sub).await;
+    let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
+    let event_id = billing::domain::EventId::parse(evt["id"].as_str().unwrap()).unwrap();
+    let fail = |status: u16, count: u32| {
+        let url = format!("{}/_test/fail", own.url);
+        blocking(move || post_json(&url, &json!({ "status": status, "count": count })))
+    };
+    for status in [401, 403, 400, 424, 200] {
+        // Twice: the client itself retries a 424 once.
+        fail(status, 2).await;
+        let (code, body) = rig.deliver(&evt).await;
+        assert_eq!(code, 503, "Stripe answering {status}: {body}");
+        assert!(!rig.store.event_processed(&event_id).await.unwrap());
+        assert!(rig.store.unresolved_events().await.unwrap().is_empty());
+        assert!(rig.store.subscriptions(&org).await.unwrap().is_empty());
+        fail(0, 0).await;
+    }
+
+    // A stored item this code cannot read: retried, not skipped.
+    let corrupt = std::collections::HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(format!("ORG#{org}"))),
+        ("SK".to_owned(), AttributeValue::S("SUB#sub_corrupt".into())),
+        (
+            "data".to_owned(),
+            AttributeValue::S("not a subscription".into()),
+        ),
+    ]);
+    rig.store
+        .client()
+        .put_item()
+        .table_name(rig.store.table())
+        .set_item(Some(corrupt))
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = rig.deliver(&evt).await;
+    assert_eq!(code, 503);
+    assert!(!rig.store.event_processed(&event_id).await.unwrap());
+    rig.store
+        .client()
+        .delete_item()
+        .table_name(rig.store.table())
+        .key("PK", AttributeValue::S(format!("ORG#{org}")))
+        .key("SK", AttributeValue::S("SUB#sub_corrupt".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let (code, body) = rig.deliver(&evt).await;
+    assert_eq!((code, body["outcome"].as_str()), (200, Some("processed")));
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
 }

@@ -17,10 +17,8 @@ use crate::domain::{
 use crate::http::ApiError;
 use crate::routes::Role;
 use crate::store::{BillingStore, StoreError};
-use crate::stripe::{
-    Expandable, StripeApiError, StripeBillingPortalSession, StripeCheckoutSession,
-};
-use crate::sync::Syncer;
+use crate::stripe::{StripeApiError, StripeBillingPortalSession, StripeCheckoutSession};
+use crate::sync::{SyncError, Syncer};
 pub use checkout::OriginAllowlist;
 use views::{CheckoutView, InvoicePageView, PaymentMethodsView, SubscriptionOverview, UrlView};
 
@@ -109,7 +107,18 @@ pub async fn payment_methods(
     store: &BillingStore,
     org: &OrgId,
 ) -> Result<PaymentMethodsView, ApiError> {
-    let (methods, default) = store.payment_methods(org).await?;
+    let ((methods, customer_default), subscriptions) =
+        tokio::try_join!(store.payment_methods(org), store.subscriptions(org))?;
+    // The customer's own default first; else the card Checkout stored on a live subscription
+    // (Checkout sets the subscription's default, not the customer's).
+    let default = customer_default.or_else(|| {
+        subscriptions
+            .iter()
+            .map(|s| &s.subscription)
+            .filter(|s| !s.status.is_terminal())
+            .max_by_key(|s| s.created)
+            .and_then(|s| s.default_payment_method.clone())
+    });
     Ok(views::payment_methods(methods, default.as_ref()))
 }
 
@@ -135,10 +144,10 @@ async fn ensure_customer(syncer: &Syncer, org: &OrgId) -> Result<CustomerId, Api
     let mut form = crate::stripe::Form::new();
     form.insert("metadata[organization_id]".into(), org.to_string());
     form.insert("description".into(), format!("CRM organization {org}"));
-    let created: Created = syncer
-        .stripe
-        .post("/customers", &form, Some(&format!("pss-customer-{org}")))
-        .await?;
+    // Keyed per org and 10-minute window: concurrent first checkouts share one customer, and
+    // an org whose customer was deleted gets a new one (a fixed key would replay the old id).
+    let key = idempotency_key("customer", org, "", 600);
+    let created: Created = syncer.stripe.post("/customers", &form, Some(&key)).await?;
     let customer = CustomerId::parse(created.id)
         .map_err(|_| ApiError::bad_gateway("Stripe returned an invalid customer id."))?;
     let profile = BillingProfile {
@@ -164,6 +173,76 @@ async fn ensure_customer(syncer: &Syncer, org: &OrgId) -> Result<CustomerId, Api
     }
 }
 
+/// Statuses in which a subscription still stands for its modules: paid, about to be paid, or
+/// waiting on the customer. Checkout refuses to sell a module held in one of them twice.
+fn holds_modules(status: SubscriptionStatus) -> bool {
+    !status.is_terminal()
+}
+
+/// The requested modules the org already holds in a subscription that is not over.
+async fn held_modules(
+    store: &BillingStore,
+    org: &OrgId,
+    wanted: &[ServiceModule],
+) -> Result<Vec<ServiceModule>, ApiError> {
+    let mut held: Vec<ServiceModule> = store
+        .subscriptions(org)
+        .await?
+        .iter()
+        .map(|s| &s.subscription)
+        .filter(|s| holds_modules(s.status))
+        .flat_map(|s| s.modules())
+        .filter(|m| wanted.contains(m))
+        .collect();
+    held.sort();
+    held.dedup();
+    Ok(held)
+}
+
+fn already_subscribed(held: &[ServiceModule]) -> ApiError {
+    let names: Vec<&str> = held.iter().map(|m| m.as_str()).collect();
+    ApiError::conflict(
+        "already_subscribed",
+        format!("The organization already has: {}.", names.join(", ")),
+    )
+}
+
+/// Metadata key on our Checkout Sessions naming the request that created them, so a retried
+/// or concurrent identical request never expires the session Stripe will hand back to it.
+const CHECKOUT_REQUEST_METADATA_KEY: &str = "pss_checkout_request";
+
+/// At most one payable Checkout Session per org: every other open session of the customer is
+/// expired. One that completed meanwhile is synced at once, so the caller's 409 check sees it.
+async fn expire_other_sessions(
+    syncer: &Syncer,
+    customer: &CustomerId,
+    request_key: &str,
+    created_before: Option<i64>,
+) -> Result<(), ApiError> {
+    for session in syncer
+        .stripe
+        .open_checkout_sessions(customer.as_str())
+        .await?
+    {
+        let same_request = session
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(CHECKOUT_REQUEST_METADATA_KEY))
+            .is_some_and(|k| k == request_key);
+        let older = created_before.is_none_or(|t| session.created.unwrap_or(0) <= t);
+        if same_request || !older {
+            continue;
+        }
+        if !syncer.stripe.expire_checkout_session(&session.id).await? {
+            // It was completed between the list and the expiry: its subscription counts now.
+            if let Err(e) = syncer.complete_checkout(&session.id, None).await {
+                tracing::warn!(error = %e, "could not sync a session completed meanwhile");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `POST /api/billing/checkout`
 pub async fn checkout(
     syncer: &Syncer,
@@ -175,29 +254,9 @@ pub async fn checkout(
     require_admin(role)?;
     let catalog = Catalog::standard();
     let request = checkout::parse_checkout(body, &catalog, &config.origins)?;
-    let held: Vec<ServiceModule> = syncer
-        .store
-        .subscriptions(org)
-        .await?
-        .iter()
-        .map(|s| &s.subscription)
-        .filter(|s| {
-            matches!(
-                s.status,
-                SubscriptionStatus::Active
-                    | SubscriptionStatus::Trialing
-                    | SubscriptionStatus::PastDue
-            )
-        })
-        .flat_map(|s| s.modules())
-        .filter(|m| request.modules.contains(m))
-        .collect();
+    let held = held_modules(&syncer.store, org, &request.modules).await?;
     if !held.is_empty() {
-        let names: Vec<&str> = held.iter().map(|m| m.as_str()).collect();
-        return Err(ApiError::conflict(
-            "already_subscribed",
-            format!("The organization already has: {}.", names.join(", ")),
-        ));
+        return Err(already_subscribed(&held));
     }
     let keys: Vec<&str> = request
         .modules
@@ -221,13 +280,27 @@ pub async fn checkout(
         price_ids.push(price.id.clone());
     }
     let customer = ensure_customer(syncer, org).await?;
-    let form = checkout::checkout_form(org, customer.as_str(), &request, &price_ids);
+    let mut form = checkout::checkout_form(org, customer.as_str(), &request, &price_ids);
     let payload = serde_json::to_string(&form).unwrap_or_default();
     let key = idempotency_key("checkout", org, &payload, 600);
+    form.insert(
+        format!("metadata[{CHECKOUT_REQUEST_METADATA_KEY}]"),
+        key.clone(),
+    );
+    // Before: a session left open by an earlier attempt can no longer be paid. If one was
+    // paid meanwhile, the modules it bought are refused here rather than sold twice.
+    expire_other_sessions(syncer, &customer, &key, None).await?;
+    let held = held_modules(&syncer.store, org, &request.modules).await?;
+    if !held.is_empty() {
+        return Err(already_subscribed(&held));
+    }
     let session: StripeCheckoutSession = syncer
         .stripe
         .post("/checkout/sessions", &form, Some(&key))
         .await?;
+    // After: a concurrent checkout with other modules may have created its session between our
+    // expiry pass and our create; the newest session stays, older ones are expired.
+    expire_other_sessions(syncer, &customer, &key, session.created).await?;
     let url = session
         .url
         .ok_or_else(|| ApiError::bad_gateway("Stripe returned a session without a URL."))?;
@@ -291,12 +364,21 @@ pub async fn sync(
             Err(StripeApiError::NotFound) => return Err(not_found_session()),
             Err(e) => return Err(e.into()),
         };
-        // Another org's session id must not be usable to probe or link anything.
-        if session.client_reference_id.as_deref() != Some(org.as_str()) {
-            return Err(not_found_session());
+        // Only a session this service created for the caller's org counts (the same rule as
+        // the webhook's); any other is "not found", so a session id probes and links nothing.
+        match crate::sync::checkout_claim(&session) {
+            Ok(claim) if &claim.org == org => {}
+            _ => return Err(not_found_session()),
         }
-        if session.customer.as_ref().map(Expandable::id).is_some() {
-            syncer.complete_checkout(id.as_str(), None).await?;
+        if session.customer.is_some() {
+            match syncer.complete_attributed(&session, None).await {
+                Ok(_) => {}
+                Err(SyncError::Unattributable(reason)) => {
+                    tracing::warn!(org = %org, %reason, "eager sync refused a session");
+                    return Err(not_found_session());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     syncer.sync_org(org).await?;

@@ -228,6 +228,10 @@ pub struct PaymentMethodView {
     pub last4: Option<String>,
     pub exp_month: Option<u32>,
     pub exp_year: Option<u32>,
+    /// Bank debits: the bank's name, when Stripe knows it.
+    pub bank_name: Option<String>,
+    /// `link`: the Link account's email.
+    pub email: Option<String>,
     pub is_default: bool,
 }
 
@@ -249,9 +253,15 @@ pub fn payment_methods(
                 id: m.id.to_string(),
                 kind: m.kind,
                 brand: m.card.as_ref().map(|c| c.brand.clone()),
-                last4: m.card.as_ref().map(|c| c.last4.clone()),
+                last4: m
+                    .card
+                    .as_ref()
+                    .map(|c| c.last4.clone())
+                    .or_else(|| m.bank_account.as_ref().map(|b| b.last4.clone())),
                 exp_month: m.card.as_ref().map(|c| c.exp_month),
                 exp_year: m.card.as_ref().map(|c| c.exp_year),
+                bank_name: m.bank_account.as_ref().and_then(|b| b.bank_name.clone()),
+                email: m.email,
             })
             .collect(),
     }

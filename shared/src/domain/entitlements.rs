@@ -208,8 +208,10 @@ mod tests {
                     quantity: 1,
                     unit_amount: None,
                     currency: None,
+                    product_id: None,
                 })
                 .collect(),
+            default_payment_method: None,
             past_due_since: None,
         }
     }

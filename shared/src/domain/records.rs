@@ -72,6 +72,10 @@ pub struct SubscriptionItem {
     pub quantity: u64,
     pub unit_amount: Option<i64>,
     pub currency: Option<Currency>,
+    /// The price's product, to map a price with neither lookup key nor module metadata by its
+    /// product's `service_module` metadata.
+    #[serde(default)]
+    pub product_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +92,9 @@ pub struct Subscription {
     pub trial_end: Option<Timestamp>,
     pub created: Option<Timestamp>,
     pub items: Vec<SubscriptionItem>,
+    /// Where Checkout puts the card it collected when the customer has no default of its own.
+    #[serde(default)]
+    pub default_payment_method: Option<PaymentMethodId>,
     /// When this service first saw the subscription past due: the start of the grace period.
     /// Stripe has no such field; it is kept across syncs while the status stays past_due.
     pub past_due_since: Option<Timestamp>,
@@ -176,7 +183,20 @@ pub struct PaymentMethod {
     /// Stripe's payment method type: `card`, `sepa_debit`, `us_bank_account`, ...
     pub kind: String,
     pub card: Option<CardDetails>,
+    /// Bank debits (`sepa_debit`, `us_bank_account`, `bacs_debit`, `au_becs_debit`, ...).
+    #[serde(default)]
+    pub bank_account: Option<BankAccountDetails>,
+    /// `link`: the Link account's email.
+    #[serde(default)]
+    pub email: Option<String>,
     pub created: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankAccountDetails {
+    pub bank_name: Option<String>,
+    pub last4: String,
+    pub country: Option<String>,
 }
 
 /// The link between an organization and its one Stripe customer.

@@ -46,8 +46,11 @@ pub fn payment_method(id: &PaymentMethodId) -> String {
     format!("{PAYMENT_METHOD_PREFIX}{id}")
 }
 
-pub fn reconcile(received: Timestamp, event: &EventId) -> String {
-    format!("EVT#{:012}#{event}", received.unix().max(0))
+/// One item per parked event, keyed by the event id alone: a redelivery of a still-parked
+/// event overwrites it, and applying the event deletes it in the same transaction as its
+/// processed marker.
+pub fn reconcile(event: &EventId) -> String {
+    format!("EVT#{event}")
 }
 
 #[cfg(test)]

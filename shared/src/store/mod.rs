@@ -185,6 +185,10 @@ struct LinkRecord {
     #[serde(rename = "SK")]
     sk: String,
     org_id: OrgId,
+    /// Set when Stripe deleted the customer. The link stays so that its subscriptions' late
+    /// events still reach the org; it never links anything new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -339,6 +343,27 @@ impl BillingStore {
         }
     }
 
+    /// The processed marker (first) and the removal of a parked copy of the same event: an
+    /// event applied after being parked leaves nothing behind to replay.
+    fn marker_actions(
+        &self,
+        marker: &EventMarker,
+        now: Timestamp,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let unpark = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::RECONCILE_PK.to_owned(),
+                keys::reconcile(&marker.id),
+            )))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok([
+            self.marker_put(marker, now)?,
+            TransactWriteItem::builder().delete(unpark).build(),
+        ])
+    }
+
     fn marker_put(
         &self,
         marker: &EventMarker,
@@ -373,8 +398,9 @@ impl BillingStore {
 
     /// Marks an event processed when it had no other effect. `Duplicate` if it already was.
     pub async fn record_event(&self, marker: &EventMarker) -> Result<Applied, StoreError> {
-        let put = self.marker_put(marker, Timestamp::now())?;
-        self.transact(vec![put], Some(0), Applied::Written).await
+        let actions = self.marker_actions(marker, Timestamp::now())?;
+        self.transact(actions.to_vec(), Some(0), Applied::Written)
+            .await
     }
 
     /// Runs a transaction, retrying it when DynamoDB reports a conflict with another
@@ -447,7 +473,7 @@ impl BillingStore {
     pub async fn record_unresolved(&self, event: &UnresolvedEvent) -> Result<(), StoreError> {
         let record = ReconcileRecord {
             pk: keys::RECONCILE_PK.to_owned(),
-            sk: keys::reconcile(event.received_at, &event.event_id),
+            sk: keys::reconcile(&event.event_id),
             expires_at: event.received_at.plus_seconds(RECONCILE_TTL_SECONDS).unix(),
             data: event.clone(),
         };
@@ -463,11 +489,16 @@ impl BillingStore {
 
     /// Events waiting for reconciliation, oldest first.
     pub async fn unresolved_events(&self) -> Result<Vec<UnresolvedEvent>, StoreError> {
-        self.query_prefix(keys::RECONCILE_PK.to_owned(), "EVT#")
+        let mut events = self
+            .query_prefix(keys::RECONCILE_PK.to_owned(), "EVT#")
             .await?
             .into_iter()
             .map(|item| from_item::<ReconcileRecord>(item).map(|r| r.data))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        events.sort_by(|a, b| {
+            (a.received_at, a.event_id.as_str()).cmp(&(b.received_at, b.event_id.as_str()))
+        });
+        Ok(events)
     }
 
     // ---- billing profile ------------------------------------------------------------------
@@ -488,6 +519,7 @@ impl BillingStore {
             pk: keys::customer(&profile.customer_id),
             sk: keys::LINK.to_owned(),
             org_id: profile.org_id.clone(),
+            deleted_at: None,
         };
         let mut actions = Vec::with_capacity(2);
         for item in [to_item(&record)?, to_item(&link)?] {
@@ -570,6 +602,71 @@ impl BillingStore {
         Err(StoreError::Contention)
     }
 
+    /// Stripe deleted the org's customer: the billing profile (if it still names that customer)
+    /// and its payment methods go, so the org can check out again with a new customer; the
+    /// customer link is kept, marked deleted. One transaction with the event marker.
+    pub async fn unlink_deleted_customer(
+        &self,
+        org: &OrgId,
+        customer: &CustomerId,
+        marker: Option<&EventMarker>,
+    ) -> Result<Applied, StoreError> {
+        let pk = keys::org(org);
+        for _ in 0..MAX_ATTEMPTS {
+            let profile = self.billing_profile(org).await?;
+            let now = Timestamp::now();
+            let mark_link = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::customer(customer), keys::LINK)))
+                .update_expression("SET deleted_at = if_not_exists(deleted_at, :now)")
+                .condition_expression("org_id = :org")
+                .expression_attribute_values(":now", n(now.unix()))
+                .expression_attribute_values(":org", s(org.as_str()))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            let mut actions = vec![TransactWriteItem::builder().update(mark_link).build()];
+            if profile.is_some_and(|p| &p.customer_id == customer) {
+                let drop_profile = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk.clone(), keys::PROFILE)))
+                    .condition_expression("customer_id = :customer")
+                    .expression_attribute_values(":customer", s(customer.as_str()))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                actions.push(TransactWriteItem::builder().delete(drop_profile).build());
+                for item in self
+                    .query_prefix(pk.clone(), keys::PAYMENT_METHOD_PREFIX)
+                    .await?
+                {
+                    let Some(AttributeValue::S(sk)) = item.get(keys::SK) else {
+                        continue;
+                    };
+                    if actions.len() >= 97 {
+                        break;
+                    }
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(pk.clone(), sk.clone())))
+                        .build()
+                        .map_err(StoreError::unavailable)?;
+                    actions.push(TransactWriteItem::builder().delete(delete).build());
+                }
+            }
+            let marker_index = actions.len();
+            if let Some(marker) = marker {
+                actions.extend(self.marker_actions(marker, now)?);
+            }
+            if let Some(applied) = self
+                .transact_or_conflict(actions, marker.map(|_| marker_index))
+                .await?
+            {
+                return Ok(applied);
+            }
+            // The profile changed between the read and the write: read again.
+        }
+        Err(StoreError::Contention)
+    }
+
     // ---- subscriptions and entitlements ---------------------------------------------------
 
     pub async fn subscriptions(&self, org: &OrgId) -> Result<Vec<StoredSubscription>, StoreError> {
@@ -620,8 +717,13 @@ impl BillingStore {
         policy: GracePolicy,
     ) -> Result<Applied, StoreError> {
         for _ in 0..MAX_ATTEMPTS {
-            let (stored, current) =
-                tokio::try_join!(self.subscriptions(org), self.entitlements(org, true))?;
+            // The entitlements item first, then the subscriptions, never at once: every write of
+            // a subscription bumps the entitlements version in the same transaction, so a
+            // version read *before* the subscriptions covers exactly the set read after it.
+            // Read the other way round, a sibling's commit could land between the two reads and
+            // this write would pass the version check with access computed from the old set.
+            let current = self.entitlements(org, true).await?;
+            let stored = self.subscriptions(org).await?;
             let previous = stored.iter().find(|s| s.subscription.id == subscription.id);
             if let Some(prev) = previous {
                 let terminal_revival =
@@ -646,7 +748,7 @@ impl BillingStore {
                 self.entitlements_put(org, &set, current.as_ref().map(|c| c.version))?,
             ];
             if let Some(marker) = marker {
-                actions.push(self.marker_put(marker, Timestamp::now())?);
+                actions.extend(self.marker_actions(marker, Timestamp::now())?);
             }
             if let Some(applied) = self
                 .transact_or_conflict(actions, marker.map(|_| 2))
@@ -745,7 +847,7 @@ impl BillingStore {
             .map_err(StoreError::unavailable)?;
         let mut actions = vec![TransactWriteItem::builder().put(put).build()];
         if let Some(marker) = marker {
-            actions.push(self.marker_put(marker, Timestamp::now())?);
+            actions.extend(self.marker_actions(marker, Timestamp::now())?);
         }
         match self
             .transact_or_conflict(actions, marker.map(|_| 1))
@@ -859,7 +961,7 @@ impl BillingStore {
             let Some(AttributeValue::S(sk)) = item.get(keys::SK) else {
                 continue;
             };
-            if keep_keys.contains(sk) || actions.len() >= 99 {
+            if keep_keys.contains(sk) || actions.len() >= 98 {
                 continue;
             }
             let delete = Delete::builder()
@@ -871,7 +973,7 @@ impl BillingStore {
         }
         let marker_index = actions.len();
         if let Some(marker) = marker {
-            actions.push(self.marker_put(marker, Timestamp::now())?);
+            actions.extend(self.marker_actions(marker, Timestamp::now())?);
         }
         match self
             .transact_or_conflict(actions, marker.map(|_| marker_index))

@@ -22,11 +22,13 @@ pub const API_VERSION: &str = "2026-09-30.endive";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StripeApiError {
+    /// Stripe answered 404 `resource_missing`: the object does not exist (or no longer does).
     #[error("Stripe object not found")]
     NotFound,
-    /// Stripe refused the request for good (4xx other than 409/429): retrying will not help.
-    #[error("Stripe rejected the request (HTTP {status}): {message}")]
-    Rejected { status: u16, message: String },
+    /// Stripe refused the request (another 4xx). Not retried by the client, but a webhook must
+    /// not treat it as final: a revoked, restricted or rotated key heals once it is fixed.
+    #[error("Stripe rejected the request (HTTP {status})")]
+    Rejected { status: u16, code: Option<String> },
     /// Network failure, timeout, 409, 429 or 5xx: retry later.
     #[error("Stripe unavailable: {0}")]
     Unavailable(String),
@@ -36,29 +38,38 @@ pub enum StripeApiError {
 }
 
 impl StripeApiError {
+    /// Worth retrying at once from an interactive request (the API answers 502/503 otherwise).
     pub fn is_transient(&self) -> bool {
         matches!(self, StripeApiError::Unavailable(_))
+    }
+
+    fn is_idempotency_key_in_use(&self) -> bool {
+        matches!(self, StripeApiError::Rejected { status: 409, code: Some(c) } if c == "idempotency_key_in_use")
     }
 }
 
 impl From<StripeError> for StripeApiError {
     fn from(err: StripeError) -> Self {
         match err {
-            StripeError::Stripe(details, 404) => {
-                let _ = details;
-                StripeApiError::NotFound
+            StripeError::Stripe(details, status) => {
+                let code = details.code.as_ref().map(|c| c.as_str().to_owned());
+                match (status, code.as_deref()) {
+                    // Only Stripe's own "no such object" is a missing object; a 404 for a wrong
+                    // base URL or a proxy must not make a subscription look deleted.
+                    (404, Some("resource_missing")) => StripeApiError::NotFound,
+                    // A concurrent request holds our idempotency key: the caller waits and
+                    // sends the same request again (see `StripeApi::post`).
+                    (409, Some("idempotency_key_in_use")) => {
+                        StripeApiError::Rejected { status, code }
+                    }
+                    (409 | 429 | 500..=599, _) => {
+                        StripeApiError::Unavailable(format!("HTTP {status}"))
+                    }
+                    // Stripe's message can name customer data (an email, a card's last4): it is
+                    // not carried, only the status and the machine-readable code.
+                    _ => StripeApiError::Rejected { status, code },
+                }
             }
-            StripeError::Stripe(_, status) if matches!(status, 409 | 429 | 500..=599) => {
-                StripeApiError::Unavailable(format!("HTTP {status}"))
-            }
-            StripeError::Stripe(details, status) => StripeApiError::Rejected {
-                status,
-                // Stripe's message names the parameter at fault; it never echoes the key.
-                message: details
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| "request rejected".to_owned()),
-            },
             // A non-2xx answer whose body is not a Stripe error (a proxy, an outage page).
             StripeError::JSONDeserialize(msg) => StripeApiError::Unavailable(msg),
             StripeError::ClientError(msg) => StripeApiError::Unavailable(msg),
@@ -147,23 +158,68 @@ impl StripeApi {
     }
 
     /// A POST. `idempotency_key` makes a retried create return the first result instead of
-    /// creating a second object.
+    /// creating a second object. While a request with the same key is still in flight Stripe
+    /// answers 409 `idempotency_key_in_use`: wait briefly and send it again (Stripe then
+    /// replays the first request's result), so two concurrent identical requests both succeed.
     pub async fn post<T: DeserializeOwned, F: Serialize>(
         &self,
         path: &str,
         form: &F,
         idempotency_key: Option<&str>,
     ) -> Result<T, StripeApiError> {
-        let request = RequestBuilder::new(StripeMethod::Post, path).form(form);
         let strategy = match idempotency_key {
             Some(key) => {
                 let key = stripe::IdempotencyKey::new(key)
                     .map_err(|e| StripeApiError::Malformed(format!("idempotency key: {e}")))?;
-                Some(RequestStrategy::Idempotent(key))
+                RequestStrategy::Idempotent(key)
             }
-            None => Some(RequestStrategy::Once),
+            None => RequestStrategy::Once,
         };
-        self.send(request, strategy).await
+        let mut delay = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        loop {
+            let request = RequestBuilder::new(StripeMethod::Post, path).form(form);
+            match self.send(request, Some(strategy.clone())).await {
+                Err(e) if e.is_idempotency_key_in_use() && waited < IDEMPOTENCY_WAIT => {
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                Err(e) if e.is_idempotency_key_in_use() => {
+                    return Err(StripeApiError::Unavailable(
+                        "idempotency key still in use".to_owned(),
+                    ));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Every object of a list endpoint, following `has_more` / `starting_after`. Refuses to
+    /// return a silently shortened list: past `MAX_LIST_PAGES` it fails.
+    pub async fn list_all<T: DeserializeOwned + HasId>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, StripeApiError> {
+        let mut all: Vec<T> = Vec::new();
+        for _ in 0..MAX_LIST_PAGES {
+            let mut page_query: Vec<(&str, &str)> = query.to_vec();
+            page_query.push(("limit", "100"));
+            let after = all.last().map(|o| o.object_id().to_owned());
+            if let Some(after) = after.as_deref() {
+                page_query.push(("starting_after", after));
+            }
+            let page: List<T> = self.get(path, &page_query).await?;
+            let more = page.has_more && !page.data.is_empty();
+            all.extend(page.data);
+            if !more {
+                return Ok(all);
+            }
+        }
+        Err(StripeApiError::Malformed(format!(
+            "{path}: more than {MAX_LIST_PAGES} pages"
+        )))
     }
 
     pub async fn subscription(&self, id: &str) -> Result<StripeSubscription, StripeApiError> {
@@ -175,13 +231,11 @@ impl StripeApi {
         &self,
         customer: &str,
     ) -> Result<Vec<StripeSubscription>, StripeApiError> {
-        let list: List<StripeSubscription> = self
-            .get(
-                "/subscriptions",
-                &[("customer", customer), ("status", "all"), ("limit", "100")],
-            )
-            .await?;
-        Ok(list.data)
+        self.list_all(
+            "/subscriptions",
+            &[("customer", customer), ("status", "all")],
+        )
+        .await
     }
 
     pub async fn invoice(&self, id: &str) -> Result<StripeInvoice, StripeApiError> {
@@ -192,17 +246,14 @@ impl StripeApi {
         self.get(&format!("/customers/{id}"), &[]).await
     }
 
+    /// Every payment method of a customer, of every type (card, sepa_debit, us_bank_account,
+    /// link, ...).
     pub async fn payment_methods(
         &self,
         customer: &str,
     ) -> Result<Vec<StripePaymentMethod>, StripeApiError> {
-        let list: List<StripePaymentMethod> = self
-            .get(
-                "/payment_methods",
-                &[("customer", customer), ("type", "card"), ("limit", "100")],
-            )
-            .await?;
-        Ok(list.data)
+        self.list_all(&format!("/customers/{customer}/payment_methods"), &[])
+            .await
     }
 
     pub async fn checkout_session(
@@ -210,6 +261,36 @@ impl StripeApi {
         id: &str,
     ) -> Result<StripeCheckoutSession, StripeApiError> {
         self.get(&format!("/checkout/sessions/{id}"), &[]).await
+    }
+
+    /// The customer's Checkout Sessions that can still be paid.
+    pub async fn open_checkout_sessions(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<StripeCheckoutSession>, StripeApiError> {
+        self.list_all(
+            "/checkout/sessions",
+            &[("customer", customer), ("status", "open")],
+        )
+        .await
+    }
+
+    /// Expires an open Checkout Session so it can no longer be paid. A session that was
+    /// completed or expired meanwhile is reported as `Ok(false)`.
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<bool, StripeApiError> {
+        let empty = Form::new();
+        match self
+            .post::<StripeCheckoutSession, _>(
+                &format!("/checkout/sessions/{id}/expire"),
+                &empty,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StripeApiError::Rejected { status: 400, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Active prices carrying any of these lookup keys.
@@ -237,6 +318,11 @@ impl StripeApi {
         }
     }
 }
+
+/// How long a POST waits for a concurrent request holding its idempotency key.
+const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(5);
+/// 100 objects a page: 5,000 subscriptions or payment methods for one customer at most.
+const MAX_LIST_PAGES: usize = 50;
 
 /// Form parameters in Stripe's bracket notation (`line_items[0][price]`), in a stable order.
 pub type Form = std::collections::BTreeMap<String, String>;

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::domain::{
-    BillingInterval, CardDetails, Catalog, CustomerId, Invoice, InvoiceId, InvoiceStatus,
-    PaymentMethod, PaymentMethodId, ServiceModule, Subscription, SubscriptionId, SubscriptionItem,
-    SubscriptionStatus, Timestamp,
+    BankAccountDetails, BillingInterval, CardDetails, Catalog, CustomerId, Invoice, InvoiceId,
+    InvoiceStatus, PaymentMethod, PaymentMethodId, ServiceModule, Subscription, SubscriptionId,
+    SubscriptionItem, SubscriptionStatus, Timestamp,
 };
 
 /// An object that Stripe may return as its id or expanded.
@@ -41,6 +41,27 @@ pub struct ConvertError(pub String);
 fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.filter(|s| *s > 0).map(Timestamp::from_unix)
 }
+
+/// Objects of a list endpoint, for `starting_after` paging.
+pub trait HasId {
+    fn object_id(&self) -> &str;
+}
+
+macro_rules! has_id {
+    ($($t:ty),*) => {$(impl HasId for $t {
+        fn object_id(&self) -> &str {
+            &self.id
+        }
+    })*};
+}
+
+has_id!(
+    StripeSubscription,
+    StripePaymentMethod,
+    StripeCheckoutSession,
+    StripePrice,
+    StripeInvoice
+);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct List<T> {
@@ -118,6 +139,7 @@ pub struct StripeSubscription {
     pub quantity: Option<u64>,
     pub metadata: Option<Metadata>,
     pub livemode: Option<bool>,
+    pub default_payment_method: Option<Expandable>,
 }
 
 /// Metadata key naming the module a price or plan sells, for prices without a lookup key.
@@ -179,6 +201,9 @@ impl StripeSubscriptionItem {
             quantity: self.quantity.unwrap_or(1),
             unit_amount: price.and_then(|p| p.unit_amount).or_else(|| plan?.amount),
             currency,
+            product_id: price
+                .and_then(|p| p.product.as_ref())
+                .map(|p| p.id().to_owned()),
         }
     }
 }
@@ -240,6 +265,10 @@ impl StripeSubscription {
             trial_end: ts(self.trial_end),
             created: ts(self.created),
             items,
+            default_payment_method: self
+                .default_payment_method
+                .as_ref()
+                .and_then(|pm| PaymentMethodId::parse(pm.id()).ok()),
             past_due_since: None,
         })
     }
@@ -348,6 +377,19 @@ pub struct StripeCard {
     pub exp_year: Option<u32>,
 }
 
+/// The fields bank-debit types share (`sepa_debit`, `us_bank_account`, `bacs_debit`, ...).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeBankAccount {
+    pub last4: Option<String>,
+    pub bank_name: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeLink {
+    pub email: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct StripePaymentMethod {
     pub id: String,
@@ -355,6 +397,12 @@ pub struct StripePaymentMethod {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub card: Option<StripeCard>,
+    pub sepa_debit: Option<StripeBankAccount>,
+    pub us_bank_account: Option<StripeBankAccount>,
+    pub bacs_debit: Option<StripeBankAccount>,
+    pub au_becs_debit: Option<StripeBankAccount>,
+    pub acss_debit: Option<StripeBankAccount>,
+    pub link: Option<StripeLink>,
     pub created: Option<i64>,
 }
 
@@ -375,6 +423,22 @@ impl StripePaymentMethod {
                 exp_month: c.exp_month.unwrap_or(0),
                 exp_year: c.exp_year.unwrap_or(0),
             }),
+            bank_account: [
+                &self.sepa_debit,
+                &self.us_bank_account,
+                &self.bacs_debit,
+                &self.au_becs_debit,
+                &self.acss_debit,
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|b| BankAccountDetails {
+                bank_name: b.bank_name.clone(),
+                last4: b.last4.clone().unwrap_or_default(),
+                country: b.country.clone(),
+            }),
+            email: self.link.as_ref().and_then(|l| l.email.clone()),
             created: ts(self.created),
         }))
     }
@@ -414,6 +478,7 @@ pub struct StripeCheckoutSession {
     pub mode: Option<String>,
     pub status: Option<String>,
     pub url: Option<String>,
+    pub created: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,7 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "customer.subscription.paused",
     "customer.subscription.resumed",
     "customer.subscription.trial_will_end",
+    "customer.deleted",
     "invoice.paid",
     "invoice.payment_succeeded",
     "invoice.payment_failed",
@@ -31,9 +32,11 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "invoice.updated",
     "invoice.voided",
     "invoice.marked_uncollectible",
+    "invoice.payment_action_required",
     "payment_method.attached",
     "payment_method.detached",
     "payment_method.updated",
+    "payment_method.automatically_updated",
     "customer.updated",
 ];
 
@@ -105,6 +108,7 @@ mod tests {
         let inv = r#"{"id":"in_1","customer":"cus_1","subscription":"sub_1"}"#;
         for kind in [
             "invoice.paid",
+            "invoice.payment_action_required",
             "invoice.payment_failed",
             "invoice.payment_succeeded",
             "invoice.finalized",
@@ -119,9 +123,18 @@ mod tests {
             decide(&event("checkout.session.completed", r#"{"id":"cs_1"}"#)),
             Ok(Action::CompleteCheckout("cs_1".to_owned()))
         );
+        for kind in ["customer.updated", "customer.deleted"] {
+            assert_eq!(
+                decide(&event(kind, r#"{"id":"cus_1"}"#)),
+                Ok(Action::SyncCustomer(CustomerId::parse("cus_1").unwrap()))
+            );
+        }
         assert_eq!(
-            decide(&event("customer.updated", r#"{"id":"cus_1"}"#)),
-            Ok(Action::SyncCustomer(CustomerId::parse("cus_1").unwrap()))
+            decide(&event(
+                "payment_method.automatically_updated",
+                r#"{"id":"pm_1","customer":"cus_2"}"#
+            )),
+            Ok(Action::SyncCustomer(CustomerId::parse("cus_2").unwrap()))
         );
         assert_eq!(
             decide(&event(

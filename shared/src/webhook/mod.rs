@@ -12,7 +12,7 @@ use crate::domain::{CustomerId, EventId, Timestamp};
 use crate::http::{ApiError, body_bytes, json};
 use crate::store::{Applied, EventMarker, UnresolvedEvent};
 use crate::stripe::StripeEvent;
-use crate::sync::{SyncError, Synced, Syncer};
+use crate::sync::{Disposition, Synced, Syncer};
 pub use event::{Action, HANDLED_EVENT_TYPES, decide};
 pub use signature::{SignatureError, WebhookSecret, verify};
 
@@ -77,9 +77,12 @@ pub enum Outcome {
     /// Already processed earlier.
     Duplicate,
     Processed(Applied),
-    /// Could not be attributed or converted: kept for reconciliation and acknowledged.
+    /// Needs a fix elsewhere (an unknown customer, a session this service did not create, a
+    /// price that maps to no module): kept for reconciliation and acknowledged, but not marked
+    /// processed, so a redelivery after the fix applies it.
     Parked(String),
-    /// DynamoDB or Stripe failed: not acknowledged, Stripe will retry (5xx).
+    /// Anything that could succeed later (Stripe or DynamoDB failing, a rejected key, an
+    /// unreadable answer): not acknowledged, so Stripe retries (5xx).
     Failed(String),
 }
 
@@ -205,7 +208,7 @@ impl WebhookHandler {
         let action = match decide(event) {
             Ok(Action::Ignore) => return Outcome::Ignored,
             Ok(action) => action,
-            Err(e) => return self.park(event, &event_id, e.to_string()).await,
+            Err(e) => return self.park(event, &event_id, e.to_string(), None).await,
         };
         match self.syncer.store.event_processed(&event_id).await {
             Ok(true) => return Outcome::Duplicate,
@@ -216,49 +219,48 @@ impl WebhookHandler {
             id: event_id.clone(),
             event_type: event.event_type.clone(),
         };
+        let event_customer = event
+            .data
+            .object
+            .customer
+            .as_ref()
+            .and_then(|c| CustomerId::parse(c.id()).ok());
+        let syncer = &self.syncer;
         let result = match &action {
-            Action::CompleteCheckout(id) => self.syncer.complete_checkout(id, Some(&marker)).await,
-            Action::SyncSubscription(id) => self.syncer.sync_subscription(id, Some(&marker)).await,
-            Action::SyncInvoice(id) => self.syncer.sync_invoice(id, Some(&marker)).await,
-            Action::SyncCustomer(id) => self.syncer.sync_customer(id, Some(&marker)).await,
+            Action::CompleteCheckout(id) => syncer.complete_checkout(id, Some(&marker)).await,
+            Action::SyncSubscription(id) => {
+                syncer
+                    .sync_subscription_of(id, event_customer.as_ref(), Some(&marker))
+                    .await
+            }
+            Action::SyncInvoice(id) => syncer.sync_invoice(id, Some(&marker)).await,
+            Action::SyncCustomer(id) => syncer.sync_customer(id, Some(&marker)).await,
             Action::Ignore => return Outcome::Ignored,
         };
         match result {
             Ok(Synced { org, applied }) => {
-                tracing::info!(org = %org, applied = ?applied, "synced from Stripe");
+                tracing::info!(org = ?org.as_ref().map(|o| o.as_str()), applied = ?applied, "synced from Stripe");
                 Outcome::Processed(applied)
             }
-            Err(e) if e.is_transient() => Outcome::Failed(e.to_string()),
-            Err(e) => {
-                let reason = e.to_string();
-                let customer = match &e {
-                    SyncError::UnknownCustomer(c) => Some(c.clone()),
-                    _ => event
-                        .data
-                        .object
-                        .customer
-                        .as_ref()
-                        .and_then(|c| CustomerId::parse(c.id()).ok()),
-                };
-                self.park_with(event, &event_id, reason, customer, Some(&marker))
-                    .await
-            }
+            Err(e) => match e.disposition() {
+                Disposition::Retry => Outcome::Failed(e.to_string()),
+                Disposition::Park => {
+                    let customer = e.customer().cloned().or(event_customer);
+                    self.park(event, &event_id, e.to_string(), customer).await
+                }
+            },
         }
     }
 
-    async fn park(&self, event: &StripeEvent, event_id: &EventId, reason: String) -> Outcome {
-        self.park_with(event, event_id, reason, None, None).await
-    }
-
-    /// Keeps an event that cannot be applied (unknown customer, unusable object) for
-    /// reconciliation, marks it processed, and acknowledges it: retrying would not help.
-    async fn park_with(
+    /// Keeps an event that needs a fix elsewhere for reconciliation and acknowledges it,
+    /// without the processed marker: a redelivery (or the reconciliation job) applies it once
+    /// the cause is fixed, and removes this item in the same transaction as the marker.
+    async fn park(
         &self,
         event: &StripeEvent,
         event_id: &EventId,
         reason: String,
         customer_id: Option<CustomerId>,
-        marker: Option<&EventMarker>,
     ) -> Outcome {
         let unresolved = UnresolvedEvent {
             event_id: event_id.clone(),
@@ -269,11 +271,6 @@ impl WebhookHandler {
             reason: reason.clone(),
         };
         if let Err(e) = self.syncer.store.record_unresolved(&unresolved).await {
-            return Outcome::Failed(e.to_string());
-        }
-        if let Some(marker) = marker
-            && let Err(e) = self.syncer.store.record_event(marker).await
-        {
             return Outcome::Failed(e.to_string());
         }
         Outcome::Parked(reason)

@@ -1,0 +1,303 @@
+//! The fixture Stripe (tests/emulators/fake_stripe.py) is the oracle of many tests, so where the
+//! code depends on Stripe's behaviour it must behave as Stripe documents. Each test here checks
+//! one documented behaviour against the server itself:
+//! * idempotent requests (docs.stripe.com/api/idempotent_requests): a key in flight answers 409
+//!   `idempotency_key_in_use`; a key reused with other parameters answers 400 with type
+//!   `idempotency_error`; the same request again replays the first result.
+//! * pagination (docs.stripe.com/api/pagination): `limit` 1–100 (default 10), `has_more`,
+//!   `starting_after`.
+//! * subscriptions list: "By default, returns a list of subscriptions that have not been
+//!   canceled"; `status=all` returns every one.
+//! * required parameters answer 400 `parameter_missing`.
+//! * Checkout Sessions: only open ones can be expired; a completed one names its subscription.
+//! * a deleted customer is retrieved as `{"id", "deleted": true}`.
+
+use pss_billing_tests::http::{Reply, post_json, request};
+use pss_billing_tests::{Emulator, emulators, free_port};
+use serde_json::{Value, json};
+
+fn fake() -> Emulator {
+    emulators::start_fake_stripe(free_port(), None)
+}
+
+fn call(method: &str, url: &str, form: &[(&str, &str)], key: Option<&str>) -> Reply {
+    let body = serde_urlencoded::to_string(form).unwrap();
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Authorization", "Bearer sk_test_fake_stripe"),
+    ];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    request(method, url, &headers, body.as_bytes())
+}
+
+/// An authenticated GET (the server refuses calls without a test key, as Stripe does).
+fn get(url: &str) -> Reply {
+    call("GET", url, &[], None)
+}
+
+fn error_of(reply: &Reply) -> (String, String) {
+    let e = &reply.json()["error"];
+    (
+        e["type"].as_str().unwrap_or_default().to_owned(),
+        e["code"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn put(fake: &Emulator, object: Value) {
+    let reply = post_json(&format!("{}/_test/objects", fake.url), &object);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[test]
+fn idempotency_keys_behave_as_stripe_documents() {
+    let fake = fake();
+    let customers = format!("{}/v1/customers", fake.url);
+    let latency = json!({"path": "/v1/customers", "ms": 400});
+    assert_eq!(
+        post_json(&format!("{}/_test/latency", fake.url), &latency).status,
+        200
+    );
+    let form = [("metadata[organization_id]", "org_1")];
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| call("POST", &customers, &form, Some("key-1")));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let b = s.spawn(|| call("POST", &customers, &form, Some("key-1")));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(second.status, 409, "{}", second.body);
+    assert_eq!(
+        error_of(&second),
+        (
+            "invalid_request_error".to_owned(),
+            "idempotency_key_in_use".to_owned()
+        )
+    );
+
+    // Done: the same request replays the first result, another request with the key fails.
+    let replay = call("POST", &customers, &form, Some("key-1"));
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.json()["id"], first.json()["id"]);
+    let other = call(
+        "POST",
+        &customers,
+        &[("metadata[organization_id]", "org_2")],
+        Some("key-1"),
+    );
+    assert_eq!(other.status, 400, "{}", other.body);
+    assert_eq!(error_of(&other).0, "idempotency_error");
+    // Without a key, every POST creates.
+    let fresh = call("POST", &customers, &form, None);
+    assert_ne!(fresh.json()["id"], first.json()["id"]);
+}
+
+#[test]
+fn lists_page_with_limit_has_more_and_starting_after() {
+    let fake = fake();
+    for i in 0..25 {
+        put(
+            &fake,
+            json!({"id": format!("pm_{i:02}"), "object": "payment_method", "type": "card",
+                   "customer": "cus_pages", "created": 1_000 + i}),
+        );
+    }
+    let list = |query: &str| {
+        get(&format!(
+            "{}/v1/customers/cus_pages/payment_methods{query}",
+            fake.url
+        ))
+    };
+    let first = list("").json();
+    assert_eq!(first["data"].as_array().unwrap().len(), 10, "default limit");
+    assert_eq!(first["has_more"], true);
+    assert_eq!(first["data"][0]["id"], "pm_24", "newest first");
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = match &after {
+            Some(id) => format!("?limit=7&starting_after={id}"),
+            None => "?limit=7".to_owned(),
+        };
+        let page = list(&query).json();
+        let ids: Vec<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect();
+        after = ids.last().cloned();
+        seen.extend(ids);
+        if page["has_more"] == false {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 25);
+    seen.dedup();
+    assert_eq!(seen.len(), 25, "no object twice");
+    assert_eq!(list("?limit=101").status, 400);
+    assert_eq!(list("?limit=0").status, 400);
+}
+
+#[test]
+fn subscription_lists_leave_out_canceled_unless_asked() {
+    let fake = fake();
+    for (id, status) in [("sub_live", "active"), ("sub_gone", "canceled")] {
+        put(
+            &fake,
+            json!({"id": id, "object": "subscription", "status": status, "customer": "cus_s", "created": 1}),
+        );
+    }
+    let ids = |query: &str| -> Vec<String> {
+        get(&format!(
+            "{}/v1/subscriptions?customer=cus_s{query}",
+            fake.url
+        ))
+        .json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(""), ["sub_live"]);
+    let mut all = ids("&status=all");
+    all.sort();
+    assert_eq!(all, ["sub_gone", "sub_live"]);
+    assert_eq!(ids("&status=canceled"), ["sub_gone"]);
+}
+
+#[test]
+fn creates_refuse_missing_required_parameters() {
+    let fake = fake();
+    let sessions = format!("{}/v1/checkout/sessions", fake.url);
+    let no_mode = call(
+        "POST",
+        &sessions,
+        &[("success_url", "https://a.test/")],
+        None,
+    );
+    assert_eq!(no_mode.status, 400);
+    assert_eq!(error_of(&no_mode).1, "parameter_missing");
+    let no_items = call(
+        "POST",
+        &sessions,
+        &[("mode", "subscription"), ("success_url", "https://a.test/")],
+        None,
+    );
+    assert_eq!(error_of(&no_items).1, "parameter_missing");
+    let no_customer = call(
+        "POST",
+        &sessions,
+        &[
+            ("mode", "subscription"),
+            ("success_url", "https://a.test/"),
+            ("line_items[0][price]", "price_1"),
+            ("customer", "cus_nobody"),
+        ],
+        None,
+    );
+    assert_eq!(no_customer.status, 400);
+}
+
+#[test]
+fn checkout_sessions_expire_only_while_open_and_complete_with_a_subscription() {
+    let fake = fake();
+    let customer = call("POST", &format!("{}/v1/customers", fake.url), &[], None).json();
+    let create = || {
+        call(
+            "POST",
+            &format!("{}/v1/checkout/sessions", fake.url),
+            &[
+                ("mode", "subscription"),
+                ("success_url", "https://a.test/ok"),
+                ("line_items[0][price]", "price_1"),
+                ("customer", customer["id"].as_str().unwrap()),
+            ],
+            None,
+        )
+        .json()
+    };
+    let (paid, left) = (create(), create());
+    let open = |fake: &Emulator| {
+        get(&format!(
+            "{}/v1/checkout/sessions?customer={}&status=open",
+            fake.url,
+            customer["id"].as_str().unwrap()
+        ))
+        .json()["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(open(&fake), 2);
+
+    let expire = |id: &Value| {
+        call(
+            "POST",
+            &format!(
+                "{}/v1/checkout/sessions/{}/expire",
+                fake.url,
+                id.as_str().unwrap()
+            ),
+            &[],
+            None,
+        )
+    };
+    let expired = expire(&left["id"]);
+    assert_eq!(expired.status, 200);
+    assert_eq!(expired.json()["status"], "expired");
+    assert_eq!(expire(&left["id"]).status, 400, "already expired");
+
+    let completed = post_json(
+        &format!(
+            "{}/_test/checkout/{}/complete",
+            fake.url,
+            paid["id"].as_str().unwrap()
+        ),
+        &json!({"subscription": "sub_paid"}),
+    );
+    assert_eq!(completed.status, 200);
+    assert_eq!(expire(&paid["id"]).status, 400, "a completed session stays");
+    let session = get(&format!(
+        "{}/v1/checkout/sessions/{}",
+        fake.url,
+        paid["id"].as_str().unwrap()
+    ))
+    .json();
+    assert_eq!(
+        (&session["status"], &session["subscription"]),
+        (&json!("complete"), &json!("sub_paid"))
+    );
+    assert_eq!(open(&fake), 0);
+}
+
+#[test]
+fn a_deleted_customer_is_retrieved_as_deleted() {
+    let fake = fake();
+    let customer = call("POST", &format!("{}/v1/customers", fake.url), &[], None).json();
+    let url = format!(
+        "{}/v1/customers/{}",
+        fake.url,
+        customer["id"].as_str().unwrap()
+    );
+    let deleted = call("DELETE", &url, &[], None);
+    assert_eq!(deleted.json()["deleted"], true);
+    let read = call("GET", &url, &[], None).json();
+    assert_eq!(
+        (&read["id"], &read["deleted"]),
+        (&customer["id"], &json!(true))
+    );
+    let missing = call(
+        "GET",
+        &format!("{}/v1/customers/cus_never", fake.url),
+        &[],
+        None,
+    );
+    assert_eq!(
+        (missing.status, error_of(&missing).1),
+        (404, "resource_missing".to_owned())
+    );
+}
