@@ -557,3 +557,145 @@ async fn stripe_unreachable_is_a_retryable_502() {
     );
     assert!(syncer.store.billing_profile(&org).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn checkout_refuses_modules_held_in_any_status_that_is_not_over() {
+    let syncer = syncer().await;
+    let cfg = config(5);
+    for status in [Active, Trialing, PastDue, Unpaid, Paused, Incomplete] {
+        let org = org("held");
+        let held = subscription(&unique("sub_"), &unique("cus_"), status, &[SocialInbox]);
+        syncer
+            .store
+            .apply_subscription(&org, &held, FetchTime::now(), None, GracePolicy::default())
+            .await
+            .unwrap();
+        let err = api::checkout(
+            &syncer,
+            &cfg,
+            &org,
+            Role::Owner,
+            &checkout_body(&["SocialInbox"], "year"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::CONFLICT, "already_subscribed"),
+            "{status:?}"
+        );
+    }
+    // Over: the module can be bought again.
+    for status in [Canceled, IncompleteExpired] {
+        let org = org("over");
+        let over = subscription(&unique("sub_"), &unique("cus_"), status, &[SocialInbox]);
+        syncer
+            .store
+            .apply_subscription(&org, &over, FetchTime::now(), None, GracePolicy::default())
+            .await
+            .unwrap();
+        api::checkout(
+            &syncer,
+            &cfg,
+            &org,
+            Role::Owner,
+            &checkout_body(&["SocialInbox"], "year"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{status:?}: {e:?}"));
+    }
+}
+
+async fn session_status(id: &str) -> String {
+    let url = format!("{}/v1/checkout/sessions/{id}", fake_stripe().url);
+    let reply = blocking(move || {
+        pss_billing_tests::http::request(
+            "GET",
+            &url,
+            &[("Authorization", "Bearer sk_test_billing_api")],
+            b"",
+        )
+    })
+    .await;
+    reply.json()["status"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_new_checkout_expires_the_previous_open_session() {
+    let syncer = syncer().await;
+    let cfg = config(5);
+    let org = org("twice");
+    let first = api::checkout(
+        &syncer,
+        &cfg,
+        &org,
+        Role::Owner,
+        &checkout_body(&["LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap();
+    // The same request again (a double click) gets the same, still open, session.
+    let again = api::checkout(
+        &syncer,
+        &cfg,
+        &org,
+        Role::Owner,
+        &checkout_body(&["LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.session_id, first.session_id);
+    assert_eq!(session_status(&first.session_id).await, "open");
+
+    let second = api::checkout(
+        &syncer,
+        &cfg,
+        &org,
+        Role::Owner,
+        &checkout_body(&["LeadGeneration", "EmailAutomation"], "month"),
+    )
+    .await
+    .unwrap();
+    assert_ne!(second.session_id, first.session_id);
+    assert_eq!(session_status(&first.session_id).await, "expired");
+    assert_eq!(session_status(&second.session_id).await, "open");
+}
+
+#[tokio::test]
+async fn concurrent_identical_checkouts_wait_out_the_key_in_flight() {
+    let syncer = syncer().await;
+    let cfg = config(5);
+    let org = org("inflight");
+    let slow = |path: &'static str, ms: u32| {
+        let url = format!("{}/_test/latency", fake_stripe().url);
+        blocking(move || pss_billing_tests::http::post_json(&url, &json!({"path": path, "ms": ms})))
+    };
+    // Stripe answers 409 idempotency_key_in_use while the first request is still running.
+    slow("/v1/customers", 300).await;
+    slow("/v1/checkout/sessions", 300).await;
+    let body = checkout_body(&["AdvancedAnalytics"], "year");
+    let (a, b) = tokio::join!(
+        api::checkout(&syncer, &cfg, &org, Role::Owner, &body),
+        api::checkout(&syncer, &cfg, &org, Role::Owner, &body)
+    );
+    slow("/v1/customers", 0).await;
+    slow("/v1/checkout/sessions", 0).await;
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.session_id, b.session_id, "one session for one request");
+    let customers: Vec<_> = stripe_requests(org.as_str())
+        .await
+        .into_iter()
+        .filter(|r| r["path"] == "/v1/customers")
+        .collect();
+    assert!(customers.len() >= 2, "both requests reached Stripe");
+    assert!(syncer.store.billing_profile(&org).await.unwrap().is_some());
+}
+
+#[test]
+fn a_store_conflict_does_not_tell_the_client_its_internals() {
+    let err: billing::http::ApiError =
+        billing::store::StoreError::Conflict("billing profile or customer link already exists")
+            .into();
+    assert_eq!((err.status, err.code), (StatusCode::CONFLICT, "conflict"));
+    assert!(!err.message.contains("profile") && !err.message.contains("link"));
+}

@@ -400,3 +400,19 @@ async fn payment_methods_follow_attach_detach_and_default_changes() {
             .unwrap()
     );
 }
+
+#[test]
+fn the_readme_names_every_event_type_the_code_handles() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let section = readme
+        .split("**Events to enable**")
+        .nth(1)
+        .and_then(|rest| rest.split("* **").next())
+        .expect("the README's events section");
+    for kind in billing::webhook::HANDLED_EVENT_TYPES {
+        assert!(
+            section.contains(&format!("`{kind}`")),
+            "README does not list {kind}"
+        );
+    }
+}
