@@ -59,19 +59,15 @@ async fn main() -> std::process::ExitCode {
             (vec![localstripe, stripe], setup, lines.0, lines.1)
         }
         StripeMode::TestMode(keys) => {
-            let setup = StripeSetup {
-                secret_key: keys.secret_key,
-                api_base: keys.api_base.clone(),
-                webhook_secrets: keys.webhook_secrets,
-                localstripe_url: None,
-            };
+            let setup = StripeSetup::test_mode(keys);
+            let endpoint = setup
+                .api_base
+                .clone()
+                .unwrap_or_else(|| "https://api.stripe.com".to_owned());
             (
                 Vec::new(),
                 setup,
-                format!(
-                    "{}  (Stripe TEST MODE, key from STRIPE_SECRET_KEY)",
-                    keys.api_base.as_deref().unwrap_or("https://api.stripe.com")
-                ),
+                format!("{endpoint}  (Stripe TEST MODE, key from STRIPE_SECRET_KEY)"),
                 "(secret from STRIPE_WEBHOOK_SECRETS; run `stripe listen --forward-to` it)"
                     .to_owned(),
             )

@@ -158,6 +158,18 @@ impl StripeSetup {
     }
 }
 
+impl StripeSetup {
+    /// A Stripe account in test mode: its key and `stripe listen`'s secret, no localstripe.
+    pub fn test_mode(keys: crate::stripe_mode::TestModeKeys) -> StripeSetup {
+        StripeSetup {
+            secret_key: keys.secret_key,
+            api_base: keys.api_base,
+            webhook_secrets: keys.webhook_secrets,
+            localstripe_url: None,
+        }
+    }
+}
+
 pub async fn start(config: StackConfig) -> Result<LocalStack, String> {
     let stripe = StripeSetup::emulated(&config);
     start_with(config, stripe).await
