@@ -341,3 +341,34 @@ async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
         .expect("entitlements");
     assert!(ents.set.unlocks(LeadGeneration, Timestamp::now()));
 }
+
+/// env.local.json, the local stack and scripts/events share one set of local secrets, so a
+/// token the stack prints or the script mints passes the authorizer under SAM or cargo-lambda.
+#[test]
+fn env_local_json_uses_the_local_stack_values() {
+    use pss_local::stack::{JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, STRIPE_KEY, WEBHOOK_SECRET};
+    let env = dev_paths::env_local();
+    let auth = &env["AuthorizerFunction"];
+    assert_eq!(auth["JWT_ISSUER"], JWT_ISSUER);
+    assert_eq!(auth["JWT_AUDIENCE"], JWT_AUDIENCE);
+    assert_eq!(auth["JWT_SECRET"], JWT_SECRET);
+    assert_eq!(auth["JWT_ALGORITHM"], "HS256");
+    let hook = &env["StripeWebhookFunction"];
+    assert_eq!(hook["STRIPE_WEBHOOK_SECRETS"], WEBHOOK_SECRET);
+    for (function, vars) in &env {
+        if let Some(key) = vars.get("STRIPE_SECRET_KEY") {
+            assert_eq!(key, STRIPE_KEY, "{function}");
+        }
+        assert_eq!(vars["BILLING_TABLE"], "pss-billing-local", "{function}");
+    }
+    // The template's parameter defaults are the same local values.
+    let t = template();
+    assert_eq!(
+        t["Parameters"]["JwtIssuer"]["Default"].as_str(),
+        Some(JWT_ISSUER)
+    );
+    assert_eq!(
+        t["Parameters"]["JwtAudience"]["Default"].as_str(),
+        Some(JWT_AUDIENCE)
+    );
+}
