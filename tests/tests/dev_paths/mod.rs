@@ -116,11 +116,38 @@ pub fn declared_env(template: &Yaml, logical_id: &str) -> BTreeMap<String, Strin
     env
 }
 
-/// Exactly what `sam local invoke --env-vars env.local.json` gives a function (see samcli's
-/// local/lambdafn/env_vars.py): its AWS variables (placeholder credentials when the developer
-/// has none), then every declared variable, overridden by env.local.json where it names one.
-/// A variable env.local.json names that the template does not declare is silently dropped by
-/// SAM: that is a failure here.
+/// Exactly what `sam local invoke --env-vars env.local.json` gives each function, computed by
+/// SAM itself (tests/emulators/sam_local_env.py) in a clean environment: no shell variable and
+/// no AWS profile of the machine running the tests can leak in.
+fn sam_local_envs() -> &'static BTreeMap<String, BTreeMap<String, String>> {
+    static ENVS: std::sync::OnceLock<BTreeMap<String, BTreeMap<String, String>>> =
+        std::sync::OnceLock::new();
+    ENVS.get_or_init(|| {
+        let root = workspace_root();
+        let home = root.join("target/dev-paths-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let out = Command::new(pss_billing_tests::venv_bin("python"))
+            .arg(root.join("tests/emulators/sam_local_env.py"))
+            .arg(root.join("template.yaml"))
+            .arg(root.join("env.local.json"))
+            .current_dir(&root)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("SAM_CLI_TELEMETRY", "0")
+            .output()
+            .expect("tests/emulators/sam_local_env.py");
+        assert!(
+            out.status.success(),
+            "SAM could not resolve the environment: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON from sam_local_env.py")
+    })
+}
+
+/// What `sam local` gives a function. A variable env.local.json sets that the template does not
+/// declare for it is silently dropped by SAM: that is a failure here.
 pub fn sam_local_env(template: &Yaml, function: &Function) -> BTreeMap<String, String> {
     let declared = declared_env(template, &function.logical_id);
     let overrides = env_local()
@@ -128,32 +155,10 @@ pub fn sam_local_env(template: &Yaml, function: &Function) -> BTreeMap<String, S
         .and_then(Json::as_object)
         .cloned()
         .unwrap_or_else(|| panic!("env.local.json has no {}", function.logical_id));
-    let globals = &template["Globals"]["Function"];
-    let mut env: BTreeMap<String, String> = [
-        ("AWS_SAM_LOCAL", "true".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_NAME", function.logical_id.clone()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "defaultkey".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "defaultsecret".to_owned()),
-        (
-            "AWS_LAMBDA_LOG_FORMAT",
-            globals["LoggingConfig"]["LogFormat"]
-                .as_str()
-                .unwrap_or("Text")
-                .to_owned(),
-        ),
-        (
-            "AWS_LAMBDA_LOG_LEVEL",
-            resolve(template, &globals["LoggingConfig"]["ApplicationLogLevel"]),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    env.extend(declared.clone());
+    let env = sam_local_envs()
+        .get(&function.logical_id)
+        .unwrap_or_else(|| panic!("SAM does not know {}", function.logical_id))
+        .clone();
     for (name, value) in overrides {
         assert!(
             declared.contains_key(&name),
@@ -161,7 +166,12 @@ pub fn sam_local_env(template: &Yaml, function: &Function) -> BTreeMap<String, S
              sam local would ignore it",
             function.logical_id
         );
-        env.insert(name, value.as_str().expect("string values").to_owned());
+        assert_eq!(
+            env.get(&name).map(String::as_str),
+            value.as_str(),
+            "{}: SAM's value of {name}",
+            function.logical_id
+        );
     }
     env
 }
