@@ -4,9 +4,9 @@ refer to (tests/fixtures/stripe/sample-objects.json), from Stripe's official exa
 tests/fixtures/stripe/*.latest.json (current API shape).
 
 Each sample is a Lambda Function URL event (payload 2.0) whose body is a Stripe event signed
-with the sample secret below at a fixed time. To replay one by hand, run the function with
-STRIPE_WEBHOOK_SECRETS=whsec_test_sample_events and a large STRIPE_WEBHOOK_TOLERANCE_SECONDS;
-the test suite re-signs each body with the current time instead.
+with the sample secret below at a fixed time, so replayed as committed it is refused (older than
+the 300 s tolerance). `scripts/events` writes ready-to-invoke copies re-signed now with the
+secret the function is given (env.local.json by default); the tests re-sign the same way.
 """
 import copy
 import hashlib
@@ -109,6 +109,17 @@ EVENTS = [
     ("customer.updated", "customer", {"invoice_settings": {"default_payment_method": None}}),
     ("customer.subscription.deleted", "subscription", None),
     ("product.created", None, None),
+    # Appended so that the earlier samples keep their ids and bytes.
+    ("checkout.session.async_payment_succeeded", "checkout.session", None),
+    ("customer.subscription.paused", "subscription", {"status": "active"}),
+    ("customer.subscription.resumed", "subscription", {"status": "paused"}),
+    ("customer.subscription.trial_will_end", "subscription", None),
+    ("invoice.voided", "invoice", {"status": "open"}),
+    ("invoice.marked_uncollectible", "invoice", {"status": "open"}),
+    ("payment_method.updated", "payment_method", {"card": {"exp_month": 8, "exp_year": 2026}}),
+    ("invoice.payment_action_required", "invoice", None),
+    ("payment_method.automatically_updated", "payment_method", {"card": {"exp_month": 8, "exp_year": 2026}}),
+    ("customer.deleted", "customer", None),
 ]
 
 
@@ -204,9 +215,21 @@ def main():
             obj.update(status="canceled", canceled_at=1764000000, ended_at=1764000000)
         if kind == "payment_method.detached":
             obj["customer"] = None
-        if kind == "invoice.payment_failed":
+        if kind in ("invoice.payment_failed", "invoice.payment_action_required"):
             obj.update(status="open", amount_paid=0, amount_remaining=9900, attempt_count=1)
             obj["status_transitions"]["paid_at"] = None
+        if kind == "invoice.voided":
+            obj.update(status="void", amount_paid=0, amount_remaining=0)
+            obj["status_transitions"].update(paid_at=None, voided_at=SIGNED_AT - 30)
+        if kind == "invoice.marked_uncollectible":
+            obj.update(status="uncollectible", amount_paid=0, amount_remaining=9900)
+            obj["status_transitions"].update(paid_at=None, marked_uncollectible_at=SIGNED_AT - 30)
+        if kind == "customer.subscription.paused":
+            obj.update(status="paused")
+        if kind == "customer.subscription.trial_will_end":
+            obj.update(status="trialing", trial_start=1763990000, trial_end=SIGNED_AT + 3 * 86400)
+        if kind in ("payment_method.updated", "payment_method.automatically_updated"):
+            obj["card"].update(exp_month=8, exp_year=2030)
         event.update(id=f"evt_sample_{n:02d}", type=kind, created=SIGNED_AT - 60 + n, livemode=False,
                      api_version="2026-09-30.endive", pending_webhooks=1)
         event["data"] = {"object": obj}

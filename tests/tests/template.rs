@@ -92,3 +92,44 @@ fn every_function_crate_has_a_template_resource_and_sample_events() {
         assert!(count > 0, "no sample event in events/{name}");
     }
 }
+
+fn ref_to(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
+        _ => None,
+    }
+}
+
+#[test]
+fn architecture_and_log_level_are_parameters_of_every_function() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    let arch = &globals["Architectures"];
+    assert_eq!(arch.as_sequence().map(Vec::len), Some(1));
+    assert_eq!(ref_to(&arch[0]), Some("Architecture"));
+    let p = &t["Parameters"]["Architecture"];
+    assert_eq!(p["Default"].as_str(), Some("arm64"));
+    let allowed: Vec<&str> = p["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, ["arm64", "x86_64"]);
+    // Lambda sets AWS_LAMBDA_LOG_LEVEL only for JSON logs with an ApplicationLogLevel.
+    assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    assert_eq!(
+        ref_to(&globals["LoggingConfig"]["ApplicationLogLevel"]),
+        Some("LogLevel")
+    );
+    for (id, r) in t["Resources"].as_mapping().unwrap() {
+        if r["Type"].as_str() == Some("AWS::Serverless::Function") {
+            let props = &r["Properties"];
+            assert!(
+                props["Architectures"].is_null() && props["LoggingConfig"].is_null(),
+                "{} overrides the global Architecture or LoggingConfig",
+                id.as_str().unwrap()
+            );
+        }
+    }
+}

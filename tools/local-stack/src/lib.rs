@@ -6,3 +6,4 @@ pub mod gateway;
 pub mod http;
 pub mod server;
 pub mod stack;
+pub mod stripe_mode;

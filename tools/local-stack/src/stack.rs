@@ -24,6 +24,11 @@ pub const JWT_AUDIENCE: &str = "pss-billing";
 pub const JWT_SECRET: &str = "local-dev-jwt-secret-not-for-production-use";
 pub const WEBHOOK_SECRET: &str = "whsec_test_local_stack";
 pub const STRIPE_KEY: &str = "sk_test_local_stack";
+/// The emulators' ports when `scripts/local-stack` starts them (unless PSS_*_PORT say
+/// otherwise): fixed so that env.local.json (`sam local`, `scripts/watch`) can name them.
+pub const DEFAULT_MOTO_PORT: u16 = 3001;
+pub const DEFAULT_STRIPE_PORT: u16 = 3002;
+pub const DEFAULT_LOCALSTRIPE_PORT: u16 = 3003;
 
 pub struct StackConfig {
     pub port: u16,
@@ -130,7 +135,48 @@ async fn push_plans(localstripe_url: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn start(mut config: StackConfig) -> Result<LocalStack, String> {
+/// The Stripe side of a stack: the emulators' key, endpoint and webhook secret, or a Stripe
+/// test-mode account's (see [`crate::stripe_mode`]).
+pub struct StripeSetup {
+    pub secret_key: String,
+    /// `None` is Stripe itself.
+    pub api_base: Option<String>,
+    pub webhook_secrets: Vec<String>,
+    /// Set when emulated: plans are pushed there and it delivers the webhooks. In test mode
+    /// `stripe listen --forward-to` delivers them instead.
+    pub localstripe_url: Option<String>,
+}
+
+impl StripeSetup {
+    pub fn emulated(config: &StackConfig) -> StripeSetup {
+        StripeSetup {
+            secret_key: STRIPE_KEY.to_owned(),
+            api_base: Some(config.stripe_url.clone()),
+            webhook_secrets: vec![WEBHOOK_SECRET.to_owned()],
+            localstripe_url: Some(config.localstripe_url.clone()),
+        }
+    }
+}
+
+impl StripeSetup {
+    /// A Stripe account in test mode: its key and `stripe listen`'s secret, no localstripe.
+    pub fn test_mode(keys: crate::stripe_mode::TestModeKeys) -> StripeSetup {
+        StripeSetup {
+            secret_key: keys.secret_key,
+            api_base: keys.api_base,
+            webhook_secrets: keys.webhook_secrets,
+            localstripe_url: None,
+        }
+    }
+}
+
+pub async fn start(config: StackConfig) -> Result<LocalStack, String> {
+    let stripe = StripeSetup::emulated(&config);
+    start_with(config, stripe).await
+}
+
+/// [`start`] with any Stripe: the emulators' or a test-mode account's.
+pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<LocalStack, String> {
     if config.port == 0 {
         // The allowed redirect origins name the port, so pick it before anything else.
         config.port = crate::emulators::free_port();
@@ -140,18 +186,32 @@ pub async fn start(mut config: StackConfig) -> Result<LocalStack, String> {
         tracing::info!(error = %e, "table not created (it may exist already)");
     }
     let store = BillingStore::new(dynamodb, &config.table);
-    let stripe = StripeApi::new(STRIPE_KEY, Some(&config.stripe_url)).map_err(|e| e.to_string())?;
-    push_plans(&config.localstripe_url).await?;
-    sync_catalog(&stripe, Catalog::standard().entries())
+    let stripe =
+        StripeApi::new(&setup.secret_key, setup.api_base.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(localstripe_url) = &setup.localstripe_url {
+        push_plans(localstripe_url).await?;
+    }
+    // What `cargo run -p catalog-sync` does: idempotent, so a test-mode account keeps its
+    // products and prices from one run to the next.
+    let report = sync_catalog(&stripe, Catalog::standard().entries())
         .await
         .map_err(|e| format!("catalog: {e}"))?;
+    tracing::info!(
+        changes = report.changes.len(),
+        unchanged = report.unchanged,
+        "catalog synced"
+    );
 
     let policy = GracePolicy::default();
     let syncer = Syncer::new(store.clone(), stripe, policy);
     let webhook = WebhookHandler::new(
         syncer.clone(),
         WebhookConfig {
-            secrets: vec![WebhookSecret::new(WEBHOOK_SECRET)],
+            secrets: setup
+                .webhook_secrets
+                .iter()
+                .map(|s| WebhookSecret::new(s.as_str()))
+                .collect(),
             tolerance_seconds: billing::webhook::DEFAULT_TOLERANCE_SECONDS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             livemode: false,
@@ -189,17 +249,19 @@ pub async fn start(mut config: StackConfig) -> Result<LocalStack, String> {
     .await
     .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", config.port))?;
 
-    let (status, body) = localstripe(
-        "POST",
-        format!("{}/_config/webhooks/pss-local", config.localstripe_url),
-        vec![
-            ("url", format!("{base_url}{WEBHOOK_PATH}")),
-            ("secret", WEBHOOK_SECRET.to_owned()),
-        ],
-    )
-    .await;
-    if status >= 300 {
-        return Err(format!("webhook registration: {status} {body}"));
+    if let Some(localstripe_url) = &setup.localstripe_url {
+        let (status, body) = localstripe(
+            "POST",
+            format!("{localstripe_url}/_config/webhooks/pss-local"),
+            vec![
+                ("url", format!("{base_url}{WEBHOOK_PATH}")),
+                ("secret", setup.webhook_secrets[0].clone()),
+            ],
+        )
+        .await;
+        if status >= 300 {
+            return Err(format!("webhook registration: {status} {body}"));
+        }
     }
     Ok(LocalStack {
         base_url,

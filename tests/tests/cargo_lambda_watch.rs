@@ -1,0 +1,303 @@
+//! `scripts/watch` (cargo lambda watch) serving the real function binaries: cargo-lambda's own
+//! Runtime API, invoke API (`cargo lambda invoke`) and Function URL emulation, with the
+//! environment the wrapper gives every function, against moto and the fixture Stripe.
+//!
+//! cargo-lambda normally compiles each function itself (`cargo run --bin`); a test cannot run
+//! cargo while `cargo test` holds the build directory, and a second build would cost minutes.
+//! So cargo-lambda runs with `--only-lambda-apis` (its mode for functions started elsewhere) and
+//! the test starts the debug binaries this `cargo test` already built, with the variables
+//! cargo-lambda would give them: its runtime variables and the wrapper's env file.
+
+mod dev_paths;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use billing::catalog_sync::sync_catalog;
+use billing::domain::ServiceModule::LeadGeneration;
+use billing::domain::SubscriptionStatus::Active;
+use billing::domain::{Catalog, CustomerId, FetchTime, GracePolicy, OrgId};
+use billing::store::BillingStore;
+use billing::store::table::create_table;
+use billing::stripe::StripeApi;
+use dev_paths::{Function, functions, run_scripts_events, template};
+use pss_billing_tests::build::subscription;
+use pss_billing_tests::rig::{fake_put, sample_objects};
+use pss_billing_tests::{dynamo_client, fake_stripe, free_port, http, moto, workspace_root};
+use pss_local::stack::{DEFAULT_MOTO_PORT, DEFAULT_STRIPE_PORT};
+use serde_json::Value;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cargo_lambda() -> PathBuf {
+    let venv = std::env::var_os("PSS_TOOLS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv-tools"));
+    let path = venv.join("bin/cargo-lambda");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-build-tools",
+        path.display()
+    );
+    path
+}
+
+/// The env file `scripts/watch` hands to `cargo lambda watch --env-file`.
+fn watch_env_file() -> BTreeMap<String, String> {
+    let out = Command::new("python3")
+        .arg(workspace_root().join("scripts/watch"))
+        .arg("--print-env-file")
+        .output()
+        .expect("scripts/watch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8(out.stdout).unwrap();
+    std::fs::read_to_string(path.trim())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_watch_environment_is_env_local_json_for_every_function() {
+    let env = watch_env_file();
+    for (function, vars) in dev_paths::env_local() {
+        for (name, value) in vars.as_object().unwrap() {
+            assert_eq!(
+                env.get(name).map(String::as_str),
+                value.as_str(),
+                "{function}: {name}"
+            );
+        }
+    }
+    // Placeholder credentials, never the developer's, go to the local endpoint.
+    assert_eq!(env["AWS_ACCESS_KEY_ID"], "local-placeholder");
+    assert_eq!(
+        env["AWS_ENDPOINT_URL_DYNAMODB"],
+        format!("http://127.0.0.1:{DEFAULT_MOTO_PORT}")
+    );
+    assert_eq!(
+        env["STRIPE_API_BASE"],
+        format!("http://127.0.0.1:{DEFAULT_STRIPE_PORT}")
+    );
+}
+
+/// Starts a function binary against cargo-lambda's Runtime API, as `cargo lambda watch` would.
+fn start_function(f: &Function, port: u16, env: &BTreeMap<String, String>) -> Killed {
+    let log_dir = workspace_root().join("target/dev-paths-logs");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log = std::fs::File::create(log_dir.join(format!("watch-{}.log", f.binary))).unwrap();
+    Killed(
+        Command::new(f.exe())
+            .env_clear()
+            .envs(env)
+            .env("AWS_LAMBDA_FUNCTION_NAME", &f.binary)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt/{}", f.binary),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// `cargo lambda invoke <function> --data-file <file>` against the watch server.
+fn cargo_lambda_invoke(function: &str, port: u16, file: &std::path::Path) -> Value {
+    let out = Command::new(cargo_lambda())
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args([
+            "--invoke-port",
+            &port.to_string(),
+            "--output-format",
+            "json",
+        ])
+        .arg("--data-file")
+        .arg(file)
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo lambda invoke");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "cargo lambda invoke {function}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{function}: {e}: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cargo_lambda_watch_serves_the_authorizer_an_endpoint_and_the_webhook_url() {
+    let t = template();
+    let fns = functions(&t);
+    let by_binary = |name: &str| fns.iter().find(|f| f.binary == name).unwrap().clone();
+    let events = workspace_root().join("target/dev-paths-events/watch");
+    run_scripts_events(&events, &[]);
+
+    // The wrapper's environment, with the local stack's two ports swapped for this test's.
+    let mut env = watch_env_file();
+    let (moto_url, stripe_url) = (moto().url.clone(), fake_stripe().url.clone());
+    env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), moto_url.clone());
+    env.insert("STRIPE_API_BASE".into(), stripe_url.clone());
+    let client = dynamo_client(&moto_url);
+    create_table(&client, &env["BILLING_TABLE"]).await.unwrap();
+    let store = BillingStore::new(client, &env["BILLING_TABLE"]);
+    let stripe = StripeApi::new(&env["STRIPE_SECRET_KEY"], Some(&stripe_url)).unwrap();
+    sync_catalog(&stripe, Catalog::standard().entries())
+        .await
+        .unwrap();
+    let objects = sample_objects();
+    for name in [
+        "subscription",
+        "invoice",
+        "payment_method",
+        "customer",
+        "checkout.session",
+    ] {
+        fake_put(&stripe_url, &objects[name]).await;
+    }
+    let org = OrgId::parse("org_sample").unwrap();
+    store
+        .link_customer(&org, &CustomerId::parse("cus_sample").unwrap())
+        .await
+        .unwrap();
+    let sub = subscription("sub_watch", "cus_watch", Active, &[LeadGeneration]);
+    store
+        .apply_subscription(
+            &OrgId::parse("org_sample_unlocked").unwrap(),
+            &sub,
+            FetchTime::now(),
+            None,
+            GracePolicy::default(),
+        )
+        .await
+        .unwrap();
+
+    let port = free_port();
+    let _watch = Killed(
+        Command::new(cargo_lambda())
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "--invoke-address",
+                "127.0.0.1",
+            ])
+            .args(["--invoke-port", &port.to_string()])
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo lambda watch"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The authorizer through the invoke API, with a token scripts/events minted.
+    let authorizer = by_binary("authorizer");
+    let file = events.join("authorizer/allow-unlocked.json");
+    let invoke = std::thread::spawn(move || cargo_lambda_invoke("authorizer", port, &file));
+    let _auth = start_function(&authorizer, port, &env);
+    let reply = invoke.join().unwrap();
+    assert_eq!(
+        reply["policyDocument"]["Statement"][0]["Effect"], "Allow",
+        "{reply}"
+    );
+    assert_eq!(reply["context"]["orgId"], "org_sample_unlocked", "{reply}");
+
+    // A billing endpoint through the invoke API (REST proxy event with the authorizer context).
+    let endpoint = by_binary("billing-subscription");
+    let file = events.join("billing-subscription/200-subscription.json");
+    let invoke =
+        std::thread::spawn(move || cargo_lambda_invoke("billing-subscription", port, &file));
+    let _endpoint = start_function(&endpoint, port, &env);
+    let reply = invoke.join().unwrap();
+    assert_eq!(reply["statusCode"], 200, "{reply}");
+    let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+    assert!(body.is_object(), "{body}");
+
+    // The webhook through its Function URL path, as `stripe listen --forward-to` would post.
+    let webhook = by_binary("stripe-webhook");
+    let sample: Value = serde_json::from_slice(
+        &std::fs::read(events.join("stripe-webhook/checkout.session.completed.json")).unwrap(),
+    )
+    .unwrap();
+    let body = sample["body"].as_str().unwrap().to_owned();
+    let signature = sample["headers"]["stripe-signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("http://127.0.0.1:{port}/lambda-url/stripe-webhook/");
+    let post = move |signature: String| {
+        let (url, body) = (url.clone(), body.clone());
+        std::thread::spawn(move || {
+            http::request(
+                "POST",
+                &url,
+                &[
+                    ("content-type", "application/json"),
+                    ("stripe-signature", &signature),
+                ],
+                body.as_bytes(),
+            )
+        })
+    };
+    let delivery = post(signature.clone());
+    let _webhook = start_function(&webhook, port, &env);
+    let reply = delivery.join().unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["outcome"], "processed", "{}", reply.body);
+    // Same shape, one hex digit changed: only the HMAC check can refuse it.
+    let mut forged = signature.clone();
+    let last = if forged.ends_with('0') { "1" } else { "0" };
+    forged.replace_range(forged.len() - 1.., last);
+    let forged = post(forged);
+    let reply = forged.join().unwrap();
+    assert_eq!(
+        reply.status, 400,
+        "a bad signature is refused: {}",
+        reply.body
+    );
+    let ents = store
+        .entitlements(&org, true)
+        .await
+        .unwrap()
+        .expect("entitlements");
+    assert!(
+        ents.set
+            .unlocks(LeadGeneration, billing::domain::Timestamp::now())
+    );
+}
