@@ -51,7 +51,7 @@ export function InvoiceList({ api }: { api: BillingApi }) {
             <tbody>
               {invoices.map((inv) => (
                 <tr key={inv.id} data-invoice={inv.id}>
-                  <td>{inv.number ?? "Draft"}</td>
+                  <td>{inv.number ?? (inv.status === "draft" ? "Draft" : "—")}</td>
                   <td>{formatDate(inv.created)}</td>
                   <td>{formatMoney(inv.status === "paid" ? inv.amountPaid : inv.amountDue, inv.currency)}</td>
                   <td>{inv.status ?? "—"}</td>
