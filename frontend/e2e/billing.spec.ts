@@ -146,6 +146,32 @@ test("another org sees none of the first org's data, and a declined card unlocks
   await expect(page.locator(".module-name")).toHaveText("LeadGeneration");
 });
 
+test("the portal switches to yearly and changes the default card", async ({ page }) => {
+  await signInAs(page, "Owner of org_other");
+  await page.goto(app("/pricing?module=EmailAutomation"));
+  await page.getByRole("button", { name: "Subscribe" }).click();
+  await payOnCheckout(page, "4242 4242 4242 4242");
+  await expect(page.locator('ul.unlocked-list li[data-module="EmailAutomation"]')).toBeVisible();
+
+  await page.goto(app("/billing"));
+  await expect(page.locator("li[data-subscription]")).toContainText("EmailAutomation (monthly)");
+  await page.getByRole("button", { name: "Manage billing" }).click();
+  await page.getByRole("button", { name: "Switch to yearly" }).click();
+  await expect(page.getByText("The billing period was switched.")).toBeVisible();
+  await page.getByLabel("Card number").fill("5555 5555 5555 4444");
+  await page.getByLabel("Expiry (MM / YY)").fill("11 / 33");
+  await page.getByLabel("CVC").fill("321");
+  await page.getByRole("button", { name: "Add card and make it the default" }).click();
+  await expect(page.getByText("Your default card was updated.")).toBeVisible();
+  await page.getByRole("link", { name: "Return to the app" }).click();
+
+  await eventually(page, async () => {
+    await expect(page.locator("li[data-subscription]")).toContainText("EmailAutomation (yearly)");
+    await expect(page.locator("li[data-payment-method]").filter({ hasText: "Default" })).toContainText("ending in 4444");
+  });
+  await expect(page.locator("li[data-payment-method]")).toHaveCount(2);
+});
+
 test("pages fit a phone's width", async ({ page }) => {
   await page.setViewportSize({ width: 360, height: 740 });
   await signInAs(page, "Owner of org_demo");

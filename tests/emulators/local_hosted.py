@@ -28,11 +28,12 @@ STATE: dict = {"upstream": None, "base": None, "objects": None, "lock": None, "w
 # Checkout Session id -> what the session was created with (Stripe keeps it as line_items).
 CHECKOUTS: dict = {}
 
+# Test card number -> the decline message (None: the card pays).
 CARDS = {
-    "4242424242424242": ("pm_card_visa", None),
-    "5555555555554444": ("pm_card_mastercard", None),
-    "4000000000000002": (None, "Your card was declined."),
-    "4000000000009995": (None, "Your card has insufficient funds."),
+    "4242424242424242": None,
+    "5555555555554444": None,
+    "4000000000000002": "Your card was declined.",
+    "4000000000009995": "Your card has insufficient funds.",
 }
 STRIPE_KEY = "sk_test_local_hosted_pages"
 
@@ -131,6 +132,24 @@ def card_fields() -> str:
             "<p class=note>Test mode. 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined.</p>")
 
 
+def card_problem(form: dict):
+    """The card's number and why it cannot pay (None when it can), as Stripe's test mode says."""
+    number = "".join(ch for ch in form.get("card", "") if ch.isdigit())
+    return number, CARDS.get(number, "Your card number is incorrect.")
+
+
+def attach_card(customer: str, number: str, form: dict) -> dict:
+    """Creates the card in localstripe, attaches it and makes it the customer's default."""
+    digits = "".join(ch if ch.isdigit() else " " for ch in form.get("exp", "")).split()
+    month, year = digits[:2] if len(digits) >= 2 else ("12", "30")
+    pm = upstream("POST", "/v1/payment_methods", {
+        "type": "card", "card[number]": number, "card[exp_month]": int(month),
+        "card[exp_year]": int(year), "card[cvc]": form.get("cvc") or "123"})
+    pm = upstream("POST", f"/v1/payment_methods/{pm['id']}/attach", {"customer": customer})
+    upstream("POST", f"/v1/customers/{customer}", {"invoice_settings[default_payment_method]": pm["id"]})
+    return pm
+
+
 def checkout_lines(sid: str):
     objects = STATE["objects"]
     rows = []
@@ -174,13 +193,11 @@ def pay(sid: str, form: dict) -> tuple:
         session = objects.get(sid)
         if session is None or sid not in CHECKOUTS or session.get("status") != "open":
             return checkout_page(sid)
-    number = "".join(ch for ch in form.get("card", "") if ch.isdigit())
-    card, declined = CARDS.get(number, (None, "Your card number is incorrect."))
-    if card is None:
+    number, declined = card_problem(form)
+    if declined:
         return checkout_page(sid, declined)
     customer = session.get("customer")
-    pm = upstream("POST", f"/v1/payment_methods/{card}/attach", {"customer": customer})
-    upstream("POST", f"/v1/customers/{customer}", {"invoice_settings[default_payment_method]": pm["id"]})
+    attach_card(customer, number, form)
     subscriptions = []
     for row in checkout_lines(sid):
         form_data = {"customer": customer, "items[0][plan]": row["price"].get("lookup_key"),
@@ -265,13 +282,10 @@ def portal_action(psid: str, form: dict) -> tuple:
     customer = session.get("customer")
     action = form.get("action")
     if action == "card":
-        number = "".join(ch for ch in form.get("card", "") if ch.isdigit())
-        card, declined = CARDS.get(number, (None, "Your card number is incorrect."))
-        if card is None:
+        number, declined = card_problem(form)
+        if declined:
             return portal_page(psid, declined)
-        pm = upstream("POST", f"/v1/payment_methods/{card}/attach", {"customer": customer})
-        upstream("POST", f"/v1/customers/{customer}", {"invoice_settings[default_payment_method]": pm["id"]})
-        send_event("payment_method.attached", pm)
+        send_event("payment_method.attached", attach_card(customer, number, form))
         return 303, f"/p/session/{psid}?done=card"
     sub_id = form.get("subscription", "")
     if sub_id not in {s["id"] for s in portal_subscriptions(customer)}:
