@@ -34,6 +34,9 @@ async function payOnCheckout(page: Page, card: string): Promise<void> {
   await page.getByRole("button", { name: "Subscribe" }).click();
 }
 
+/** Assertions inside `eventually`: fail fast, so the page is reloaded and checked again. */
+const soon = expect.configure({ timeout: 2_000 });
+
 /** Reloads until `check` passes: webhooks and the authorizer's 1 s cache settle in the background. */
 async function eventually(page: Page, check: () => Promise<void>): Promise<void> {
   await expect(async () => {
@@ -84,8 +87,8 @@ test("an Owner subscribes, uses the module, sees the invoice and card, cancels i
   await expect(page.locator("li[data-payment-method]")).toContainText(/Visa ending in 4242/);
   await expect(page.locator("li[data-payment-method]").getByText("Default")).toBeVisible();
   await eventually(page, async () => {
-    await expect(page.locator("tr[data-invoice]").first()).toContainText("$99");
-    await expect(page.locator("tr[data-invoice]").first()).toContainText("paid");
+    await soon(page.locator("tr[data-invoice]").first()).toContainText("$99");
+    await soon(page.locator("tr[data-invoice]").first()).toContainText("paid");
   });
   await expect(page.locator("li[data-payment-method]")).toContainText(/Visa ending in 4242/);
   await shot(page, "06-billing-settings");
@@ -97,7 +100,7 @@ test("an Owner subscribes, uses the module, sees the invoice and card, cancels i
   await shot(page, "07-portal");
   await page.getByRole("link", { name: "Return to the app" }).click();
   await eventually(page, async () => {
-    await expect(page.getByTestId("cancels-on")).toBeVisible();
+    await soon(page.getByTestId("cancels-on")).toBeVisible();
   });
 
   await page.getByRole("button", { name: "Manage billing" }).click();
@@ -106,7 +109,7 @@ test("an Owner subscribes, uses the module, sees the invoice and card, cancels i
 
   await page.goto(app("/leads"));
   await eventually(page, async () => {
-    await expect(page.locator(".module-name")).toHaveText("LeadGeneration");
+    await soon(page.locator(".module-name")).toHaveText("LeadGeneration");
   });
   await expect(page.getByRole("alert")).toContainText("This feature requires a LeadGeneration subscription.");
   await shot(page, "08-leads-paywall");
@@ -166,8 +169,8 @@ test("the portal switches to yearly and changes the default card", async ({ page
   await page.getByRole("link", { name: "Return to the app" }).click();
 
   await eventually(page, async () => {
-    await expect(page.locator("li[data-subscription]")).toContainText("EmailAutomation (yearly)");
-    await expect(page.locator("li[data-payment-method]").filter({ hasText: "Default" })).toContainText("ending in 4444");
+    await soon(page.locator("li[data-subscription]")).toContainText("EmailAutomation (yearly)");
+    await soon(page.locator("li[data-payment-method]").filter({ hasText: "Default" })).toContainText("ending in 4444");
   });
   await expect(page.locator("li[data-payment-method]")).toHaveCount(2);
 });
