@@ -98,33 +98,62 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     response
 }
 
-/// Adds `Access-Control-Allow-Origin` when the request's `Origin` is one of the frontend
-/// origins (`FRONTEND_ORIGINS`, read once per container). With a REST proxy integration the
-/// function, not API Gateway, must answer CORS on real (non-preflight) requests.
-pub fn with_cors(request: &lambda_http::Request, mut response: Response<Body>) -> Response<Body> {
-    static ALLOWED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let allowed = ALLOWED.get_or_init(|| {
+static CORS_ORIGINS: std::sync::RwLock<Option<Vec<String>>> = std::sync::RwLock::new(None);
+
+fn parse_origins(csv: &str) -> Vec<String> {
+    csv.split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// Whether `origin` is one of the frontend origins: `FRONTEND_ORIGINS` (comma-separated, read
+/// once per container), plus any added with [`allow_cors_origins`].
+pub fn is_cors_origin(origin: &str) -> bool {
+    {
+        let guard = CORS_ORIGINS.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(origins) = guard.as_ref() {
+            return origins.iter().any(|a| a == origin);
+        }
+    }
+    allow_cors_origins("");
+    is_cors_origin(origin)
+}
+
+/// Adds frontend origins to those of `FRONTEND_ORIGINS` (the local stack, which picks its
+/// ports when it starts).
+pub fn allow_cors_origins(csv: &str) {
+    let mut guard = CORS_ORIGINS.write().unwrap_or_else(|e| e.into_inner());
+    let origins = guard.get_or_insert_with(|| {
         crate::config::optional("FRONTEND_ORIGINS")
-            .map(|csv| {
-                csv.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_owned())
-                    .collect()
-            })
+            .map(|csv| parse_origins(&csv))
             .unwrap_or_default()
     });
+    for origin in parse_origins(csv) {
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+}
+
+/// Adds `Access-Control-Allow-Origin` when the request's `Origin` is one of the frontend
+/// origins. With a REST proxy integration the function, not API Gateway, must answer CORS on
+/// real (non-preflight) requests, so every function response goes through here, errors
+/// included. `Vary: Origin` always: the answer depends on the origin.
+pub fn with_cors(request: &lambda_http::Request, mut response: Response<Body>) -> Response<Body> {
     let origin = request
         .headers()
         .get("origin")
         .and_then(|v| v.to_str().ok());
-    if let Some(origin) = origin.filter(|o| allowed.iter().any(|a| a == o))
+    let headers = response.headers_mut();
+    headers.insert(
+        "vary",
+        lambda_http::http::HeaderValue::from_static("Origin"),
+    );
+    if let Some(origin) = origin.filter(|o| is_cors_origin(o))
         && let Ok(value) = lambda_http::http::HeaderValue::from_str(origin)
     {
-        let headers = response.headers_mut();
         headers.insert("access-control-allow-origin", value);
-        headers.insert(
-            "vary",
-            lambda_http::http::HeaderValue::from_static("Origin"),
-        );
     }
     response
 }

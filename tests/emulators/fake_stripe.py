@@ -44,6 +44,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+import local_hosted  # the local stack's Checkout and portal pages
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "stripe")
 LOCK = threading.Lock()
 OBJECTS: dict = {}
@@ -128,6 +130,7 @@ def create(path: str, form: dict):
                    metadata=params.get("metadata", {}), success_url=params.get("success_url"),
                    cancel_url=params.get("cancel_url"), status="open", payment_status="unpaid",
                    subscription=None, url=f"https://checkout.stripe.test/c/pay/{sid}", livemode=False)
+        local_hosted.on_checkout_session(obj, params)
     elif path == "/v1/billing_portal/sessions":
         if not params.get("customer"):
             return missing("customer")
@@ -135,6 +138,7 @@ def create(path: str, form: dict):
         sid = new_id("bps")
         obj.update(id=sid, created=now, customer=params.get("customer"), return_url=params.get("return_url"),
                    url=f"https://billing.stripe.test/p/session/{sid}", livemode=False)
+        local_hosted.on_portal_session(obj)
     elif path == "/v1/products":
         if not params.get("name"):
             return missing("name")
@@ -296,6 +300,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self, method: str) -> None:
         url = urlsplit(self.path)
         raw = self.body()
+        if local_hosted.handle(self, method, url, raw):
+            return
         if url.path.startswith("/_test/"):
             return self.control(method, url.path, raw)
         if UPSTREAM["url"] and not url.path.startswith(OWNED_PREFIXES):
@@ -450,6 +456,7 @@ def main() -> None:
     parser.add_argument("--upstream", help="forward what this server does not own to this Stripe")
     args = parser.parse_args()
     UPSTREAM["url"] = args.upstream.rstrip("/") if args.upstream else None
+    local_hosted.configure(UPSTREAM["url"], f"http://{args.host}:{args.port}", OBJECTS, LOCK)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.serve_forever()

@@ -444,7 +444,13 @@ async fn route_matrix() {
                     ""
                 };
                 assert_eq!(json["context"]["orgId"], expected_org, "{token:?}");
-                assert_eq!(json["context"]["entitlements"], "");
+                // A verified caller gets the org's modules (the catalog's `unlocked` flags).
+                let expected_modules = if token == Some(free_member.as_str()) {
+                    "BasicCRM"
+                } else {
+                    ""
+                };
+                assert_eq!(json["context"]["entitlements"], expected_modules);
                 if token.is_none() {
                     assert_eq!(json["principalId"], "anonymous");
                 }

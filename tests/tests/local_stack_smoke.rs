@@ -56,6 +56,7 @@ async fn frontend_flow_through_the_local_stack() {
         localstripe_url: localstripe.url.clone(),
         table: "pss-billing-smoke".to_owned(),
         cache_seconds: 1,
+        frontend_origins: Vec::new(),
     })
     .await
     .expect("stack starts");
@@ -79,11 +80,12 @@ async fn frontend_flow_through_the_local_stack() {
     )
     .await;
     assert_eq!(checkout.status, 200, "{}", checkout.body);
+    // The local stack's own Checkout page (tests/emulators/local_hosted.py), not Stripe's.
     assert!(
         checkout.json()["url"]
             .as_str()
             .unwrap()
-            .starts_with("https://")
+            .starts_with(&format!("{}/c/pay/cs_", fake.url))
     );
 
     // What Stripe does when the customer pays: a subscription on the org's customer.

@@ -57,6 +57,7 @@ async fn test_mode_uses_the_account_key_and_the_stripe_cli_secret() {
             localstripe_url: String::new(),
             table: "pss-billing-test-mode".to_owned(),
             cache_seconds: 1,
+            frontend_origins: Vec::new(),
         },
         StripeSetup::test_mode(keys),
     )

@@ -7,12 +7,7 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     billing::telemetry::init();
     run(service_fn(|request: Request| async move {
-        let response = if request.uri().path().ends_with("/openapi.json") {
-            billing::api::handlers::openapi()
-        } else {
-            billing::api::handlers::services(&request)
-        };
-        Ok::<_, Error>(response)
+        Ok::<_, Error>(billing::api::handlers::billing_services(&request))
     }))
     .await
 }

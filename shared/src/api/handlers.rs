@@ -27,12 +27,20 @@ fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
         .and_then(|q| q.first(name))
 }
 
+/// The billing-services function: the catalog, or the OpenAPI document by path.
+pub fn billing_services(request: &Request) -> Response<Body> {
+    if request.uri().path().ends_with("/openapi.json") {
+        with_cors(request, openapi())
+    } else {
+        services(request)
+    }
+}
+
 /// `GET /api/billing/services` (public): with a known caller, each module says whether the
-/// caller's org has it unlocked (from the authorizer context: no table read).
+/// caller's org has it unlocked (from the authorizer context, which read the org's
+/// entitlements for a verified token: no table read here).
 pub fn services(request: &Request) -> Response<Body> {
-    let unlocked = AuthContext::from_request(request)
-        .ok()
-        .map(|c| c.entitlements);
+    let unlocked = AuthContext::catalog_modules(request);
     with_cors(
         request,
         json(
@@ -42,7 +50,8 @@ pub fn services(request: &Request) -> Response<Body> {
     )
 }
 
-/// `GET /api/billing/openapi.json` (public).
+/// `GET /api/billing/openapi.json` (public), without CORS headers: a function serves it through
+/// [`billing_services`], which adds them for the request's origin.
 pub fn openapi() -> Response<Body> {
     let mut response = Response::new(Body::Text(crate::openapi::DOCUMENT.to_owned()));
     response.headers_mut().insert(

@@ -53,6 +53,19 @@ impl AuthContext {
     }
 }
 
+impl AuthContext {
+    /// The modules for the public catalog's `unlocked` flags: `None` for an anonymous caller,
+    /// and when the authorizer could not read the org's entitlements (an empty
+    /// `entitlements` field): the catalog then says nothing rather than "locked".
+    pub fn catalog_modules(request: &Request) -> Option<ModuleSet> {
+        let context = Self::from_request(request).ok()?;
+        let raw = fields(request)?
+            .get("entitlements")
+            .and_then(Value::as_str)?;
+        (!raw.trim().is_empty()).then_some(context.entitlements)
+    }
+}
+
 impl Caller {
     /// The verified caller of a request that passed the authorizer; 401 JSON otherwise.
     pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
@@ -90,6 +103,22 @@ mod tests {
         assert_eq!(auth.caller.role, Role::Admin);
         assert!(auth.entitlements.contains(ServiceModule::LeadGeneration));
         assert_eq!(Caller::from_request(&req).unwrap(), auth.caller);
+    }
+
+    #[test]
+    fn catalog_modules_need_a_caller_and_a_read() {
+        let read = request(&[
+            ("orgId", "org_1"),
+            ("userId", "u_1"),
+            ("entitlements", "BasicCRM,LeadGeneration"),
+        ]);
+        let set = AuthContext::catalog_modules(&read).unwrap();
+        assert!(set.contains(ServiceModule::LeadGeneration));
+        assert!(!set.contains(ServiceModule::SocialInbox));
+        let unread = request(&[("orgId", "org_1"), ("userId", "u_1"), ("entitlements", "")]);
+        assert_eq!(AuthContext::catalog_modules(&unread), None);
+        let anonymous = request(&[("orgId", ""), ("entitlements", "")]);
+        assert_eq!(AuthContext::catalog_modules(&anonymous), None);
     }
 
     #[test]

@@ -110,7 +110,8 @@ pub fn subscription_required_body(module: ServiceModule) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// `caller` is `None` on a public route called without a (valid) token; `entitlements` is
-    /// `None` where they were not read (public routes never cost a DynamoDB read).
+    /// `None` where they were not read (an anonymous call of a public route, or a public route
+    /// whose read failed): the context then carries an empty `entitlements`.
     Allow {
         caller: Option<Caller>,
         entitlements: Option<ModuleSet>,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::AuthContext;
 use super::decision::subscription_required_body;
 use crate::domain::{ServiceModule, Timestamp};
-use crate::http::{ApiError, json};
+use crate::http::{ApiError, json, with_cors};
 use crate::store::{BillingStore, StoreError};
 
 /// A lead as the API returns it.
@@ -62,10 +62,11 @@ impl LeadsHandler {
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        match self.list(&request).await {
+        let response = match self.list(&request).await {
             Ok(response) => response,
             Err(error) => error.into_response(),
-        }
+        };
+        with_cors(&request, response)
     }
 
     async fn list(&self, request: &Request) -> Result<Response<Body>, ApiError> {

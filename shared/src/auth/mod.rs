@@ -7,7 +7,7 @@
 //!
 //! Cost of one check: at most one strongly consistent GetItem of the org's `ENTITLEMENTS` item
 //! when the org is not cached; none when it is (TTL `ENTITLEMENTS_CACHE_SECONDS`, default 30 s);
-//! none on public routes. The read is strongly consistent because the webhook answers Stripe
+//! none on public routes called without a valid token. The read is strongly consistent because the webhook answers Stripe
 //! 200 only after its write, and a check made right after that (the user returning from
 //! Checkout) must see the new rights; an eventually consistent read could still return the
 //! previous item for a short while. It costs one read unit instead of half of one.
@@ -170,15 +170,27 @@ impl Authorizer {
         };
         let token = authorization.and_then(jwt::bearer);
         if route.is_public() {
-            // A public route stays open with a missing, stale or unverifiable token; a valid
-            // one only adds the caller to the context. No DynamoDB read either way.
+            // A public route stays open with a missing, stale or unverifiable token. A valid
+            // one adds the caller and the org's unlocked modules (the catalog's `unlocked`
+            // flags), from the same cached read as a paid route; anonymous calls read nothing.
+            // A failed read leaves the route open, without the modules: nothing is granted here.
             let caller = match token {
                 Some(token) => self.verifier.verify(token).await.ok(),
                 None => None,
             };
+            let entitlements = match &caller {
+                Some(caller) => match self.entitlements(&caller.org).await {
+                    Ok(set) => Some(set.unlocked_at(Timestamp::now())),
+                    Err(e) => {
+                        tracing::warn!(route = route.path, org = %caller.org, error = %e, "entitlements unavailable on a public route");
+                        None
+                    }
+                },
+                None => None,
+            };
             return Ok(Decision::Allow {
                 caller,
-                entitlements: None,
+                entitlements,
             });
         }
         let Some(token) = token else {

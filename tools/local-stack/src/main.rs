@@ -3,12 +3,14 @@
 //! template.yaml at http://127.0.0.1:3000 behind the real authorizer. Ctrl-C stops it all.
 //!
 //! Ports: PSS_PORT (3000), PSS_MOTO_PORT (3001), PSS_STRIPE_PORT (3002), PSS_LOCALSTRIPE_PORT
-//! (3003); env.local.json names the defaults.
+//! (3003); env.local.json names the defaults. The frontend: PSS_FRONTEND_PORT (5173; 0 for a
+//! free one).
 //!
 //! Stripe test mode instead of the emulators: `STRIPE_SECRET_KEY=sk_test_...` and
 //! `STRIPE_WEBHOOK_SECRETS=$(stripe listen --print-secret)`; live keys are refused.
 
-use pss_local::emulators::{start_fake_stripe, start_localstripe, start_moto};
+use pss_local::emulators::{free_port, start_fake_stripe, start_localstripe, start_moto};
+use pss_local::frontend;
 use pss_local::stack::{
     self, DEFAULT_LOCALSTRIPE_PORT, DEFAULT_MOTO_PORT, DEFAULT_STRIPE_PORT, DEMO_ORG, StackConfig,
     StripeSetup, WEBHOOK_SECRET,
@@ -34,6 +36,11 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let gateway_port = port("PSS_PORT", 3000);
+    // The frontend's origin goes into the allowed origins, so pick its port first.
+    let frontend_port = match port("PSS_FRONTEND_PORT", 5173) {
+        0 => free_port(),
+        p => p,
+    };
     let moto = start_moto(port("PSS_MOTO_PORT", DEFAULT_MOTO_PORT));
     let (emulators, setup, stripe_line, webhook_line) = match mode {
         StripeMode::Emulated => {
@@ -80,6 +87,10 @@ async fn main() -> std::process::ExitCode {
         localstripe_url: setup.localstripe_url.clone().unwrap_or_default(),
         table: "pss-billing-local".to_owned(),
         cache_seconds: 1,
+        frontend_origins: vec![
+            format!("http://127.0.0.1:{frontend_port}"),
+            format!("http://localhost:{frontend_port}"),
+        ],
     };
     let stack = match stack::start_with(config, setup).await {
         Ok(stack) => stack,
@@ -89,8 +100,23 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let base = &stack.base_url;
+    let dist = frontend::dist_dir();
+    let frontend_url = match frontend::serve(frontend_port, dist.clone(), base.clone()).await {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("local-stack: cannot serve the frontend on {frontend_port}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if !dist.join("index.html").is_file() {
+        eprintln!(
+            "local-stack: {} has no build; run `npm ci && npm run build` in frontend/",
+            dist.display()
+        );
+    }
     println!(
         "\npss-billing local stack\n\
+         \n  Frontend                     {frontend_url}\
          \n  API (behind the authorizer)  {base}/api/billing/services\
          \n  Stripe webhook               {base}/webhooks/stripe  {webhook_line}\
          \n  DynamoDB (moto)              {}  table pss-billing-local\

@@ -18,6 +18,8 @@ use crate::gateway::{Gateway, WEBHOOK_PATH};
 use crate::http::{blocking, stripe_form};
 
 pub const DEMO_ORG: &str = "org_demo";
+/// A second organization, to show that one org never sees another's data.
+pub const OTHER_ORG: &str = "org_other";
 pub const JWT_ISSUER: &str = "pss-portal-local";
 pub const JWT_AUDIENCE: &str = "pss-billing";
 /// Obviously local-only values: the stack never talks to a real Stripe or AWS.
@@ -39,6 +41,9 @@ pub struct StackConfig {
     pub table: String,
     /// The authorizer's entitlements cache; short locally so changes show at once.
     pub cache_seconds: u64,
+    /// Origins of a frontend besides the defaults (the Vite dev server on 5173 and the API's
+    /// own origin): CORS and checkout/portal redirect URLs accept them.
+    pub frontend_origins: Vec<String>,
 }
 
 pub struct LocalStack {
@@ -225,10 +230,16 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
     ));
     auth.cache_ttl = Duration::from_secs(config.cache_seconds);
     let authorizer = Authorizer::new(auth, store.clone()).map_err(|e| e.to_string())?;
-    let origins = format!(
+    let mut origins = format!(
         "http://localhost:5173,http://127.0.0.1:5173,http://localhost:{p},http://127.0.0.1:{p}",
         p = config.port
     );
+    for origin in &config.frontend_origins {
+        origins.push(',');
+        origins.push_str(origin);
+    }
+    // The functions' own CORS answers (shared/src/http.rs) take these, as FRONTEND_ORIGINS.
+    billing::http::allow_cors_origins(&origins);
     let gateway = Arc::new(Gateway {
         authorizer,
         webhook,
@@ -239,7 +250,6 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
             sync_per_minute: 30,
         },
         policy,
-        cors_origins: origins.split(',').map(str::to_owned).collect(),
     });
     let served = gateway.clone();
     let base_url = crate::server::serve_on(config.port, move |request| {
@@ -262,6 +272,22 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
         if status >= 300 {
             return Err(format!("webhook registration: {status} {body}"));
         }
+    }
+    // The local Checkout and portal pages (tests/emulators/local_hosted.py) send the events
+    // localstripe never sends (checkout.session.completed, customer.subscription.updated).
+    let (status, body) = localstripe(
+        "POST",
+        format!("{}/_local/webhooks", config.stripe_url),
+        vec![
+            ("url", format!("{base_url}{WEBHOOK_PATH}")),
+            ("secret", WEBHOOK_SECRET.to_owned()),
+        ],
+    )
+    .await;
+    if status >= 300 {
+        return Err(format!(
+            "local Checkout webhook registration: {status} {body}"
+        ));
     }
     Ok(LocalStack {
         base_url,

@@ -1,0 +1,69 @@
+import type { SubscriptionOverview } from "../../api/billing";
+import { formatDate } from "../../format";
+
+const STATUS_WORDS: Record<SubscriptionOverview["status"], string> = {
+  none: "No subscription",
+  active: "Active",
+  trialing: "In trial",
+  past_due: "Payment past due",
+  unpaid: "Unpaid",
+  paused: "Paused",
+  incomplete: "Payment incomplete",
+  incomplete_expired: "Payment expired",
+  canceled: "Canceled",
+};
+
+export function SubscriptionStatus({ overview }: { overview: SubscriptionOverview }) {
+  return (
+    <section aria-labelledby="subscription-title" className="card">
+      <h2 id="subscription-title">Subscription</h2>
+      <p>
+        Status: <strong data-testid="overall-status">{STATUS_WORDS[overview.status]}</strong>
+      </p>
+      {overview.subscriptions.length === 0 ? (
+        <p className="empty">Your organization has no paid modules yet.</p>
+      ) : (
+        <ul className="subscriptions">
+          {overview.subscriptions.map((sub) => (
+            <li key={sub.id} data-subscription={sub.id}>
+              <p>
+                <strong>{STATUS_WORDS[sub.status]}</strong>
+                {" · "}
+                {sub.items
+                  .map((item) => `${item.module ?? "Unknown price"}${item.interval ? ` (${item.interval === "year" ? "yearly" : "monthly"})` : ""}`)
+                  .join(", ")}
+              </p>
+              <dl>
+                {sub.cancelAtPeriodEnd ? (
+                  <>
+                    <dt>Ends on</dt>
+                    <dd data-testid="cancels-on">{formatDate(sub.cancelAt ?? sub.currentPeriodEnd)} (canceled at period end)</dd>
+                  </>
+                ) : (
+                  sub.status !== "canceled" && (
+                    <>
+                      <dt>Renews on</dt>
+                      <dd>{formatDate(sub.currentPeriodEnd)}</dd>
+                    </>
+                  )
+                )}
+                {sub.trialEnd !== null && (
+                  <>
+                    <dt>Trial ends</dt>
+                    <dd>{formatDate(sub.trialEnd)}</dd>
+                  </>
+                )}
+                {sub.gracePeriodEnd !== null && (
+                  <>
+                    <dt>Access kept until</dt>
+                    <dd>{formatDate(sub.gracePeriodEnd)} (update your card before then)</dd>
+                  </>
+                )}
+              </dl>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,31 @@
+import { useCallback, useEffect, useState } from "react";
+import { BillingApiError, NETWORK_ERROR_MESSAGE } from "./api/billing";
+
+export type Load<T> =
+  | { state: "loading" }
+  | { state: "error"; error: BillingApiError }
+  | { state: "ready"; data: T };
+
+export function asApiError(err: unknown): BillingApiError {
+  return err instanceof BillingApiError ? err : new BillingApiError(0, "error", NETWORK_ERROR_MESSAGE);
+}
+
+/** Runs `load` when its dependencies change; `reload` runs it again. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): [Load<T>, () => void] {
+  const [result, setResult] = useState<Load<T>>({ state: "loading" });
+  const [round, setRound] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setResult({ state: "loading" });
+    load().then(
+      (data) => live && setResult({ state: "ready", data }),
+      (err: unknown) => live && setResult({ state: "error", error: asApiError(err) }),
+    );
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, round]);
+  const reload = useCallback(() => setRound((r) => r + 1), []);
+  return [result, reload];
+}

@@ -1,0 +1,54 @@
+import { useState } from "react";
+import type { BillingApiError } from "../api/billing";
+import { canManageBilling } from "../auth";
+import { InvoiceList } from "../components/billing/InvoiceList";
+import { PaymentMethods } from "../components/billing/PaymentMethods";
+import { SubscriptionStatus } from "../components/billing/SubscriptionStatus";
+import { ErrorMessage, Loading } from "../components/Status";
+import { useApp } from "../context";
+import { asApiError, useLoad } from "../hooks";
+
+function ManageBilling() {
+  const { api } = useApp();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<BillingApiError | null>(null);
+  const open = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      window.location.assign(await api.portal(`${window.location.origin}/billing`));
+    } catch (err) {
+      setError(asApiError(err));
+      setBusy(false);
+    }
+  };
+  return (
+    <div>
+      <button type="button" className="primary" onClick={open} disabled={busy} aria-busy={busy}>
+        {busy ? "Opening…" : "Manage billing"}
+      </button>
+      <p className="note">Cancel, switch between monthly and yearly, or change your card on the billing portal.</p>
+      {error && <ErrorMessage error={error} />}
+    </div>
+  );
+}
+
+export function BillingSettingsPage() {
+  const { api, session } = useApp();
+  const [overview, reloadOverview] = useLoad(() => api.subscription(), [api]);
+  const [methods, reloadMethods] = useLoad(() => api.paymentMethods(), [api]);
+  if (!session) return <p>Sign in to see your organization's billing.</p>;
+  return (
+    <section aria-labelledby="billing-title" className="stack">
+      <h1 id="billing-title">Billing settings</h1>
+      {canManageBilling(session) ? <ManageBilling /> : <p className="note">Only an Owner or Admin can change billing.</p>}
+      {overview.state === "loading" && <Loading what="subscription" />}
+      {overview.state === "error" && <ErrorMessage error={overview.error} retry={reloadOverview} />}
+      {overview.state === "ready" && <SubscriptionStatus overview={overview.data} />}
+      {methods.state === "loading" && <Loading what="payment methods" />}
+      {methods.state === "error" && <ErrorMessage error={methods.error} retry={reloadMethods} />}
+      {methods.state === "ready" && <PaymentMethods methods={methods.data} />}
+      <InvoiceList api={api} />
+    </section>
+  );
+}

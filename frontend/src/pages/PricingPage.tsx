@@ -1,0 +1,143 @@
+import { useEffect, useMemo, useState } from "react";
+import type { BillingInterval, PaidModule, Service } from "../api/billing";
+import { canManageBilling } from "../auth";
+import { CheckoutButton } from "../components/billing/CheckoutButton";
+import { ErrorMessage, Loading } from "../components/Status";
+import { useApp } from "../context";
+import { formatMoney, formatPercent } from "../format";
+import { useLoad } from "../hooks";
+import { isPaidModule, priceOf, purchasable, selectionTotal, yearlySaving } from "../pricing";
+import { onLinkClick, useLocation } from "../router";
+
+function bestYearlySaving(services: Service[]): number | null {
+  const fractions = services.map(yearlySaving).filter((s) => s !== null).map((s) => s.fraction);
+  return fractions.length ? Math.max(...fractions) : null;
+}
+
+export function PricingPage() {
+  const { api, session } = useApp();
+  const location = useLocation();
+  const [services, reload] = useLoad(() => api.services(), [api]);
+  const [interval, setInterval] = useState<BillingInterval>("month");
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const preselect = location.searchParams.get("module");
+  const canceled = location.searchParams.get("canceled") === "1";
+
+  useEffect(() => {
+    if (services.state === "ready" && preselect) {
+      const service = services.data.find((s) => s.id === preselect);
+      if (service && purchasable(service, interval)) setSelected(new Set([preselect]));
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [services.state, preselect]);
+
+  const catalog = services.state === "ready" ? services.data : [];
+  const toBuy = useMemo(
+    () => catalog.filter((s) => selected.has(s.id) && purchasable(s, interval)).map((s) => s.id).filter(isPaidModule) as PaidModule[],
+    [catalog, selected, interval],
+  );
+  const total = selectionTotal(catalog, new Set(toBuy), interval);
+  const saving = bestYearlySaving(catalog);
+  const manager = canManageBilling(session);
+
+  const toggle = (id: string) =>
+    setSelected((current) => {
+      const next = new Set(current);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+
+  return (
+    <section aria-labelledby="pricing-title">
+      <h1 id="pricing-title">Plans and pricing</h1>
+      {canceled && (
+        <p className="note" role="status">
+          Checkout was canceled; nothing was charged.
+        </p>
+      )}
+      <fieldset className="interval">
+        <legend>Billing period</legend>
+        <label>
+          <input type="radio" name="interval" value="month" checked={interval === "month"} onChange={() => setInterval("month")} />
+          Monthly
+        </label>
+        <label>
+          <input type="radio" name="interval" value="year" checked={interval === "year"} onChange={() => setInterval("year")} />
+          Yearly{saving !== null && <span className="badge ok">save up to {formatPercent(saving)}</span>}
+        </label>
+      </fieldset>
+      {services.state === "loading" && <Loading what="plans" />}
+      {services.state === "error" && <ErrorMessage error={services.error} retry={reload} />}
+      {services.state === "ready" && (
+        <>
+          <ul className="grid plans" aria-label="Modules">
+            {catalog.map((service) => {
+              const price = priceOf(service, interval);
+              const yearly = yearlySaving(service);
+              const owned = service.unlocked === true;
+              const inputId = `select-${service.id}`;
+              return (
+                <li key={service.id} className={`card plan ${owned ? "owned" : ""}`} data-module={service.id}>
+                  <h2>{service.name}</h2>
+                  <p>{service.description}</p>
+                  {service.free ? (
+                    <p className="price">Included free</p>
+                  ) : price ? (
+                    <p className="price">
+                      {formatMoney(price.unitAmount, price.currency)}
+                      <span> / {interval === "year" ? "year" : "month"}</span>
+                    </p>
+                  ) : null}
+                  {interval === "year" && yearly && (
+                    <p className="saving">
+                      Save {formatMoney(yearly.amount, priceOf(service, "year")?.currency ?? "usd")} a year ({formatPercent(yearly.fraction)})
+                    </p>
+                  )}
+                  {service.free ? (
+                    <p className="badge ok">Always on</p>
+                  ) : owned ? (
+                    <p className="badge ok" data-testid={`owned-${service.id}`}>
+                      Your organization has this
+                    </p>
+                  ) : (
+                    manager && (
+                      <label htmlFor={inputId} className="select">
+                        <input id={inputId} type="checkbox" checked={selected.has(service.id)} onChange={() => toggle(service.id)} />
+                        Add {service.name}
+                      </label>
+                    )
+                  )}
+                </li>
+              );
+            })}
+          </ul>
+          <div className="summary card" aria-live="polite">
+            {!session ? (
+              <p>
+                <a href="/sign-in" onClick={onLinkClick}>
+                  Sign in
+                </a>{" "}
+                to subscribe.
+              </p>
+            ) : manager ? (
+              <>
+                <p>
+                  {toBuy.length === 0
+                    ? "Select one or more modules."
+                    : `${toBuy.length} module${toBuy.length > 1 ? "s" : ""}: ${formatMoney(total.amount, total.currency)} per ${interval === "year" ? "year" : "month"}`}
+                </p>
+                <CheckoutButton services={toBuy} interval={interval} label="Subscribe" />
+              </>
+            ) : (
+              <p className="note" data-testid="member-note">
+                Only an Owner or Admin of your organization can subscribe. You are signed in as a {session.role}; ask an Owner
+                or Admin to upgrade.
+              </p>
+            )}
+          </div>
+        </>
+      )}
+    </section>
+  );
+}

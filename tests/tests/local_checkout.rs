@@ -1,0 +1,262 @@
+//! The local stack's Checkout and portal pages (tests/emulators/local_hosted.py) behave like
+//! Stripe's where the app depends on it: a declined card creates nothing and leaves the session
+//! open; paying creates the subscription on the org's customer, completes the session and returns
+//! to the success URL with its id; the portal's changes reach the API through webhooks alone
+//! (no eager sync is called here).
+
+use std::time::{Duration, Instant};
+
+use pss_local::emulators::{free_port, start_fake_stripe, start_localstripe, start_moto};
+use pss_local::http::{Reply, blocking, get, request};
+use pss_local::stack::{self, StackConfig};
+use serde_json::{Value, json};
+
+async fn api(method: &'static str, url: String, token: String, body: Value) -> Reply {
+    blocking(move || {
+        let auth = format!("Bearer {token}");
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        request(
+            method,
+            &url,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    })
+    .await
+}
+
+async fn form(url: String, body: impl Into<String>) -> Reply {
+    let body: String = body.into();
+    blocking(move || {
+        request(
+            "POST",
+            &url,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+    })
+    .await
+}
+
+async fn stripe_get(url: String) -> Value {
+    blocking(move || {
+        request(
+            "GET",
+            &url,
+            &[("Authorization", "Bearer sk_test_local")],
+            b"",
+        )
+        .json()
+    })
+    .await
+}
+
+/// Polls `GET /api/billing/subscription` until `done` holds (webhooks arrive in the background).
+async fn until(base: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = api(
+            "GET",
+            format!("{base}/api/billing/subscription"),
+            token.to_owned(),
+            Value::Null,
+        )
+        .await;
+        let body = reply.json();
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "never reached: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
+    let moto = start_moto(free_port());
+    let localstripe = start_localstripe(free_port());
+    let fake = start_fake_stripe(free_port(), Some(&localstripe.url));
+    let stack = stack::start(StackConfig {
+        port: 0,
+        dynamodb_url: moto.url.clone(),
+        stripe_url: fake.url.clone(),
+        localstripe_url: localstripe.url.clone(),
+        table: "pss-billing-local-checkout".to_owned(),
+        cache_seconds: 1,
+        frontend_origins: Vec::new(),
+    })
+    .await
+    .expect("stack starts");
+    let base = stack.base_url.clone();
+    let owner = stack.owner_token.clone();
+
+    let created = api(
+        "POST",
+        format!("{base}/api/billing/checkout"),
+        owner.clone(),
+        json!({"services": ["LeadGeneration", "SocialInbox"], "interval": "year",
+            "successUrl": format!("{base}/done"), "cancelUrl": format!("{base}/back")}),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let session_id = created.json()["sessionId"].as_str().unwrap().to_owned();
+    let page_url = created.json()["url"].as_str().unwrap().to_owned();
+    assert_eq!(page_url, format!("{}/c/pay/{session_id}", fake.url));
+
+    // The page shows the session's line items and yearly amounts from the prices.
+    let page = blocking({
+        let url = page_url.clone();
+        move || get(&url)
+    })
+    .await;
+    assert_eq!(page.status, 200);
+    for text in [
+        "Lead Generation",
+        "USD 999",
+        "Social Inbox",
+        "USD 799",
+        "USD 1,798",
+    ] {
+        assert!(
+            page.body.contains(text),
+            "{text} missing from the Checkout page"
+        );
+    }
+
+    // A declined card: an error in words, no subscription, the session still open.
+    let declined = form(
+        page_url.clone(),
+        "card=4000000000000002&exp=12%2F34&cvc=123",
+    )
+    .await;
+    assert_eq!(declined.status, 402);
+    assert!(declined.body.contains("Your card was declined."));
+    let session = stripe_get(format!("{}/v1/checkout/sessions/{session_id}", fake.url)).await;
+    assert_eq!(session["status"], "open");
+    let customer = session["customer"].as_str().unwrap().to_owned();
+    let subs = stripe_get(format!(
+        "{}/v1/subscriptions?customer={customer}",
+        localstripe.url
+    ))
+    .await;
+    assert_eq!(subs["data"].as_array().unwrap().len(), 0, "{subs}");
+    let overview = api(
+        "GET",
+        format!("{base}/api/billing/subscription"),
+        owner.clone(),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(overview.json()["status"], "none");
+
+    // Paying: back to the success URL with the session id; the session is complete.
+    let paid = form(
+        page_url.clone(),
+        "card=4242+4242+4242+4242&exp=12%2F34&cvc=123",
+    )
+    .await;
+    assert_eq!(paid.status, 303);
+    assert_eq!(
+        paid.header("location"),
+        Some(format!("{base}/done?session_id={session_id}").as_str())
+    );
+    let session = stripe_get(format!("{}/v1/checkout/sessions/{session_id}", fake.url)).await;
+    assert_eq!(
+        (
+            session["status"].as_str(),
+            session["payment_status"].as_str()
+        ),
+        (Some("complete"), Some("paid"))
+    );
+    let subs = stripe_get(format!(
+        "{}/v1/subscriptions?customer={customer}",
+        localstripe.url
+    ))
+    .await;
+    let subs = subs["data"].as_array().unwrap().clone();
+    assert_eq!(subs.len(), 2, "one localstripe subscription per module");
+    assert!(
+        subs.iter()
+            .all(|s| s["metadata"]["organization_id"] == "org_demo"),
+        "{subs:?}"
+    );
+    // A second payment of the same session is refused: it is no longer open.
+    assert_eq!(
+        form(page_url, "card=4242424242424242&exp=12%2F34&cvc=1")
+            .await
+            .status,
+        410
+    );
+
+    // Webhooks alone (checkout.session.completed, customer.subscription.created) unlock both.
+    let overview = until(&base, &owner, |o| {
+        o["entitlements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["unlocked"] == true)
+            .count()
+            == 3
+    })
+    .await;
+    assert_eq!(overview["status"], "active");
+
+    // The portal: its URL is the local page; cancel at period end reaches the API by webhook.
+    let portal = api(
+        "POST",
+        format!("{base}/api/billing/portal"),
+        owner.clone(),
+        json!({"returnUrl": format!("{base}/billing")}),
+    )
+    .await;
+    assert_eq!(portal.status, 200, "{}", portal.body);
+    let portal_url = portal.json()["url"].as_str().unwrap().to_owned();
+    assert!(
+        portal_url.starts_with(&format!("{}/p/session/", fake.url)),
+        "{portal_url}"
+    );
+    let target = subs[0]["id"].as_str().unwrap().to_owned();
+    let body = format!("action=cancel_at_period_end&subscription={target}");
+    let done = form(portal_url.clone(), body).await;
+    assert_eq!(done.status, 303);
+    until(&base, &owner, |o| {
+        o["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == target.as_str() && s["cancelAtPeriodEnd"] == true)
+    })
+    .await;
+    // Another customer's subscription cannot be touched through this portal session.
+    let foreign = form(
+        portal_url.clone(),
+        "action=cancel_now&subscription=sub_not_mine",
+    )
+    .await;
+    assert_eq!(foreign.status, 200);
+    assert!(
+        foreign
+            .body
+            .contains("That subscription is not one of yours.")
+    );
+    // Cancel now: localstripe's customer.subscription.deleted locks that module.
+    let body = format!("action=cancel_now&subscription={target}");
+    assert_eq!(form(portal_url, body).await.status, 303);
+    until(&base, &owner, |o| {
+        o["entitlements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["unlocked"] == true)
+            .count()
+            == 2
+    })
+    .await;
+}
