@@ -307,13 +307,13 @@ async fn bad_deliveries_get_400_and_store_nothing() {
         (
             "stale",
             body.clone(),
-            Some(WebhookSecret::new(rig::SECRET).sign(now - 301, body.as_bytes())),
+            Some(WebhookSecret::new(rig::SECRET).sign(now - 400, body.as_bytes())),
             "invalid_signature",
         ),
         (
             "future",
             body.clone(),
-            Some(WebhookSecret::new(rig::SECRET).sign(now + 301, body.as_bytes())),
+            Some(WebhookSecret::new(rig::SECRET).sign(now + 400, body.as_bytes())),
             "invalid_signature",
         ),
         (

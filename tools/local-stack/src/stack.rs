@@ -272,22 +272,23 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
         if status >= 300 {
             return Err(format!("webhook registration: {status} {body}"));
         }
-    }
-    // The local Checkout and portal pages (tests/emulators/local_hosted.py) send the events
-    // localstripe never sends (checkout.session.completed, customer.subscription.updated).
-    let (status, body) = localstripe(
-        "POST",
-        format!("{}/_local/webhooks", config.stripe_url),
-        vec![
-            ("url", format!("{base_url}{WEBHOOK_PATH}")),
-            ("secret", WEBHOOK_SECRET.to_owned()),
-        ],
-    )
-    .await;
-    if status >= 300 {
-        return Err(format!(
-            "local Checkout webhook registration: {status} {body}"
-        ));
+        // The local Checkout and portal pages (tests/emulators/local_hosted.py) send the events
+        // localstripe never sends (checkout.session.completed, customer.subscription.updated).
+        // In Stripe test mode Stripe's own hosted pages and `stripe listen` do that.
+        let (status, body) = localstripe(
+            "POST",
+            format!("{}/_local/webhooks", config.stripe_url),
+            vec![
+                ("url", format!("{base_url}{WEBHOOK_PATH}")),
+                ("secret", setup.webhook_secrets[0].clone()),
+            ],
+        )
+        .await;
+        if status >= 300 {
+            return Err(format!(
+                "local Checkout webhook registration: {status} {body}"
+            ));
+        }
     }
     Ok(LocalStack {
         base_url,

@@ -6,8 +6,23 @@ function describe(pm: PaymentMethod): string {
     const expiry = pm.expMonth && pm.expYear ? `, expires ${String(pm.expMonth).padStart(2, "0")}/${pm.expYear}` : "";
     return `${brand} ending in ${pm.last4}${expiry}`;
   }
-  return pm.last4 ? `${pm.type} ending in ${pm.last4}` : pm.type;
+  const kind = TYPE_NAMES[pm.type] ?? pm.type;
+  if (pm.type === "link" && pm.email) {
+    return `${kind} (${pm.email})`;
+  }
+  const bank = pm.bankName ? ` at ${pm.bankName}` : "";
+  return pm.last4 ? `${kind}${bank} ending in ${pm.last4}` : kind;
 }
+
+/** Stripe's payment method types, in words. */
+const TYPE_NAMES: Record<string, string> = {
+  sepa_debit: "SEPA Direct Debit",
+  us_bank_account: "US bank account",
+  bacs_debit: "Bacs Direct Debit",
+  au_becs_debit: "BECS Direct Debit",
+  acss_debit: "Pre-authorized debit",
+  link: "Link",
+};
 
 export function PaymentMethods({ methods }: { methods: PaymentMethod[] }) {
   return (
