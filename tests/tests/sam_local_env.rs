@@ -372,3 +372,101 @@ fn env_local_json_uses_the_local_stack_values() {
         Some(JWT_AUDIENCE)
     );
 }
+
+/// scripts/events with explicit secrets (as for Stripe test mode and another portal): the
+/// webhook signature verifies with that secret now, the tokens carry that issuer, audience
+/// and org and verify with that key, `--new-ids` makes each webhook a new event.
+#[test]
+fn scripts_events_signs_and_mints_with_the_given_secrets() {
+    use billing::webhook::{WebhookSecret, verify};
+    let out = workspace_root().join("target/dev-paths-events/custom");
+    let args = [
+        "--webhook-secret",
+        "whsec_test_from_stripe_listen",
+        "--jwt-secret",
+        "another-portal-test-secret",
+        "--issuer",
+        "https://portal.example.test",
+        "--audience",
+        "pss-billing-staging",
+        "--org",
+        "org_custom",
+        "--origin",
+        "http://localhost:4000",
+        "--new-ids",
+    ];
+    let first = run_scripts_events(&out, &args);
+    assert!(!first.contains("whsec_test_from_stripe_listen") && !first.contains("another-portal"));
+    let now = Timestamp::now().unix();
+
+    let read = |function: &str, name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(out.join(function).join(name)).unwrap()).unwrap()
+    };
+    let hook = read("stripe-webhook", "invoice.paid.json");
+    let body = hook["body"].as_str().unwrap();
+    let signature = hook["headers"]["stripe-signature"].as_str();
+    let secret = [WebhookSecret::new("whsec_test_from_stripe_listen")];
+    assert_eq!(
+        verify(signature, body.as_bytes(), &secret, now, 300),
+        Ok(())
+    );
+    let other = [WebhookSecret::new("whsec_test_local_stack")];
+    assert!(verify(signature, body.as_bytes(), &other, now, 300).is_err());
+    let id = serde_json::from_str::<Value>(body).unwrap()["id"].clone();
+    assert!(id.as_str().unwrap().starts_with("evt_sample_"), "{id}");
+    run_scripts_events(&out, &args);
+    let again = read("stripe-webhook", "invoice.paid.json");
+    let id_again =
+        serde_json::from_str::<Value>(again["body"].as_str().unwrap()).unwrap()["id"].clone();
+    assert_ne!(id, id_again, "--new-ids gives every run new event ids");
+
+    let auth = read("authorizer", "allow-unlocked.json");
+    let token = auth["headers"]["Authorization"].as_str().unwrap();
+    let token = token.strip_prefix("Bearer ").unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&["https://portal.example.test"]);
+    validation.set_audience(&["pss-billing-staging"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(b"another-portal-test-secret"),
+        &validation,
+    )
+    .expect("a valid token")
+    .claims;
+    assert_eq!(claims["org_id"], "org_custom");
+    assert!(claims["exp"].as_i64().unwrap() > now + 3000);
+    assert_eq!(
+        auth["multiValueHeaders"]["Authorization"][0].as_str(),
+        Some(format!("Bearer {token}").as_str())
+    );
+    let expired = read("authorizer", "unauthorized.json");
+    let expired = expired["headers"]["Authorization"].as_str().unwrap();
+    let err = jsonwebtoken::decode::<Value>(
+        expired.strip_prefix("Bearer ").unwrap(),
+        &jsonwebtoken::DecodingKey::from_secret(b"another-portal-test-secret"),
+        &validation,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &jsonwebtoken::errors::ErrorKind::ExpiredSignature
+    );
+
+    let checkout = read("billing-checkout", "200-checkout.json");
+    assert_eq!(checkout["headers"]["Origin"], "http://localhost:4000");
+    assert!(
+        checkout["body"]
+            .as_str()
+            .unwrap()
+            .contains("http://localhost:4000/billing")
+    );
+    assert_eq!(
+        checkout["requestContext"]["authorizer"]["orgId"],
+        "org_custom"
+    );
+    let no_customer = read("billing-portal", "409-no-billing-account.json");
+    assert_eq!(
+        no_customer["requestContext"]["authorizer"]["orgId"], "org_without_customer",
+        "only the sample org is swapped"
+    );
+}

@@ -161,9 +161,7 @@ impl StripeSetup {
             localstripe_url: Some(config.localstripe_url.clone()),
         }
     }
-}
 
-impl StripeSetup {
     /// A Stripe account in test mode: its key and `stripe listen`'s secret, no localstripe.
     pub fn test_mode(keys: crate::stripe_mode::TestModeKeys) -> StripeSetup {
         StripeSetup {
