@@ -217,7 +217,7 @@ async fn expire_other_sessions(
     syncer: &Syncer,
     customer: &CustomerId,
     request_key: &str,
-    created_before: Option<i64>,
+    newest: Option<&StripeCheckoutSession>,
 ) -> Result<(), ApiError> {
     for session in syncer
         .stripe
@@ -229,7 +229,12 @@ async fn expire_other_sessions(
             .as_ref()
             .and_then(|m| m.get(CHECKOUT_REQUEST_METADATA_KEY))
             .is_some_and(|k| k == request_key);
-        let older = created_before.is_none_or(|t| session.created.unwrap_or(0) <= t);
+        // Ordered by (created, id), so of two sessions made in the same second exactly one is
+        // the newest, and two concurrent checkouts never expire each other's.
+        let older = newest.is_none_or(|n| {
+            (session.created.unwrap_or(0), session.id.as_str())
+                < (n.created.unwrap_or(0), n.id.as_str())
+        });
         if same_request || !older {
             continue;
         }
@@ -300,7 +305,7 @@ pub async fn checkout(
         .await?;
     // After: a concurrent checkout with other modules may have created its session between our
     // expiry pass and our create; the newest session stays, older ones are expired.
-    expire_other_sessions(syncer, &customer, &key, session.created).await?;
+    expire_other_sessions(syncer, &customer, &key, Some(&session)).await?;
     let url = session
         .url
         .ok_or_else(|| ApiError::bad_gateway("Stripe returned a session without a URL."))?;
