@@ -1,0 +1,163 @@
+//! Validation of the API's query parameters (pure). Each rule is exactly the `pattern` or bounds
+//! openapi.json declares for the parameter, so a value the document allows is never refused and
+//! a value it forbids never gets through (tests/tests/openapi.rs and the schemathesis run check
+//! both directions).
+
+use crate::domain::CheckoutSessionId;
+use crate::http::ApiError;
+
+/// `limit` of the paged lists: a decimal integer from 1 to 100 (no sign, no spaces).
+pub const MAX_LIMIT: u16 = 100;
+
+/// `cursor` of `GET /api/billing/invoices`: empty (the first page) or the lowercase hex of a
+/// sort key `INV#<printable ASCII>` of at most 300 bytes, as the store issues it.
+pub const INVOICE_CURSOR_PATTERN: &str = "^(494e5623(2[1-9a-f]|[3-6][0-9a-f]|7[0-9a-e]){0,296})?$";
+
+/// `session_id` of `POST /api/billing/sync`: empty (no session) or a Stripe Checkout Session id.
+/// The id goes into a Stripe URL path, so nothing but Stripe's own form is let through.
+pub const SESSION_ID_PATTERN: &str = "^(cs_(test|live)_[A-Za-z0-9]{1,200})?$";
+
+/// A page size: absent means `default`.
+pub fn limit(raw: Option<&str>, default: u16) -> Result<u16, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    raw.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| raw.parse::<u16>().ok())
+        .flatten()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("limit must be an integer from 1 to {MAX_LIMIT}."))
+        })
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+/// The invoices cursor (see [`INVOICE_CURSOR_PATTERN`]); `None` for the first page.
+pub fn invoice_cursor(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let Some(raw) = raw.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::bad_request("cursor is not valid.");
+    let rest = raw.strip_prefix("494e5623").ok_or_else(invalid)?;
+    let bytes = rest.as_bytes();
+    if bytes.len() % 2 != 0 || bytes.len() > 2 * 296 || !bytes.iter().all(|b| is_lower_hex(*b)) {
+        return Err(invalid());
+    }
+    // Every byte of the key after `INV#` is printable ASCII (0x21-0x7e).
+    let printable = bytes.chunks(2).all(|pair| {
+        std::str::from_utf8(pair)
+            .ok()
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .is_some_and(|b| b.is_ascii_graphic())
+    });
+    if printable {
+        Ok(Some(raw))
+    } else {
+        Err(invalid())
+    }
+}
+
+/// The Checkout Session id of the eager sync (see [`SESSION_ID_PATTERN`]); `None` when absent.
+pub fn session_id(raw: Option<&str>) -> Result<Option<CheckoutSessionId>, ApiError> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::bad_request("session_id is not valid.");
+    let body = raw
+        .strip_prefix("cs_test_")
+        .or_else(|| raw.strip_prefix("cs_live_"))
+        .ok_or_else(invalid)?;
+    if body.is_empty() || body.len() > 200 || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid());
+    }
+    CheckoutSessionId::parse(raw)
+        .map(Some)
+        .map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_is_a_plain_integer_from_1_to_100() {
+        assert_eq!(limit(None, 20).unwrap(), 20);
+        assert_eq!(limit(Some("1"), 20).unwrap(), 1);
+        assert_eq!(limit(Some("100"), 20).unwrap(), 100);
+        for bad in [
+            "0",
+            "101",
+            "",
+            "+5",
+            "-1",
+            " 5",
+            "5 ",
+            "1.0",
+            "ten",
+            "99999999999",
+        ] {
+            assert!(limit(Some(bad), 20).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn invoice_cursor_is_the_hex_of_an_invoice_key() {
+        let key = "INV#001700000000#in_1";
+        let cursor = hex::encode(key);
+        assert_eq!(
+            invoice_cursor(Some(&cursor)).unwrap(),
+            Some(cursor.as_str())
+        );
+        assert_eq!(invoice_cursor(None).unwrap(), None);
+        assert_eq!(invoice_cursor(Some("")).unwrap(), None);
+        assert_eq!(invoice_cursor(Some("494e5623")).unwrap(), Some("494e5623"));
+        let long = hex::encode(format!("INV#{}", "~".repeat(296)));
+        assert!(invoice_cursor(Some(&long)).is_ok());
+        for bad in [
+            "!!!".to_owned(),
+            cursor.to_ascii_uppercase(),
+            hex::encode("SUB#sub_1"),
+            hex::encode("INV#a b"),
+            hex::encode("INV#\u{7f}"),
+            hex::encode("INV#é"),
+            format!("{cursor}0"),
+            hex::encode(format!("INV#{}", "~".repeat(297))),
+        ] {
+            assert!(invoice_cursor(Some(&bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn session_id_is_a_checkout_session_id() {
+        assert_eq!(
+            session_id(Some("cs_test_a1B2c3"))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "cs_test_a1B2c3"
+        );
+        assert!(session_id(Some("cs_live_x")).unwrap().is_some());
+        assert!(session_id(None).unwrap().is_none());
+        assert!(session_id(Some("")).unwrap().is_none());
+        let long = format!("cs_test_{}", "a".repeat(200));
+        assert!(session_id(Some(&long)).is_ok());
+        for bad in [
+            "cs_test_",
+            "cs_1",
+            "cs_test_a/b",
+            "cs_test_a%2F..",
+            "cs_test_a_b",
+            "cs#1",
+            "sub_123",
+            "CS_TEST_A",
+            "cs_test_a ",
+        ] {
+            assert!(session_id(Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(session_id(Some(&format!("{long}a"))).is_err());
+    }
+}
