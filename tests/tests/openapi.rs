@@ -1054,6 +1054,9 @@ fn request_bodies_and_parameters_match_the_parsers() {
     assert_eq!(cursor["pattern"], params::INVOICE_CURSOR_PATTERN);
     let session = param("POST", "/api/billing/sync", "session_id");
     assert_eq!(session["pattern"], params::SESSION_ID_PATTERN);
+    let leads_cursor = param("GET", "/api/leads", "cursor");
+    assert_eq!(leads_cursor["pattern"], params::LEAD_CURSOR_PATTERN);
+    let lead_re = regex_lite::Regex::new(params::LEAD_CURSOR_PATTERN).unwrap();
     let cursor_re = regex_lite::Regex::new(params::INVOICE_CURSOR_PATTERN).unwrap();
     let session_re = regex_lite::Regex::new(params::SESSION_ID_PATTERN).unwrap();
     let mut rng = fastrand::Rng::with_seed(15);
@@ -1066,6 +1069,11 @@ fn request_bodies_and_parameters_match_the_parsers() {
         hex::encode("INV#"),
         hex::encode("INV# "),
         hex::encode("INV#\u{7f}"),
+        hex::encode("LEAD#lead_1"),
+        hex::encode("LEAD#"),
+        hex::encode("LEAD#a#b"),
+        hex::encode(format!("LEAD#{}", "~".repeat(255))),
+        hex::encode(format!("LEAD#{}", "~".repeat(256))),
         hex::encode(format!("INV#{}", "~".repeat(296))),
         hex::encode(format!("INV#{}", "~".repeat(297))),
         "cs_test_a1B2".to_owned(),
@@ -1076,8 +1084,9 @@ fn request_bodies_and_parameters_match_the_parsers() {
         format!("cs_test_{}", "a".repeat(201)),
     ];
     for _ in 0..3000 {
-        let mut sample = match rng.u8(0..3) {
+        let mut sample = match rng.u8(0..4) {
             0 => "494e5623".to_owned(),
+            3 => "4c45414423".to_owned(),
             1 => format!("cs_{}_", if rng.bool() { "test" } else { "live" }),
             _ => String::new(),
         };
@@ -1097,6 +1106,11 @@ fn request_bodies_and_parameters_match_the_parsers() {
             "cursor {sample:?}"
         );
         assert_eq!(
+            params::lead_cursor(Some(sample)).is_ok(),
+            lead_re.is_match(sample),
+            "leads cursor {sample:?}"
+        );
+        assert_eq!(
             params::session_id(Some(sample)).is_ok(),
             session_re.is_match(sample),
             "session_id {sample:?}"
@@ -1104,8 +1118,10 @@ fn request_bodies_and_parameters_match_the_parsers() {
     }
     assert!(session["maxLength"].as_u64().unwrap() >= "cs_test_".len() as u64 + 200);
     assert!(cursor["maxLength"].as_u64().unwrap() >= 8 + 2 * 296);
+    assert!(leads_cursor["maxLength"].as_u64().unwrap() >= 10 + 2 * 255);
     for (method, path, name) in [
         ("GET", "/api/billing/invoices", "cursor"),
+        ("GET", "/api/leads", "cursor"),
         ("POST", "/api/billing/sync", "session_id"),
     ] {
         let schema = param(method, path, name);

@@ -88,7 +88,7 @@ pub async fn invoices(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> Result<InvoicePageView, ApiError> {
-    let limit = params::limit(limit, DEFAULT_INVOICE_LIMIT)?;
+    let limit = params::limit(limit, params::MAX_LIMIT, DEFAULT_INVOICE_LIMIT)?;
     let page = store
         .list_invoices(org, limit, params::invoice_cursor(cursor)?)
         .await?;

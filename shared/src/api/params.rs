@@ -17,8 +17,12 @@ pub const INVOICE_CURSOR_PATTERN: &str = "^(494e5623(2[1-9a-f]|[3-6][0-9a-f]|7[0
 /// The id goes into a Stripe URL path, so nothing but Stripe's own form is let through.
 pub const SESSION_ID_PATTERN: &str = "^(cs_(test|live)_[A-Za-z0-9]{1,200})?$";
 
-/// A page size: absent means `default`.
-pub fn limit(raw: Option<&str>, default: u16) -> Result<u16, ApiError> {
+/// `cursor` of `GET /api/leads`: empty (the first page) or the lowercase hex of a sort key
+/// `LEAD#<id>`, the id being 1 to 255 printable ASCII characters other than `#`.
+pub const LEAD_CURSOR_PATTERN: &str = "^(4c45414423(2[124-9a-f]|[3-6][0-9a-f]|7[0-9a-e]){1,255})?$";
+
+/// A page size from 1 to `max`: absent means `default`.
+pub fn limit(raw: Option<&str>, max: u16, default: u16) -> Result<u16, ApiError> {
     let Some(raw) = raw else {
         return Ok(default);
     };
@@ -26,10 +30,40 @@ pub fn limit(raw: Option<&str>, default: u16) -> Result<u16, ApiError> {
         .all(|b| b.is_ascii_digit())
         .then(|| raw.parse::<u16>().ok())
         .flatten()
-        .filter(|l| (1..=MAX_LIMIT).contains(l))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("limit must be an integer from 1 to {MAX_LIMIT}."))
+        .filter(|l| (1..=max).contains(l))
+        .ok_or_else(|| ApiError::bad_request(format!("limit must be an integer from 1 to {max}.")))
+}
+
+/// `prefix` (lowercase hex) then `min..=max` hex-encoded bytes each allowed by `byte_ok`.
+fn hex_key(raw: &str, prefix: &str, min: usize, max: usize, byte_ok: fn(u8) -> bool) -> bool {
+    let Some(rest) = raw.strip_prefix(prefix) else {
+        return false;
+    };
+    let bytes = rest.as_bytes();
+    bytes.len() % 2 == 0
+        && (2 * min..=2 * max).contains(&bytes.len())
+        && bytes.iter().all(|b| is_lower_hex(*b))
+        && bytes.chunks(2).all(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(byte_ok)
         })
+}
+
+/// The leads cursor (see [`LEAD_CURSOR_PATTERN`]); `None` for the first page.
+pub fn lead_cursor(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match raw.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c)
+            if hex_key(c, "4c45414423", 1, 255, |b| {
+                b.is_ascii_graphic() && b != b'#'
+            }) =>
+        {
+            Ok(Some(c))
+        }
+        Some(_) => Err(ApiError::bad_request("cursor is not valid.")),
+    }
 }
 
 fn is_lower_hex(b: u8) -> bool {
@@ -41,23 +75,11 @@ pub fn invoice_cursor(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
     let Some(raw) = raw.filter(|c| !c.is_empty()) else {
         return Ok(None);
     };
-    let invalid = || ApiError::bad_request("cursor is not valid.");
-    let rest = raw.strip_prefix("494e5623").ok_or_else(invalid)?;
-    let bytes = rest.as_bytes();
-    if bytes.len() % 2 != 0 || bytes.len() > 2 * 296 || !bytes.iter().all(|b| is_lower_hex(*b)) {
-        return Err(invalid());
-    }
     // Every byte of the key after `INV#` is printable ASCII (0x21-0x7e).
-    let printable = bytes.chunks(2).all(|pair| {
-        std::str::from_utf8(pair)
-            .ok()
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .is_some_and(|b| b.is_ascii_graphic())
-    });
-    if printable {
+    if hex_key(raw, "494e5623", 0, 296, |b| b.is_ascii_graphic()) {
         Ok(Some(raw))
     } else {
-        Err(invalid())
+        Err(ApiError::bad_request("cursor is not valid."))
     }
 }
 
@@ -85,9 +107,10 @@ mod tests {
 
     #[test]
     fn limit_is_a_plain_integer_from_1_to_100() {
-        assert_eq!(limit(None, 20).unwrap(), 20);
-        assert_eq!(limit(Some("1"), 20).unwrap(), 1);
-        assert_eq!(limit(Some("100"), 20).unwrap(), 100);
+        assert_eq!(limit(None, 100, 20).unwrap(), 20);
+        assert_eq!(limit(Some("1"), 100, 20).unwrap(), 1);
+        assert_eq!(limit(Some("100"), 100, 20).unwrap(), 100);
+        assert!(limit(Some("51"), 50, 20).is_err());
         for bad in [
             "0",
             "101",
@@ -100,7 +123,7 @@ mod tests {
             "ten",
             "99999999999",
         ] {
-            assert!(limit(Some(bad), 20).is_err(), "{bad:?}");
+            assert!(limit(Some(bad), 100, 20).is_err(), "{bad:?}");
         }
     }
 
@@ -128,6 +151,24 @@ mod tests {
             hex::encode(format!("INV#{}", "~".repeat(297))),
         ] {
             assert!(invoice_cursor(Some(&bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lead_cursor_is_the_hex_of_a_lead_key() {
+        let cursor = hex::encode("LEAD#lead_1");
+        assert_eq!(lead_cursor(Some(&cursor)).unwrap(), Some(cursor.as_str()));
+        assert_eq!(lead_cursor(Some("")).unwrap(), None);
+        assert!(lead_cursor(Some(&hex::encode(format!("LEAD#{}", "x".repeat(255))))).is_ok());
+        for bad in [
+            hex::encode("LEAD#"),
+            hex::encode("LEAD#a#b"),
+            hex::encode("INV#000#in_1"),
+            hex::encode(format!("LEAD#{}", "x".repeat(256))),
+            cursor.to_ascii_uppercase(),
+            "%%".to_owned(),
+        ] {
+            assert!(lead_cursor(Some(&bad)).is_err(), "{bad:?}");
         }
     }
 
