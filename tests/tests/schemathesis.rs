@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use billing::auth::leads::Lead;
+use billing::auth::leads::{Lead, MAX_PAGE_SIZE};
 use billing::domain::OrgId;
 use pss_billing_tests::localstripe_subscribe;
 use pss_local::emulators::{
@@ -224,9 +224,11 @@ async fn unlock_lead_generation(stack: &stack::LocalStack, localstripe_url: &str
         "leadgen_monthly",
     )
     .await;
-    for i in 0..3 {
+    // More leads than the largest page, so every first page has a `nextCursor` for the
+    // stateful phase's next-page link to follow.
+    for i in 0..=MAX_PAGE_SIZE {
         let lead = Lead {
-            id: format!("lead_{i}"),
+            id: format!("lead_{i:03}"),
             name: Some(format!("Lead {i}")),
             email: None,
             company: None,
