@@ -19,7 +19,7 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures", "stripe")
 OUT = os.path.join(ROOT, "events", "stripe-webhook")
 SECRET = "whsec_test_sample_events"
 SIGNED_AT = 1764000000
-ORG, CUS, SUB, INV, PM, CS = "org_sample", "cus_sample", "sub_sample", "in_sample", "pm_sample", "cs_sample"
+ORG, CUS, SUB, INV, PM, CS = "org_sample", "cus_sample", "sub_sample", "in_sample", "pm_sample", "cs_test_sample"
 
 
 def load(name):

@@ -16,7 +16,7 @@ use std::fmt;
 
 use billing::api::checkout::{parse_checkout, parse_portal};
 use billing::api::views::{self, CheckoutView, InvoicePageView, InvoiceView, UrlView};
-use billing::api::{ApiConfig, DEFAULT_INVOICE_LIMIT, OriginAllowlist, handlers};
+use billing::api::{ApiConfig, DEFAULT_INVOICE_LIMIT, OriginAllowlist, handlers, params};
 use billing::auth::decision::{AUTHORIZER_FAILURE_BODY, UNAUTHORIZED_BODY};
 use billing::auth::leads::{DEFAULT_PAGE_SIZE, Lead, MAX_PAGE_SIZE};
 use billing::auth::{Caller, Decision, Denial, LeadsHandler};
@@ -174,6 +174,7 @@ const KEYWORDS: &[&str] = &[
     "maxItems",
     "minLength",
     "maxLength",
+    "pattern",
     "format",
     "default",
     "description",
@@ -358,6 +359,18 @@ fn validate(
                 || bound(schema, "maxLength").is_some_and(|m| n > m)
             {
                 return Err(format!("{path}: length {n} is out of bounds ({pointer})"));
+            }
+            if let Some(pattern) = schema.get("pattern") {
+                let pattern = pattern
+                    .as_str()
+                    .ok_or_else(|| format!("{pointer}: pattern is not a string"))?;
+                let regex = regex_lite::Regex::new(pattern)
+                    .map_err(|e| format!("{pointer}: pattern {pattern:?}: {e}"))?;
+                if !regex.is_match(text) {
+                    return Err(format!(
+                        "{path}: {text:?} does not match {pattern:?} ({pointer})"
+                    ));
+                }
             }
         }
         "integer" | "number" => {
@@ -739,6 +752,36 @@ fn template_serves_every_route_and_the_webhook() {
     );
 }
 
+/// The local gateway answers an undeclared method or resource with the body API Gateway
+/// renders for MISSING_AUTHENTICATION_TOKEN through template.yaml's DEFAULT_4XX template.
+#[test]
+fn undeclared_routes_answer_as_api_gateway_does() {
+    let responses = gateway_responses();
+    assert!(
+        !responses
+            .iter()
+            .any(|(name, _, _)| name == "MISSING_AUTHENTICATION_TOKEN"),
+        "a MISSING_AUTHENTICATION_TOKEN response of its own: update the local gateway"
+    );
+    let (_, status, template) = responses
+        .iter()
+        .find(|(name, _, _)| name == "DEFAULT_4XX")
+        .expect("DEFAULT_4XX")
+        .clone();
+    assert_eq!(
+        status, None,
+        "DEFAULT_4XX keeps API Gateway's own status (403 here)"
+    );
+    let rendered = template.replace(
+        "$context.error.messageString",
+        "\"Missing Authentication Token\"",
+    );
+    assert_eq!(
+        rendered,
+        pss_local::gateway::MISSING_AUTHENTICATION_TOKEN_BODY
+    );
+}
+
 /// API Gateway's gateway responses of template.yaml: (name, status, body).
 fn gateway_responses() -> Vec<(String, Option<u16>, String)> {
     let t = template();
@@ -771,7 +814,8 @@ fn gateway_responses() -> Vec<(String, Option<u16>, String)> {
 fn request_bodies_and_parameters_match_the_parsers() {
     let doc = document();
     let catalog = Catalog::standard();
-    let origins = OriginAllowlist::parse("https://app.example.com");
+    // The examples must work against the local stack, which allows the Vite dev server.
+    let origins = OriginAllowlist::parse("http://localhost:5173");
 
     let with_body: BTreeSet<&str> = ROUTES
         .iter()
@@ -852,7 +896,7 @@ fn request_bodies_and_parameters_match_the_parsers() {
     );
     let body = |services: Vec<&str>, interval: &str| {
         json!({"services": services, "interval": interval,
-            "successUrl": "https://app.example.com/ok", "cancelUrl": "https://app.example.com/no"})
+            "successUrl": "http://localhost:5173/ok", "cancelUrl": "http://localhost:5173/no"})
         .to_string()
     };
     let min = at(&doc, &format!("{checkout}/services/minItems"))
@@ -887,21 +931,68 @@ fn request_bodies_and_parameters_match_the_parsers() {
         )
         .unwrap();
     }
-    let max_url = at(&doc, &format!("{checkout}/successUrl/maxLength"))
+    for pointer in [
+        format!("{checkout}/successUrl"),
+        format!("{checkout}/cancelUrl"),
+        "/components/schemas/PortalRequest/properties/returnUrl".to_owned(),
+    ] {
+        assert_eq!(at(&doc, &pointer), &json!({"$ref": FRONTEND_URL_REF}));
+    }
+    let max_url = at(&doc, "/components/schemas/FrontendUrl/maxLength")
         .as_u64()
         .unwrap() as usize;
-    for pointer in [
-        format!("{checkout}/cancelUrl/maxLength"),
-        "/components/schemas/PortalRequest/properties/returnUrl/maxLength".to_owned(),
-    ] {
-        assert_eq!(at(&doc, &pointer).as_u64(), Some(max_url as u64));
-    }
     let url = |len: usize| {
-        let base = "https://app.example.com/";
+        let base = "http://localhost:5173/";
         format!("{base}{}", "a".repeat(len - base.len()))
     };
     assert!(origins.allows(&url(max_url)));
     assert!(!origins.allows(&url(max_url + 1)));
+    // The document's URL pattern (narrowed to the deployment's origins, as the schemathesis run
+    // does) admits exactly the URLs the allowlist allows.
+    let pattern = regex_lite::Regex::new(&origins.url_pattern()).unwrap();
+    let generic = at(&doc, "/components/schemas/FrontendUrl/pattern")
+        .as_str()
+        .unwrap();
+    let generic = regex_lite::Regex::new(generic).unwrap();
+    for candidate in [
+        "http://localhost:5173",
+        "http://localhost:5173/",
+        "HTTP://LocalHost:5173/billing?x=1#top",
+        "http://localhost:5173?x",
+        "http://localhost:5173#x",
+        "http://localhost:5173/a@b/%20~",
+        "http://localhost:51730/",
+        "http://localhost:5173.evil.test/",
+        "http://localhost:5173@evil.test/",
+        "https://localhost:5173/",
+        "http://localhost:5173/a b",
+        "http://localhost:5173/a\\b",
+        "http://localhost:5173/caf\u{e9}",
+        "http://localhost:5173/\u{7f}",
+        "http://localhost:5173/\t",
+        "javascript:alert(1)",
+        "",
+        "http://localhost:5173/?^",
+        "http://localhost:5173/%zz",
+        "http://localhost:5173/%",
+        "http://localhost:5173/%2f%2F",
+        "http://localhost:5173/#a#b",
+        "http://localhost:5173?a=1&b=[x]",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(random_urls())
+    {
+        let candidate = candidate.as_str();
+        assert_eq!(
+            pattern.is_match(candidate),
+            origins.allows(candidate),
+            "{candidate:?}"
+        );
+        if origins.allows(candidate) {
+            assert!(generic.is_match(candidate), "{candidate:?}");
+        }
+    }
 
     // Query parameters: exactly those the handlers read, with the handlers' bounds.
     let expected: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
@@ -947,6 +1038,124 @@ fn request_bodies_and_parameters_match_the_parsers() {
         limit("/api/leads"),
         json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE})
     );
+    assert_eq!(params::MAX_LIMIT, 100);
+
+    // `cursor` and `session_id`: the document's pattern is the validator's, in both directions.
+    let param = |method: &str, path: &str, name: &str| {
+        at(&doc, &op(method, path))["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    let cursor = param("GET", "/api/billing/invoices", "cursor");
+    assert_eq!(cursor["pattern"], params::INVOICE_CURSOR_PATTERN);
+    let session = param("POST", "/api/billing/sync", "session_id");
+    assert_eq!(session["pattern"], params::SESSION_ID_PATTERN);
+    let leads_cursor = param("GET", "/api/leads", "cursor");
+    assert_eq!(leads_cursor["pattern"], params::LEAD_CURSOR_PATTERN);
+    let lead_re = regex_lite::Regex::new(params::LEAD_CURSOR_PATTERN).unwrap();
+    let cursor_re = regex_lite::Regex::new(params::INVOICE_CURSOR_PATTERN).unwrap();
+    let session_re = regex_lite::Regex::new(params::SESSION_ID_PATTERN).unwrap();
+    let mut rng = fastrand::Rng::with_seed(15);
+    let alphabet: Vec<char> = "0123456789abcdefABCDEF_-csteliv#/ %\u{e9}"
+        .chars()
+        .collect();
+    let mut samples: Vec<String> = vec![
+        String::new(),
+        hex::encode("INV#001700000000#in_1"),
+        hex::encode("INV#"),
+        hex::encode("INV# "),
+        hex::encode("INV#\u{7f}"),
+        hex::encode("LEAD#lead_1"),
+        hex::encode("LEAD#"),
+        hex::encode("LEAD#a#b"),
+        hex::encode(format!("LEAD#{}", "~".repeat(255))),
+        hex::encode(format!("LEAD#{}", "~".repeat(256))),
+        hex::encode(format!("INV#{}", "~".repeat(296))),
+        hex::encode(format!("INV#{}", "~".repeat(297))),
+        "cs_test_a1B2".to_owned(),
+        "cs_live_Z".to_owned(),
+        "cs_test_".to_owned(),
+        "cs_test_a_b".to_owned(),
+        format!("cs_test_{}", "a".repeat(200)),
+        format!("cs_test_{}", "a".repeat(201)),
+    ];
+    for _ in 0..3000 {
+        let mut sample = match rng.u8(0..4) {
+            0 => "494e5623".to_owned(),
+            3 => "4c45414423".to_owned(),
+            1 => format!("cs_{}_", if rng.bool() { "test" } else { "live" }),
+            _ => String::new(),
+        };
+        for _ in 0..rng.usize(0..12) {
+            if rng.bool() {
+                sample.push_str(&hex::encode([rng.u8(..)]));
+            } else {
+                sample.push(alphabet[rng.usize(..alphabet.len())]);
+            }
+        }
+        samples.push(sample);
+    }
+    for sample in &samples {
+        assert_eq!(
+            params::invoice_cursor(Some(sample)).is_ok(),
+            cursor_re.is_match(sample),
+            "cursor {sample:?}"
+        );
+        assert_eq!(
+            params::lead_cursor(Some(sample)).is_ok(),
+            lead_re.is_match(sample),
+            "leads cursor {sample:?}"
+        );
+        assert_eq!(
+            params::session_id(Some(sample)).is_ok(),
+            session_re.is_match(sample),
+            "session_id {sample:?}"
+        );
+    }
+    assert!(session["maxLength"].as_u64().unwrap() >= "cs_test_".len() as u64 + 200);
+    assert!(cursor["maxLength"].as_u64().unwrap() >= 8 + 2 * 296);
+    assert!(leads_cursor["maxLength"].as_u64().unwrap() >= 10 + 2 * 255);
+    for (method, path, name) in [
+        ("GET", "/api/billing/invoices", "cursor"),
+        ("GET", "/api/leads", "cursor"),
+        ("POST", "/api/billing/sync", "session_id"),
+    ] {
+        let schema = param(method, path, name);
+        let example = schema["example"].as_str().expect("an example");
+        assert!(
+            regex_lite::Regex::new(schema["pattern"].as_str().unwrap())
+                .unwrap()
+                .is_match(example),
+            "{name} example"
+        );
+    }
+}
+
+const FRONTEND_URL_REF: &str = "#/components/schemas/FrontendUrl";
+
+/// URLs under and around the allowed origin, from an alphabet rich in URL delimiters.
+fn random_urls() -> Vec<String> {
+    let mut rng = fastrand::Rng::with_seed(15);
+    let alphabet: Vec<char> = "aZ09-._~!$&'()*+,;=:@/?#%[]\\ \"^`{|}<>\u{e9}\u{7f}fF"
+        .chars()
+        .collect();
+    (0..5000)
+        .map(|_| {
+            let mut url = match rng.u8(0..4) {
+                0 => "HTTP://LOCALHOST:5173".to_owned(),
+                1 => "http://localhost:517".to_owned(),
+                _ => "http://localhost:5173".to_owned(),
+            };
+            for _ in 0..rng.usize(0..10) {
+                url.push(alphabet[rng.usize(..alphabet.len())]);
+            }
+            url
+        })
+        .collect()
 }
 
 // ---- responses --------------------------------------------------------------------------------
@@ -1310,7 +1519,7 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         &invoices,
         InvoicePageView {
             invoices: samples,
-            next_cursor: Some("opaque".to_owned()),
+            next_cursor: Some(cursor.clone()),
         },
     );
 
@@ -1548,6 +1757,19 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         }
     }
     c.error(&invoices, StoreError::InvalidCursor.into());
+    // A write that lost to a concurrent one.
+    for operation in [&checkout, &sync] {
+        c.error(operation, StoreError::Conflict("billing data").into());
+    }
+    // Two first checkouts racing to link different Stripe customers (billing::api's
+    // ensure_customer, which a single-threaded test cannot make lose).
+    c.error(
+        &checkout,
+        ApiError::conflict(
+            "billing_account_conflict",
+            "This Stripe customer is linked elsewhere.",
+        ),
+    );
 
     // GET /api/leads
     store
@@ -1708,7 +1930,12 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     assert_covered(
         &doc,
         &c.seen,
-        &["CheckoutRequest", "PortalRequest", "StripeEvent"],
+        &[
+            "CheckoutRequest",
+            "PortalRequest",
+            "FrontendUrl",
+            "StripeEvent",
+        ],
     );
 }
 

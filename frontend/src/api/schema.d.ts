@@ -421,25 +421,18 @@ export interface components {
             /** @description The customer's default payment method for invoices (or, when the customer has none, the one Checkout stored on a live subscription). */
             isDefault: boolean;
         };
+        /** @description `successUrl` is where Stripe sends the user after paying (Stripe appends `session_id={CHECKOUT_SESSION_ID}`), `cancelUrl` where it sends them on cancel. */
         CheckoutRequest: {
             /** @description The paid modules to buy (duplicates are ignored). Unknown or free modules are refused with 422 `invalid_services`. */
             services: ("LeadGeneration" | "EmailAutomation" | "SocialInbox" | "AdvancedAnalytics" | "Integrations" | "EnterpriseFeatures")[];
             interval: components["schemas"]["BillingInterval"];
-            /**
-             * Format: uri
-             * @description Where Stripe sends the user after paying; under an allowed frontend origin.
-             */
-            successUrl: string;
-            /**
-             * Format: uri
-             * @description Where Stripe sends the user on cancel; under an allowed frontend origin.
-             */
-            cancelUrl: string;
+            successUrl: components["schemas"]["FrontendUrl"];
+            cancelUrl: components["schemas"]["FrontendUrl"];
         };
         CheckoutSession: {
             /**
-             * @description The Checkout Session id.
-             * @example cs_test_a1b2c3
+             * @description The Checkout Session id; pass it as `session_id` to `POST /api/billing/sync`.
+             * @example cs_test_a1B2c3D4e5F6
              */
             sessionId: string;
             /**
@@ -448,13 +441,15 @@ export interface components {
              */
             url: string;
         };
+        /** @description `returnUrl` is where Stripe sends the user back from the portal. */
         PortalRequest: {
-            /**
-             * Format: uri
-             * @description Where Stripe sends the user back; under an allowed frontend origin.
-             */
-            returnUrl: string;
+            returnUrl: components["schemas"]["FrontendUrl"];
         };
+        /**
+         * @description An absolute http(s) URL under one of the deployment's frontend origins (`FRONTEND_ORIGINS`: the same scheme, host and port, compared without case), then a path, query and fragment made of RFC 3986 characters (percent-encode anything else). Any other URL is refused with 422 `invalid_redirect_url`, so the API is never an open redirect. The pattern here admits every origin; a deployment narrows it to its own (the local stack allows http://localhost:5173, http://127.0.0.1:5173 and its own origin).
+         * @example http://localhost:5173/billing
+         */
+        FrontendUrl: string;
         RedirectUrl: {
             /**
              * Format: uri
@@ -523,7 +518,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"];
+                "application/json": {
+                    /**
+                     * @description Stable, machine-readable code.
+                     * @enum {string}
+                     */
+                    error: "unauthorized";
+                    /** @description Human-readable explanation, written for the user. */
+                    message: string;
+                };
             };
         };
         /** @description An unexpected failure. */
@@ -532,7 +535,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["Error"];
+                "application/json": {
+                    /**
+                     * @description Stable, machine-readable code.
+                     * @enum {string}
+                     */
+                    error: "internal_error";
+                    /** @description Human-readable explanation, written for the user. */
+                    message: string;
+                };
             };
         };
     };
@@ -613,7 +624,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "temporarily_unavailable";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
         };
@@ -623,7 +642,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: number;
-                /** @description Opaque: the `nextCursor` of the previous page. Empty means the first page. */
+                /** @description The `nextCursor` of the previous page (opaque to clients: the hex of a position this API issued). Empty or absent means the first page. */
                 cursor?: string;
             };
             header?: never;
@@ -641,13 +660,21 @@ export interface operations {
                     "application/json": components["schemas"]["InvoicePage"];
                 };
             };
-            /** @description `limit` is not an integer from 1 to 100, or `cursor` is not one this API issued. */
+            /** @description `limit` is not an integer from 1 to 100, or `cursor` does not have the documented form. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "bad_request";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -658,7 +685,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "temporarily_unavailable";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
         };
@@ -689,7 +724,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "temporarily_unavailable";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
         };
@@ -722,7 +765,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "bad_request";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -732,16 +783,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "forbidden";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
-            /** @description The organization already has one of the modules (active, trialing or past due), or its Stripe customer is linked to another organization. */
+            /** @description The organization already holds one of the modules in a subscription that is not final (active, trialing, past_due, unpaid, paused or incomplete), its Stripe customer is linked to another organization, or a concurrent change of the same billing data won (retry). */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "already_subscribed" | "billing_account_conflict" | "conflict";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             /** @description A service is unknown or free (or none is given), the interval is not `month` or `year`, or a redirect URL is outside the allowed frontend origins. */
@@ -750,7 +817,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "invalid_services" | "invalid_interval" | "invalid_redirect_url";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             500: components["responses"]["InternalError"];
@@ -760,7 +835,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "stripe_unavailable" | "stripe_error";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             /** @description The billing data or the access check is temporarily unavailable, or the catalog's prices are missing in Stripe (catalog-sync has not run); retry shortly. */
@@ -769,7 +852,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "temporarily_unavailable" | "catalog_unavailable";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
         };
@@ -802,7 +893,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "bad_request";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -812,7 +911,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "forbidden";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             /** @description The organization has no Stripe customer yet: subscribe first. */
@@ -821,7 +928,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "no_billing_account";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             /** @description `returnUrl` is outside the allowed frontend origins. */
@@ -830,7 +945,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "invalid_redirect_url";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             500: components["responses"]["InternalError"];
@@ -840,7 +963,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "stripe_unavailable" | "stripe_error";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             /** @description The billing data or the access check is temporarily unavailable; retry shortly. */
@@ -849,7 +980,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "temporarily_unavailable";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
         };
@@ -857,7 +996,7 @@ export interface operations {
     syncSubscription: {
         parameters: {
             query?: {
-                /** @description The Checkout Session id (`cs_...`) Stripe appended to `successUrl`. Empty is the same as absent. */
+                /** @description The Checkout Session id (`cs_test_...` or `cs_live_...`) Stripe appended to `successUrl`; only this form is accepted. Empty is the same as absent. */
                 session_id?: string;
             };
             header?: never;
@@ -875,32 +1014,56 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriptionOverview"];
                 };
             };
-            /** @description `session_id` is not a Checkout Session id. */
+            /** @description `session_id` is not a Checkout Session id (`cs_test_...` or `cs_live_...`). */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "bad_request";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             401: components["responses"]["Unauthorized"];
-            /** @description No Checkout Session with this id belongs to the organization. */
+            /** @description No Checkout Session with this id was created by this service for the organization (another organization's session, or one Stripe does not know). */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "not_found";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
-            /** @description Stripe's data could not be matched to this organization. */
+            /** @description Stripe's data could not be matched to this organization, or a concurrent change of the same billing data won (retry). */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "sync_conflict" | "conflict";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             /** @description Too many syncs for this organization in the last minute. */
@@ -909,7 +1072,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "rate_limited";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             500: components["responses"]["InternalError"];
@@ -919,7 +1090,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "stripe_unavailable" | "stripe_error";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             /** @description The billing data or the access check is temporarily unavailable; retry shortly. */
@@ -928,7 +1107,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "temporarily_unavailable";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
         };
@@ -938,7 +1125,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: number;
-                /** @description Opaque: the `nextCursor` of the previous page. */
+                /** @description The `nextCursor` of the previous page (opaque to clients: the hex of a position this API issued). Empty or absent means the first page. */
                 cursor?: string;
             };
             header?: never;
@@ -956,13 +1143,21 @@ export interface operations {
                     "application/json": components["schemas"]["LeadPage"];
                 };
             };
-            /** @description `limit` is not an integer from 1 to 100, or `cursor` is not one this API issued. */
+            /** @description `limit` is not an integer from 1 to 100, or `cursor` does not have the documented form. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "bad_request";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -982,7 +1177,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/json": {
+                        /**
+                         * @description Stable, machine-readable code.
+                         * @enum {string}
+                         */
+                        error: "temporarily_unavailable";
+                        /** @description Human-readable explanation, written for the user. */
+                        message: string;
+                    };
                 };
             };
         };

@@ -23,26 +23,70 @@ impl OriginAllowlist {
         )
     }
 
+    /// A regular expression (ECMA 262 and Rust `regex` syntax) matching exactly the URLs
+    /// [`allows`](Self::allows) accepts, up to the length limit: openapi.json's `FrontendUrl`
+    /// pattern for this deployment.
+    pub fn url_pattern(&self) -> String {
+        let origins: Vec<String> = self
+            .0
+            .iter()
+            .map(|origin| {
+                origin
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphabetic() {
+                            format!("[{c}{}]", c.to_ascii_uppercase())
+                        } else if c.is_ascii_alphanumeric() || matches!(c, '/' | ':' | '-') {
+                            c.to_string()
+                        } else {
+                            format!("\\{c}")
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let pchar = "[A-Za-z0-9._~!$&'()*+,;=:@%-]";
+        format!(
+            "^({})(/{pchar}*)*(\\?({pchar}|[/?])*)?(#({pchar}|[/?])*)?$",
+            origins.join("|")
+        )
+    }
+
     pub fn allows(&self, url: &str) -> bool {
-        if url.len() > 2048
-            || url
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
-        {
+        if url.len() > 2048 {
             return false;
         }
         let lower = url.to_ascii_lowercase();
         self.0.iter().any(|origin| {
-            lower.strip_prefix(origin.as_str()).is_some_and(|rest| {
-                // The origin must end exactly here: `https://app.example.com.evil.test` and
-                // `https://app.example.com@evil.test` are other hosts.
-                rest.is_empty()
-                    || rest.starts_with('/')
-                    || rest.starts_with('?')
-                    || rest.starts_with('#')
-            })
+            // The origin must end exactly where the path, query or fragment starts:
+            // `https://app.example.com.evil.test` and `https://app.example.com@evil.test` are
+            // other hosts.
+            lower
+                .strip_prefix(origin.as_str())
+                .is_some_and(|rest| valid_path_query_fragment(&url[url.len() - rest.len()..]))
         })
     }
+}
+
+/// RFC 3986 `path-abempty [ "?" query ] [ "#" fragment ]` characters: what may follow the
+/// origin in a redirect URL. Anything else (spaces, backslashes, quotes, brackets, non-ASCII) is
+/// refused rather than guessed at; `%` passes as is (Stripe checks the escapes).
+fn valid_path_query_fragment(rest: &str) -> bool {
+    fn pchars(part: &str, extra: &[u8]) -> bool {
+        part.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b) || extra.contains(&b)
+        })
+    }
+    let (rest, fragment) = rest
+        .split_once('#')
+        .map_or((rest, None), |(r, f)| (r, Some(f)));
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
+    (path.is_empty() || path.starts_with('/'))
+        && pchars(path, b"/")
+        && query.is_none_or(|q| pchars(q, b"/?"))
+        && fragment.is_none_or(|f| pchars(f, b"/?"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +262,8 @@ mod tests {
         assert!(o.allows("https://app.example.com/billing?x=1"));
         assert!(o.allows("https://APP.example.com"));
         assert!(o.allows("http://localhost:5173/done"));
+        assert!(o.allows("http://localhost:5173?a=1&b=%2F#x/y?z"));
+        assert!(o.allows("https://app.example.com#top"));
         for bad in [
             "https://app.example.com.evil.test/",
             "https://app.example.com@evil.test/",
@@ -226,6 +272,11 @@ mod tests {
             "javascript:alert(1)",
             "https://app.example.com/\\evil",
             "https://app.example.com/ x",
+            "https://app.example.com/caf\u{e9}",
+            "https://app.example.com/\u{7f}",
+            "https://app.example.com/?^",
+            "https://app.example.com/#a#b",
+            "https://app.example.com/\"",
             "http://localhost:5174/",
         ] {
             assert!(!o.allows(bad), "{bad}");

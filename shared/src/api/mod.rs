@@ -4,6 +4,7 @@
 
 pub mod checkout;
 pub mod handlers;
+pub mod params;
 pub mod views;
 
 use lambda_http::http::StatusCode;
@@ -11,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, ConfigError};
 use crate::domain::{
-    BillingProfile, Catalog, CheckoutSessionId, CustomerId, GracePolicy, OrgId, ServiceModule,
-    SubscriptionStatus, Timestamp,
+    BillingProfile, Catalog, CustomerId, GracePolicy, OrgId, ServiceModule, SubscriptionStatus,
+    Timestamp,
 };
 use crate::http::ApiError;
 use crate::routes::Role;
@@ -85,16 +86,9 @@ pub async fn invoices(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> Result<InvoicePageView, ApiError> {
-    let limit = match limit {
-        None => DEFAULT_INVOICE_LIMIT,
-        Some(raw) => raw
-            .parse::<u16>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 100."))?,
-    };
+    let limit = params::limit(limit, params::MAX_LIMIT, DEFAULT_INVOICE_LIMIT)?;
     let page = store
-        .list_invoices(org, limit, cursor.filter(|c| !c.is_empty()))
+        .list_invoices(org, limit, params::invoice_cursor(cursor)?)
         .await?;
     Ok(InvoicePageView {
         invoices: page.invoices.into_iter().map(Into::into).collect(),
@@ -361,9 +355,7 @@ pub async fn sync(
             "Too many sync requests; try again in a minute.",
         ));
     }
-    if let Some(raw) = session_id.filter(|s| !s.is_empty()) {
-        let id = CheckoutSessionId::parse(raw)
-            .map_err(|_| ApiError::bad_request("session_id is not valid."))?;
+    if let Some(id) = params::session_id(session_id)? {
         let session = match syncer.stripe.checkout_session(id.as_str()).await {
             Ok(s) => s,
             Err(StripeApiError::NotFound) => return Err(not_found_session()),

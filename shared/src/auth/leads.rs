@@ -88,15 +88,9 @@ impl LeadsHandler {
             ));
         }
         let params = request.query_string_parameters();
-        let limit = match params.first("limit") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(raw) => raw
-                .parse::<u16>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| ApiError::bad_request(format!("limit must be 1-{MAX_PAGE_SIZE}")))?,
-        };
-        let cursor = params.first("cursor");
+        let limit =
+            crate::api::params::limit(params.first("limit"), MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)?;
+        let cursor = crate::api::params::lead_cursor(params.first("cursor"))?;
         let page = self
             .store
             .list_leads(&auth.caller.org, limit, cursor)

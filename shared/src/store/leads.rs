@@ -4,8 +4,6 @@
 //! The [`Lead`] types live in `crate::auth::leads` because this module is private to `store`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::{BillingStore, StoreError, from_item, key, keys, s, to_item};
@@ -31,15 +29,13 @@ fn lead_key(id: &str) -> String {
 }
 
 fn encode_cursor(sk: &str) -> String {
-    URL_SAFE_NO_PAD.encode(sk.as_bytes())
+    hex::encode(sk.as_bytes())
 }
 
 /// A cursor only ever names a sort key inside the caller's own partition (the partition key
 /// always comes from the caller's org), so it cannot reach another tenant's leads.
 fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.as_bytes())
-        .map_err(|_| StoreError::InvalidCursor)?;
+    let bytes = hex::decode(cursor.as_bytes()).map_err(|_| StoreError::InvalidCursor)?;
     let sk = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
     match sk.strip_prefix(keys::LEAD_PREFIX) {
         Some(id) if valid_lead_id(id) => Ok(sk),

@@ -12,8 +12,6 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
@@ -1003,15 +1001,13 @@ impl BillingStore {
 }
 
 fn encode_cursor(sk: &str) -> String {
-    URL_SAFE_NO_PAD.encode(sk.as_bytes())
+    hex::encode(sk.as_bytes())
 }
 
 /// A cursor only ever names a sort key inside the caller's own partition (the partition key
 /// always comes from the caller's org), so a cursor cannot reach another tenant's data.
 fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.as_bytes())
-        .map_err(|_| StoreError::InvalidCursor)?;
+    let bytes = hex::decode(cursor.as_bytes()).map_err(|_| StoreError::InvalidCursor)?;
     let sk = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
     let valid = sk.starts_with(keys::INVOICE_PREFIX)
         && sk.len() <= 300

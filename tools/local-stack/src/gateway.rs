@@ -17,6 +17,11 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 pub const WEBHOOK_PATH: &str = "/webhooks/stripe";
+/// What API Gateway answers (403, authorizer not called) for a method or resource the API does
+/// not declare: its MISSING_AUTHENTICATION_TOKEN response, which template.yaml's DEFAULT_4XX
+/// template renders as our error shape.
+pub const MISSING_AUTHENTICATION_TOKEN_BODY: &str =
+    r#"{"error":"request_error","message":"Missing Authentication Token"}"#;
 
 pub struct Gateway {
     pub authorizer: Authorizer,
@@ -84,6 +89,14 @@ impl Gateway {
             );
             headers.insert("access-control-max-age", "600".parse().expect("static"));
             return response;
+        }
+        // API Gateway answers a method or resource the API does not declare itself, before
+        // any authorizer runs (the REST API's MISSING_AUTHENTICATION_TOKEN response).
+        if billing::routes::find(&method, &path).is_none() {
+            return raw(
+                StatusCode::FORBIDDEN,
+                MISSING_AUTHENTICATION_TOKEN_BODY.to_owned(),
+            );
         }
         let authorization = request
             .headers()
