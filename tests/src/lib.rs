@@ -119,3 +119,55 @@ pub async fn localstripe_subscribe(
     )
     .await
 }
+
+/// A local stack on free ports with emulators of its own, as `scripts/local-stack` starts it.
+/// The emulators stop when this value is dropped.
+pub struct EmulatedStack {
+    pub stack: pss_local::stack::LocalStack,
+    pub moto: Emulator,
+    pub localstripe: Emulator,
+    pub fake: Emulator,
+}
+
+pub async fn emulated_stack(table: &str, frontend_origins: Vec<String>) -> EmulatedStack {
+    let moto = emulators::start_moto(free_port());
+    let localstripe = emulators::start_localstripe(free_port());
+    let fake = emulators::start_fake_stripe(free_port(), Some(&localstripe.url));
+    let stack = pss_local::stack::start(pss_local::stack::StackConfig {
+        port: 0,
+        dynamodb_url: moto.url.clone(),
+        stripe_url: fake.url.clone(),
+        localstripe_url: localstripe.url.clone(),
+        table: table.to_owned(),
+        cache_seconds: 1,
+        frontend_origins,
+    })
+    .await
+    .expect("the local stack starts");
+    EmulatedStack {
+        stack,
+        moto,
+        localstripe,
+        fake,
+    }
+}
+
+/// The catalog and the sample objects behind `events/` (tests/fixtures/stripe/sample-objects.json)
+/// in a fixture Stripe.
+pub async fn seed_sample_stripe(stripe_url: &str) {
+    let stripe = billing::stripe::StripeApi::new("sk_test_samples", Some(stripe_url))
+        .expect("stripe client");
+    billing::catalog_sync::sync_catalog(&stripe, billing::domain::Catalog::standard().entries())
+        .await
+        .expect("catalog sync");
+    let objects = rig::sample_objects();
+    for name in [
+        "subscription",
+        "invoice",
+        "payment_method",
+        "customer",
+        "checkout.session",
+    ] {
+        rig::fake_put(stripe_url, &objects[name]).await;
+    }
+}

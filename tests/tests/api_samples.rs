@@ -3,30 +3,16 @@
 //! the samples never rot.
 
 use billing::api::{ApiConfig, OriginAllowlist, handlers};
-use billing::catalog_sync::sync_catalog;
-use billing::domain::{Catalog, CustomerId, GracePolicy, OrgId};
+use billing::domain::{CustomerId, GracePolicy, OrgId};
 use billing::stripe::StripeApi;
 use billing::sync::Syncer;
-use pss_billing_tests::rig::{fake_put, sample_objects};
 use pss_billing_tests::{fake_stripe, fresh_store, workspace_root};
 
 #[tokio::test]
 async fn every_billing_sample_event_gets_its_status() {
     let stripe_url = &fake_stripe().url;
+    pss_billing_tests::seed_sample_stripe(stripe_url).await;
     let stripe = StripeApi::new("sk_test_samples", Some(stripe_url)).unwrap();
-    sync_catalog(&stripe, Catalog::standard().entries())
-        .await
-        .unwrap();
-    let objects = sample_objects();
-    for name in [
-        "subscription",
-        "invoice",
-        "payment_method",
-        "customer",
-        "checkout.session",
-    ] {
-        fake_put(stripe_url, &objects[name]).await;
-    }
     let store = fresh_store().await;
     let org = OrgId::parse("org_sample").unwrap();
     store

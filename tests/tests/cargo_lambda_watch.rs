@@ -15,16 +15,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use billing::catalog_sync::sync_catalog;
 use billing::domain::ServiceModule::LeadGeneration;
 use billing::domain::SubscriptionStatus::Active;
-use billing::domain::{Catalog, CustomerId, FetchTime, GracePolicy, OrgId};
+use billing::domain::{CustomerId, FetchTime, GracePolicy, OrgId};
 use billing::store::BillingStore;
 use billing::store::table::create_table;
-use billing::stripe::StripeApi;
 use dev_paths::{Function, functions, run_scripts_events, template};
 use pss_billing_tests::build::subscription;
-use pss_billing_tests::rig::{fake_put, sample_objects};
 use pss_billing_tests::{dynamo_client, fake_stripe, free_port, http, moto, workspace_root};
 use pss_local::stack::{DEFAULT_MOTO_PORT, DEFAULT_STRIPE_PORT};
 use serde_json::Value;
@@ -168,20 +165,7 @@ async fn cargo_lambda_watch_serves_the_authorizer_an_endpoint_and_the_webhook_ur
     let client = dynamo_client(&moto_url);
     create_table(&client, &env["BILLING_TABLE"]).await.unwrap();
     let store = BillingStore::new(client, &env["BILLING_TABLE"]);
-    let stripe = StripeApi::new(&env["STRIPE_SECRET_KEY"], Some(&stripe_url)).unwrap();
-    sync_catalog(&stripe, Catalog::standard().entries())
-        .await
-        .unwrap();
-    let objects = sample_objects();
-    for name in [
-        "subscription",
-        "invoice",
-        "payment_method",
-        "customer",
-        "checkout.session",
-    ] {
-        fake_put(&stripe_url, &objects[name]).await;
-    }
+    pss_billing_tests::seed_sample_stripe(&stripe_url).await;
     let org = OrgId::parse("org_sample").unwrap();
     store
         .link_customer(&org, &CustomerId::parse("cus_sample").unwrap())

@@ -5,13 +5,13 @@
 //! gateway-response header. Also pays through the local Checkout page, so the paid routes answer
 //! from their functions.
 
+use pss_billing_tests::{EmulatedStack, emulated_stack};
 use std::time::{Duration, Instant};
 
 use billing::routes::ROUTES;
-use pss_local::emulators::{free_port, start_fake_stripe, start_localstripe, start_moto};
 use pss_local::gateway::GATEWAY_ALLOW_ORIGIN;
 use pss_local::http::{Reply, blocking, request};
-use pss_local::stack::{self, OTHER_ORG, StackConfig, dev_token};
+use pss_local::stack::{OTHER_ORG, dev_token};
 use serde_json::json;
 
 const APP: &str = "http://app.cors.test:4173";
@@ -42,20 +42,12 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_answer_cors_themselves_and_the_gateway_only_for_its_own_responses() {
-    let moto = start_moto(free_port());
-    let localstripe = start_localstripe(free_port());
-    let fake = start_fake_stripe(free_port(), Some(&localstripe.url));
-    let stack = stack::start(StackConfig {
-        port: 0,
-        dynamodb_url: moto.url.clone(),
-        stripe_url: fake.url.clone(),
-        localstripe_url: localstripe.url.clone(),
-        table: "pss-billing-cors".to_owned(),
-        cache_seconds: 1,
-        frontend_origins: vec![APP.to_owned()],
-    })
-    .await
-    .expect("stack starts");
+    let EmulatedStack {
+        stack,
+        moto: _moto,
+        localstripe: _localstripe,
+        fake,
+    } = emulated_stack("pss-billing-cors", vec![APP.to_owned()]).await;
     let api = |path: &str| format!("{}{path}", stack.base_url);
     let (owner, member) = (stack.owner_token.clone(), stack.member_token.clone());
     let stranger = dev_token(OTHER_ORG, "user_other", "Owner");

@@ -4,11 +4,10 @@
 //! to the success URL with its id; the portal's changes reach the API through webhooks alone
 //! (no eager sync is called here).
 
+use pss_billing_tests::{EmulatedStack, emulated_stack};
 use std::time::{Duration, Instant};
 
-use pss_local::emulators::{free_port, start_fake_stripe, start_localstripe, start_moto};
 use pss_local::http::{Reply, blocking, get, request};
-use pss_local::stack::{self, StackConfig};
 use serde_json::{Value, json};
 
 async fn api(method: &'static str, url: String, token: String, body: Value) -> Reply {
@@ -80,20 +79,12 @@ async fn until(base: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
-    let moto = start_moto(free_port());
-    let localstripe = start_localstripe(free_port());
-    let fake = start_fake_stripe(free_port(), Some(&localstripe.url));
-    let stack = stack::start(StackConfig {
-        port: 0,
-        dynamodb_url: moto.url.clone(),
-        stripe_url: fake.url.clone(),
-        localstripe_url: localstripe.url.clone(),
-        table: "pss-billing-local-checkout".to_owned(),
-        cache_seconds: 1,
-        frontend_origins: Vec::new(),
-    })
-    .await
-    .expect("stack starts");
+    let EmulatedStack {
+        stack,
+        moto: _moto,
+        localstripe,
+        fake,
+    } = emulated_stack("pss-billing-local-checkout", Vec::new()).await;
     let base = stack.base_url.clone();
     let owner = stack.owner_token.clone();
 

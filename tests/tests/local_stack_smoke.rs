@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use pss_billing_tests::{localstripe_subscribe, stripe_call};
-use pss_local::emulators::{free_port, start_fake_stripe, start_localstripe, start_moto};
+use pss_billing_tests::{EmulatedStack, emulated_stack, localstripe_subscribe, stripe_call};
 use pss_local::http::{Reply, blocking, request};
-use pss_local::stack::{self, StackConfig};
+use pss_local::stack::{self};
 use serde_json::json;
 
 async fn call(
@@ -46,20 +45,12 @@ async fn until_status(url: &str, token: &str, status: u16) -> Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frontend_flow_through_the_local_stack() {
-    let moto = start_moto(free_port());
-    let localstripe = start_localstripe(free_port());
-    let fake = start_fake_stripe(free_port(), Some(&localstripe.url));
-    let stack = stack::start(StackConfig {
-        port: 0,
-        dynamodb_url: moto.url.clone(),
-        stripe_url: fake.url.clone(),
-        localstripe_url: localstripe.url.clone(),
-        table: "pss-billing-smoke".to_owned(),
-        cache_seconds: 1,
-        frontend_origins: Vec::new(),
-    })
-    .await
-    .expect("stack starts");
+    let EmulatedStack {
+        stack,
+        moto: _moto,
+        localstripe,
+        fake,
+    } = emulated_stack("pss-billing-smoke", Vec::new()).await;
     let api = |path: &str| format!("{}{path}", stack.base_url);
     let (owner, member) = (stack.owner_token.clone(), stack.member_token.clone());
 

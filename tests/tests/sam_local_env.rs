@@ -9,20 +9,17 @@ mod dev_paths;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use billing::catalog_sync::sync_catalog;
 use billing::domain::ServiceModule::LeadGeneration;
 use billing::domain::SubscriptionStatus::Active;
-use billing::domain::{Catalog, CustomerId, FetchTime, GracePolicy, OrgId, Timestamp};
+use billing::domain::{CustomerId, FetchTime, GracePolicy, OrgId, Timestamp};
 use billing::store::BillingStore;
 use billing::store::table::create_table;
-use billing::stripe::StripeApi;
 use billing::webhook::HANDLED_EVENT_TYPES;
 use dev_paths::{
     Function, Sandbox, declared_env, event_files, functions, http_answer, run_scripts_events,
     sam_local_env, template,
 };
 use pss_billing_tests::build::subscription;
-use pss_billing_tests::rig::{fake_put, sample_objects};
 use pss_billing_tests::{dynamo_client, fake_stripe, moto, workspace_root};
 use pss_local::stack::{DEFAULT_MOTO_PORT, DEFAULT_STRIPE_PORT};
 
@@ -196,20 +193,7 @@ async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
     let client = dynamo_client(moto_url);
     create_table(&client, &table).await.expect("table");
     let store = BillingStore::new(client, &table);
-    let stripe = StripeApi::new(&webhook_env["STRIPE_SECRET_KEY"], Some(stripe_url)).unwrap();
-    sync_catalog(&stripe, Catalog::standard().entries())
-        .await
-        .unwrap();
-    let objects = sample_objects();
-    for name in [
-        "subscription",
-        "invoice",
-        "payment_method",
-        "customer",
-        "checkout.session",
-    ] {
-        fake_put(stripe_url, &objects[name]).await;
-    }
+    pss_billing_tests::seed_sample_stripe(stripe_url).await;
     let org = OrgId::parse("org_sample").unwrap();
     store
         .link_customer(&org, &CustomerId::parse("cus_sample").unwrap())

@@ -9,6 +9,7 @@
 //! allowlist (`OriginAllowlist::url_pattern`, which tests/tests/openapi.rs proves equal to the
 //! allowlist). Reports land in target/schemathesis/<caller>/. `PSS_SEED` replays a seed.
 
+use pss_billing_tests::{EmulatedStack, emulated_stack};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,11 +17,9 @@ use std::process::Command;
 use billing::auth::leads::{Lead, MAX_PAGE_SIZE};
 use billing::domain::OrgId;
 use pss_billing_tests::localstripe_subscribe;
-use pss_local::emulators::{
-    free_port, start_fake_stripe, start_localstripe, start_moto, venv_bin, workspace_root,
-};
+use pss_local::emulators::{venv_bin, workspace_root};
 use pss_local::http::{blocking, request};
-use pss_local::stack::{self, StackConfig};
+use pss_local::stack::{self};
 use serde_json::Value;
 
 /// Checks switched off, where, and why. Everything else runs (`[checks] enabled = true`, the
@@ -261,20 +260,12 @@ async fn unlock_lead_generation(stack: &stack::LocalStack, localstripe_url: &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_holds_its_contract_under_schemathesis() {
-    let moto = start_moto(free_port());
-    let localstripe = start_localstripe(free_port());
-    let fake = start_fake_stripe(free_port(), Some(&localstripe.url));
-    let stack = stack::start(StackConfig {
-        port: 0,
-        dynamodb_url: moto.url.clone(),
-        stripe_url: fake.url.clone(),
-        localstripe_url: localstripe.url.clone(),
-        table: "pss-billing-schemathesis".to_owned(),
-        cache_seconds: 1,
-        frontend_origins: Vec::new(),
-    })
-    .await
-    .expect("the local stack starts");
+    let EmulatedStack {
+        stack,
+        moto: _moto,
+        localstripe,
+        fake: _fake,
+    } = emulated_stack("pss-billing-schemathesis", Vec::new()).await;
 
     // The stack answers an undeclared method as API Gateway does, without the authorizer.
     let trace = format!("{}/api/billing/services", stack.base_url);
