@@ -45,6 +45,13 @@ fn session_object(
     s
 }
 
+/// Stripe holds the session and sends its checkout.session.completed: the webhook's outcome.
+async fn complete(rig: &Rig, session: &Value) -> String {
+    fake_put(&fake_stripe().url, session).await;
+    let evt = event(&unique("evt_"), "checkout.session.completed", session);
+    outcome(rig.deliver(&evt).await)
+}
+
 async fn link(rig: &Rig, org: &OrgId, customer: &str) {
     rig.store
         .link_customer(org, &CustomerId::parse(customer).unwrap())
@@ -69,15 +76,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     // 1. client_reference_id names an org with no billing account yet: nothing is linked.
     let victim = org("victim");
     let payment_link = session_object(&buyer, &buyer_sub, json!({}), Some(victim.as_str()));
-    fake_put(&stripe.url, &payment_link).await;
-    let delivered = rig
-        .deliver(&event(
-            &unique("evt_"),
-            "checkout.session.completed",
-            &payment_link,
-        ))
-        .await;
-    assert_eq!(outcome(delivered), "parked");
+    assert_eq!(complete(&rig, &payment_link).await, "parked");
     assert!(rig.store.billing_profile(&victim).await.unwrap().is_none());
     let buyer_id = CustomerId::parse(&buyer).unwrap();
     assert_eq!(rig.store.org_for_customer(&buyer_id).await.unwrap(), None);
@@ -108,15 +107,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
         json!({"organization_id": paying.as_str()}),
         None,
     );
-    fake_put(&stripe.url, &forged).await;
-    let delivered = rig
-        .deliver(&event(
-            &unique("evt_"),
-            "checkout.session.completed",
-            &forged,
-        ))
-        .await;
-    assert_eq!(outcome(delivered), "parked");
+    assert_eq!(complete(&rig, &forged).await, "parked");
     let profile = rig.store.billing_profile(&paying).await.unwrap().unwrap();
     assert_eq!(profile.customer_id.as_str(), paying_customer);
 
@@ -128,15 +119,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
         json!({"organization_id": stranger.as_str()}),
         None,
     );
-    fake_put(&stripe.url, &unclaimed).await;
-    let delivered = rig
-        .deliver(&event(
-            &unique("evt_"),
-            "checkout.session.completed",
-            &unclaimed,
-        ))
-        .await;
-    assert_eq!(outcome(delivered), "parked");
+    assert_eq!(complete(&rig, &unclaimed).await, "parked");
     assert!(
         rig.store
             .billing_profile(&stranger)
@@ -166,15 +149,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
         json!({"organization_id": ours.as_str()}),
         None,
     );
-    fake_put(&stripe.url, &genuine).await;
-    let delivered = rig
-        .deliver(&event(
-            &unique("evt_"),
-            "checkout.session.completed",
-            &genuine,
-        ))
-        .await;
-    assert_eq!(outcome(delivered), "processed");
+    assert_eq!(complete(&rig, &genuine).await, "processed");
     assert_eq!(rig.unlocked(&ours).await, ["BasicCRM", "SocialInbox"]);
     let ours_profile = rig.store.billing_profile(&ours).await.unwrap().unwrap();
     assert_eq!(ours_profile.customer_id.as_str(), our_customer);

@@ -341,6 +341,16 @@ impl BillingStore {
         }
     }
 
+    /// An unconditional delete of one item, for a transaction.
+    fn delete_action(&self, pk: String, sk: String) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
     /// The processed marker (first) and the removal of a parked copy of the same event: an
     /// event applied after being parked leaves nothing behind to replay.
     fn marker_actions(
@@ -348,17 +358,9 @@ impl BillingStore {
         marker: &EventMarker,
         now: Timestamp,
     ) -> Result<[TransactWriteItem; 2], StoreError> {
-        let unpark = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::RECONCILE_PK.to_owned(),
-                keys::reconcile(&marker.id),
-            )))
-            .build()
-            .map_err(StoreError::unavailable)?;
         Ok([
             self.marker_put(marker, now)?,
-            TransactWriteItem::builder().delete(unpark).build(),
+            self.delete_action(keys::RECONCILE_PK.to_owned(), keys::reconcile(&marker.id))?,
         ])
     }
 
@@ -642,12 +644,7 @@ impl BillingStore {
                     if actions.len() >= 97 {
                         break;
                     }
-                    let delete = Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(pk.clone(), sk.clone())))
-                        .build()
-                        .map_err(StoreError::unavailable)?;
-                    actions.push(TransactWriteItem::builder().delete(delete).build());
+                    actions.push(self.delete_action(pk.clone(), sk.clone())?);
                 }
             }
             let marker_index = actions.len();
@@ -962,12 +959,7 @@ impl BillingStore {
             if keep_keys.contains(sk) || actions.len() >= 98 {
                 continue;
             }
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk.clone(), sk.clone())))
-                .build()
-                .map_err(StoreError::unavailable)?;
-            actions.push(TransactWriteItem::builder().delete(delete).build());
+            actions.push(self.delete_action(pk.clone(), sk.clone())?);
         }
         let marker_index = actions.len();
         if let Some(marker) = marker {
