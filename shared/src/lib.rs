@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod openapi;
+pub mod reconcile;
 pub mod routes;
 pub mod store;
 pub mod stripe;

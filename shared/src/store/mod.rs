@@ -3,6 +3,7 @@
 
 pub mod keys;
 mod leads;
+pub mod reconcile;
 pub mod table;
 
 use std::collections::HashMap;

@@ -204,6 +204,19 @@ impl WebhookHandler {
         outcome
     }
 
+    /// Applies an event read from Stripe's API (`GET /v1/events`, by the reconciliation job)
+    /// instead of delivered: nothing to verify (it came over the authenticated API), then the
+    /// same idempotent path as a delivery, marker and parking included.
+    pub async fn apply_fetched(&self, event: &StripeEvent) -> Outcome {
+        if event.livemode != self.config.livemode {
+            return Outcome::Rejected("livemode_mismatch");
+        }
+        let Ok(event_id) = EventId::parse(&event.id) else {
+            return Outcome::Rejected("invalid_payload");
+        };
+        self.apply(event, event_id).await
+    }
+
     async fn apply(&self, event: &StripeEvent, event_id: EventId) -> Outcome {
         let action = match decide(event) {
             Ok(Action::Ignore) => return Outcome::Ignored,
