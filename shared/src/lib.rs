@@ -7,6 +7,7 @@ pub mod catalog_sync;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod reconcile;
 pub mod routes;

@@ -274,6 +274,7 @@ impl Reconciler {
         }
         report.stripe_requests = stripe.requests_sent() - requests_before;
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        crate::metrics::reconcile(&report);
         Ok(report)
     }
 

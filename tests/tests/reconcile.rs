@@ -232,12 +232,31 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
     assert_eq!(rig.unlocked(&org_d).await, ["BasicCRM", "LeadGeneration"]);
 
     // Pages of 2 items: the pass takes several pages, each saving the cursor.
+    billing::metrics::capture();
     let job = reconciler(&rig, 2);
     let report = job
         .run(Instant::now() + Duration::from_secs(120))
         .await
         .unwrap();
     assert!(report.pass_complete, "{report:?}");
+    // The run's metrics: drift by kind, as EMF lines.
+    let by_kind: Vec<Value> = billing::metrics::captured()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["Kind"] == "wrong_entitlements")
+        .collect();
+    assert_eq!(by_kind.len(), 1, "{by_kind:?}");
+    assert_eq!(
+        (
+            &by_kind[0]["ReconcileDriftFound"],
+            &by_kind[0]["ReconcileDriftRepaired"]
+        ),
+        (&json!(2.0), &json!(2.0))
+    );
+    assert_eq!(
+        by_kind[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Kind"]])
+    );
     assert_eq!(
         (report.orgs_checked, report.org_errors),
         (4, 0),

@@ -6,7 +6,7 @@
 //! * `reconcile --once`: the same single run from a shell (13-minute budget).
 //! * `reconcile --pass`: runs until every org has been checked once.
 //!
-//! Each run logs its report as one JSON line (`reconcile_report`).
+//! Each run logs its report as one JSON line (`reconcile_report`) and its EMF metrics.
 
 use std::time::Duration;
 

@@ -147,7 +147,14 @@ impl StripeApi {
         }
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let value = request.send(&self.client).await?;
+        let value = match request.send(&self.client).await {
+            Ok(value) => value,
+            Err(e) => {
+                let e = StripeApiError::from(e);
+                crate::metrics::stripe_error(&e);
+                return Err(e);
+            }
+        };
         // async-stripe only hands out miniserde values; re-read the JSON with our serde types.
         let json = miniserde::json::to_string(&value);
         serde_json::from_str(&json).map_err(|e| StripeApiError::Malformed(e.to_string()))

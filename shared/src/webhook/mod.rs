@@ -93,6 +93,19 @@ struct Ack<'a> {
 }
 
 impl Outcome {
+    /// The outcome's name in the acknowledgement body and the metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Rejected(_) => "rejected",
+            Outcome::Ignored => "ignored",
+            Outcome::Duplicate | Outcome::Processed(Applied::Duplicate) => "duplicate",
+            Outcome::Processed(Applied::Written) => "processed",
+            Outcome::Processed(Applied::Stale) => "up_to_date",
+            Outcome::Parked(_) => "parked",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let ok = |outcome: &str| {
             json(
@@ -155,11 +168,29 @@ impl WebhookHandler {
         outcome.into_response()
     }
 
-    /// Verifies and applies one delivery. `now` is the verifier's clock (Unix seconds).
+    /// Verifies and applies one delivery. `now` is the verifier's clock (Unix seconds). Emits
+    /// the delivery's metric line (outcome, event type once verified, duration).
     pub async fn process(&self, signature: Option<&str>, body: &[u8], now: i64) -> Outcome {
+        let started = std::time::Instant::now();
+        let (event_type, outcome) = self.verify_and_apply(signature, body, now).await;
+        crate::metrics::webhook(
+            event_type.as_deref().unwrap_or("-"),
+            outcome.label(),
+            started.elapsed().as_secs_f64() * 1_000.0,
+        );
+        outcome
+    }
+
+    /// The event's type (once its signature is verified) and what happened to the delivery.
+    async fn verify_and_apply(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> (Option<String>, Outcome) {
         if body.len() > self.config.max_body_bytes {
             tracing::warn!(bytes = body.len(), "webhook refused: body too large");
-            return Outcome::Rejected("payload_too_large");
+            return (None, Outcome::Rejected("payload_too_large"));
         }
         if let Err(e) = verify(
             signature,
@@ -169,13 +200,13 @@ impl WebhookHandler {
             self.config.tolerance_seconds,
         ) {
             tracing::warn!(reason = %e, "webhook refused: signature");
-            return Outcome::Rejected("invalid_signature");
+            return (None, Outcome::Rejected("invalid_signature"));
         }
         let event: StripeEvent = match serde_json::from_slice(body) {
             Ok(event) => event,
             Err(_) => {
                 tracing::warn!("webhook refused: not a Stripe event");
-                return Outcome::Rejected("invalid_payload");
+                return (None, Outcome::Rejected("invalid_payload"));
             }
         };
         let span =
@@ -186,10 +217,13 @@ impl WebhookHandler {
                 livemode = event.livemode,
                 "webhook refused: livemode mismatch"
             );
-            return Outcome::Rejected("livemode_mismatch");
+            return (
+                Some(event.event_type),
+                Outcome::Rejected("livemode_mismatch"),
+            );
         }
         let Ok(event_id) = EventId::parse(&event.id) else {
-            return Outcome::Rejected("invalid_payload");
+            return (None, Outcome::Rejected("invalid_payload"));
         };
         let outcome = self.apply(&event, event_id).await;
         match &outcome {
@@ -201,7 +235,7 @@ impl WebhookHandler {
             }
             other => tracing::info!(outcome = ?other, "webhook handled"),
         }
-        outcome
+        (Some(event.event_type.clone()), outcome)
     }
 
     /// Applies an event read from Stripe's API (`GET /v1/events`, by the reconciliation job)
