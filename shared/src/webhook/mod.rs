@@ -1,6 +1,7 @@
 //! The Stripe webhook: verify, decide, re-sync from Stripe, store, acknowledge.
 
 pub mod event;
+mod replay;
 pub mod signature;
 
 use lambda_http::http::StatusCode;
@@ -14,6 +15,7 @@ use crate::store::{Applied, EventMarker, UnresolvedEvent};
 use crate::stripe::StripeEvent;
 use crate::sync::{Disposition, Synced, Syncer};
 pub use event::{Action, HANDLED_EVENT_TYPES, decide};
+pub use replay::ReplayError;
 pub use signature::{SignatureError, WebhookSecret, verify};
 
 /// Stripe's own events stay far below this; anything larger is not from Stripe.
@@ -226,6 +228,8 @@ impl WebhookHandler {
             return (None, Outcome::Rejected("invalid_payload"));
         };
         let outcome = self.apply(&event, event_id).await;
+        self.audit(&event, body, &outcome, replay::SOURCE_WEBHOOK)
+            .await;
         match &outcome {
             Outcome::Failed(reason) => {
                 tracing::error!(outcome = "failed", %reason, "webhook will be retried")
