@@ -13,7 +13,9 @@
 use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
@@ -148,25 +150,42 @@ impl BillingStore {
                 item.insert("payload".to_owned(), s(text));
             }
         }
-        let put = |item: Item| {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-        };
-        put(item).await.map_err(StoreError::unavailable)?;
+        let mut items = vec![item];
         if let Some(org) = &delivery.org_id {
-            let index = delivery.metadata(
+            items.push(delivery.metadata(
                 keys::org(org),
                 format!(
                     "{AUDIT_PREFIX}{:020}#{}",
                     delivery.received_at_micros, delivery.event_id
                 ),
-            );
-            put(index).await.map_err(StoreError::unavailable)?;
+            ));
         }
-        Ok(())
+        // One request for both items (not a transaction: the index is only an index).
+        let mut requests = Vec::with_capacity(items.len());
+        for item in items {
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+        for _ in 0..3 {
+            let out = self
+                .client
+                .batch_write_item()
+                .set_request_items(pending)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            pending = out.unprocessed_items.filter(|u| !u.is_empty());
+            if pending.is_none() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(
+            "audit items left unprocessed".to_owned(),
+        ))
     }
 
     /// Every kept delivery of one event, oldest first, with payloads.

@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::config::{self, ConfigError};
-use crate::domain::{CustomerId, EventId, Timestamp};
+use crate::domain::{CustomerId, EventId, OrgId, Timestamp};
 use crate::http::{ApiError, body_bytes, json};
 use crate::store::{Applied, EventMarker, UnresolvedEvent};
 use crate::stripe::StripeEvent;
@@ -227,8 +227,9 @@ impl WebhookHandler {
         let Ok(event_id) = EventId::parse(&event.id) else {
             return (None, Outcome::Rejected("invalid_payload"));
         };
-        let outcome = self.apply(&event, event_id).await;
-        self.audit(&event, body, &outcome, replay::SOURCE_WEBHOOK)
+        let mut org = None;
+        let outcome = self.apply(&event, event_id, &mut org).await;
+        self.audit(&event, body, &outcome, org, replay::SOURCE_WEBHOOK)
             .await;
         match &outcome {
             Outcome::Failed(reason) => {
@@ -252,10 +253,16 @@ impl WebhookHandler {
         let Ok(event_id) = EventId::parse(&event.id) else {
             return Outcome::Rejected("invalid_payload");
         };
-        self.apply(event, event_id).await
+        self.apply(event, event_id, &mut None).await
     }
 
-    async fn apply(&self, event: &StripeEvent, event_id: EventId) -> Outcome {
+    /// `org` is set to the org the event was applied to, when a sync found it (for the audit).
+    async fn apply(
+        &self,
+        event: &StripeEvent,
+        event_id: EventId,
+        org_found: &mut Option<OrgId>,
+    ) -> Outcome {
         let action = match decide(event) {
             Ok(Action::Ignore) => return Outcome::Ignored,
             Ok(action) => action,
@@ -290,6 +297,7 @@ impl WebhookHandler {
         };
         match result {
             Ok(Synced { org, applied }) => {
+                org_found.clone_from(&org);
                 tracing::info!(org = ?org.as_ref().map(|o| o.as_str()), applied = ?applied, "synced from Stripe");
                 Outcome::Processed(applied)
             }

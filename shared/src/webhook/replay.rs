@@ -4,7 +4,7 @@
 //! re-fetched from Stripe), so replaying an applied event changes nothing.
 
 use super::{Outcome, WebhookHandler};
-use crate::domain::{CustomerId, EventId, FetchTime};
+use crate::domain::{CustomerId, EventId, FetchTime, OrgId};
 use crate::store::StoreError;
 use crate::store::audit::Delivery;
 use crate::stripe::StripeEvent;
@@ -30,18 +30,22 @@ impl WebhookHandler {
         event: &StripeEvent,
         body: &[u8],
         outcome: &Outcome,
+        org: Option<OrgId>,
         source: &str,
     ) {
         let store = &self.syncer.store;
+        // The sync usually found the org; otherwise (a duplicate, a parked event) the
+        // customer's link says, when there is one.
         let customer = event
             .data
             .object
             .customer
             .as_ref()
             .and_then(|c| CustomerId::parse(c.id()).ok());
-        let org = match &customer {
-            Some(c) => store.org_for_customer(c).await.ok().flatten(),
-            None => None,
+        let org = match (org, &customer, outcome) {
+            (Some(org), _, _) => Some(org),
+            (None, _, Outcome::Ignored) | (None, None, _) => None,
+            (None, Some(c), _) => store.org_for_customer(c).await.ok().flatten(),
         };
         let Ok(event_id) = EventId::parse(&event.id) else {
             return;
@@ -73,7 +77,8 @@ impl WebhookHandler {
         let event: StripeEvent = serde_json::from_slice(&payload)
             .map_err(|_| ReplayError::Unreadable(event_id.clone()))?;
         let outcome = self.apply_fetched(&event).await;
-        self.audit(&event, &payload, &outcome, SOURCE_REPLAY).await;
+        self.audit(&event, &payload, &outcome, None, SOURCE_REPLAY)
+            .await;
         Ok(outcome)
     }
 }
