@@ -15,6 +15,9 @@ test of its own in tests/tests/fake_stripe.rs):
   * Checkout Sessions can be expired (`POST /v1/checkout/sessions/{id}/expire`, open ones only)
     and completed (a test control, standing in for the customer paying).
   * a deleted customer is still retrievable, as `{"id": ..., "deleted": true}`.
+  * events (stored with the `/_test/objects` control) are retrievable (`GET /v1/events/{id}`)
+    and listed with `delivery_success` (false: `pending_webhooks` > 0), `type` and
+    `created[gt|gte|lt|lte]` filters; any list filters on `created[...]` the same way.
 
 With --upstream URL (the local stack) it owns only what localstripe lacks (Checkout and
 billing-portal sessions, prices, products) and forwards every other call to that URL.
@@ -102,6 +105,7 @@ COLLECTIONS = {
     "checkout/sessions": "checkout.session",
     "prices": "price",
     "products": "product",
+    "events": "event",
 }
 
 
@@ -258,6 +262,23 @@ def query_list(path: str, query: dict):
             data = [o for o in data if o.get("status") != "canceled"]
         elif status != "all":
             data = [o for o in data if o.get("status") == status]
+    if kind == "event":
+        # `delivery_success=false`: events still pending or failed at some endpoint, which the
+        # event object shows as `pending_webhooks` > 0.
+        if "delivery_success" in query:
+            want_pending = query["delivery_success"] == "false"
+            data = [o for o in data if bool(o.get("pending_webhooks")) == want_pending]
+        if "type" in query:
+            data = [o for o in data if o.get("type") == query["type"]]
+    for op, test in (("gt", lambda a, b: a > b), ("gte", lambda a, b: a >= b),
+                     ("lt", lambda a, b: a < b), ("lte", lambda a, b: a <= b)):
+        bound = query.get(f"created[{op}]")
+        if bound is not None:
+            try:
+                bound = int(bound)
+            except ValueError:
+                return error(400, f"Invalid integer: created[{op}]", "parameter_invalid_integer")
+            data = [o for o in data if test(o.get("created") or 0, bound)]
     if kind == "checkout.session" and "status" in query:
         data = [o for o in data if o.get("status") == query["status"]]
     keys = [v for k, v in query.items() if k.startswith("lookup_keys")]

@@ -11,6 +11,9 @@
 //! * required parameters answer 400 `parameter_missing`.
 //! * Checkout Sessions: only open ones can be expired; a completed one names its subscription.
 //! * a deleted customer is retrieved as `{"id", "deleted": true}`.
+//! * events (docs.stripe.com/api/events/list): `delivery_success=false` lists events not yet
+//!   delivered to every endpoint (`pending_webhooks` > 0), `created[gte]` bounds the creation
+//!   time, and one event is retrieved by id.
 
 use pss_billing_tests::http::{Reply, post_json, request};
 use pss_billing_tests::{Emulator, emulators, free_port};
@@ -300,4 +303,50 @@ fn a_deleted_customer_is_retrieved_as_deleted() {
         (missing.status, error_of(&missing).1),
         (404, "resource_missing".to_owned())
     );
+}
+
+#[test]
+fn events_list_by_delivery_success_and_creation_time_and_retrieve_by_id() {
+    let fake = fake();
+    for (id, created, pending) in [
+        ("evt_old", 100, 1),
+        ("evt_new", 200, 1),
+        ("evt_done", 200, 0),
+    ] {
+        put(
+            &fake,
+            json!({"id": id, "object": "event", "type": "customer.updated", "created": created,
+                   "pending_webhooks": pending, "livemode": false, "data": {"object": {"id": "cus_1"}}}),
+        );
+    }
+    let ids = |reply: Reply| -> Vec<String> {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let base = format!("{}/v1/events", fake.url);
+    assert_eq!(
+        ids(get(&format!("{base}?delivery_success=false"))),
+        ["evt_new", "evt_old"]
+    );
+    assert_eq!(
+        ids(get(&format!(
+            "{base}?delivery_success=false&created%5Bgte%5D=150"
+        ))),
+        ["evt_new"]
+    );
+    assert_eq!(
+        ids(get(&format!("{base}?delivery_success=true"))),
+        ["evt_done"]
+    );
+    let one = get(&format!("{base}/evt_old"));
+    assert_eq!(
+        (one.status, one.json()["created"].as_i64()),
+        (200, Some(100))
+    );
+    assert_eq!(get(&format!("{base}/evt_missing")).status, 404);
 }

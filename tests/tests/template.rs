@@ -133,3 +133,180 @@ fn architecture_and_log_level_are_parameters_of_every_function() {
         }
     }
 }
+
+// ---- operations: alarms, log groups, protection (README "Operations") -----------------------
+
+fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a str> {
+    match value {
+        Value::Tagged(t) if t.tag == tag => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// Every alarm as (namespace, metric, dimensions as "Name=Value" with `!Ref X` as `Ref X`).
+fn alarms(t: &Value) -> Vec<(String, String, Vec<String>)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(id, r)| {
+            let p = &r["Properties"];
+            let actions = p["AlarmActions"].as_sequence().expect("AlarmActions");
+            assert!(
+                actions
+                    .iter()
+                    .any(|a| tagged(a, "Ref") == Some("AlarmTopic")),
+                "{} notifies no one",
+                id.as_str().unwrap()
+            );
+            let dims = p["Dimensions"]
+                .as_sequence()
+                .map(|d| {
+                    d.iter()
+                        .map(|d| {
+                            // Tags first: serde_yaml's `as_str` sees through them.
+                            let value = tagged(&d["Value"], "Ref")
+                                .map(|r| format!("Ref {r}"))
+                                .or_else(|| d["Value"].as_str().map(str::to_owned))
+                                .unwrap();
+                            format!("{}={value}", d["Name"].as_str().unwrap())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                p["Namespace"].as_str().unwrap().to_owned(),
+                p["MetricName"].as_str().unwrap().to_owned(),
+                dims,
+            )
+        })
+        .collect()
+}
+
+fn functions(t: &Value) -> Vec<String> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, _)| id.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_alarm_watches_each_failure_the_readme_names() {
+    let t = template();
+    let all = alarms(&t);
+    let has = |ns: &str, metric: &str, dims: &[&str]| {
+        assert!(
+            all.iter()
+                .any(|(n, m, d)| n == ns && m == metric && d == dims),
+            "no alarm on {ns} {metric} {dims:?}"
+        );
+    };
+    has("PssBilling", "WebhookEvents", &["Outcome=failed"]);
+    has(
+        "AWS/Lambda",
+        "Url5xxCount",
+        &["FunctionName=Ref StripeWebhookFunction"],
+    );
+    has("PssBilling", "ParkedEvents", &[]);
+    has("PssBilling", "ReconcileParkedBacklog", &[]);
+    has("PssBilling", "AuthorizerDecisions", &["Decision=error"]);
+    has("PssBilling", "ReconcileDriftFound", &[]);
+    has("PssBilling", "ReconcileOrgErrors", &[]);
+    has("PssBilling", "StripeErrors", &["Status=401"]);
+    has(
+        "AWS/DynamoDB",
+        "ReadThrottleEvents",
+        &["TableName=Ref BillingTable"],
+    );
+    has(
+        "AWS/DynamoDB",
+        "WriteThrottleEvents",
+        &["TableName=Ref BillingTable"],
+    );
+    for f in functions(&t) {
+        let dim = format!("FunctionName=Ref {f}");
+        has("AWS/Lambda", "Throttles", &[dim.as_str()]);
+        // The authorizer reports a 401 as the Lambda error "Unauthorized": its Errors count
+        // every anonymous call, so its failures are AuthorizerDecisions=error instead.
+        if f != "AuthorizerFunction" {
+            has("AWS/Lambda", "Errors", &[dim.as_str()]);
+        }
+    }
+    // Every metric the code emits is alarmed, or listed here as dashboard-only with a reason.
+    let dashboard_only = [
+        "WebhookDuration",        // latency: Lambda's own Duration alarms would double it
+        "AuthorizerCacheHits",    // efficiency, not failure
+        "AuthorizerCacheMisses",  // efficiency, not failure
+        "ReconcileDriftRepaired", // the found count already alarms
+        "ReconcileOrgsChecked",   // progress
+    ];
+    for metric in billing::metrics::ALL {
+        let alarmed = all.iter().any(|(n, m, _)| n == "PssBilling" && m == metric);
+        assert!(
+            alarmed || dashboard_only.contains(&metric),
+            "{metric} is emitted but neither alarmed nor listed as dashboard-only"
+        );
+    }
+}
+
+#[test]
+fn logs_are_retained_and_the_webhook_cannot_starve_the_api() {
+    let t = template();
+    let resources = &t["Resources"];
+    for f in functions(&t) {
+        let group = resources
+            .as_mapping()
+            .unwrap()
+            .values()
+            .find(|r| {
+                r["Type"].as_str() == Some("AWS::Logs::LogGroup")
+                    && tagged(&r["Properties"]["LogGroupName"], "Sub")
+                        == Some(format!("/aws/lambda/${{{f}}}").as_str())
+            })
+            .unwrap_or_else(|| panic!("{f} has no log group"));
+        assert_eq!(
+            tagged(&group["Properties"]["RetentionInDays"], "Ref"),
+            Some("LogRetentionDays")
+        );
+    }
+    let webhook = &resources["StripeWebhookFunction"]["Properties"];
+    assert_eq!(
+        tagged(&webhook["ReservedConcurrentExecutions"], "Ref"),
+        Some("WebhookReservedConcurrency")
+    );
+    assert_eq!(
+        resources["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"].as_u64(),
+        Some(1),
+        "two reconciliation runs would share one cursor"
+    );
+    let stage = &resources["BillingApi"]["Properties"]["MethodSettings"][0];
+    assert_eq!(stage["ResourcePath"].as_str(), Some("/*"));
+    assert_eq!(stage["HttpMethod"].as_str(), Some("*"));
+    assert_eq!(
+        tagged(&stage["ThrottlingRateLimit"], "Ref"),
+        Some("ApiThrottleRate")
+    );
+    assert_eq!(
+        tagged(&stage["ThrottlingBurstLimit"], "Ref"),
+        Some("ApiThrottleBurst")
+    );
+    let tracing = &t["Globals"]["Function"]["Tracing"];
+    assert!(
+        matches!(tracing, Value::Tagged(tag) if tag.tag == "If"),
+        "Tracing is a parameter"
+    );
+    let schedule = &resources["ReconcileFunction"]["Properties"]["Events"]["Schedule"];
+    assert_eq!(schedule["Type"].as_str(), Some("Schedule"));
+    assert_eq!(
+        tagged(&schedule["Properties"]["Schedule"], "Ref"),
+        Some("ReconcileSchedule")
+    );
+    assert_eq!(
+        t["Parameters"]["ReconcileSchedule"]["Default"].as_str(),
+        Some("rate(1 hour)")
+    );
+}

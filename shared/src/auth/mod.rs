@@ -149,8 +149,14 @@ impl Authorizer {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let decision = self.decide(method, resource, authorization).await?;
-        Ok(decision::response(method_arn, &decision))
+        let decision = self.decide(method, resource, authorization).await;
+        crate::metrics::authorizer(match &decision {
+            Ok(Decision::Allow { .. }) => "allow",
+            Ok(Decision::Deny { .. }) => "deny",
+            Err(AuthError::Unauthorized) => "unauthorized",
+            Err(AuthError::Failed(_)) => "error",
+        });
+        Ok(decision::response(method_arn, &decision?))
     }
 
     /// The decision for a method, an API Gateway resource template and an `Authorization`
@@ -252,7 +258,9 @@ impl Authorizer {
     /// The org's grant set: from the cache, or one strongly consistent GetItem (see the module
     /// docs for why consistent). An org without an item has only BasicCRM.
     pub async fn entitlements(&self, org: &OrgId) -> Result<EntitlementSet, StoreError> {
-        if let Some(set) = self.cache.get(org, Instant::now()) {
+        let cached = self.cache.get(org, Instant::now());
+        crate::metrics::authorizer_cache(cached.is_some());
+        if let Some(set) = cached {
             return Ok(set);
         }
         let sent = Instant::now();

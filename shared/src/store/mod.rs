@@ -1,8 +1,10 @@
 //! The DynamoDB single-table store. Every read and write of billing state goes through
 //! [`BillingStore`]; the rest of the crate never sees an `AttributeValue`.
 
+pub mod audit;
 pub mod keys;
 mod leads;
+pub mod reconcile;
 pub mod table;
 
 use std::collections::HashMap;

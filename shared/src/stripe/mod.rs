@@ -84,6 +84,8 @@ impl From<StripeError> for StripeApiError {
 pub struct StripeApi {
     client: Client,
     livemode: bool,
+    /// Requests sent by this client and its clones, so a batch job can pace itself.
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for StripeApi {
@@ -113,6 +115,7 @@ impl StripeApi {
         Ok(Self {
             client,
             livemode: secret_key.starts_with("sk_live_") || secret_key.starts_with("rk_live_"),
+            requests: Default::default(),
         })
     }
 
@@ -121,6 +124,11 @@ impl StripeApi {
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let key = config::secret("STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY_PARAMETER", aws).await?;
         Self::new(&key, config::optional("STRIPE_API_BASE").as_deref())
+    }
+
+    /// How many requests this client (and its clones) has sent so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the key is a live-mode key; events of the other mode are refused.
@@ -137,7 +145,16 @@ impl StripeApi {
         if let Some(strategy) = strategy {
             request = request.request_strategy(strategy);
         }
-        let value = request.send(&self.client).await?;
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let value = match request.send(&self.client).await {
+            Ok(value) => value,
+            Err(e) => {
+                let e = StripeApiError::from(e);
+                crate::metrics::stripe_error(&e);
+                return Err(e);
+            }
+        };
         // async-stripe only hands out miniserde values; re-read the JSON with our serde types.
         let json = miniserde::json::to_string(&value);
         serde_json::from_str(&json).map_err(|e| StripeApiError::Malformed(e.to_string()))

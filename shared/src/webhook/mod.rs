@@ -1,6 +1,7 @@
 //! The Stripe webhook: verify, decide, re-sync from Stripe, store, acknowledge.
 
 pub mod event;
+mod replay;
 pub mod signature;
 
 use lambda_http::http::StatusCode;
@@ -8,12 +9,13 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::config::{self, ConfigError};
-use crate::domain::{CustomerId, EventId, Timestamp};
+use crate::domain::{CustomerId, EventId, OrgId, Timestamp};
 use crate::http::{ApiError, body_bytes, json};
 use crate::store::{Applied, EventMarker, UnresolvedEvent};
 use crate::stripe::StripeEvent;
 use crate::sync::{Disposition, Synced, Syncer};
 pub use event::{Action, HANDLED_EVENT_TYPES, decide};
+pub use replay::ReplayError;
 pub use signature::{SignatureError, WebhookSecret, verify};
 
 /// Stripe's own events stay far below this; anything larger is not from Stripe.
@@ -93,6 +95,19 @@ struct Ack<'a> {
 }
 
 impl Outcome {
+    /// The outcome's name in the acknowledgement body and the metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Rejected(_) => "rejected",
+            Outcome::Ignored => "ignored",
+            Outcome::Duplicate | Outcome::Processed(Applied::Duplicate) => "duplicate",
+            Outcome::Processed(Applied::Written) => "processed",
+            Outcome::Processed(Applied::Stale) => "up_to_date",
+            Outcome::Parked(_) => "parked",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let ok = |outcome: &str| {
             json(
@@ -155,11 +170,29 @@ impl WebhookHandler {
         outcome.into_response()
     }
 
-    /// Verifies and applies one delivery. `now` is the verifier's clock (Unix seconds).
+    /// Verifies and applies one delivery. `now` is the verifier's clock (Unix seconds). Emits
+    /// the delivery's metric line (outcome, event type once verified, duration).
     pub async fn process(&self, signature: Option<&str>, body: &[u8], now: i64) -> Outcome {
+        let started = std::time::Instant::now();
+        let (event_type, outcome) = self.verify_and_apply(signature, body, now).await;
+        crate::metrics::webhook(
+            event_type.as_deref().unwrap_or("-"),
+            outcome.label(),
+            started.elapsed().as_secs_f64() * 1_000.0,
+        );
+        outcome
+    }
+
+    /// The event's type (once its signature is verified) and what happened to the delivery.
+    async fn verify_and_apply(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> (Option<String>, Outcome) {
         if body.len() > self.config.max_body_bytes {
             tracing::warn!(bytes = body.len(), "webhook refused: body too large");
-            return Outcome::Rejected("payload_too_large");
+            return (None, Outcome::Rejected("payload_too_large"));
         }
         if let Err(e) = verify(
             signature,
@@ -169,13 +202,13 @@ impl WebhookHandler {
             self.config.tolerance_seconds,
         ) {
             tracing::warn!(reason = %e, "webhook refused: signature");
-            return Outcome::Rejected("invalid_signature");
+            return (None, Outcome::Rejected("invalid_signature"));
         }
         let event: StripeEvent = match serde_json::from_slice(body) {
             Ok(event) => event,
             Err(_) => {
                 tracing::warn!("webhook refused: not a Stripe event");
-                return Outcome::Rejected("invalid_payload");
+                return (None, Outcome::Rejected("invalid_payload"));
             }
         };
         let span =
@@ -186,12 +219,18 @@ impl WebhookHandler {
                 livemode = event.livemode,
                 "webhook refused: livemode mismatch"
             );
-            return Outcome::Rejected("livemode_mismatch");
+            return (
+                Some(event.event_type),
+                Outcome::Rejected("livemode_mismatch"),
+            );
         }
         let Ok(event_id) = EventId::parse(&event.id) else {
-            return Outcome::Rejected("invalid_payload");
+            return (None, Outcome::Rejected("invalid_payload"));
         };
-        let outcome = self.apply(&event, event_id).await;
+        let mut org = None;
+        let outcome = self.apply(&event, event_id, &mut org).await;
+        self.audit(&event, body, &outcome, org, replay::SOURCE_WEBHOOK)
+            .await;
         match &outcome {
             Outcome::Failed(reason) => {
                 tracing::error!(outcome = "failed", %reason, "webhook will be retried")
@@ -201,10 +240,29 @@ impl WebhookHandler {
             }
             other => tracing::info!(outcome = ?other, "webhook handled"),
         }
-        outcome
+        (Some(event.event_type.clone()), outcome)
     }
 
-    async fn apply(&self, event: &StripeEvent, event_id: EventId) -> Outcome {
+    /// Applies an event read from Stripe's API (`GET /v1/events`, by the reconciliation job)
+    /// instead of delivered: nothing to verify (it came over the authenticated API), then the
+    /// same idempotent path as a delivery, marker and parking included.
+    pub async fn apply_fetched(&self, event: &StripeEvent) -> Outcome {
+        if event.livemode != self.config.livemode {
+            return Outcome::Rejected("livemode_mismatch");
+        }
+        let Ok(event_id) = EventId::parse(&event.id) else {
+            return Outcome::Rejected("invalid_payload");
+        };
+        self.apply(event, event_id, &mut None).await
+    }
+
+    /// `org` is set to the org the event was applied to, when a sync found it (for the audit).
+    async fn apply(
+        &self,
+        event: &StripeEvent,
+        event_id: EventId,
+        org_found: &mut Option<OrgId>,
+    ) -> Outcome {
         let action = match decide(event) {
             Ok(Action::Ignore) => return Outcome::Ignored,
             Ok(action) => action,
@@ -239,6 +297,7 @@ impl WebhookHandler {
         };
         match result {
             Ok(Synced { org, applied }) => {
+                org_found.clone_from(&org);
                 tracing::info!(org = ?org.as_ref().map(|o| o.as_str()), applied = ?applied, "synced from Stripe");
                 Outcome::Processed(applied)
             }

@@ -1,0 +1,166 @@
+//! What the reconciliation job reads and writes beyond the webhook's own items: a paged scan of
+//! billing profiles, its stored cursor, a recompute of an org's entitlements from its stored
+//! subscriptions, and the removal of a parked event that was applied meanwhile.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{BillingStore, Item, StoreError, from_item, key, keys, s, to_item};
+use crate::domain::{CustomerId, EntitlementSet, EventId, GracePolicy, OrgId, Timestamp};
+
+/// Sort key of the reconciliation job's state, beside the parked events (`EVT#...`).
+pub const STATE_SK: &str = "STATE";
+
+/// Where the job stands: the scan position of the pass in progress (absent between passes)
+/// and when undelivered events were last looked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileState {
+    /// The last evaluated key (`PK`, `SK`) of the profile scan; `None`: start a new pass.
+    pub scan_after: Option<(String, String)>,
+    /// When the current pass began (Unix seconds).
+    pub pass_started_at: Option<i64>,
+    /// Undelivered events created at or after this (Unix seconds) are looked for next.
+    pub events_checked_until: Option<i64>,
+    /// Passes completed so far.
+    pub passes_completed: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateRecord {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    data: ReconcileState,
+}
+
+/// One page of the billing-profile scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfilePage {
+    pub profiles: Vec<(OrgId, CustomerId)>,
+    /// Pass back to read on; `None` when the scan reached the end of the table.
+    pub next: Option<(String, String)>,
+}
+
+fn string_attr(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+impl BillingStore {
+    /// Reads up to `limit` items of the table from `after` on and returns the billing profiles
+    /// among them. A scan (not an index) because profiles are one item per org: the job reads
+    /// them all anyway, in pages small enough to save its position often.
+    pub async fn profile_page(
+        &self,
+        after: Option<&(String, String)>,
+        limit: i32,
+    ) -> Result<ProfilePage, StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("SK = :profile")
+            .expression_attribute_values(":profile", s(keys::PROFILE))
+            .projection_expression("PK, SK, org_id, customer_id")
+            .limit(limit.max(1))
+            .set_exclusive_start_key(after.map(|(pk, sk)| key(pk.clone(), sk.clone())))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut profiles = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let (Some(org), Some(customer)) = (
+                string_attr(&item, "org_id"),
+                string_attr(&item, "customer_id"),
+            ) else {
+                return Err(StoreError::Corrupt(
+                    "billing profile without ids".to_owned(),
+                ));
+            };
+            profiles.push((
+                OrgId::parse(&org).map_err(StoreError::corrupt)?,
+                CustomerId::parse(&customer).map_err(StoreError::corrupt)?,
+            ));
+        }
+        let next = out
+            .last_evaluated_key
+            .and_then(|k| Some((string_attr(&k, keys::PK)?, string_attr(&k, keys::SK)?)));
+        Ok(ProfilePage { profiles, next })
+    }
+
+    pub async fn reconcile_state(&self) -> Result<ReconcileState, StoreError> {
+        match self
+            .get(keys::RECONCILE_PK.to_owned(), STATE_SK, true)
+            .await?
+        {
+            Some(item) => Ok(from_item::<StateRecord>(item)?.data),
+            None => Ok(ReconcileState::default()),
+        }
+    }
+
+    pub async fn save_reconcile_state(&self, state: &ReconcileState) -> Result<(), StoreError> {
+        let record = StateRecord {
+            pk: keys::RECONCILE_PK.to_owned(),
+            sk: STATE_SK.to_owned(),
+            data: state.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    /// Recomputes the org's entitlements from its stored subscriptions and writes them when they
+    /// differ (optimistic version check, as every subscription write does). `true` when the
+    /// stored item was wrong and has been replaced.
+    pub async fn recompute_entitlements(
+        &self,
+        org: &OrgId,
+        policy: GracePolicy,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..super::MAX_ATTEMPTS {
+            // Version first, subscriptions second: see `apply_subscription`.
+            let current = self.entitlements(org, true).await?;
+            let subs = self.subscriptions(org).await?;
+            let expected =
+                EntitlementSet::from_subscriptions(subs.iter().map(|s| &s.subscription), policy);
+            let stored = current.as_ref().map(|c| c.set.clone()).unwrap_or_default();
+            if stored == expected {
+                return Ok(false);
+            }
+            let put = self.entitlements_put(org, &expected, current.as_ref().map(|c| c.version))?;
+            if self.transact_or_conflict(vec![put], None).await?.is_some() {
+                return Ok(true);
+            }
+            // A sync wrote meanwhile: read again (it may have fixed it already).
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Removes a parked event (one found already processed when replayed).
+    pub async fn forget_unresolved(&self, event: &EventId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::RECONCILE_PK.to_owned(),
+                keys::reconcile(event),
+            )))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+}
+
+/// Unix seconds, for the state's timestamps.
+pub fn unix_now() -> i64 {
+    Timestamp::now().unix()
+}
