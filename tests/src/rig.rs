@@ -7,6 +7,9 @@ use billing::sync::Syncer;
 use billing::webhook::{WebhookConfig, WebhookHandler, WebhookSecret};
 use lambda_http::{Body, Request};
 use serde_json::Value;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 pub const SECRET: &str = "whsec_test_rig_secret";
 pub const STRIPE_KEY: &str = "sk_test_rig_key";
@@ -85,8 +88,36 @@ impl Rig {
             .await;
     }
 
-    /// Every item in the table (to prove a refused delivery stored nothing).
+    /// Every item in the table but the audit trail's metadata of refused deliveries (to prove
+    /// a refused delivery stored no billing state).
     pub async fn item_count(&self) -> usize {
+        self.scan()
+            .await
+            .iter()
+            .filter(|i| {
+                i.get("PK")
+                    .and_then(|pk| pk.as_s().ok())
+                    .map(String::as_str)
+                    != Some("AUDIT#REFUSED")
+            })
+            .count()
+    }
+
+    /// What the audit trail kept of refused deliveries.
+    pub async fn refused_items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan()
+            .await
+            .into_iter()
+            .filter(|i| {
+                i.get("PK")
+                    .and_then(|pk| pk.as_s().ok())
+                    .map(String::as_str)
+                    == Some("AUDIT#REFUSED")
+            })
+            .collect()
+    }
+
+    async fn scan(&self) -> Vec<HashMap<String, AttributeValue>> {
         let out = self
             .store
             .client()
@@ -96,7 +127,7 @@ impl Rig {
             .send()
             .await
             .expect("scan");
-        out.items.unwrap_or_default().len()
+        out.items.unwrap_or_default()
     }
 
     pub async fn unlocked(&self, org: &OrgId) -> Vec<String> {

@@ -1,5 +1,5 @@
 //! The webhook audit trail: every verified delivery kept with its exact payload (compressed when
-//! large), readable by event and by org; refused deliveries never reach the table; a replay goes
+//! large), readable by event and by org; refused deliveries keep their metadata only, a few a minute; a replay goes
 //! through the same idempotent path and applies nothing twice.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -172,7 +172,7 @@ async fn a_parked_delivery_replayed_after_the_fix_applies_once() {
 }
 
 #[tokio::test]
-async fn large_payloads_are_compressed_and_refused_deliveries_store_nothing() {
+async fn large_payloads_are_compressed_and_refused_deliveries_keep_metadata_only() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
@@ -227,6 +227,38 @@ async fn large_payloads_are_compressed_and_refused_deliveries_store_nothing() {
         .sign(Timestamp::now().unix(), forged_body.as_bytes());
     assert_eq!(rig.deliver_signed(&forged_body, Some(&forged)).await.0, 400);
     assert_eq!(rig.item_count().await, items_before);
+    // ...but its metadata is: when, why, how large, whether it was signed; never the payload.
+    let refused = rig
+        .store
+        .refused_since(Timestamp::from_unix(0))
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].reason.as_str(), refused[0].signature_present),
+        ("invalid_signature", true)
+    );
+    assert_eq!(refused[0].body_bytes, forged_body.len() as u64);
+    assert!(
+        rig.refused_items()
+            .await
+            .iter()
+            .all(|i| !i.contains_key("payload"))
+    );
+    // A flood: a bounded number kept per container and minute, every request still refused.
+    for _ in 0..20 {
+        assert_eq!(rig.deliver_signed(&forged_body, Some(&forged)).await.0, 400);
+    }
+    let kept = rig
+        .store
+        .refused_since(Timestamp::from_unix(0))
+        .await
+        .unwrap()
+        .len();
+    assert!(
+        (1..=2 * billing::webhook::REFUSED_KEPT_PER_MINUTE as usize).contains(&kept) && kept < 21,
+        "{kept} kept"
+    );
     assert_eq!(
         rig.store.deliveries_of_org(&org, 10).await.unwrap().len(),
         1

@@ -364,6 +364,15 @@ async fn bad_deliveries_get_400_and_store_nothing() {
         );
         assert_eq!(rig.item_count().await, 0, "{name} stored something");
     }
+    // The audit trail keeps what they looked like, never their payloads, and only a few a
+    // minute (a flood costs a bounded number of writes).
+    let refused = rig.refused_items().await;
+    assert!(!refused.is_empty());
+    assert!(refused.len() <= billing::webhook::REFUSED_KEPT_PER_MINUTE as usize);
+    for item in refused {
+        assert!(!item.contains_key("payload"), "{item:?}");
+        assert!(item["reason"].as_s().unwrap().contains('_'), "{item:?}");
+    }
 }
 
 #[tokio::test]

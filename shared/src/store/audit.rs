@@ -6,9 +6,12 @@
 //! | a delivery | `AUDIT#<eventId>` | `DLV#<received µs>` | type, API version, outcome, org, source, payload |
 //! | the org's index of it | `ORG#<orgId>` | `AUDIT#<received µs>#<eventId>` | the same, without the payload |
 //!
-//! Deliveries refused before their signature was verified are *not* written here: anyone can
-//! send them, and a table write per forged request would turn a flood into DynamoDB throttling
-//! of the table the authorizer reads. Their metadata goes to the log (and the metrics) instead.
+//! | a refused delivery | `AUDIT#REFUSED` | `<received µs>` | reason, body size, whether it was signed |
+//!
+//! A refused delivery (a bad signature, a stale timestamp, a body too large) keeps only its
+//! metadata, never its payload: anyone can send one. The webhook keeps at most a few of them per
+//! container and minute (`webhook::REFUSED_KEPT_PER_MINUTE`), so a flood of forged requests
+//! costs a bounded number of writes; the rest are only logged and counted.
 
 use std::io::{Read, Write};
 
@@ -29,6 +32,7 @@ pub const AUDIT_TTL_SECONDS: i64 = 90 * 86_400;
 pub const COMPRESS_ABOVE_BYTES: usize = 4 * 1024;
 
 const AUDIT_PREFIX: &str = "AUDIT#";
+const REFUSED_PK: &str = "AUDIT#REFUSED";
 const DELIVERY_PREFIX: &str = "DLV#";
 
 /// One verified delivery (or replay) of a Stripe event.
@@ -131,7 +135,85 @@ impl Delivery {
     }
 }
 
+/// What is kept of a delivery the webhook refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedDelivery {
+    pub received_at_micros: i64,
+    /// The refusal code (`invalid_signature`, `payload_too_large`, ...).
+    pub reason: String,
+    pub signature_present: bool,
+    pub body_bytes: u64,
+}
+
 impl BillingStore {
+    /// Keeps the metadata of one refused delivery (never its payload).
+    pub async fn record_refused(&self, refused: &RefusedDelivery) -> Result<(), StoreError> {
+        let expires = refused.received_at_micros / 1_000_000 + AUDIT_TTL_SECONDS;
+        let item = Item::from([
+            (keys::PK.to_owned(), s(REFUSED_PK)),
+            (
+                keys::SK.to_owned(),
+                s(format!("{:020}", refused.received_at_micros)),
+            ),
+            ("reason".to_owned(), s(refused.reason.clone())),
+            (
+                "signature_present".to_owned(),
+                AttributeValue::Bool(refused.signature_present),
+            ),
+            ("body_bytes".to_owned(), n(refused.body_bytes as i64)),
+            ("received_at".to_owned(), n(refused.received_at_micros)),
+            (keys::EXPIRES_AT.to_owned(), n(expires)),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    /// Refused deliveries kept at or after `since`, oldest first.
+    pub async fn refused_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<RefusedDelivery>, StoreError> {
+        let mut kept = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND SK >= :since")
+                .expression_attribute_values(":pk", s(REFUSED_PK))
+                .expression_attribute_values(
+                    ":since",
+                    s(format!("{:020}", since.unix().max(0) * 1_000_000)),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                kept.push(RefusedDelivery {
+                    received_at_micros: attr_n(&item, "received_at").unwrap_or_default(),
+                    reason: attr_s(&item, "reason").unwrap_or_default(),
+                    signature_present: matches!(
+                        item.get("signature_present"),
+                        Some(AttributeValue::Bool(true))
+                    ),
+                    body_bytes: attr_n(&item, "body_bytes").unwrap_or_default().max(0) as u64,
+                });
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(kept);
+            }
+        }
+    }
+
     /// Keeps one delivery, and its entry in the org's index when the org is known.
     pub async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let mut item = delivery.metadata(

@@ -69,6 +69,21 @@ impl WebhookConfig {
     }
 }
 
+/// Refused deliveries whose metadata one container keeps per minute: enough to see what a
+/// misconfigured endpoint or a prober sends, never a table write per request of a flood (with
+/// the webhook's reserved concurrency of 10, at most 100 writes a minute).
+pub const REFUSED_KEPT_PER_MINUTE: u32 = 10;
+
+fn refused_budget_allows(minute: i64) -> bool {
+    static BUDGET: std::sync::Mutex<(i64, u32)> = std::sync::Mutex::new((0, 0));
+    let mut budget = BUDGET.lock().unwrap_or_else(|e| e.into_inner());
+    if budget.0 != minute {
+        *budget = (minute, 0);
+    }
+    budget.1 += 1;
+    budget.1 <= REFUSED_KEPT_PER_MINUTE
+}
+
 /// What happened to one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -175,12 +190,34 @@ impl WebhookHandler {
     pub async fn process(&self, signature: Option<&str>, body: &[u8], now: i64) -> Outcome {
         let started = std::time::Instant::now();
         let (event_type, outcome) = self.verify_and_apply(signature, body, now).await;
+        if let Outcome::Rejected(reason) = &outcome {
+            self.audit_refused(reason, signature.is_some(), body.len())
+                .await;
+        }
         crate::metrics::webhook(
             event_type.as_deref().unwrap_or("-"),
             outcome.label(),
             started.elapsed().as_secs_f64() * 1_000.0,
         );
         outcome
+    }
+
+    /// Keeps the metadata of a refused delivery, within this container's per-minute budget. A
+    /// failure to keep it changes nothing about the answer (400).
+    async fn audit_refused(&self, reason: &str, signature_present: bool, body_bytes: usize) {
+        let now = crate::domain::FetchTime::now();
+        if !refused_budget_allows(now.micros() / 60_000_000) {
+            return;
+        }
+        let refused = crate::store::audit::RefusedDelivery {
+            received_at_micros: now.micros(),
+            reason: reason.to_owned(),
+            signature_present,
+            body_bytes: body_bytes as u64,
+        };
+        if let Err(e) = self.syncer.store.record_refused(&refused).await {
+            tracing::warn!(error = %e, "refused delivery not kept in the audit trail");
+        }
     }
 
     /// The event's type (once its signature is verified) and what happened to the delivery.
