@@ -7,9 +7,15 @@ pub mod module;
 pub mod records;
 pub mod time;
 
-pub use catalog::*;
-pub use entitlements::*;
-pub use ids::*;
-pub use module::*;
-pub use records::*;
-pub use time::*;
+pub use catalog::{BillingInterval, Catalog, CatalogEntry, CatalogPrice, Currency, Money};
+pub use entitlements::{EntitlementSet, GracePolicy, Grant, ModuleSet};
+pub use ids::{
+    CheckoutSessionId, CustomerId, EventId, InvalidId, InvoiceId, OrgId, PaymentMethodId,
+    SubscriptionId, UserId,
+};
+pub use module::{ServiceModule, UnknownModule};
+pub use records::{
+    BankAccountDetails, BillingProfile, CardDetails, Invoice, InvoiceStatus, PaymentMethod,
+    Subscription, SubscriptionItem, SubscriptionStatus,
+};
+pub use time::{FetchTime, Timestamp};

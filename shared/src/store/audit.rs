@@ -23,7 +23,7 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
-use super::{BillingStore, Item, StoreError, keys, s};
+use super::{BillingStore, Item, StoreError, keys, number_value, string_value};
 use crate::domain::{EventId, OrgId, Timestamp};
 
 /// How long deliveries are kept.
@@ -66,10 +66,6 @@ fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
 fn attr_s(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
@@ -88,20 +84,26 @@ impl Delivery {
     fn metadata(&self, pk: String, sk: String) -> Item {
         let expires = self.received_at_micros / 1_000_000 + AUDIT_TTL_SECONDS;
         let mut item = Item::from([
-            (keys::PK.to_owned(), s(pk)),
-            (keys::SK.to_owned(), s(sk)),
-            ("event_id".to_owned(), s(self.event_id.as_str())),
-            ("event_type".to_owned(), s(self.event_type.clone())),
-            ("received_at".to_owned(), n(self.received_at_micros)),
-            ("outcome".to_owned(), s(self.outcome.clone())),
-            ("source".to_owned(), s(self.source.clone())),
-            (keys::EXPIRES_AT.to_owned(), n(expires)),
+            (keys::PK.to_owned(), string_value(pk)),
+            (keys::SK.to_owned(), string_value(sk)),
+            ("event_id".to_owned(), string_value(self.event_id.as_str())),
+            (
+                "event_type".to_owned(),
+                string_value(self.event_type.clone()),
+            ),
+            (
+                "received_at".to_owned(),
+                number_value(self.received_at_micros),
+            ),
+            ("outcome".to_owned(), string_value(self.outcome.clone())),
+            ("source".to_owned(), string_value(self.source.clone())),
+            (keys::EXPIRES_AT.to_owned(), number_value(expires)),
         ]);
         if let Some(v) = &self.api_version {
-            item.insert("api_version".to_owned(), s(v.clone()));
+            item.insert("api_version".to_owned(), string_value(v.clone()));
         }
         if let Some(org) = &self.org_id {
-            item.insert("org_id".to_owned(), s(org.as_str()));
+            item.insert("org_id".to_owned(), string_value(org.as_str()));
         }
         item
     }
@@ -150,19 +152,25 @@ impl BillingStore {
     pub async fn record_refused(&self, refused: &RefusedDelivery) -> Result<(), StoreError> {
         let expires = refused.received_at_micros / 1_000_000 + AUDIT_TTL_SECONDS;
         let item = Item::from([
-            (keys::PK.to_owned(), s(REFUSED_PK)),
+            (keys::PK.to_owned(), string_value(REFUSED_PK)),
             (
                 keys::SK.to_owned(),
-                s(format!("{:020}", refused.received_at_micros)),
+                string_value(format!("{:020}", refused.received_at_micros)),
             ),
-            ("reason".to_owned(), s(refused.reason.clone())),
+            ("reason".to_owned(), string_value(refused.reason.clone())),
             (
                 "signature_present".to_owned(),
                 AttributeValue::Bool(refused.signature_present),
             ),
-            ("body_bytes".to_owned(), n(refused.body_bytes as i64)),
-            ("received_at".to_owned(), n(refused.received_at_micros)),
-            (keys::EXPIRES_AT.to_owned(), n(expires)),
+            (
+                "body_bytes".to_owned(),
+                number_value(refused.body_bytes as i64),
+            ),
+            (
+                "received_at".to_owned(),
+                number_value(refused.received_at_micros),
+            ),
+            (keys::EXPIRES_AT.to_owned(), number_value(expires)),
         ]);
         self.client
             .put_item()
@@ -187,10 +195,10 @@ impl BillingStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND SK >= :since")
-                .expression_attribute_values(":pk", s(REFUSED_PK))
+                .expression_attribute_values(":pk", string_value(REFUSED_PK))
                 .expression_attribute_values(
                     ":since",
-                    s(format!("{:020}", since.unix().max(0) * 1_000_000)),
+                    string_value(format!("{:020}", since.unix().max(0) * 1_000_000)),
                 )
                 .set_exclusive_start_key(start)
                 .send()
@@ -226,10 +234,10 @@ impl BillingStore {
                     "payload".to_owned(),
                     AttributeValue::B(Blob::new(compress(payload)?)),
                 );
-                item.insert("payload_encoding".to_owned(), s("gzip"));
+                item.insert("payload_encoding".to_owned(), string_value("gzip"));
             } else {
                 let text = String::from_utf8(payload.clone()).map_err(StoreError::corrupt)?;
-                item.insert("payload".to_owned(), s(text));
+                item.insert("payload".to_owned(), string_value(text));
             }
         }
         let mut items = vec![item];
@@ -290,8 +298,8 @@ impl BillingStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(keys::org(org)))
-            .expression_attribute_values(":prefix", s(AUDIT_PREFIX))
+            .expression_attribute_values(":pk", string_value(keys::org(org)))
+            .expression_attribute_values(":prefix", string_value(AUDIT_PREFIX))
             .scan_index_forward(false)
             .limit(limit.clamp(1, 1_000))
             .send()
@@ -320,9 +328,9 @@ impl BillingStore {
                 .filter_expression(
                     "begins_with(PK, :audit) AND begins_with(SK, :dlv) AND received_at >= :since",
                 )
-                .expression_attribute_values(":audit", s(AUDIT_PREFIX))
-                .expression_attribute_values(":dlv", s(DELIVERY_PREFIX))
-                .expression_attribute_values(":since", n(since.unix() * 1_000_000))
+                .expression_attribute_values(":audit", string_value(AUDIT_PREFIX))
+                .expression_attribute_values(":dlv", string_value(DELIVERY_PREFIX))
+                .expression_attribute_values(":since", number_value(since.unix() * 1_000_000))
                 .projection_expression("event_id, received_at")
                 .set_exclusive_start_key(start)
                 .send()

@@ -6,7 +6,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{BillingStore, StoreError, from_item, key, keys, s, to_item};
+use super::{BillingStore, StoreError, from_item, key, keys, string_value, to_item};
 use crate::auth::leads::{Lead, LeadPage};
 use crate::domain::OrgId;
 
@@ -82,8 +82,8 @@ impl BillingStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":prefix", s(keys::LEAD_PREFIX))
+            .expression_attribute_values(":pk", string_value(pk.clone()))
+            .expression_attribute_values(":prefix", string_value(keys::LEAD_PREFIX))
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start.map(|sk| key(pk, sk)))
             .send()

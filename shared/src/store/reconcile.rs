@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{BillingStore, Item, StoreError, from_item, key, keys, s, to_item};
+use super::{BillingStore, Item, StoreError, from_item, key, keys, string_value, to_item};
 use crate::domain::{CustomerId, EntitlementSet, EventId, GracePolicy, OrgId, Timestamp};
 
 /// Sort key of the reconciliation job's state, beside the parked events (`EVT#...`).
@@ -63,7 +63,7 @@ impl BillingStore {
             .scan()
             .table_name(&self.table)
             .filter_expression("SK = :profile")
-            .expression_attribute_values(":profile", s(keys::PROFILE))
+            .expression_attribute_values(":profile", string_value(keys::PROFILE))
             .projection_expression("PK, SK, org_id, customer_id")
             .limit(limit.max(1))
             .set_exclusive_start_key(after.map(|(pk, sk)| key(pk.clone(), sk.clone())))

@@ -1,0 +1,123 @@
+//! Processed-event markers, the transaction runner every sync write goes through, and events
+//! parked for reconciliation.
+
+use super::*;
+
+impl BillingStore {
+    /// Whether an event id was already processed (a consistent read: a retry right after a
+    /// success must see it).
+    pub async fn event_processed(&self, id: &EventId) -> Result<bool, StoreError> {
+        Ok(self
+            .get(keys::event(id), keys::EVENT, true)
+            .await?
+            .is_some())
+    }
+
+    /// Marks an event processed when it had no other effect. `Duplicate` if it already was.
+    pub async fn record_event(&self, marker: &EventMarker) -> Result<Applied, StoreError> {
+        let actions = self.marker_actions(marker, Timestamp::now())?;
+        self.transact(actions.to_vec(), Some(0), Applied::Written)
+            .await
+    }
+
+    /// Runs a transaction, retrying it when DynamoDB reports a conflict with another
+    /// transaction in flight. `Some(Duplicate)` when the event marker (at `marker_index`)
+    /// already existed; `None` when another condition failed, so the caller can re-read and
+    /// decide again (or know its read was stale).
+    pub(super) async fn transact_or_conflict(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        marker_index: Option<usize>,
+    ) -> Result<Option<Applied>, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Some(Applied::Written)),
+                Err(err) => err,
+            };
+            let Some(codes) = cancellation_codes(&err) else {
+                return Err(StoreError::unavailable(err));
+            };
+            if marker_index.is_some_and(|i| failed_condition(&codes, i)) {
+                return Ok(Some(Applied::Duplicate));
+            }
+            if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Ok(None);
+            }
+            if !codes.iter().any(|c| c == "TransactionConflict") {
+                return Err(StoreError::unavailable(err));
+            }
+            // Another transaction held one of our items: nothing was decided, try again.
+            let jitter = (FetchTime::now().micros() % 7) as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(
+                5 * (attempt as u64 + 1) + jitter,
+            ))
+            .await;
+        }
+        Err(StoreError::Contention)
+    }
+
+    pub(super) async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        marker_index: Option<usize>,
+        on_success: Applied,
+    ) -> Result<Applied, StoreError> {
+        match self.transact_or_conflict(actions, marker_index).await? {
+            Some(Applied::Written) => Ok(on_success),
+            Some(other) => Ok(other),
+            None => Err(StoreError::Contention),
+        }
+    }
+
+    /// A sync found nothing newer to write: still mark the event so a redelivery is a no-op.
+    pub(super) async fn finish_stale(
+        &self,
+        marker: Option<&EventMarker>,
+    ) -> Result<Applied, StoreError> {
+        match marker {
+            Some(marker) => match self.record_event(marker).await? {
+                Applied::Written => Ok(Applied::Stale),
+                other => Ok(other),
+            },
+            None => Ok(Applied::Stale),
+        }
+    }
+
+    /// Keeps an event that named no known organization, for a human or a job to reconcile.
+    pub async fn record_unresolved(&self, event: &UnresolvedEvent) -> Result<(), StoreError> {
+        let record = ReconcileRecord {
+            pk: keys::RECONCILE_PK.to_owned(),
+            sk: keys::reconcile(&event.event_id),
+            expires_at: event.received_at.plus_seconds(RECONCILE_TTL_SECONDS).unix(),
+            data: event.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    /// Events waiting for reconciliation, oldest first.
+    pub async fn unresolved_events(&self) -> Result<Vec<UnresolvedEvent>, StoreError> {
+        let mut events = self
+            .query_prefix(keys::RECONCILE_PK.to_owned(), "EVT#")
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ReconcileRecord>(item).map(|r| r.data))
+            .collect::<Result<Vec<_>, _>>()?;
+        events.sort_by(|a, b| {
+            (a.received_at, a.event_id.as_str()).cmp(&(b.received_at, b.event_id.as_str()))
+        });
+        Ok(events)
+    }
+}
