@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_or_errors() {
         let mode = select(&[
-            ("STRIPE_SECRET_KEY", "sk_test_SUPERSECRETKEY"),
+            ("STRIPE_SECRET_KEY", "sk_test_fake-SUPERSECRET"),
             ("STRIPE_WEBHOOK_SECRETS", "whsec_SUPERSECRETHOOK"),
         ])
         .unwrap();
@@ -230,7 +230,7 @@ mod tests {
         assert!(!shown.contains("SUPERSECRET"), "{shown}");
         assert!(shown.contains("test"), "{shown}");
         let err = select(&[
-            ("STRIPE_SECRET_KEY", "sk_live_SUPERSECRETKEY"),
+            ("STRIPE_SECRET_KEY", "sk_live_fake-SUPERSECRET"),
             ("STRIPE_WEBHOOK_SECRETS", "whsec_SUPERSECRETHOOK"),
         ])
         .unwrap_err();
