@@ -6,7 +6,7 @@
 //! | a delivery | `AUDIT#<eventId>` | `DLV#<received µs>` | type, API version, outcome, org, source, payload |
 //! | the org's index of it | `ORG#<orgId>` | `AUDIT#<received µs>#<eventId>` | the same, without the payload |
 //!
-//! | a refused delivery | `AUDIT#REFUSED` | `<received µs>` | reason, body size, whether it was signed |
+//! | a refused delivery | `AUDIT#REFUSED` | `REF#<received µs>` | reason, body size, whether it was signed |
 //!
 //! A refused delivery (a bad signature, a stale timestamp, a body too large) keeps only its
 //! metadata, never its payload: anyone can send one. The webhook keeps at most a few of them per
@@ -33,6 +33,7 @@ pub const COMPRESS_ABOVE_BYTES: usize = 4 * 1024;
 
 const AUDIT_PREFIX: &str = "AUDIT#";
 const REFUSED_PK: &str = "AUDIT#REFUSED";
+const REFUSED_PREFIX: &str = "REF#";
 const DELIVERY_PREFIX: &str = "DLV#";
 
 /// One verified delivery (or replay) of a Stripe event.
@@ -155,7 +156,10 @@ impl BillingStore {
             (keys::PK.to_owned(), string_value(REFUSED_PK)),
             (
                 keys::SK.to_owned(),
-                string_value(format!("{:020}", refused.received_at_micros)),
+                string_value(format!(
+                    "{REFUSED_PREFIX}{:020}",
+                    refused.received_at_micros
+                )),
             ),
             ("reason".to_owned(), string_value(refused.reason.clone())),
             (
@@ -182,44 +186,29 @@ impl BillingStore {
         Ok(())
     }
 
-    /// Refused deliveries kept at or after `since`, oldest first.
+    /// Refused deliveries kept at or after `since`, oldest first. Their sort keys carry the
+    /// zero-padded receive time, so the partition reads in time order. A command's read,
+    /// never a request path's: the whole (TTL- and budget-bounded) partition is read.
     pub async fn refused_since(
         &self,
         since: Timestamp,
     ) -> Result<Vec<RefusedDelivery>, StoreError> {
-        let mut kept = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK >= :since")
-                .expression_attribute_values(":pk", string_value(REFUSED_PK))
-                .expression_attribute_values(
-                    ":since",
-                    string_value(format!("{:020}", since.unix().max(0) * 1_000_000)),
-                )
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                kept.push(RefusedDelivery {
-                    received_at_micros: attr_n(&item, "received_at").unwrap_or_default(),
-                    reason: attr_s(&item, "reason").unwrap_or_default(),
-                    signature_present: matches!(
-                        item.get("signature_present"),
-                        Some(AttributeValue::Bool(true))
-                    ),
-                    body_bytes: attr_n(&item, "body_bytes").unwrap_or_default().max(0) as u64,
-                });
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(kept);
-            }
-        }
+        let since_micros = since.unix().max(0) * 1_000_000;
+        Ok(self
+            .query_prefix(REFUSED_PK.to_owned(), REFUSED_PREFIX)
+            .await?
+            .iter()
+            .map(|item| RefusedDelivery {
+                received_at_micros: attr_n(item, "received_at").unwrap_or_default(),
+                reason: attr_s(item, "reason").unwrap_or_default(),
+                signature_present: matches!(
+                    item.get("signature_present"),
+                    Some(AttributeValue::Bool(true))
+                ),
+                body_bytes: attr_n(item, "body_bytes").unwrap_or_default().max(0) as u64,
+            })
+            .filter(|refused| refused.received_at_micros >= since_micros)
+            .collect())
     }
 
     /// Keeps one delivery, and its entry in the org's index when the org is known.
