@@ -1,21 +1,23 @@
 //! The Stripe API, as this service uses it.
 //!
-//! Transport is async-stripe's client (auth header, pinned `Stripe-Version`, idempotency keys,
-//! retries on 409/429/5xx, per-attempt timeout, base-URL override for local emulators). Bodies
-//! are parsed by the tolerant types in [`objects`] instead of async-stripe's generated ones,
-//! which only accept the pinned API version's exact shape and add ~25 MB to a binary.
+//! Requests are built with async-stripe's request layer (form encoding, pinned
+//! `Stripe-Version`, idempotency keys, retry decisions) and sent by [`transport`] over the
+//! hyper + rustls stack the crate already links. Bodies are parsed once, by the tolerant serde
+//! types in [`objects`] instead of async-stripe's generated ones, which only accept the pinned
+//! API version's exact shape and add ~25 MB to a binary.
 
 pub mod objects;
+mod transport;
 
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
-use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_client_core::{IdempotencyKey, RequestBuilder, RequestStrategy, StripeMethod};
 
 use crate::config::{self, ConfigError};
 pub use objects::*;
+pub use transport::StripeTransport;
 
 /// The Stripe API version every request is pinned to (async-stripe's generated version).
 pub const API_VERSION: &str = "2026-09-30.endive";
@@ -48,41 +50,10 @@ impl StripeApiError {
     }
 }
 
-impl From<StripeError> for StripeApiError {
-    fn from(err: StripeError) -> Self {
-        match err {
-            StripeError::Stripe(details, status) => {
-                let code = details.code.as_ref().map(|c| c.as_str().to_owned());
-                match (status, code.as_deref()) {
-                    // Only Stripe's own "no such object" is a missing object; a 404 for a wrong
-                    // base URL or a proxy must not make a subscription look deleted.
-                    (404, Some("resource_missing")) => StripeApiError::NotFound,
-                    // A concurrent request holds our idempotency key: the caller waits and
-                    // sends the same request again (see `StripeApi::post`).
-                    (409, Some("idempotency_key_in_use")) => {
-                        StripeApiError::Rejected { status, code }
-                    }
-                    (409 | 429 | 500..=599, _) => {
-                        StripeApiError::Unavailable(format!("HTTP {status}"))
-                    }
-                    // Stripe's message can name customer data (an email, a card's last4): it is
-                    // not carried, only the status and the machine-readable code.
-                    _ => StripeApiError::Rejected { status, code },
-                }
-            }
-            // A non-2xx answer whose body is not a Stripe error (a proxy, an outage page).
-            StripeError::JSONDeserialize(msg) => StripeApiError::Unavailable(msg),
-            StripeError::ClientError(msg) => StripeApiError::Unavailable(msg),
-            StripeError::Timeout => StripeApiError::Unavailable("timeout".to_owned()),
-            StripeError::ConfigError(msg) => StripeApiError::Unavailable(msg),
-        }
-    }
-}
-
 /// A Stripe account, reached with one secret key.
 #[derive(Clone)]
 pub struct StripeApi {
-    client: Client,
+    transport: StripeTransport,
     livemode: bool,
     /// Requests sent by this client and its clones, so a batch job can pace itself.
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -103,17 +74,19 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 impl StripeApi {
     /// `api_base` overrides `https://api.stripe.com` (local emulators, tests).
     pub fn new(secret_key: &str, api_base: Option<&str>) -> Result<Self, ConfigError> {
-        let mut builder = ClientBuilder::new(secret_key)
-            .timeout(ATTEMPT_TIMEOUT)
-            .request_strategy(RequestStrategy::Retry(2));
-        if let Some(base) = api_base {
-            builder = builder.url(base);
-        }
-        let client = builder.build().map_err(|_| {
+        // Reads are retried once at once (a dropped connection, a 5xx); writes name their own
+        // strategy in `post`.
+        let transport = StripeTransport::new(
+            secret_key,
+            api_base,
+            RequestStrategy::Retry(2),
+            ATTEMPT_TIMEOUT,
+        )
+        .map_err(|_| {
             ConfigError::Invalid("STRIPE_SECRET_KEY", "not usable as a header".to_owned())
         })?;
         Ok(Self {
-            client,
+            transport,
             livemode: secret_key.starts_with("sk_live_") || secret_key.starts_with("rk_live_"),
             requests: Default::default(),
         })
@@ -141,23 +114,17 @@ impl StripeApi {
         request: RequestBuilder,
         strategy: Option<RequestStrategy>,
     ) -> Result<T, StripeApiError> {
-        let mut request = request.customize::<miniserde::json::Value>();
-        if let Some(strategy) = strategy {
-            request = request.request_strategy(strategy);
-        }
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let value = match request.send(&self.client).await {
-            Ok(value) => value,
+        let body = match self.transport.send(request, strategy).await {
+            Ok(body) => body,
             Err(e) => {
-                let e = StripeApiError::from(e);
                 crate::metrics::stripe_error(&e);
                 return Err(e);
             }
         };
-        // async-stripe only hands out miniserde values; re-read the JSON with our serde types.
-        let json = miniserde::json::to_string(&value);
-        serde_json::from_str(&json).map_err(|e| StripeApiError::Malformed(e.to_string()))
+        // One parse, straight from the bytes into this service's own types.
+        serde_json::from_slice(&body).map_err(|e| StripeApiError::Malformed(e.to_string()))
     }
 
     pub async fn get<T: DeserializeOwned>(
@@ -186,7 +153,7 @@ impl StripeApi {
     ) -> Result<T, StripeApiError> {
         let strategy = match idempotency_key {
             Some(key) => {
-                let key = stripe::IdempotencyKey::new(key)
+                let key = IdempotencyKey::new(key)
                     .map_err(|e| StripeApiError::Malformed(format!("idempotency key: {e}")))?;
                 RequestStrategy::Idempotent(key)
             }
@@ -343,3 +310,11 @@ const MAX_LIST_PAGES: usize = 50;
 
 /// Form parameters in Stripe's bracket notation (`line_items[0][price]`), in a stable order.
 pub type Form = std::collections::BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pinned_version_is_the_one_async_stripe_sends() {
+        assert_eq!(super::API_VERSION, stripe_client_core::VERSION.as_str());
+    }
+}

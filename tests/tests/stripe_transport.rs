@@ -1,0 +1,141 @@
+//! The Stripe transport (shared/src/stripe/transport.rs) against the fixture Stripe, which
+//! records every request it receives: what goes on the wire (key, pinned version, idempotency
+//! key), which failures are retried, and that async-stripe's own request interface runs over it.
+
+use billing::stripe::{
+    API_VERSION, Form, StripeApi, StripeApiError, StripeCustomer, StripeTransport,
+};
+use pss_billing_tests::http::post_json;
+use pss_billing_tests::{Emulator, emulators, free_port};
+use serde_json::{Value, json};
+use stripe_client_core::{RequestBuilder, RequestStrategy, StripeMethod};
+
+const KEY: &str = "sk_test_transport";
+
+fn fake_with_customer() -> Emulator {
+    let fake = emulators::start_fake_stripe(free_port(), None);
+    let customer = json!({"id": "cus_transport", "object": "customer", "metadata": {}});
+    assert_eq!(
+        post_json(&format!("{}/_test/objects", fake.url), &customer).status,
+        200
+    );
+    fake
+}
+
+/// The API requests the fixture received, in order (control calls are not recorded).
+fn requests(fake: &Emulator) -> Vec<Value> {
+    let reply =
+        pss_billing_tests::http::request("GET", &format!("{}/_test/requests", fake.url), &[], b"");
+    reply.json().as_array().cloned().unwrap_or_default()
+}
+
+fn fail_next(fake: &Emulator, status: u16, count: u32) {
+    let spec = json!({"status": status, "count": count});
+    assert_eq!(
+        post_json(&format!("{}/_test/fail", fake.url), &spec).status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn every_request_carries_the_key_and_the_pinned_version() {
+    let fake = fake_with_customer();
+    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    let customer = api.customer("cus_transport").await.unwrap();
+    assert_eq!(customer.id, "cus_transport");
+    let sent = requests(&fake);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["path"], "/v1/customers/cus_transport");
+    assert_eq!(sent[0]["stripe_version"], API_VERSION);
+    assert_eq!(sent[0]["authorization"], "Bearer sk_te");
+    // A read is never sent with an idempotency key (Stripe ignores them on GET; a random one
+    // would only make two identical reads look different in Stripe's logs).
+    assert_eq!(sent[0]["idempotency_key"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_read_is_retried_after_a_server_error() {
+    let fake = fake_with_customer();
+    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    fail_next(&fake, 503, 1);
+    api.customer("cus_transport").await.unwrap();
+    assert_eq!(requests(&fake).len(), 2);
+}
+
+#[tokio::test]
+async fn a_read_that_keeps_failing_is_reported_as_unavailable_after_two_attempts() {
+    let fake = fake_with_customer();
+    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    fail_next(&fake, 500, 5);
+    let err = api.customer("cus_transport").await.unwrap_err();
+    assert!(matches!(err, StripeApiError::Unavailable(_)), "{err:?}");
+    assert_eq!(requests(&fake).len(), 2);
+}
+
+#[tokio::test]
+async fn a_keyed_write_is_sent_once_with_its_key() {
+    let fake = fake_with_customer();
+    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    fail_next(&fake, 503, 1);
+    let form: Form = [("metadata[organization_id]".to_owned(), "org_1".to_owned())].into();
+    let err = api
+        .post::<StripeCustomer, _>("/customers", &form, Some("create-customer-org_1"))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    let sent = requests(&fake);
+    assert_eq!(
+        sent.len(),
+        1,
+        "a keyed write is retried by its caller, not twice here"
+    );
+    assert_eq!(sent[0]["idempotency_key"], "create-customer-org_1");
+    assert_eq!(sent[0]["form"]["metadata[organization_id]"], "org_1");
+}
+
+#[tokio::test]
+async fn a_missing_object_and_a_refused_key_are_told_apart() {
+    let fake = fake_with_customer();
+    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    let err = api.customer("cus_nobody").await.unwrap_err();
+    assert!(matches!(err, StripeApiError::NotFound), "{err:?}");
+    let wrong_key = StripeApi::new("rk_test_not_a_secret_key", Some(&fake.url)).unwrap();
+    let err = wrong_key.customer("cus_transport").await.unwrap_err();
+    assert!(
+        matches!(err, StripeApiError::Rejected { status: 401, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unavailable_not_a_panic() {
+    let api = StripeApi::new(KEY, Some(&format!("http://127.0.0.1:{}", free_port()))).unwrap();
+    let err = api.customer("cus_transport").await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+}
+
+/// async-stripe's request interface (`customize().send(&client)`, what its generated request
+/// types call) runs over this transport unchanged.
+#[tokio::test]
+async fn async_stripes_client_interface_runs_over_the_transport() {
+    let fake = fake_with_customer();
+    let transport = StripeTransport::new(
+        KEY,
+        Some(&fake.url),
+        RequestStrategy::Once,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let customer: miniserde::json::Value =
+        RequestBuilder::new(StripeMethod::Get, "/customers/cus_transport")
+            .customize()
+            .send(&transport)
+            .await
+            .unwrap();
+    let miniserde::json::Value::Object(fields) = customer else {
+        panic!("not an object")
+    };
+    assert!(
+        matches!(fields.get("id"), Some(miniserde::json::Value::String(id)) if id == "cus_transport")
+    );
+}
