@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use stripe_client_core::{IdempotencyKey, RequestBuilder, RequestStrategy, StripeMethod};
+// The request-strategy types as async-stripe exports them; the builder and the client trait
+// come from its client-core crate, which it does not re-export.
+use stripe::{IdempotencyKey, RequestStrategy};
+use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use crate::config::{self, ConfigError};
 pub use objects::*;
