@@ -164,6 +164,25 @@ fn function_env(name: &str, world: &World) -> Vec<(String, String)> {
     env
 }
 
+/// Configures a function as in AWS: every secret it reads named as an SSM parameter
+/// (`<NAME>_PARAMETER`, fetched from moto at init) instead of given in the environment.
+/// False for a function that reads no secret.
+fn secrets_from_ssm(spec: &mut FunctionSpec, world: &World) -> bool {
+    let mut any = false;
+    for (variable, parameter, _) in setup::SSM_SECRETS {
+        if let Some(entry) = spec.env.iter_mut().find(|(k, _)| k == variable) {
+            *entry = (format!("{variable}_PARAMETER"), (*parameter).to_owned());
+            any = true;
+        }
+    }
+    if any {
+        spec.env
+            .push(("AWS_ENDPOINT_URL_SSM".to_owned(), world.moto.url.clone()));
+        spec.name.push_str(" (secrets from SSM)");
+    }
+    any
+}
+
 fn webhook_events(tag_prefix: &'static str) -> process::EventFn {
     let template = setup::sample("stripe-webhook", setup::WEBHOOK_SAMPLE);
     let run = std::process::id();
@@ -228,6 +247,8 @@ fn python_spec(world: &World) -> FunctionSpec {
 pub struct FunctionResult {
     pub name: String,
     pub cold: process::ColdResult,
+    /// Cold starts with its secrets read from SSM at init, for a function that reads any.
+    pub cold_ssm: Option<process::ColdResult>,
     pub warm: process::WarmResult,
     pub binary_bytes: u64,
     pub zip_bytes: u64,
@@ -365,9 +386,17 @@ async fn run() {
     for (name, sample) in FUNCTIONS {
         let spec = rust_spec(&bin_dir, name, sample, &world);
         let (cold_result, warm_result) = measure(&spec, plan, started, &world).await;
+        let mut ssm_spec = rust_spec(&bin_dir, name, sample, &world);
+        let cold_ssm = if secrets_from_ssm(&mut ssm_spec, &world) {
+            eprintln!("bench: {}: {} cold starts", ssm_spec.name, plan.cold_runs);
+            Some(cold(&ssm_spec, plan.cold_runs, &world.client).await)
+        } else {
+            None
+        };
         results.push(FunctionResult {
             name: name.to_string(),
             cold: cold_result,
+            cold_ssm,
             warm: warm_result,
             binary_bytes: std::fs::metadata(&spec.program)
                 .map(|m| m.len())
@@ -412,6 +441,7 @@ async fn run() {
     let peer_result = FunctionResult {
         name: "python-peer".to_owned(),
         cold: peer_cold,
+        cold_ssm: None,
         warm: peer_warm,
         binary_bytes: peer_package.0,
         zip_bytes: peer_package.1,

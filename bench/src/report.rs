@@ -25,6 +25,9 @@ const HOOK_INPROC_TARGET: Duration = Duration::from_micros(200);
 const HOOK_E2E_TARGET: Duration = Duration::from_millis(20);
 const BINARY_TARGET_MIB: f64 = 8.0;
 const RSS_TARGET_MIB: f64 = 32.0;
+const INIT_TARGET: Duration = Duration::from_millis(20);
+/// Init at least this many times faster than the Python peer's.
+const INIT_VS_PEER_TARGET: f64 = 10.0;
 
 pub struct Inputs<'a> {
     pub functions: &'a [FunctionResult],
@@ -473,6 +476,8 @@ pub fn render(input: &Inputs<'_>) -> String {
     ]);
 
     let mut out = String::from("# pss-billing benchmark\n\n");
+    out.push_str(&side_by_side(functions, peer));
+    out.push('\n');
     out.push_str(&t.render());
 
     // ---- notes ----------------------------------------------------------------------------
@@ -640,5 +645,57 @@ pub fn render(input: &Inputs<'_>) -> String {
         "\nRun time after the build: {:.0} s.",
         elapsed.as_secs_f64()
     );
+    out
+}
+
+fn init_cell(cold: Option<&crate::process::ColdResult>) -> String {
+    match cold {
+        None => "—".to_owned(),
+        Some(c) if c.init.is_empty() => {
+            format!("failed: {}", c.first_error.as_deref().unwrap_or("?"))
+        }
+        Some(c) => format!("{:.1} ms", ms(c.init.median())),
+    }
+}
+
+/// One row per function, the Python peer last: size, init (secrets in the environment, and read
+/// from SSM as deployed), cold start, memory, and the init targets.
+fn side_by_side(functions: &[FunctionResult], peer: &FunctionResult) -> String {
+    let peer_init = peer.cold.init.median();
+    let mut out = String::from(
+        "| function | stripped binary | zip | init, median | init with secrets from SSM, median | cold start, median | peak RSS | Python peer init ÷ init | init ≤ 20 ms (SSM too), ≥ 10× the peer |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for f in functions.iter().chain(std::iter::once(peer)) {
+        let is_peer = std::ptr::eq(f, peer);
+        let init = f.cold.init.median();
+        let times_faster = ms(peer_init) / ms(init).max(f64::MIN_POSITIVE);
+        let init_ok = !f.cold.init.is_empty()
+            && init <= INIT_TARGET
+            && f.cold_ssm
+                .as_ref()
+                .is_none_or(|c| !c.init.is_empty() && c.init.median() <= INIT_TARGET);
+        let _ = writeln!(
+            out,
+            "| `{}` | {:.2} MiB{} | {:.2} MiB | {} | {} | {:.1} ms | {:.1} MiB | {} | {} |",
+            f.name,
+            mib(f.binary_bytes),
+            if is_peer { " (sources)" } else { "" },
+            mib(f.zip_bytes),
+            init_cell(Some(&f.cold)),
+            init_cell(f.cold_ssm.as_ref()),
+            ms(f.cold.total.median()),
+            mib(f.warm.peak_rss_kib * 1024),
+            if is_peer {
+                "1×".to_owned()
+            } else {
+                format!("{times_faster:.0}×")
+            },
+            if is_peer {
+                String::new()
+            } else {
+                met(init_ok && times_faster >= INIT_VS_PEER_TARGET)
+            },
+        );
+    }
     out
 }

@@ -38,6 +38,23 @@ pub const ORG_CHECKOUT: &str = "org_bench_checkout";
 /// The webhook event the warm and cold runs send (the most common one in production).
 pub const WEBHOOK_SAMPLE: &str = "customer.subscription.updated";
 
+/// The secrets as SSM SecureString parameters, the way AWS deployments read them at init:
+/// `(variable, parameter name, value)`. A function given `<variable>_PARAMETER` instead of
+/// `<variable>` fetches the value from SSM (here moto's) before serving its first event.
+pub const SSM_SECRETS: &[(&str, &str, &str)] = &[
+    (
+        "STRIPE_SECRET_KEY",
+        "/pss-billing/bench/stripe-secret-key",
+        STRIPE_KEY,
+    ),
+    (
+        "STRIPE_WEBHOOK_SECRETS",
+        "/pss-billing/bench/stripe-webhook-secrets",
+        WEBHOOK_SECRET,
+    ),
+    ("JWT_SECRET", "/pss-billing/bench/jwt-secret", JWT_SECRET),
+];
+
 pub struct World {
     pub moto: Emulator,
     pub stripe: Emulator,
@@ -101,7 +118,31 @@ pub async fn start() -> World {
         store,
     };
     seed(&world).await;
+    put_ssm_secrets(&world.moto.url).await;
     world
+}
+
+/// Stores [`SSM_SECRETS`] in moto's SSM (the same server as its DynamoDB).
+async fn put_ssm_secrets(endpoint: &str) {
+    let config = aws_sdk_ssm::Config::builder()
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .build();
+    let ssm = aws_sdk_ssm::Client::from_conf(config);
+    for (_, name, value) in SSM_SECRETS {
+        ssm.put_parameter()
+            .name(*name)
+            .value(*value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {name} into moto's SSM: {e:?}"));
+    }
 }
 
 async fn seed(world: &World) {
