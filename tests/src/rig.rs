@@ -94,6 +94,19 @@ impl Rig {
             .await;
     }
 
+    /// Deletes one item of the rig's table, by its keys.
+    pub async fn delete_item(&self, pk: String, sk: String) {
+        self.store
+            .client()
+            .delete_item()
+            .table_name(self.store.table())
+            .key("PK", AttributeValue::S(pk))
+            .key("SK", AttributeValue::S(sk))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Every item in the table but the audit trail's metadata of refused deliveries (to prove
     /// a refused delivery stored no billing state).
     pub async fn item_count(&self) -> usize {

@@ -52,18 +52,6 @@ fn stripe_event(id: &str, kind: &str, object: &Value, pending_webhooks: u64) -> 
     e
 }
 
-async fn delete_item(rig: &Rig, pk: String, sk: String) {
-    rig.store
-        .client()
-        .delete_item()
-        .table_name(rig.store.table())
-        .key("PK", AttributeValue::S(pk))
-        .key("SK", AttributeValue::S(sk))
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn status_of(rig: &Rig, org: &OrgId, sub: &str) -> Option<SubscriptionStatus> {
     rig.store
         .subscriptions(org)
@@ -113,8 +101,10 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         ["BasicCRM", "LeadGeneration", "EmailAutomation"]
     );
     // Drift: a subscription item and the card's item lost, a cancellation never delivered...
-    delete_item(&rig, format!("ORG#{org_a}"), format!("SUB#{sub_a2}")).await;
-    delete_item(&rig, format!("ORG#{org_a}"), format!("PM#{pm_a}")).await;
+    rig.delete_item(format!("ORG#{org_a}"), format!("SUB#{sub_a2}"))
+        .await;
+    rig.delete_item(format!("ORG#{org_a}"), format!("PM#{pm_a}"))
+        .await;
     fake_put(
         &stripe.url,
         &rig::subscription_object(&sub_a1, &cus_a, "canceled", &[("leadgen_monthly", 1)]),

@@ -148,15 +148,8 @@ async fn nothing_that_could_succeed_later_is_acknowledged() {
     let (code, _) = rig.deliver(&evt).await;
     assert_eq!(code, 503);
     assert!(!rig.store.event_processed(&event_id).await.unwrap());
-    rig.store
-        .client()
-        .delete_item()
-        .table_name(rig.store.table())
-        .key("PK", AttributeValue::S(format!("ORG#{org}")))
-        .key("SK", AttributeValue::S("SUB#sub_corrupt".into()))
-        .send()
-        .await
-        .unwrap();
+    rig.delete_item(format!("ORG#{org}"), "SUB#sub_corrupt".into())
+        .await;
 
     let (code, body) = rig.deliver(&evt).await;
     assert_eq!((code, body["outcome"].as_str()), (200, Some("processed")));
