@@ -29,3 +29,23 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): [Load<T>, (
   const reload = useCallback(() => setRound((r) => r + 1), []);
   return [result, reload];
 }
+
+/**
+ * Asks the API for a URL (a Checkout session, the billing portal) and follows it. `busy` holds
+ * until the browser leaves; a failure sets `error` and lets the user try again.
+ */
+export function useRedirect(fetchUrl: () => Promise<string>) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<BillingApiError | null>(null);
+  const go = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      window.location.assign(await fetchUrl());
+    } catch (err) {
+      setError(asApiError(err));
+      setBusy(false);
+    }
+  };
+  return { busy, error, go };
+}

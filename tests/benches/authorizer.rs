@@ -6,36 +6,20 @@
 use std::time::{Duration, Instant};
 
 use billing::auth::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, AuthConfig, Authorizer, JwtAlgorithm,
-    JwtSettings, KeyMaterial,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, Authorizer, JwtAlgorithm, JwtSettings,
+    KeyMaterial,
 };
-use billing::domain::{FetchTime, GracePolicy, ServiceModule, SubscriptionStatus, Timestamp};
+use billing::domain::{ServiceModule, SubscriptionStatus, Timestamp};
 use billing::store::BillingStore;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use pss_billing_tests::auth::{
+    AUDIENCE, HS256_SECRET, ISSUER, authorizer_event, es256, hs256, jwt_fixture, rs256,
+};
 use pss_billing_tests::build::{org, subscription};
-use pss_billing_tests::{fresh_store, workspace_root};
+use pss_billing_tests::{fresh_store, store_subscription};
 use serde_json::json;
 
-const ISSUER: &str = "https://portal.example.test";
-const AUDIENCE: &str = "pss-billing";
-const SECRET: &str = "test-only-hs256-secret-for-authorizer-bench-0000";
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(workspace_root().join("tests/fixtures/jwt").join(name))
-        .expect("fixture")
-}
-
 fn event(token: &str) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
-    serde_json::from_value(json!({
-        "type": "REQUEST",
-        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/api/leads",
-        "resource": "/api/leads",
-        "path": "/api/leads",
-        "httpMethod": "GET",
-        "headers": {"Authorization": format!("Bearer {token}")},
-        "requestContext": {"resourcePath": "/api/leads", "httpMethod": "GET"},
-    }))
-    .expect("event")
+    authorizer_event("GET", "/api/leads", Some(token))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -81,9 +65,11 @@ fn authorizer(
     key: KeyMaterial,
     ttl: Duration,
 ) -> Authorizer {
-    let mut config = AuthConfig::new(JwtSettings::new(ISSUER, AUDIENCE, alg, key));
-    config.cache_ttl = ttl;
-    Authorizer::new(config, store.clone()).expect("authorizer")
+    pss_billing_tests::auth::authorizer(
+        JwtSettings::new(ISSUER, AUDIENCE, alg, key),
+        store.clone(),
+        ttl,
+    )
 }
 
 fn main() {
@@ -100,37 +86,12 @@ fn main() {
             SubscriptionStatus::Active,
             &[ServiceModule::LeadGeneration],
         );
-        store
-            .apply_subscription(&org, &sub, FetchTime::now(), None, GracePolicy::default())
-            .await
-            .expect("seed");
+        store_subscription(&store, &org, &sub).await;
         let claims = json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": "user_bench", "org_id": org.as_str(),
             "role": "Member", "exp": Timestamp::now().unix() + 3_600,
         });
-        let der = |name: &str| {
-            billing::auth::jwt::pem_to_der(&fixture(name))
-                .expect("pem")
-                .1
-        };
-        let hs = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .expect("sign");
-        let rs = jsonwebtoken::encode(
-            &Header::new(Algorithm::RS256),
-            &claims,
-            &EncodingKey::from_rsa_der(&der("test-only-rsa-private.pem")),
-        )
-        .expect("sign");
-        let es = jsonwebtoken::encode(
-            &Header::new(Algorithm::ES256),
-            &claims,
-            &EncodingKey::from_ec_der(&der("test-only-ec-private.pem")),
-        )
-        .expect("sign");
+        let (hs, rs, es) = (hs256(&claims), rs256(None, &claims), es256(None, &claims));
 
         println!("authorizer decision latency (GET /api/leads, org with LeadGeneration)");
         let warm = Duration::from_secs(3_600);
@@ -138,19 +99,19 @@ fn main() {
             (
                 "warm cache, HS256",
                 JwtAlgorithm::Hs256,
-                KeyMaterial::Secret(SECRET.to_owned()),
+                KeyMaterial::Secret(HS256_SECRET.to_owned()),
                 &hs,
             ),
             (
                 "warm cache, RS256 (2048-bit, pinned key)",
                 JwtAlgorithm::Rs256,
-                KeyMaterial::PublicKeyPem(fixture("test-only-rsa-public.pem")),
+                KeyMaterial::PublicKeyPem(jwt_fixture("test-only-rsa-public.pem")),
                 &rs,
             ),
             (
                 "warm cache, ES256 (P-256, pinned key)",
                 JwtAlgorithm::Es256,
-                KeyMaterial::PublicKeyPem(fixture("test-only-ec-public.pem")),
+                KeyMaterial::PublicKeyPem(jwt_fixture("test-only-ec-public.pem")),
                 &es,
             ),
         ] {
@@ -163,7 +124,7 @@ fn main() {
         let uncached = authorizer(
             &store,
             JwtAlgorithm::Hs256,
-            KeyMaterial::Secret(SECRET.to_owned()),
+            KeyMaterial::Secret(HS256_SECRET.to_owned()),
             Duration::ZERO,
         );
         let ev = event(&hs);

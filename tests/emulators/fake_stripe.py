@@ -307,12 +307,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def reply(self, status: int, body) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        local_hosted.reply_json(self, status, body)
 
     def body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)

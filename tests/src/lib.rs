@@ -2,16 +2,26 @@
 //! fixture-backed fake Stripe) on free loopback ports, once per test binary, and stops them
 //! when the test process ends (see emulators/supervise.py). Nothing needs to be running before.
 
+pub mod auth;
 pub mod build;
+pub mod openapi;
 pub mod rig;
+pub mod template;
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use billing::domain::{
+    FetchTime, GracePolicy, OrgId, ServiceModule, Subscription, SubscriptionStatus,
+};
 use billing::store::BillingStore;
 use billing::store::table::create_table;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
 pub use pss_local::emulators::{Emulator, free_port, venv_bin, workspace_root};
 pub use pss_local::{emulators, http, server};
 
@@ -35,13 +45,16 @@ pub fn fake_stripe() -> &'static Emulator {
 
 /// A DynamoDB client for an endpoint, with fake credentials (the emulator ignores them).
 pub fn dynamo_client(endpoint: &str) -> Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+    Client::from_conf(dynamo_config(endpoint).build())
+}
+
+/// The configuration of `dynamo_client`, for a test that adds to it (an interceptor).
+pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .build();
-    Client::from_conf(config)
 }
 
 /// A name unique within this test run (tables, orgs, Stripe ids).
@@ -62,6 +75,51 @@ pub async fn fresh_store() -> BillingStore {
         .await
         .expect("create table in moto");
     BillingStore::new(client, table)
+}
+
+/// Stores `sub` for `org` as the webhook does: fetched now, with the default grace period.
+pub async fn store_subscription(store: &BillingStore, org: &OrgId, sub: &Subscription) {
+    store
+        .apply_subscription(org, sub, FetchTime::now(), None, GracePolicy::default())
+        .await
+        .expect("store subscription");
+}
+
+/// Gives `org` an active subscription (new Stripe ids) to `modules`.
+pub async fn unlock(store: &BillingStore, org: &OrgId, modules: &[ServiceModule]) {
+    let sub = build::subscription(
+        &unique("sub_"),
+        &unique("cus_"),
+        SubscriptionStatus::Active,
+        modules,
+    );
+    store_subscription(store, org, &sub).await;
+}
+
+/// A request as API Gateway hands it to a function: `authorizer` is the context the authorizer
+/// allowed it with (`requestContext.authorizer`), None where no authorizer ran.
+pub fn gateway_request(
+    method: &str,
+    uri: &str,
+    authorizer: Option<serde_json::Map<String, serde_json::Value>>,
+    query: &[(&str, &str)],
+    body: Body,
+) -> Request {
+    let mut request = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body)
+        .unwrap();
+    if let Some(context) = authorizer {
+        let mut ctx = ApiGatewayProxyRequestContext::default();
+        ctx.authorizer.fields = context.into_iter().collect();
+        request = request.with_request_context(RequestContext::ApiGatewayV1(ctx));
+    }
+    let query: HashMap<String, String> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    request.with_query_string_parameters(query)
 }
 
 /// A Stripe API call (form body, test key) that must succeed; an empty reply is `null`.
@@ -160,14 +218,5 @@ pub async fn seed_sample_stripe(stripe_url: &str) {
     billing::catalog_sync::sync_catalog(&stripe, billing::domain::Catalog::standard().entries())
         .await
         .expect("catalog sync");
-    let objects = rig::sample_objects();
-    for name in [
-        "subscription",
-        "invoice",
-        "payment_method",
-        "customer",
-        "checkout.session",
-    ] {
-        rig::fake_put(stripe_url, &objects[name]).await;
-    }
+    rig::put_sample_objects(stripe_url).await;
 }

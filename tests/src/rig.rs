@@ -1,7 +1,7 @@
 //! A webhook handler wired to moto and a Stripe emulator over HTTP, plus delivery helpers.
 
-use billing::domain::{GracePolicy, OrgId, Timestamp};
-use billing::store::BillingStore;
+use billing::domain::{CustomerId, GracePolicy, OrgId, Timestamp};
+use billing::store::{BillingStore, LinkOutcome};
 use billing::stripe::StripeApi;
 use billing::sync::Syncer;
 use billing::webhook::{WebhookConfig, WebhookHandler, WebhookSecret};
@@ -76,6 +76,12 @@ impl Rig {
         self.deliver_raw(&event.to_string()).await
     }
 
+    /// Delivers a new event (an id of its own) of type `kind` around `object`.
+    pub async fn deliver_new(&self, kind: &str, object: &Value) -> (u16, Value) {
+        self.deliver(&event(&crate::unique("evt_"), kind, object))
+            .await
+    }
+
     /// Drops the rig's table. moto copies every table on each transaction (to roll back), so
     /// long tests keep moto fast by not leaving tables behind.
     pub async fn drop_table(&self) {
@@ -86,6 +92,19 @@ impl Rig {
             .table_name(self.store.table())
             .send()
             .await;
+    }
+
+    /// Deletes one item of the rig's table, by its keys.
+    pub async fn delete_item(&self, pk: String, sk: String) {
+        self.store
+            .client()
+            .delete_item()
+            .table_name(self.store.table())
+            .key("PK", AttributeValue::S(pk))
+            .key("SK", AttributeValue::S(sk))
+            .send()
+            .await
+            .unwrap();
     }
 
     /// Every item in the table but the audit trail's metadata of refused deliveries (to prove
@@ -130,6 +149,29 @@ impl Rig {
         out.items.unwrap_or_default()
     }
 
+    /// Links `customer` to `org` in the rig's store.
+    pub async fn link(&self, org: &OrgId, customer: &str) -> LinkOutcome {
+        self.store
+            .link_customer(org, &CustomerId::parse(customer).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// A new org (its id starts with `name`) that `customer` belongs to.
+    pub async fn linked_org(&self, name: &str, customer: &str) -> OrgId {
+        let org = crate::build::org(name);
+        assert_eq!(self.link(&org, customer).await, LinkOutcome::Created);
+        org
+    }
+
+    /// A new active subscription of `customer` to one unit of the price `lookup_key`, held by
+    /// the rig's Stripe.
+    pub async fn put_subscription(&self, customer: &str, lookup_key: &str) -> Value {
+        let sub = active_subscription(customer, lookup_key);
+        fake_put(&self.stripe_url, &sub).await;
+        sub
+    }
+
     pub async fn unlocked(&self, org: &OrgId) -> Vec<String> {
         match self
             .store
@@ -161,12 +203,47 @@ pub fn event(id: &str, kind: &str, object: &Value) -> Value {
     })
 }
 
+/// Asserts the handler acknowledged a delivery (200) with `expected` as its outcome.
+pub fn assert_outcome(reply: (u16, Value), expected: &str) {
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    assert_eq!(reply.1["outcome"], expected, "{}", reply.1);
+}
+
 /// Stores or replaces an object in the fake Stripe.
 pub async fn fake_put(base: &str, object: &Value) {
     let url = format!("{base}/_test/objects");
     let object = object.clone();
     let reply = crate::http::blocking(move || crate::http::post_json(&url, &object)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// Puts the sample objects behind `events/` (tests/fixtures/stripe/sample-objects.json) into
+/// the fake Stripe at `stripe_url`.
+pub async fn put_sample_objects(stripe_url: &str) {
+    let objects = sample_objects();
+    for name in [
+        "subscription",
+        "invoice",
+        "payment_method",
+        "customer",
+        "checkout.session",
+    ] {
+        fake_put(stripe_url, &objects[name]).await;
+    }
+}
+
+/// Deletes a customer in the fake Stripe, as Stripe does (its subscriptions are canceled).
+pub async fn delete_customer(base: &str, customer: &str) -> crate::http::Reply {
+    let url = format!("{base}/v1/customers/{customer}");
+    crate::http::blocking(move || {
+        crate::http::request(
+            "DELETE",
+            &url,
+            &[("Authorization", "Bearer sk_test_x")],
+            b"",
+        )
+    })
+    .await
 }
 
 pub fn sample_objects() -> Value {
@@ -177,6 +254,18 @@ pub fn sample_objects() -> Value {
 pub fn fixture(name: &str) -> Value {
     let path = crate::workspace_root().join(format!("tests/fixtures/stripe/{name}.latest.json"));
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
+}
+
+/// A current-shape Stripe customer, attributed to `org` by its metadata when there is one.
+pub fn customer_object(id: &str, org: Option<&OrgId>) -> Value {
+    let mut c = fixture("customer");
+    c["id"] = id.into();
+    c["metadata"] = match org {
+        Some(org) => serde_json::json!({ "organization_id": org.as_str() }),
+        None => serde_json::json!({}),
+    };
+    c["invoice_settings"]["default_payment_method"] = Value::Null;
+    c
 }
 
 /// A current-shape Stripe subscription built from the official example object.
@@ -211,6 +300,17 @@ pub fn subscription_object(id: &str, customer: &str, status: &str, items: &[(&st
     }
     sub["items"]["data"] = Value::Array(data);
     sub
+}
+
+/// A new active subscription object (an id of its own) of `customer` to one unit of the price
+/// `lookup_key`.
+pub fn active_subscription(customer: &str, lookup_key: &str) -> Value {
+    subscription_object(
+        &crate::unique("sub_"),
+        customer,
+        "active",
+        &[(lookup_key, 1)],
+    )
 }
 
 /// A current-shape invoice for a subscription.

@@ -3,21 +3,12 @@
 //! through the same idempotent path and applies nothing twice.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use billing::domain::{CustomerId, EventId, OrgId, Timestamp};
+use billing::domain::{EventId, OrgId, Timestamp};
 use billing::store::audit::COMPRESS_ABOVE_BYTES;
 use billing::webhook::{Outcome, ReplayError, WebhookSecret};
-use pss_billing_tests::rig::{self, Rig, event, fake_put};
-use pss_billing_tests::{build, fake_stripe, unique};
+use pss_billing_tests::rig::{Rig, event};
+use pss_billing_tests::{fake_stripe, unique};
 use serde_json::json;
-
-async fn linked(rig: &Rig, customer: &str) -> OrgId {
-    let org = build::org("audit");
-    rig.store
-        .link_customer(&org, &CustomerId::parse(customer).unwrap())
-        .await
-        .unwrap();
-    org
-}
 
 /// The subscription's stored `fetched_at` and the entitlements version: what a second
 /// application would change.
@@ -38,14 +29,8 @@ async fn verified_deliveries_are_kept_by_event_and_org_and_a_replay_applies_noth
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
-    let org = linked(&rig, &customer).await;
-    let sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("leadgen_monthly", 1)],
-    );
-    fake_put(&stripe.url, &sub).await;
+    let org = rig.linked_org("audit", &customer).await;
+    let sub = rig.put_subscription(&customer, "leadgen_monthly").await;
     let evt_id = unique("evt_");
     let evt = event(&evt_id, "customer.subscription.created", &sub);
     assert_eq!(rig.deliver(&evt).await.1["outcome"], "processed");
@@ -133,13 +118,9 @@ async fn a_parked_delivery_replayed_after_the_fix_applies_once() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
-    let sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("integrations_monthly", 1)],
-    );
-    fake_put(&stripe.url, &sub).await;
+    let sub = rig
+        .put_subscription(&customer, "integrations_monthly")
+        .await;
     let evt_id = unique("evt_");
     assert_eq!(
         rig.deliver(&event(&evt_id, "customer.subscription.created", &sub))
@@ -150,7 +131,7 @@ async fn a_parked_delivery_replayed_after_the_fix_applies_once() {
     let id = EventId::parse(&evt_id).unwrap();
     let kept = rig.store.deliveries_of_event(&id).await.unwrap();
     assert_eq!((kept.len(), kept[0].org_id.as_ref()), (1, None));
-    let org = linked(&rig, &customer).await;
+    let org = rig.linked_org("audit", &customer).await;
     assert!(matches!(
         rig.handler.replay(&id).await.unwrap(),
         Outcome::Processed(_)
@@ -176,14 +157,8 @@ async fn large_payloads_are_compressed_and_refused_deliveries_keep_metadata_only
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
-    let org = linked(&rig, &customer).await;
-    let mut sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("leadgen_monthly", 1)],
-    );
-    fake_put(&stripe.url, &sub).await;
+    let org = rig.linked_org("audit", &customer).await;
+    let mut sub = rig.put_subscription(&customer, "leadgen_monthly").await;
     sub["metadata"] = json!({ "note": "x".repeat(3 * COMPRESS_ABOVE_BYTES) });
     let evt_id = unique("evt_");
     let body = event(&evt_id, "customer.subscription.updated", &sub).to_string();

@@ -6,6 +6,7 @@ use billing::catalog_sync::sync_catalog;
 use billing::domain::ServiceModule::*;
 use billing::domain::SubscriptionStatus::*;
 use billing::domain::*;
+use billing::http::ApiError;
 use billing::routes::Role;
 use billing::store::BillingStore;
 use billing::stripe::StripeApi;
@@ -14,7 +15,7 @@ use lambda_http::http::StatusCode;
 use pss_billing_tests::build::{invoice, org, subscription};
 use pss_billing_tests::http::{blocking, get};
 use pss_billing_tests::rig::{self, fake_put};
-use pss_billing_tests::{fake_stripe, fresh_store, unique};
+use pss_billing_tests::{fake_stripe, fresh_store, store_subscription, unique};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -74,6 +75,29 @@ fn checkout_body(services: &[&str], interval: &str) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
+}
+
+/// A checkout of `services` at `interval` by a caller with `role`, back to the allowed origin.
+async fn checkout(
+    syncer: &Syncer,
+    org: &OrgId,
+    role: Role,
+    services: &[&str],
+    interval: &str,
+) -> Result<views::CheckoutView, ApiError> {
+    let body = checkout_body(services, interval);
+    api::checkout(syncer, &config(5), org, role, &body).await
+}
+
+/// The Stripe customer the org's billing profile names.
+async fn customer_of(syncer: &Syncer, org: &OrgId) -> CustomerId {
+    syncer
+        .store
+        .billing_profile(org)
+        .await
+        .unwrap()
+        .expect("a billing profile")
+        .customer_id
 }
 
 #[tokio::test]
@@ -198,13 +222,7 @@ async fn concurrent_first_checkouts_create_one_customer_mapping() {
         api::checkout(&syncer, &cfg, &org, Role::Admin, &body)
     );
     assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
-    let customer = syncer
-        .store
-        .billing_profile(&org)
-        .await
-        .unwrap()
-        .unwrap()
-        .customer_id;
+    let customer = customer_of(&syncer, &org).await;
     let created: Vec<_> = stripe_requests(org.as_str())
         .await
         .into_iter()
@@ -227,14 +245,7 @@ async fn checkout_refuses_bad_input_roles_and_held_modules() {
     let syncer = syncer().await;
     let org = org("org");
     let cfg = config(5);
-    let member = api::checkout(
-        &syncer,
-        &cfg,
-        &org,
-        Role::Member,
-        &checkout_body(&["LeadGeneration"], "month"),
-    )
-    .await;
+    let member = checkout(&syncer, &org, Role::Member, &["LeadGeneration"], "month").await;
     assert_eq!(member.unwrap_err().status, StatusCode::FORBIDDEN);
     let cases: Vec<(&[u8], StatusCode, &str)> = vec![
         (b"{", StatusCode::BAD_REQUEST, "bad_request"),
@@ -258,17 +269,13 @@ async fn checkout_refuses_bad_input_roles_and_held_modules() {
     }
     // An org that already has a module gets 409, and nothing was sent to Stripe for it.
     let held = subscription(&unique("sub_"), &unique("cus_"), Active, &[LeadGeneration]);
-    syncer
-        .store
-        .apply_subscription(&org, &held, FetchTime::now(), None, GracePolicy::default())
-        .await
-        .unwrap();
-    let err = api::checkout(
+    store_subscription(&syncer.store, &org, &held).await;
+    let err = checkout(
         &syncer,
-        &cfg,
         &org,
         Role::Owner,
-        &checkout_body(&["EmailAutomation", "LeadGeneration"], "month"),
+        &["EmailAutomation", "LeadGeneration"],
+        "month",
     )
     .await
     .unwrap_err();
@@ -333,22 +340,10 @@ async fn eager_sync_after_checkout_unlocks_and_is_rate_limited() {
     let syncer = syncer().await;
     let org = org("org");
     let cfg = config(3);
-    let checkout = api::checkout(
-        &syncer,
-        &cfg,
-        &org,
-        Role::Owner,
-        &checkout_body(&["LeadGeneration"], "month"),
-    )
-    .await
-    .unwrap();
-    let customer = syncer
-        .store
-        .billing_profile(&org)
+    let checkout = checkout(&syncer, &org, Role::Owner, &["LeadGeneration"], "month")
         .await
-        .unwrap()
-        .unwrap()
-        .customer_id;
+        .unwrap();
+    let customer = customer_of(&syncer, &org).await;
     // Stripe completes the Checkout: a subscription exists, the session points at it.
     let sub_id = unique("sub_");
     fake_put(
@@ -437,10 +432,7 @@ async fn reads_are_tenant_isolated_and_invoices_page() {
         .await
         .unwrap();
     let sub = subscription("sub_a", "cus_a", Trialing, &[EmailAutomation]);
-    store
-        .apply_subscription(&a, &sub, FetchTime::now(), None, GracePolicy::default())
-        .await
-        .unwrap();
+    store_subscription(&store, &a, &sub).await;
 
     let first = api::invoices(&store, &a, Some("2"), None).await.unwrap();
     assert_eq!(
@@ -536,15 +528,9 @@ async fn stripe_unreachable_is_a_retryable_502() {
         GracePolicy::default(),
     );
     let org = org("org");
-    let err = api::checkout(
-        &syncer,
-        &config(5),
-        &org,
-        Role::Owner,
-        &checkout_body(&["LeadGeneration"], "month"),
-    )
-    .await
-    .unwrap_err();
+    let err = checkout(&syncer, &org, Role::Owner, &["LeadGeneration"], "month")
+        .await
+        .unwrap_err();
     assert_eq!(
         (err.status, err.code),
         (StatusCode::BAD_GATEWAY, "stripe_unavailable")
@@ -561,24 +547,14 @@ async fn stripe_unreachable_is_a_retryable_502() {
 #[tokio::test]
 async fn checkout_refuses_modules_held_in_any_status_that_is_not_over() {
     let syncer = syncer().await;
-    let cfg = config(5);
+    let _cfg = config(5);
     for status in [Active, Trialing, PastDue, Unpaid, Paused, Incomplete] {
         let org = org("held");
         let held = subscription(&unique("sub_"), &unique("cus_"), status, &[SocialInbox]);
-        syncer
-            .store
-            .apply_subscription(&org, &held, FetchTime::now(), None, GracePolicy::default())
+        store_subscription(&syncer.store, &org, &held).await;
+        let err = checkout(&syncer, &org, Role::Owner, &["SocialInbox"], "year")
             .await
-            .unwrap();
-        let err = api::checkout(
-            &syncer,
-            &cfg,
-            &org,
-            Role::Owner,
-            &checkout_body(&["SocialInbox"], "year"),
-        )
-        .await
-        .unwrap_err();
+            .unwrap_err();
         assert_eq!(
             (err.status, err.code),
             (StatusCode::CONFLICT, "already_subscribed"),
@@ -589,20 +565,10 @@ async fn checkout_refuses_modules_held_in_any_status_that_is_not_over() {
     for status in [Canceled, IncompleteExpired] {
         let org = org("over");
         let over = subscription(&unique("sub_"), &unique("cus_"), status, &[SocialInbox]);
-        syncer
-            .store
-            .apply_subscription(&org, &over, FetchTime::now(), None, GracePolicy::default())
+        store_subscription(&syncer.store, &org, &over).await;
+        checkout(&syncer, &org, Role::Owner, &["SocialInbox"], "year")
             .await
-            .unwrap();
-        api::checkout(
-            &syncer,
-            &cfg,
-            &org,
-            Role::Owner,
-            &checkout_body(&["SocialInbox"], "year"),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{status:?}: {e:?}"));
+            .unwrap_or_else(|e| panic!("{status:?}: {e:?}"));
     }
 }
 
@@ -623,36 +589,24 @@ async fn session_status(id: &str) -> String {
 #[tokio::test]
 async fn a_new_checkout_expires_the_previous_open_session() {
     let syncer = syncer().await;
-    let cfg = config(5);
+    let _cfg = config(5);
     let org = org("twice");
-    let first = api::checkout(
-        &syncer,
-        &cfg,
-        &org,
-        Role::Owner,
-        &checkout_body(&["LeadGeneration"], "month"),
-    )
-    .await
-    .unwrap();
+    let first = checkout(&syncer, &org, Role::Owner, &["LeadGeneration"], "month")
+        .await
+        .unwrap();
     // The same request again (a double click) gets the same, still open, session.
-    let again = api::checkout(
-        &syncer,
-        &cfg,
-        &org,
-        Role::Owner,
-        &checkout_body(&["LeadGeneration"], "month"),
-    )
-    .await
-    .unwrap();
+    let again = checkout(&syncer, &org, Role::Owner, &["LeadGeneration"], "month")
+        .await
+        .unwrap();
     assert_eq!(again.session_id, first.session_id);
     assert_eq!(session_status(&first.session_id).await, "open");
 
-    let second = api::checkout(
+    let second = checkout(
         &syncer,
-        &cfg,
         &org,
         Role::Owner,
-        &checkout_body(&["LeadGeneration", "EmailAutomation"], "month"),
+        &["LeadGeneration", "EmailAutomation"],
+        "month",
     )
     .await
     .unwrap();

@@ -3,7 +3,7 @@
 //! that page. Expected states are written out by hand from what the fake Stripe holds.
 
 use billing::api;
-use billing::domain::{CustomerId, OrgId};
+use billing::domain::CustomerId;
 use billing::stripe::StripeApi;
 use pss_billing_tests::build::org;
 use pss_billing_tests::http::{blocking, request};
@@ -14,17 +14,6 @@ use serde_json::{Value, json};
 fn outcome(reply: (u16, Value)) -> String {
     assert_eq!(reply.0, 200, "{}", reply.1);
     reply.1["outcome"].as_str().unwrap().to_owned()
-}
-
-fn customer_object(id: &str, org: Option<&OrgId>) -> Value {
-    let mut c = rig::fixture("customer");
-    c["id"] = id.into();
-    c["metadata"] = match org {
-        Some(org) => json!({ "organization_id": org.as_str() }),
-        None => json!({}),
-    };
-    c["invoice_settings"]["default_payment_method"] = Value::Null;
-    c
 }
 
 /// A completed subscription-mode session as Stripe returns it.
@@ -52,20 +41,13 @@ async fn complete(rig: &Rig, session: &Value) -> String {
     outcome(rig.deliver(&evt).await)
 }
 
-async fn link(rig: &Rig, org: &OrgId, customer: &str) {
-    rig.store
-        .link_customer(org, &CustomerId::parse(customer).unwrap())
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn only_sessions_this_service_created_attribute_a_customer() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     // The buyer's own customer and subscription, made outside this service (a Payment Link).
     let buyer = unique("cus_buyer");
-    fake_put(&stripe.url, &customer_object(&buyer, None)).await;
+    fake_put(&stripe.url, &rig::customer_object(&buyer, None)).await;
     let buyer_sub = unique("sub_");
     fake_put(
         &stripe.url,
@@ -100,7 +82,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     // 2. Server-set metadata naming an org that is linked to another customer: refused.
     let paying = org("paying");
     let paying_customer = unique("cus_paying");
-    link(&rig, &paying, &paying_customer).await;
+    rig.link(&paying, &paying_customer).await;
     let forged = session_object(
         &buyer,
         &buyer_sub,
@@ -131,7 +113,11 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     // 4. What this service writes: the org in the session's and the customer's metadata.
     let ours = org("ours");
     let our_customer = unique("cus_ours");
-    fake_put(&stripe.url, &customer_object(&our_customer, Some(&ours))).await;
+    fake_put(
+        &stripe.url,
+        &rig::customer_object(&our_customer, Some(&ours)),
+    )
+    .await;
     let our_sub = unique("sub_");
     fake_put(
         &stripe.url,
@@ -174,33 +160,18 @@ async fn a_deleted_customer_unlinks_the_org_and_ends_its_subscriptions() {
     let rig = Rig::new(&stripe.url).await;
     let org = org("deleted");
     let customer = unique("cus_");
-    fake_put(&stripe.url, &customer_object(&customer, Some(&org))).await;
-    link(&rig, &org, &customer).await;
+    fake_put(&stripe.url, &rig::customer_object(&customer, Some(&org))).await;
+    rig.link(&org, &customer).await;
     let sub_id = unique("sub_");
     let sub = rig::subscription_object(&sub_id, &customer, "active", &[("enterprise_monthly", 1)]);
     fake_put(&stripe.url, &sub).await;
-    let created = rig
-        .deliver(&event(
-            &unique("evt_"),
-            "customer.subscription.created",
-            &sub,
-        ))
-        .await;
+    let created = rig.deliver_new("customer.subscription.created", &sub).await;
     assert_eq!(outcome(created), "processed");
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "EnterpriseFeatures"]);
 
     // Stripe deletes the customer, which cancels its subscriptions. The customer.deleted event
     // comes first; the subscription's own event has not arrived (yet).
-    let url = format!("{}/v1/customers/{customer}", stripe.url);
-    let reply = blocking(move || {
-        request(
-            "DELETE",
-            &url,
-            &[("Authorization", "Bearer sk_test_x")],
-            b"",
-        )
-    })
-    .await;
+    let reply = rig::delete_customer(&stripe.url, &customer).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     fake_put(
         &stripe.url,
@@ -208,9 +179,7 @@ async fn a_deleted_customer_unlinks_the_org_and_ends_its_subscriptions() {
     )
     .await;
     let deleted = json!({"id": customer, "object": "customer", "deleted": true});
-    let delivered = rig
-        .deliver(&event(&unique("evt_"), "customer.deleted", &deleted))
-        .await;
+    let delivered = rig.deliver_new("customer.deleted", &deleted).await;
     assert_eq!(outcome(delivered), "processed");
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
     assert!(
@@ -231,20 +200,13 @@ async fn a_subscription_stripe_no_longer_has_grants_nothing() {
     let rig = Rig::new(&stripe.url).await;
     let org = org("gone");
     let customer = unique("cus_");
-    link(&rig, &org, &customer).await;
+    rig.link(&org, &customer).await;
     let sub_id = unique("sub_");
     let sub =
         rig::subscription_object(&sub_id, &customer, "active", &[("integrations_monthly", 1)]);
     fake_put(&stripe.url, &sub).await;
     assert_eq!(
-        outcome(
-            rig.deliver(&event(
-                &unique("evt_"),
-                "customer.subscription.created",
-                &sub
-            ))
-            .await
-        ),
+        outcome(rig.deliver_new("customer.subscription.created", &sub).await),
         "processed"
     );
     let url = format!("{}/_test/objects/{sub_id}", stripe.url);
@@ -273,7 +235,7 @@ async fn prices_map_by_product_metadata_and_unmapped_ones_are_parked() {
     let rig = Rig::new(&stripe.url).await;
     let org = org("mapping");
     let customer = unique("cus_");
-    link(&rig, &org, &customer).await;
+    rig.link(&org, &customer).await;
     let product = unique("prod_");
     let mut product_object = rig::fixture("product");
     product_object["id"] = product.clone().into();
@@ -324,8 +286,8 @@ async fn payment_methods_of_every_type_and_the_subscription_default() {
     let rig = Rig::new(&stripe.url).await;
     let org = org("methods");
     let customer = unique("cus_");
-    fake_put(&stripe.url, &customer_object(&customer, Some(&org))).await;
-    link(&rig, &org, &customer).await;
+    fake_put(&stripe.url, &rig::customer_object(&customer, Some(&org))).await;
+    rig.link(&org, &customer).await;
     let card = unique("pm_card");
     for (id, kind, created) in [
         (card.clone(), "card", 10),
@@ -336,35 +298,16 @@ async fn payment_methods_of_every_type_and_the_subscription_default() {
         fake_put(&stripe.url, &payment_method(&id, &customer, kind, created)).await;
     }
     // Checkout stores the card it collected on the subscription, not on the customer.
-    let mut sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("leadgen_yearly", 1)],
-    );
+    let mut sub = rig::active_subscription(&customer, "leadgen_yearly");
     sub["default_payment_method"] = card.clone().into();
     fake_put(&stripe.url, &sub).await;
     assert_eq!(
-        outcome(
-            rig.deliver(&event(
-                &unique("evt_"),
-                "customer.subscription.created",
-                &sub
-            ))
-            .await
-        ),
+        outcome(rig.deliver_new("customer.subscription.created", &sub).await),
         "processed"
     );
     let attached = payment_method(&card, &customer, "card", 10);
     assert_eq!(
-        outcome(
-            rig.deliver(&event(
-                &unique("evt_"),
-                "payment_method.attached",
-                &attached
-            ))
-            .await
-        ),
+        outcome(rig.deliver_new("payment_method.attached", &attached).await),
         "processed"
     );
     let view = api::payment_methods(&rig.store, &org).await.unwrap();

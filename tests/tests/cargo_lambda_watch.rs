@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 
 use billing::domain::ServiceModule::LeadGeneration;
 use billing::domain::SubscriptionStatus::Active;
-use billing::domain::{CustomerId, FetchTime, GracePolicy, OrgId};
+use billing::domain::{CustomerId, OrgId};
 use billing::store::BillingStore;
 use billing::store::table::create_table;
-use dev_paths::{Function, functions, run_scripts_events, template};
+use dev_paths::{exe, run_scripts_events};
 use pss_billing_tests::build::subscription;
-use pss_billing_tests::{dynamo_client, fake_stripe, free_port, http, moto, workspace_root};
+use pss_billing_tests::template::{self, Function, functions};
+use pss_billing_tests::{
+    dynamo_client, fake_stripe, free_port, http, moto, store_subscription, workspace_root,
+};
 use pss_local::stack::{DEFAULT_MOTO_PORT, DEFAULT_STRIPE_PORT};
 use serde_json::Value;
 
@@ -101,7 +104,7 @@ fn start_function(f: &Function, port: u16, env: &BTreeMap<String, String>) -> Ki
     std::fs::create_dir_all(&log_dir).unwrap();
     let log = std::fs::File::create(log_dir.join(format!("watch-{}.log", f.binary))).unwrap();
     Killed(
-        Command::new(f.exe())
+        Command::new(exe(f))
             .env_clear()
             .envs(env)
             .env("AWS_LAMBDA_FUNCTION_NAME", &f.binary)
@@ -151,7 +154,7 @@ fn cargo_lambda_invoke(function: &str, port: u16, file: &std::path::Path) -> Val
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cargo_lambda_watch_serves_the_authorizer_an_endpoint_and_the_webhook_url() {
-    let t = template();
+    let t = template::load();
     let fns = functions(&t);
     let by_binary = |name: &str| fns.iter().find(|f| f.binary == name).unwrap().clone();
     let events = workspace_root().join("target/dev-paths-events/watch");
@@ -172,16 +175,8 @@ async fn cargo_lambda_watch_serves_the_authorizer_an_endpoint_and_the_webhook_ur
         .await
         .unwrap();
     let sub = subscription("sub_watch", "cus_watch", Active, &[LeadGeneration]);
-    store
-        .apply_subscription(
-            &OrgId::parse("org_sample_unlocked").unwrap(),
-            &sub,
-            FetchTime::now(),
-            None,
-            GracePolicy::default(),
-        )
-        .await
-        .unwrap();
+    let unlocked = OrgId::parse("org_sample_unlocked").unwrap();
+    store_subscription(&store, &unlocked, &sub).await;
 
     let port = free_port();
     let _watch = Killed(

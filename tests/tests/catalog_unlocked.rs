@@ -6,67 +6,31 @@
 
 use std::time::Duration;
 
-use billing::auth::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, AuthConfig, Authorizer, JwtAlgorithm,
-    JwtSettings, KeyMaterial,
-};
+use billing::auth::Authorizer;
 use billing::domain::ServiceModule::*;
 use billing::domain::SubscriptionStatus::Active;
 use billing::domain::*;
 use billing::store::BillingStore;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use pss_billing_tests::auth::{authorizer_event, claims, hs256, hs256_settings};
 use pss_billing_tests::build::{org, subscription};
-use pss_billing_tests::{dynamo_client, fresh_store, moto, unique};
+use pss_billing_tests::{dynamo_client, fresh_store, moto, store_subscription, unique};
 use serde_json::{Value, json};
 
-const ISSUER: &str = "https://portal.example.test";
-const AUDIENCE: &str = "pss-billing";
-const SECRET: &str = "test-only-hs256-secret-for-catalog-tests-0000000";
 const PATH: &str = "/api/billing/services";
 
 fn token(org: &OrgId, role: &str) -> String {
-    let now = Timestamp::now().unix();
-    let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "user_1", "org_id": org.as_str(),
-        "role": role, "iat": now, "exp": now + 600});
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    hs256(&claims(org, role))
 }
 
 fn authorizer(store: BillingStore) -> Authorizer {
-    let mut config = AuthConfig::new(JwtSettings::new(
-        ISSUER,
-        AUDIENCE,
-        JwtAlgorithm::Hs256,
-        KeyMaterial::Secret(SECRET.to_owned()),
-    ));
-    config.cache_ttl = Duration::from_secs(30);
-    Authorizer::new(config, store).unwrap()
-}
-
-/// What API Gateway sends the REQUEST authorizer for `GET /api/billing/services`.
-fn authorizer_event(token: Option<&str>) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
-    let mut headers = json!({"Host": "abc123.execute-api.us-east-1.amazonaws.com"});
-    if let Some(token) = token {
-        headers["Authorization"] = format!("Bearer {token}").into();
-    }
-    serde_json::from_value(json!({
-        "type": "REQUEST",
-        "methodArn": format!("arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET{PATH}"),
-        "resource": PATH, "path": PATH, "httpMethod": "GET", "headers": headers,
-        "requestContext": {"resourcePath": PATH, "httpMethod": "GET", "stage": "prod"},
-    }))
-    .unwrap()
+    pss_billing_tests::auth::authorizer(hs256_settings(), store, Duration::from_secs(30))
 }
 
 /// Authorizes, then calls the function with the proxy event API Gateway would build from the
 /// authorizer's answer. Returns the catalog body.
 async fn catalog(authorizer: &Authorizer, token: Option<&str>) -> Value {
     let answer = authorizer
-        .authorize(&authorizer_event(token))
+        .authorize(&authorizer_event("GET", PATH, token))
         .await
         .expect("public route: always a policy");
     let answer = serde_json::to_value(&answer).unwrap();
@@ -131,16 +95,7 @@ async fn a_paying_org_sees_its_modules_unlocked_behind_the_real_authorizer() {
         Active,
         &[LeadGeneration, SocialInbox],
     );
-    store
-        .apply_subscription(
-            &paying,
-            &sub,
-            FetchTime::now(),
-            None,
-            GracePolicy::default(),
-        )
-        .await
-        .expect("store subscription");
+    store_subscription(&store, &paying, &sub).await;
     let auth = authorizer(store);
 
     // Every role of the paying org: its two modules and BasicCRM, nothing else.

@@ -213,9 +213,7 @@ async fn functions_answer_cors_themselves_and_the_gateway_only_for_its_own_respo
 #[test]
 fn template_gateway_responses_and_preflight_accept_every_origin() {
     // The local gateway mirrors template.yaml; hold the template to the same value.
-    let text =
-        std::fs::read_to_string(pss_billing_tests::workspace_root().join("template.yaml")).unwrap();
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let template = pss_billing_tests::template::load();
     let api = &template["Resources"]["BillingApi"]["Properties"];
     let quoted = format!("'{GATEWAY_ALLOW_ORIGIN}'");
     assert_eq!(api["Cors"]["AllowOrigin"].as_str(), Some(quoted.as_str()));

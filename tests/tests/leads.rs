@@ -1,19 +1,15 @@
 //! `GET /api/leads` against moto: the org comes only from the authorizer context, pages stay in
 //! the caller's partition, and every failure is a JSON error.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::auth::leads::Lead;
 use billing::auth::{LeadsHandler, UNAUTHORIZED_BODY, subscription_required_body};
 use billing::domain::{OrgId, ServiceModule, Timestamp};
 use billing::store::BillingStore;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt};
+use lambda_http::{Body, Request};
 use pss_billing_tests::build::org;
-use pss_billing_tests::{dynamo_client, fresh_store, moto, unique};
-use serde_json::Value;
+use pss_billing_tests::{dynamo_client, fresh_store, gateway_request, moto, unique};
+use serde_json::{Map, Value};
 
 fn lead(id: &str) -> Lead {
     Lead {
@@ -35,27 +31,16 @@ fn request(
     context: Option<(&OrgId, &str)>,
     query: &[(&str, &str)],
 ) -> Request {
-    let mut request = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::Empty)
-        .unwrap();
-    if let Some((org, entitlements)) = context {
-        let mut ctx = ApiGatewayProxyRequestContext::default();
-        ctx.authorizer.fields = HashMap::from([
+    let authorizer = context.map(|(org, entitlements)| {
+        Map::from_iter([
             ("principalId".to_owned(), Value::from("user_1")),
             ("orgId".to_owned(), Value::from(org.as_str())),
             ("userId".to_owned(), Value::from("user_1")),
             ("role".to_owned(), Value::from("Member")),
             ("entitlements".to_owned(), Value::from(entitlements)),
-        ]);
-        request = request.with_request_context(RequestContext::ApiGatewayV1(ctx));
-    }
-    let query: HashMap<String, String> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    request.with_query_string_parameters(query)
+        ])
+    });
+    gateway_request(method, uri, authorizer, query, Body::Empty)
 }
 
 const UNLOCKED: &str = "BasicCRM,LeadGeneration";
@@ -82,6 +67,36 @@ fn ids(body: &Value) -> Vec<String> {
         .iter()
         .map(|l| l["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The lead ids `org` sees page by page (`limit` a page), following `nextCursor` for at most
+/// `pages` pages.
+async fn page_through(
+    handler: &LeadsHandler,
+    org: &OrgId,
+    limit: &str,
+    pages: usize,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..pages {
+        let mut query = vec![("limit", limit)];
+        if let Some(c) = cursor.as_deref() {
+            query.push(("cursor", c));
+        }
+        let (status, body, _) = call(
+            handler,
+            request("GET", "/api/leads", Some((org, UNLOCKED)), &query),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(ids(&body));
+        cursor = body["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    seen
 }
 
 #[tokio::test]
@@ -138,27 +153,8 @@ async fn pages_follow_the_cursor_and_never_leave_the_partition() {
             .unwrap();
     }
     let handler = LeadsHandler::new(store);
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut query = vec![("limit", "2")];
-        if let Some(c) = cursor.as_deref() {
-            query.push(("cursor", c));
-        }
-        let (status, body, _) = call(
-            &handler,
-            request("GET", "/api/leads", Some((&mine, UNLOCKED)), &query),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        seen.extend(ids(&body));
-        match body["nextCursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
     assert_eq!(
-        seen,
+        page_through(&handler, &mine, "2", 10).await,
         (0..5).map(|i| format!("lead_{i}")).collect::<Vec<_>>()
     );
 
@@ -239,22 +235,28 @@ async fn bad_input_and_missing_rights_are_json_errors() {
     assert_eq!(body["error"], "method_not_allowed");
 }
 
+/// A lead item of `org` without the `data` map, as some other system might write it, with a
+/// `name` attribute when given.
+async fn put_malformed_lead(store: &BillingStore, org: &OrgId, name: Option<&str>) {
+    let mut put = store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .item("PK", AttributeValue::S(format!("ORG#{org}")))
+        .item("SK", AttributeValue::S("LEAD#broken".to_owned()));
+    if let Some(name) = name {
+        put = put.item("name", AttributeValue::S(name.to_owned()));
+    }
+    put.send().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_malformed_item_is_skipped_and_an_outage_is_503() {
     let store = fresh_store().await;
     let mine = org("mine");
     store.put_lead(&mine, &lead("lead_ok")).await.unwrap();
     // Written by some other system without the `data` map.
-    store
-        .client()
-        .put_item()
-        .table_name(store.table())
-        .item("PK", AttributeValue::S(format!("ORG#{mine}")))
-        .item("SK", AttributeValue::S("LEAD#broken".to_owned()))
-        .item("name", AttributeValue::S("no data map".to_owned()))
-        .send()
-        .await
-        .unwrap();
+    put_malformed_lead(&store, &mine, Some("no data map")).await;
     let handler = LeadsHandler::new(store);
     let (status, body, _) = call(
         &handler,
@@ -269,36 +271,13 @@ async fn a_malformed_item_is_skipped_and_an_outage_is_503() {
         let store = fresh_store().await;
         store.put_lead(&mine, &lead("lead_ok")).await.unwrap();
         store.put_lead(&mine, &lead("zz_last")).await.unwrap();
-        store
-            .client()
-            .put_item()
-            .table_name(store.table())
-            .item("PK", AttributeValue::S(format!("ORG#{mine}")))
-            .item("SK", AttributeValue::S("LEAD#broken".to_owned()))
-            .send()
-            .await
-            .unwrap();
+        put_malformed_lead(&store, &mine, None).await;
         LeadsHandler::new(store)
     };
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..5 {
-        let mut query = vec![("limit", "1")];
-        if let Some(c) = cursor.as_deref() {
-            query.push(("cursor", c));
-        }
-        let (_, body, _) = call(
-            &handler,
-            request("GET", "/api/leads", Some((&mine, UNLOCKED)), &query),
-        )
-        .await;
-        seen.extend(ids(&body));
-        cursor = body["nextCursor"].as_str().map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
-    }
-    assert_eq!(seen, vec!["lead_ok", "zz_last"]);
+    assert_eq!(
+        page_through(&handler, &mine, "1", 5).await,
+        vec!["lead_ok", "zz_last"]
+    );
 
     let down = LeadsHandler::new(BillingStore::new(
         dynamo_client(&moto().url),

@@ -57,24 +57,39 @@ async fn stripe_get(url: String) -> Value {
     .await
 }
 
+/// `GET /api/billing/subscription`: the org's subscription overview.
+async fn overview(base: &str, token: &str) -> Value {
+    api(
+        "GET",
+        format!("{base}/api/billing/subscription"),
+        token.to_owned(),
+        Value::Null,
+    )
+    .await
+    .json()
+}
+
 /// Polls `GET /api/billing/subscription` until `done` holds (webhooks arrive in the background).
 async fn until(base: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let reply = api(
-            "GET",
-            format!("{base}/api/billing/subscription"),
-            token.to_owned(),
-            Value::Null,
-        )
-        .await;
-        let body = reply.json();
+        let body = overview(base, token).await;
         if done(&body) {
             return body;
         }
         assert!(Instant::now() < deadline, "never reached: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// How many modules a subscription overview unlocks (BasicCRM included).
+fn unlocked_modules(overview: &Value) -> usize {
+    overview["entitlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["unlocked"] == true)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,14 +153,7 @@ async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
     ))
     .await;
     assert_eq!(subs["data"].as_array().unwrap().len(), 0, "{subs}");
-    let overview = api(
-        "GET",
-        format!("{base}/api/billing/subscription"),
-        owner.clone(),
-        Value::Null,
-    )
-    .await;
-    assert_eq!(overview.json()["status"], "none");
+    assert_eq!(overview(&base, &owner).await["status"], "none");
 
     // Paying: back to the success URL with the session id; the session is complete.
     let paid = form(
@@ -187,16 +195,7 @@ async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
     );
 
     // Webhooks alone (checkout.session.completed, customer.subscription.created) unlock both.
-    let overview = until(&base, &owner, |o| {
-        o["entitlements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["unlocked"] == true)
-            .count()
-            == 3
-    })
-    .await;
+    let overview = until(&base, &owner, |o| unlocked_modules(o) == 3).await;
     assert_eq!(overview["status"], "active");
 
     // The portal: its URL is the local page; cancel at period end reaches the API by webhook.
@@ -240,14 +239,5 @@ async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
     // Cancel now: localstripe's customer.subscription.deleted locks that module.
     let body = format!("action=cancel_now&subscription={target}");
     assert_eq!(form(portal_url, body).await.status, 303);
-    until(&base, &owner, |o| {
-        o["entitlements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["unlocked"] == true)
-            .count()
-            == 2
-    })
-    .await;
+    until(&base, &owner, |o| unlocked_modules(o) == 2).await;
 }

@@ -4,7 +4,7 @@
 
 use billing::domain::Timestamp;
 use billing::webhook::WebhookSecret;
-use pss_billing_tests::rig::{self, Rig, event, fake_put};
+use pss_billing_tests::rig::{Rig, event};
 use pss_billing_tests::{fake_stripe, unique};
 use serde_json::Value;
 
@@ -50,13 +50,7 @@ async fn webhook_deliveries_and_stripe_errors_emit_metrics_with_their_dimensions
     let rig = Rig::new(&stripe.url).await;
     // Parked: a subscription of a customer no org knows.
     let customer = unique("cus_");
-    let sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("leadgen_monthly", 1)],
-    );
-    fake_put(&stripe.url, &sub).await;
+    let sub = rig.put_subscription(&customer, "leadgen_monthly").await;
     let parked = event(&unique("evt_"), "customer.subscription.created", &sub);
     assert_eq!(rig.deliver(&parked).await.1["outcome"], "parked");
     // Refused: a bad signature. Its claimed type is never trusted.
@@ -68,9 +62,7 @@ async fn webhook_deliveries_and_stripe_errors_emit_metrics_with_their_dimensions
     let missing =
         serde_json::json!({"id": unique("in_"), "object": "invoice", "customer": customer});
     assert_eq!(
-        rig.deliver(&event(&unique("evt_"), "invoice.paid", &missing))
-            .await
-            .1["outcome"],
+        rig.deliver_new("invoice.paid", &missing).await.1["outcome"],
         "up_to_date"
     );
 
@@ -118,45 +110,9 @@ async fn webhook_deliveries_and_stripe_errors_emit_metrics_with_their_dimensions
 mod authorizer {
     use std::time::Duration;
 
-    use billing::auth::{
-        ApiGatewayCustomAuthorizerRequestTypeRequest, AuthConfig, Authorizer, JwtAlgorithm,
-        JwtSettings, KeyMaterial,
-    };
-    use billing::domain::{OrgId, Timestamp};
-    use jsonwebtoken::{EncodingKey, Header};
+    use pss_billing_tests::auth::{authorizer, authorizer_event, claims, hs256, hs256_settings};
     use pss_billing_tests::{build, fresh_store};
-    use serde_json::{Value, json};
-
-    const ISSUER: &str = "https://portal.example.test";
-    const AUDIENCE: &str = "pss-billing";
-    const SECRET: &str = "test-only-hs256-secret-for-metrics-tests-00000";
-
-    fn token(org: &OrgId) -> String {
-        let now = Timestamp::now().unix();
-        let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "user_metrics",
-            "org_id": org.as_str(), "role": "member", "iat": now, "exp": now + 300});
-        jsonwebtoken::encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap()
-    }
-
-    fn request(token: Option<&str>) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
-        let mut headers = json!({"Host": "abcdef1234.execute-api.us-east-1.amazonaws.com"});
-        if let Some(token) = token {
-            headers["Authorization"] = format!("Bearer {token}").into();
-        }
-        serde_json::from_value(json!({
-            "type": "REQUEST",
-            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/api/leads",
-            "resource": "/api/leads", "path": "/api/leads", "httpMethod": "GET",
-            "headers": headers,
-            "requestContext": {"resourcePath": "/api/leads", "httpMethod": "GET", "stage": "prod"},
-        }))
-        .unwrap()
-    }
+    use serde_json::Value;
 
     fn count(metric: &str, dimension: Option<(&str, &str)>) -> f64 {
         billing::metrics::captured()
@@ -170,15 +126,11 @@ mod authorizer {
     #[tokio::test]
     async fn authorizer_decisions_and_cache_hits_are_counted() {
         billing::metrics::capture();
-        let settings = JwtSettings::new(
-            ISSUER,
-            AUDIENCE,
-            JwtAlgorithm::Hs256,
-            KeyMaterial::Secret(SECRET.to_owned()),
+        let auth = authorizer(
+            hs256_settings(),
+            fresh_store().await,
+            Duration::from_secs(30),
         );
-        let mut config = AuthConfig::new(settings);
-        config.cache_ttl = Duration::from_secs(30);
-        let auth = Authorizer::new(config, fresh_store().await).unwrap();
         let org = build::org("metrics");
         let deny_before = count("AuthorizerDecisions", Some(("Decision", "deny")));
         let unauth_before = count("AuthorizerDecisions", Some(("Decision", "unauthorized")));
@@ -187,11 +139,12 @@ mod authorizer {
             count("AuthorizerCacheMisses", None),
         );
         // An unpaid org on a paid route, twice: one read, then the cache; then no token.
-        let t = token(&org);
+        let t = hs256(&claims(&org, "member"));
+        let leads = |token| authorizer_event("GET", "/api/leads", token);
         for _ in 0..2 {
-            auth.authorize(&request(Some(&t))).await.unwrap();
+            auth.authorize(&leads(Some(&t))).await.unwrap();
         }
-        assert!(auth.authorize(&request(None)).await.is_err());
+        assert!(auth.authorize(&leads(None)).await.is_err());
         assert_eq!(
             count("AuthorizerDecisions", Some(("Decision", "deny"))) - deny_before,
             2.0

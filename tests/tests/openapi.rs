@@ -6,12 +6,12 @@
 //! * request bodies, examples and query parameters agree with the parsers and handlers;
 //! * every response the code produces (the real handlers against moto and the fixture Stripe,
 //!   the view builders, the authorizer's and API Gateway's bodies, the webhook's answers) is
-//!   documented for its operation and status and validates against its schema (a small
-//!   validator below: no undeclared property passes), and in the other direction every
-//!   documented response, property, optional property, nullable field and enum value is
-//!   produced by the code at least once.
+//!   documented for its operation and status and validates against its schema (the small
+//!   validator of `pss_billing_tests::openapi`: no undeclared property passes), and in the
+//!   other direction every documented response, property, optional property, nullable field
+//!   and enum value is produced by the code at least once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use billing::api::checkout::{parse_checkout, parse_portal};
@@ -30,32 +30,17 @@ use billing::sync::{SyncError, Syncer};
 use billing::webhook::{
     DEFAULT_MAX_BODY_BYTES, Outcome, WebhookConfig, WebhookHandler, WebhookSecret,
 };
-use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
-use pss_billing_tests::{build, dynamo_client, fake_stripe, fresh_store, moto, workspace_root};
+use lambda_http::{Body, Request, Response};
+use pss_billing_tests::openapi::{
+    Coverage, assert_covered, at, document, document_text, escape, strings, validate,
+};
+use pss_billing_tests::{
+    build, dynamo_client, fake_stripe, fresh_store, gateway_request, moto, template, workspace_root,
+};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
 
 // ---- the document ---------------------------------------------------------------------------
-
-fn document_text() -> String {
-    std::fs::read_to_string(workspace_root().join("openapi.json")).expect("openapi.json")
-}
-
-fn document() -> Value {
-    serde_json::from_str(&document_text()).expect("openapi.json is JSON")
-}
-
-/// A JSON-pointer segment (`/api/leads` -> `~1api~1leads`).
-fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
-}
-
-fn at<'a>(doc: &'a Value, pointer: &str) -> &'a Value {
-    doc.pointer(pointer)
-        .unwrap_or_else(|| panic!("openapi.json has nothing at {pointer}"))
-}
 
 /// Follows `$ref`s (`#/components/...`) to the pointer of what they name.
 fn follow(doc: &Value, pointer: String) -> String {
@@ -89,17 +74,6 @@ fn describe(operation: &str) -> String {
 
 const JSON_MEDIA: &str = "content/application~1json";
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_str().expect("a string").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn route_set() -> BTreeSet<(String, String)> {
     ROUTES
         .iter()
@@ -132,326 +106,6 @@ fn denials(route: &Route) -> Vec<Denial> {
             found
         }
     }
-}
-
-// ---- a small JSON Schema (OpenAPI 3.0 dialect) validator ------------------------------------
-
-/// What the validated samples exercised, by schema pointer.
-#[derive(Debug, Default)]
-struct Coverage {
-    visited: BTreeSet<String>,
-    present: BTreeSet<(String, String)>,
-    absent: BTreeSet<(String, String)>,
-    null: BTreeSet<String>,
-    values: BTreeSet<(String, String)>,
-}
-
-impl Coverage {
-    fn absorb(&mut self, other: Coverage) {
-        self.visited.extend(other.visited);
-        self.present.extend(other.present);
-        self.absent.extend(other.absent);
-        self.null.extend(other.null);
-        self.values.extend(other.values);
-    }
-}
-
-/// The keywords the validator understands or that carry no constraint. Anything else is refused,
-/// so the document cannot use a keyword this test would silently skip.
-const KEYWORDS: &[&str] = &[
-    "type",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "enum",
-    "nullable",
-    "anyOf",
-    "oneOf",
-    "minimum",
-    "maximum",
-    "minItems",
-    "maxItems",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "format",
-    "default",
-    "description",
-    "example",
-    "title",
-];
-
-fn bound(schema: &Map<String, Value>, key: &str) -> Option<f64> {
-    schema.get(key).and_then(Value::as_f64)
-}
-
-/// Validates `value` against the schema at `pointer`. Objects accept only declared properties
-/// unless `additionalProperties` says otherwise; `null` only where `nullable: true`.
-fn validate(
-    doc: &Value,
-    pointer: &str,
-    value: &Value,
-    path: &str,
-    seen: &mut Coverage,
-) -> Result<(), String> {
-    let schema = doc
-        .pointer(pointer)
-        .and_then(Value::as_object)
-        .ok_or_else(|| format!("no schema at {pointer}"))?;
-    if let Some(target) = schema.get("$ref") {
-        if schema.len() != 1 {
-            return Err(format!(
-                "{pointer}: OpenAPI 3.0 ignores the siblings of $ref"
-            ));
-        }
-        let target = target
-            .as_str()
-            .and_then(|t| t.strip_prefix('#'))
-            .ok_or_else(|| format!("{pointer}: only local $refs"))?;
-        return validate(doc, target, value, path, seen);
-    }
-    if let Some(key) = schema.keys().find(|k| !KEYWORDS.contains(&k.as_str())) {
-        return Err(format!(
-            "{pointer}: keyword {key:?} is not understood by this test's validator"
-        ));
-    }
-    seen.visited.insert(pointer.to_owned());
-    if let Some(allowed) = schema.get("enum") {
-        let allowed = allowed
-            .as_array()
-            .ok_or_else(|| format!("{pointer}: enum is not a list"))?;
-        if !allowed.contains(value) {
-            return Err(format!(
-                "{path}: {value} is not one of {allowed:?} ({pointer})"
-            ));
-        }
-        seen.values.insert((pointer.to_owned(), value.to_string()));
-    }
-    if value.is_null() {
-        if schema.get("nullable") != Some(&Value::Bool(true)) {
-            return Err(format!("{path}: null, but {pointer} is not nullable"));
-        }
-        seen.null.insert(pointer.to_owned());
-        return Ok(());
-    }
-    for (keyword, exactly_one) in [("anyOf", false), ("oneOf", true)] {
-        let Some(branches) = schema.get(keyword) else {
-            continue;
-        };
-        let branches = branches
-            .as_array()
-            .ok_or_else(|| format!("{pointer}: {keyword} is not a list"))?;
-        let mut matched = Vec::new();
-        let mut errors = Vec::new();
-        for i in 0..branches.len() {
-            let mut local = Coverage::default();
-            match validate(
-                doc,
-                &format!("{pointer}/{keyword}/{i}"),
-                value,
-                path,
-                &mut local,
-            ) {
-                Ok(()) => matched.push(local),
-                Err(e) => errors.push(e),
-            }
-        }
-        if matched.is_empty() {
-            return Err(format!(
-                "{path}: matches no branch of {pointer}/{keyword}: {}",
-                errors.join("; ")
-            ));
-        }
-        if exactly_one && matched.len() > 1 {
-            return Err(format!(
-                "{path}: matches several branches of {pointer}/oneOf"
-            ));
-        }
-        seen.absorb(matched.swap_remove(0));
-        return Ok(());
-    }
-    let kind = schema
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{pointer}: no type"))?;
-    match kind {
-        "object" => {
-            let object = value
-                .as_object()
-                .ok_or_else(|| format!("{path}: expected an object, got {value}"))?;
-            for name in strings(schema.get("required")) {
-                if !object.contains_key(&name) {
-                    return Err(format!(
-                        "{path}: required property {name:?} is missing ({pointer})"
-                    ));
-                }
-            }
-            let properties = schema.get("properties").and_then(Value::as_object);
-            for name in properties.into_iter().flat_map(|p| p.keys()) {
-                let key = (pointer.to_owned(), name.clone());
-                match object.get(name) {
-                    Some(v) => {
-                        validate(
-                            doc,
-                            &format!("{pointer}/properties/{}", escape(name)),
-                            v,
-                            &format!("{path}.{name}"),
-                            seen,
-                        )?;
-                        seen.present.insert(key);
-                    }
-                    None => {
-                        seen.absent.insert(key);
-                    }
-                }
-            }
-            for (name, v) in object {
-                if properties.is_some_and(|p| p.contains_key(name)) {
-                    continue;
-                }
-                match schema.get("additionalProperties") {
-                    Some(Value::Bool(true)) => {}
-                    Some(Value::Object(_)) => validate(
-                        doc,
-                        &format!("{pointer}/additionalProperties"),
-                        v,
-                        &format!("{path}.{name}"),
-                        seen,
-                    )?,
-                    _ => {
-                        return Err(format!(
-                            "{path}: property {name:?} is not declared in {pointer}"
-                        ));
-                    }
-                }
-            }
-        }
-        "array" => {
-            let items = value
-                .as_array()
-                .ok_or_else(|| format!("{path}: expected an array, got {value}"))?;
-            let n = items.len() as f64;
-            if bound(schema, "minItems").is_some_and(|m| n < m)
-                || bound(schema, "maxItems").is_some_and(|m| n > m)
-            {
-                return Err(format!("{path}: {n} items is out of bounds ({pointer})"));
-            }
-            if !schema.contains_key("items") {
-                return Err(format!("{pointer}: an array schema needs items"));
-            }
-            for (i, item) in items.iter().enumerate() {
-                validate(
-                    doc,
-                    &format!("{pointer}/items"),
-                    item,
-                    &format!("{path}[{i}]"),
-                    seen,
-                )?;
-            }
-        }
-        "string" => {
-            let text = value
-                .as_str()
-                .ok_or_else(|| format!("{path}: expected a string, got {value}"))?;
-            let n = text.chars().count() as f64;
-            if bound(schema, "minLength").is_some_and(|m| n < m)
-                || bound(schema, "maxLength").is_some_and(|m| n > m)
-            {
-                return Err(format!("{path}: length {n} is out of bounds ({pointer})"));
-            }
-            if let Some(pattern) = schema.get("pattern") {
-                let pattern = pattern
-                    .as_str()
-                    .ok_or_else(|| format!("{pointer}: pattern is not a string"))?;
-                let regex = regex_lite::Regex::new(pattern)
-                    .map_err(|e| format!("{pointer}: pattern {pattern:?}: {e}"))?;
-                if !regex.is_match(text) {
-                    return Err(format!(
-                        "{path}: {text:?} does not match {pattern:?} ({pointer})"
-                    ));
-                }
-            }
-        }
-        "integer" | "number" => {
-            let ok = if kind == "integer" {
-                value.is_i64() || value.is_u64()
-            } else {
-                value.is_number()
-            };
-            if !ok {
-                return Err(format!("{path}: expected {kind}, got {value}"));
-            }
-            let x = value.as_f64().unwrap_or_default();
-            if bound(schema, "minimum").is_some_and(|m| x < m)
-                || bound(schema, "maximum").is_some_and(|m| x > m)
-            {
-                return Err(format!("{path}: {x} is out of bounds ({pointer})"));
-            }
-        }
-        "boolean" => {
-            if !value.is_boolean() {
-                return Err(format!("{path}: expected a boolean, got {value}"));
-            }
-        }
-        other => return Err(format!("{pointer}: unknown type {other:?}")),
-    }
-    Ok(())
-}
-
-/// Every schema the samples reached must have been exercised completely.
-fn assert_covered(doc: &Value, seen: &Coverage, request_only: &[&str]) {
-    let mut gaps = Vec::new();
-    for name in at(doc, "/components/schemas").as_object().unwrap().keys() {
-        let pointer = format!("/components/schemas/{}", escape(name));
-        if !request_only.contains(&name.as_str()) && !seen.visited.contains(&pointer) {
-            gaps.push(format!("{pointer}: no response of the code uses it"));
-        }
-    }
-    for pointer in &seen.visited {
-        let schema = at(doc, pointer);
-        let required = strings(schema.get("required"));
-        for name in schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flat_map(|p| p.keys())
-        {
-            let key = (pointer.clone(), name.clone());
-            if !seen.present.contains(&key) {
-                gaps.push(format!(
-                    "{pointer}: property {name:?} never appears in what the code serializes"
-                ));
-            }
-            if !required.contains(name) && !seen.absent.contains(&key) {
-                gaps.push(format!(
-                    "{pointer}: {name:?} is documented as optional but the code always sends it: list it in required"
-                ));
-            }
-        }
-        if schema.get("nullable") == Some(&Value::Bool(true)) && !seen.null.contains(pointer) {
-            gaps.push(format!(
-                "{pointer}: documented as nullable but the code never sends null"
-            ));
-        }
-        for v in schema
-            .get("enum")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if !seen.values.contains(&(pointer.clone(), v.to_string())) {
-                gaps.push(format!(
-                    "{pointer}: enum value {v} is never produced by the code"
-                ));
-            }
-        }
-    }
-    assert!(
-        gaps.is_empty(),
-        "openapi.json documents what the code does not produce:\n  {}",
-        gaps.join("\n  ")
-    );
 }
 
 // ---- the document against the route table --------------------------------------------------
@@ -696,53 +350,38 @@ fn the_served_document_is_the_committed_file() {
 
 // ---- template.yaml ------------------------------------------------------------------------------
 
-fn template() -> serde_yaml::Value {
-    let text =
-        std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml");
-    serde_yaml::from_str(&text).expect("valid YAML")
-}
-
 #[test]
 fn template_serves_every_route_and_the_webhook() {
     let doc = document();
-    let t = template();
-    let mut served = BTreeSet::new();
+    let t = template::load();
     let mut webhook_binaries = Vec::new();
-    for (name, resource) in t["Resources"].as_mapping().expect("Resources") {
-        let name = name.as_str().unwrap();
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str();
+    for (name, resource) in template::resources(&t, "AWS::Serverless::Function") {
         if !resource["Properties"]["FunctionUrlConfig"].is_null() {
             assert_eq!(
                 resource["Properties"]["FunctionUrlConfig"]["AuthType"].as_str(),
                 Some("NONE"),
                 "{name}: the Stripe signature is the authentication"
             );
-            webhook_binaries.push(binary.expect("a function binary"));
-        }
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
-            continue;
-        };
-        for event in events.values() {
-            if event["Type"].as_str() != Some("Api") {
-                continue;
-            }
-            let method = event["Properties"]["Method"]
-                .as_str()
-                .expect("Method")
-                .to_ascii_uppercase();
-            let path = event["Properties"]["Path"].as_str().expect("Path");
-            let route = billing::routes::find(&method, path)
-                .unwrap_or_else(|| panic!("{name} serves {method} {path}: not in ROUTES"));
-            assert_eq!(
-                Some(route.function),
-                binary,
-                "{method} {path}: served by another binary"
-            );
-            assert!(
-                served.insert((method.clone(), path.to_owned())),
-                "{method} {path} twice"
+            webhook_binaries.push(
+                resource["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .expect("a function binary"),
             );
         }
+    }
+    let mut served = BTreeSet::new();
+    for event in template::api_events(&t) {
+        let (name, method, path) = (event.function, &event.method, event.path);
+        let route = billing::routes::find(method, path)
+            .unwrap_or_else(|| panic!("{name} serves {method} {path}: not in ROUTES"));
+        assert_eq!(
+            route.function, event.binary,
+            "{method} {path}: served by another binary"
+        );
+        assert!(
+            served.insert((method.clone(), path.to_owned())),
+            "{method} {path} twice"
+        );
     }
     assert_eq!(served, route_set(), "template.yaml Api events vs ROUTES");
     assert_eq!(
@@ -760,19 +399,18 @@ fn undeclared_routes_answer_as_api_gateway_does() {
     assert!(
         !responses
             .iter()
-            .any(|(name, _, _)| name == "MISSING_AUTHENTICATION_TOKEN"),
+            .any(|r| r.name == "MISSING_AUTHENTICATION_TOKEN"),
         "a MISSING_AUTHENTICATION_TOKEN response of its own: update the local gateway"
     );
-    let (_, status, template) = responses
+    let default_4xx = responses
         .iter()
-        .find(|(name, _, _)| name == "DEFAULT_4XX")
-        .expect("DEFAULT_4XX")
-        .clone();
+        .find(|r| r.name == "DEFAULT_4XX")
+        .expect("DEFAULT_4XX");
     assert_eq!(
-        status, None,
+        default_4xx.status, None,
         "DEFAULT_4XX keeps API Gateway's own status (403 here)"
     );
-    let rendered = template.replace(
+    let rendered = default_4xx.body.replace(
         "$context.error.messageString",
         "\"Missing Authentication Token\"",
     );
@@ -782,30 +420,10 @@ fn undeclared_routes_answer_as_api_gateway_does() {
     );
 }
 
-/// API Gateway's gateway responses of template.yaml: (name, status, body).
-fn gateway_responses() -> Vec<(String, Option<u16>, String)> {
-    let t = template();
-    let api = t["Resources"]
-        .as_mapping()
-        .unwrap()
-        .values()
-        .find(|r| r["Type"].as_str() == Some("AWS::Serverless::Api"))
-        .expect("the REST API");
-    api["Properties"]["GatewayResponses"]
-        .as_mapping()
-        .expect("GatewayResponses")
-        .iter()
-        .map(|(name, r)| {
-            (
-                name.as_str().unwrap().to_owned(),
-                r["StatusCode"].as_str().map(|s| s.parse().unwrap()),
-                r["ResponseTemplates"]["application/json"]
-                    .as_str()
-                    .expect("a JSON template")
-                    .to_owned(),
-            )
-        })
-        .collect()
+/// API Gateway's gateway responses of template.yaml's REST API.
+fn gateway_responses() -> Vec<template::GatewayResponse> {
+    let t = template::load();
+    template::gateway_responses(template::apis(&t).first().expect("the REST API"))
 }
 
 // ---- requests ---------------------------------------------------------------------------------
@@ -1260,21 +878,7 @@ fn request(
     } else {
         Body::Text(body.to_owned())
     };
-    let mut request = lambda_http::http::Request::builder()
-        .method(method)
-        .uri("/")
-        .body(body)
-        .unwrap();
-    if let Some(context) = context {
-        let mut ctx = ApiGatewayProxyRequestContext::default();
-        ctx.authorizer.fields = context.into_iter().collect();
-        request = request.with_request_context(RequestContext::ApiGatewayV1(ctx));
-    }
-    let query: HashMap<String, String> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    request.with_query_string_parameters(query)
+    gateway_request(method, "/", context, query, body)
 }
 
 fn lead(id: &str, full: bool) -> Lead {
@@ -1811,19 +1415,19 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     let template_body = |name: &str| {
         gateway
             .iter()
-            .find(|(n, _, _)| n == name)
+            .find(|r| r.name == name)
+            .map(|r| (r.status, r.body.clone()))
             .unwrap_or_else(|| panic!("no {name} gateway response"))
-            .clone()
     };
-    let (_, unauthorized_status, unauthorized) = template_body("UNAUTHORIZED");
+    let (unauthorized_status, unauthorized) = template_body("UNAUTHORIZED");
     assert_eq!(unauthorized, UNAUTHORIZED_BODY);
-    let (_, failure_status, failure) = template_body("AUTHORIZER_FAILURE");
-    let (_, _, denied) = template_body("ACCESS_DENIED");
+    let (failure_status, failure) = template_body("AUTHORIZER_FAILURE");
+    let (_, denied) = template_body("ACCESS_DENIED");
     assert_eq!(
         denied, "$context.authorizer.body",
         "403 bodies come from the authorizer"
     );
-    let (_, _, internal) = template_body("DEFAULT_5XX");
+    let (_, internal) = template_body("DEFAULT_5XX");
     for route in ROUTES {
         let operation = op(route.method, route.path);
         c.raw(&operation, 500, &internal);

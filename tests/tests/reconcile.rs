@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use billing::domain::{CustomerId, EventId, OrgId, SubscriptionId, SubscriptionStatus};
+use billing::domain::{EventId, OrgId, SubscriptionId, SubscriptionStatus};
 use billing::reconcile::{DriftCount, DriftKind, ReconcileConfig, Reconciler, Report};
 use billing::webhook::{DEFAULT_MAX_BODY_BYTES, WebhookConfig, WebhookHandler};
 use pss_billing_tests::rig::{self, Rig, event, fake_put};
-use pss_billing_tests::{build, fake_stripe, unique};
+use pss_billing_tests::{fake_stripe, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -50,27 +50,6 @@ fn stripe_event(id: &str, kind: &str, object: &Value, pending_webhooks: u64) -> 
     e["pending_webhooks"] = pending_webhooks.into();
     e["created"] = billing::domain::Timestamp::now().unix().into();
     e
-}
-
-async fn link(rig: &Rig, name: &str, customer: &str) -> OrgId {
-    let org = build::org(name);
-    rig.store
-        .link_customer(&org, &CustomerId::parse(customer).unwrap())
-        .await
-        .unwrap();
-    org
-}
-
-async fn delete_item(rig: &Rig, pk: String, sk: String) {
-    rig.store
-        .client()
-        .delete_item()
-        .table_name(rig.store.table())
-        .key("PK", AttributeValue::S(pk))
-        .key("SK", AttributeValue::S(sk))
-        .send()
-        .await
-        .unwrap();
 }
 
 async fn status_of(rig: &Rig, org: &OrgId, sub: &str) -> Option<SubscriptionStatus> {
@@ -115,15 +94,17 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         &[("email_automation_monthly", 1)],
     );
     fake_put(&stripe.url, &a2).await;
-    let org_a = link(&rig, "recon-a", &cus_a).await;
+    let org_a = rig.linked_org("recon-a", &cus_a).await;
     syncer.sync_org(&org_a).await.unwrap();
     assert_eq!(
         rig.unlocked(&org_a).await,
         ["BasicCRM", "LeadGeneration", "EmailAutomation"]
     );
     // Drift: a subscription item and the card's item lost, a cancellation never delivered...
-    delete_item(&rig, format!("ORG#{org_a}"), format!("SUB#{sub_a2}")).await;
-    delete_item(&rig, format!("ORG#{org_a}"), format!("PM#{pm_a}")).await;
+    rig.delete_item(format!("ORG#{org_a}"), format!("SUB#{sub_a2}"))
+        .await;
+    rig.delete_item(format!("ORG#{org_a}"), format!("PM#{pm_a}"))
+        .await;
     fake_put(
         &stripe.url,
         &rig::subscription_object(&sub_a1, &cus_a, "canceled", &[("leadgen_monthly", 1)]),
@@ -165,7 +146,7 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         ),
     )
     .await;
-    let org_b = link(&rig, "recon-b", &cus_b).await;
+    let org_b = rig.linked_org("recon-b", &cus_b).await;
     syncer.sync_org(&org_b).await.unwrap();
     let url = format!("{}/_test/objects/{sub_b3}", stripe.url);
     let gone = pss_billing_tests::http::blocking(move || {
@@ -200,14 +181,14 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
     fake_put(&stripe.url, &parked).await;
     let (status, body) = rig.deliver(&parked).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("parked")));
-    let org_c = link(&rig, "recon-c", &cus_c).await;
+    let org_c = rig.linked_org("recon-c", &cus_c).await;
     assert_eq!(rig.unlocked(&org_c).await, ["BasicCRM"]);
 
     // Org D: no subscription at all, yet its entitlements item grants a paid module: only the
     // recompute from stored subscriptions can find this one (no sync writes for it).
     let cus_d = unique("cus_");
     fake_put(&stripe.url, &customer(&cus_d, None)).await;
-    let org_d = link(&rig, "recon-d", &cus_d).await;
+    let org_d = rig.linked_org("recon-d", &cus_d).await;
     let grant = AttributeValue::M(
         [("until".to_owned(), AttributeValue::Null(true))]
             .into_iter()
@@ -362,7 +343,7 @@ async fn a_run_past_its_deadline_saves_its_cursor_and_the_next_run_carries_on() 
     for i in 0..3 {
         let cus = unique("cus_");
         fake_put(&stripe.url, &customer(&cus, None)).await;
-        orgs.push(link(&rig, &format!("recon-cursor{i}-"), &cus).await);
+        orgs.push(rig.linked_org(&format!("recon-cursor{i}-"), &cus).await);
     }
     // Each item read is a page (profiles and links alternate in the scan); a deadline already
     // passed still lets the run finish the page it started, never more.

@@ -11,16 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use billing::domain::ServiceModule::LeadGeneration;
 use billing::domain::SubscriptionStatus::Active;
-use billing::domain::{CustomerId, FetchTime, GracePolicy, OrgId, Timestamp};
+use billing::domain::{CustomerId, OrgId, Timestamp};
 use billing::store::BillingStore;
 use billing::store::table::create_table;
 use billing::webhook::HANDLED_EVENT_TYPES;
-use dev_paths::{
-    Function, Sandbox, declared_env, event_files, functions, http_answer, run_scripts_events,
-    sam_local_env, template,
-};
+use dev_paths::{Sandbox, event_files, exe, http_answer, run_scripts_events, sam_local_env};
 use pss_billing_tests::build::subscription;
-use pss_billing_tests::{dynamo_client, fake_stripe, moto, workspace_root};
+use pss_billing_tests::template::{self, Function, declared_env, functions};
+use pss_billing_tests::{dynamo_client, fake_stripe, moto, store_subscription, workspace_root};
 use pss_local::stack::{DEFAULT_MOTO_PORT, DEFAULT_STRIPE_PORT};
 
 fn local_url(port: u16) -> String {
@@ -78,7 +76,7 @@ fn variables_read_by_the_code() -> BTreeSet<String> {
 
 #[test]
 fn template_declares_every_variable_the_code_reads_and_is_inert_in_aws() {
-    let t = template();
+    let t = template::load();
     let fns = functions(&t);
     let mut declared_anywhere = BTreeSet::new();
     for f in &fns {
@@ -170,7 +168,7 @@ fn outcome(completion: &dev_paths::runtime_api::Completion) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
-    let t = template();
+    let t = template::load();
     let fns = functions(&t);
     let by_binary = |name: &str| -> Function {
         fns.iter()
@@ -201,16 +199,7 @@ async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
         .unwrap();
     let unlocked = OrgId::parse("org_sample_unlocked").unwrap();
     let sub = subscription("sub_dev_paths", "cus_dev_paths", Active, &[LeadGeneration]);
-    store
-        .apply_subscription(
-            &unlocked,
-            &sub,
-            FetchTime::now(),
-            None,
-            GracePolicy::default(),
-        )
-        .await
-        .unwrap();
+    store_subscription(&store, &unlocked, &sub).await;
 
     // Billing functions: every sample, in the order api_samples.rs uses, gets the status its
     // name starts with.
@@ -221,7 +210,7 @@ async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
     billing.sort_by(|a, b| a.binary.cmp(&b.binary));
     let mut seen = 0;
     for f in billing {
-        let sandbox = Sandbox::start(&f.binary, &f.exe(), &env_of(f)).await;
+        let sandbox = Sandbox::start(&f.binary, &exe(f), &env_of(f)).await;
         for (name, event) in event_files(&out, &f.binary) {
             let expected: u16 = name[..3].parse().unwrap();
             let completion = sandbox
@@ -237,7 +226,7 @@ async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
 
     // Leads.
     let leads = by_binary("leads");
-    let sandbox = Sandbox::start("leads", &leads.exe(), &env_of(&leads)).await;
+    let sandbox = Sandbox::start("leads", &exe(&leads), &env_of(&leads)).await;
     for (name, event) in event_files(&out, "leads") {
         let (status, body) = outcome(&sandbox.invoke(&event).await.unwrap());
         let expected = if name == "no-authorizer-context" {
@@ -251,7 +240,7 @@ async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
 
     // The authorizer, with the tokens scripts/events minted; the committed token is expired.
     let auth = by_binary("authorizer");
-    let sandbox = Sandbox::start("authorizer", &auth.exe(), &env_of(&auth)).await;
+    let sandbox = Sandbox::start("authorizer", &exe(&auth), &env_of(&auth)).await;
     for (name, event) in event_files(&out, "authorizer") {
         let completion = sandbox.invoke(&event).await.unwrap();
         let reply: Value = serde_json::from_slice(&completion.body).unwrap();
@@ -289,7 +278,7 @@ async fn every_function_answers_fresh_events_with_the_sam_local_environment() {
 
     // The webhook, with every sample re-signed now.
     let hook = by_binary("stripe-webhook");
-    let sandbox = Sandbox::start("stripe-webhook", &hook.exe(), &webhook_env).await;
+    let sandbox = Sandbox::start("stripe-webhook", &exe(&hook), &webhook_env).await;
     let committed =
         std::fs::read(workspace_root().join("events/stripe-webhook/invoice.paid.json")).unwrap();
     let (status, body) = outcome(&sandbox.invoke(&committed).await.unwrap());
@@ -346,7 +335,7 @@ fn env_local_json_uses_the_local_stack_values() {
         assert_eq!(vars["BILLING_TABLE"], "pss-billing-local", "{function}");
     }
     // The template's parameter defaults are the same local values.
-    let t = template();
+    let t = template::load();
     assert_eq!(
         t["Parameters"]["JwtIssuer"]["Default"].as_str(),
         Some(JWT_ISSUER)

@@ -1,14 +1,13 @@
-//! template.yaml must declare the table exactly as the code (and so the tests) create it.
+//! template.yaml against the code: the table exactly as the code (and so the tests) create it,
+//! the functions, their API events against the route table, the gateway responses against the
+//! authorizer's bodies, and the operations resources (alarms, log groups, protection).
 
+use billing::auth::UNAUTHORIZED_BODY;
+use billing::routes::ROUTES;
 use billing::store::table::{BILLING_MODE, KEY_SCHEMA, TTL_ATTRIBUTE};
+use pss_billing_tests::template::{self, api_events, apis, gateway_responses, resources, tagged};
 use pss_billing_tests::workspace_root;
 use serde_yaml::Value;
-
-fn template() -> Value {
-    let text =
-        std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml");
-    serde_yaml::from_str(&text).expect("valid YAML")
-}
 
 fn strings(list: &Value, a: &str, b: &str) -> Vec<(String, String)> {
     list.as_sequence()
@@ -25,7 +24,7 @@ fn strings(list: &Value, a: &str, b: &str) -> Vec<(String, String)> {
 
 #[test]
 fn table_in_template_matches_the_code() {
-    let t = template();
+    let t = template::load();
     let table = &t["Resources"]["BillingTable"];
     assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
     let props = &table["Properties"];
@@ -62,12 +61,9 @@ fn table_in_template_matches_the_code() {
 
 #[test]
 fn every_function_crate_has_a_template_resource_and_sample_events() {
-    let t = template();
-    let resources = t["Resources"].as_mapping().unwrap();
-    let binaries: Vec<String> = resources
-        .values()
-        .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
-        .map(|r| {
+    let t = template::load();
+    let binaries: Vec<String> = resources(&t, "AWS::Serverless::Function")
+        .map(|(_, r)| {
             assert_eq!(
                 r["Metadata"]["BuildMethod"].as_str(),
                 Some("rust-cargolambda")
@@ -93,20 +89,13 @@ fn every_function_crate_has_a_template_resource_and_sample_events() {
     }
 }
 
-fn ref_to(value: &Value) -> Option<&str> {
-    match value {
-        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
-        _ => None,
-    }
-}
-
 #[test]
 fn architecture_and_log_level_are_parameters_of_every_function() {
-    let t = template();
+    let t = template::load();
     let globals = &t["Globals"]["Function"];
     let arch = &globals["Architectures"];
     assert_eq!(arch.as_sequence().map(Vec::len), Some(1));
-    assert_eq!(ref_to(&arch[0]), Some("Architecture"));
+    assert_eq!(tagged(&arch[0], "Ref"), Some("Architecture"));
     let p = &t["Parameters"]["Architecture"];
     assert_eq!(p["Default"].as_str(), Some("arm64"));
     let allowed: Vec<&str> = p["AllowedValues"]
@@ -119,37 +108,23 @@ fn architecture_and_log_level_are_parameters_of_every_function() {
     // Lambda sets AWS_LAMBDA_LOG_LEVEL only for JSON logs with an ApplicationLogLevel.
     assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
     assert_eq!(
-        ref_to(&globals["LoggingConfig"]["ApplicationLogLevel"]),
+        tagged(&globals["LoggingConfig"]["ApplicationLogLevel"], "Ref"),
         Some("LogLevel")
     );
-    for (id, r) in t["Resources"].as_mapping().unwrap() {
-        if r["Type"].as_str() == Some("AWS::Serverless::Function") {
-            let props = &r["Properties"];
-            assert!(
-                props["Architectures"].is_null() && props["LoggingConfig"].is_null(),
-                "{} overrides the global Architecture or LoggingConfig",
-                id.as_str().unwrap()
-            );
-        }
+    for (id, r) in resources(&t, "AWS::Serverless::Function") {
+        let props = &r["Properties"];
+        assert!(
+            props["Architectures"].is_null() && props["LoggingConfig"].is_null(),
+            "{id} overrides the global Architecture or LoggingConfig"
+        );
     }
 }
 
 // ---- operations: alarms, log groups, protection (README "Operations") -----------------------
 
-fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a str> {
-    match value {
-        Value::Tagged(t) if t.tag == tag => t.value.as_str(),
-        _ => None,
-    }
-}
-
 /// Every alarm as (namespace, metric, dimensions as "Name=Value" with `!Ref X` as `Ref X`).
 fn alarms(t: &Value) -> Vec<(String, String, Vec<String>)> {
-    t["Resources"]
-        .as_mapping()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+    resources(t, "AWS::CloudWatch::Alarm")
         .map(|(id, r)| {
             let p = &r["Properties"];
             let actions = p["AlarmActions"].as_sequence().expect("AlarmActions");
@@ -157,8 +132,7 @@ fn alarms(t: &Value) -> Vec<(String, String, Vec<String>)> {
                 actions
                     .iter()
                     .any(|a| tagged(a, "Ref") == Some("AlarmTopic")),
-                "{} notifies no one",
-                id.as_str().unwrap()
+                "{id} notifies no one"
             );
             let dims = p["Dimensions"]
                 .as_sequence()
@@ -184,19 +158,16 @@ fn alarms(t: &Value) -> Vec<(String, String, Vec<String>)> {
         .collect()
 }
 
+/// The functions' logical ids, in template order.
 fn functions(t: &Value) -> Vec<String> {
-    t["Resources"]
-        .as_mapping()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
-        .map(|(id, _)| id.as_str().unwrap().to_owned())
+    resources(t, "AWS::Serverless::Function")
+        .map(|(id, _)| id.to_owned())
         .collect()
 }
 
 #[test]
 fn an_alarm_watches_each_failure_the_readme_names() {
-    let t = template();
+    let t = template::load();
     let all = alarms(&t);
     let has = |ns: &str, metric: &str, dims: &[&str]| {
         assert!(
@@ -255,17 +226,12 @@ fn an_alarm_watches_each_failure_the_readme_names() {
 
 #[test]
 fn logs_are_retained_and_the_webhook_cannot_starve_the_api() {
-    let t = template();
-    let resources = &t["Resources"];
+    let t = template::load();
     for f in functions(&t) {
-        let group = resources
-            .as_mapping()
-            .unwrap()
-            .values()
-            .find(|r| {
-                r["Type"].as_str() == Some("AWS::Logs::LogGroup")
-                    && tagged(&r["Properties"]["LogGroupName"], "Sub")
-                        == Some(format!("/aws/lambda/${{{f}}}").as_str())
+        let (_, group) = resources(&t, "AWS::Logs::LogGroup")
+            .find(|(_, r)| {
+                tagged(&r["Properties"]["LogGroupName"], "Sub")
+                    == Some(format!("/aws/lambda/${{{f}}}").as_str())
             })
             .unwrap_or_else(|| panic!("{f} has no log group"));
         assert_eq!(
@@ -273,17 +239,17 @@ fn logs_are_retained_and_the_webhook_cannot_starve_the_api() {
             Some("LogRetentionDays")
         );
     }
-    let webhook = &resources["StripeWebhookFunction"]["Properties"];
+    let webhook = &t["Resources"]["StripeWebhookFunction"]["Properties"];
     assert_eq!(
         tagged(&webhook["ReservedConcurrentExecutions"], "Ref"),
         Some("WebhookReservedConcurrency")
     );
     assert_eq!(
-        resources["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"].as_u64(),
+        t["Resources"]["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"].as_u64(),
         Some(1),
         "two reconciliation runs would share one cursor"
     );
-    let stage = &resources["BillingApi"]["Properties"]["MethodSettings"][0];
+    let stage = &t["Resources"]["BillingApi"]["Properties"]["MethodSettings"][0];
     assert_eq!(stage["ResourcePath"].as_str(), Some("/*"));
     assert_eq!(stage["HttpMethod"].as_str(), Some("*"));
     assert_eq!(
@@ -299,7 +265,7 @@ fn logs_are_retained_and_the_webhook_cannot_starve_the_api() {
         matches!(tracing, Value::Tagged(tag) if tag.tag == "If"),
         "Tracing is a parameter"
     );
-    let schedule = &resources["ReconcileFunction"]["Properties"]["Events"]["Schedule"];
+    let schedule = &t["Resources"]["ReconcileFunction"]["Properties"]["Events"]["Schedule"];
     assert_eq!(schedule["Type"].as_str(), Some("Schedule"));
     assert_eq!(
         tagged(&schedule["Properties"]["Schedule"], "Ref"),
@@ -309,4 +275,81 @@ fn logs_are_retained_and_the_webhook_cannot_starve_the_api() {
         t["Parameters"]["ReconcileSchedule"]["Default"].as_str(),
         Some("rate(1 hour)")
     );
+}
+
+// ---- drift between the route table and template.yaml ------------------------------------------
+
+/// Every API event in template.yaml must be a route of the table, served by the function the
+/// table names, and every route whose function is in the template must have its event. Public
+/// routes may skip the authorizer; authenticated ones must not.
+#[test]
+fn template_api_events_match_the_route_table() {
+    let t = template::load();
+    let functions_in_template: Vec<String> = template::functions(&t)
+        .into_iter()
+        .map(|f| f.binary)
+        .collect();
+    let declared = api_events(&t);
+    for event in &declared {
+        let (method, path) = (&event.method, event.path);
+        let route = billing::routes::find(method, path)
+            .unwrap_or_else(|| panic!("{method} {path} in template.yaml is not in ROUTES"));
+        assert_eq!(route.function, event.binary, "{method} {path}");
+        if !route.is_public() {
+            assert_ne!(
+                event.properties["Auth"]["Authorizer"].as_str(),
+                Some("NONE"),
+                "{method} {path} needs the authorizer"
+            );
+        }
+    }
+    for route in ROUTES {
+        if functions_in_template.iter().any(|f| f == route.function) {
+            assert!(
+                declared
+                    .iter()
+                    .any(|e| e.method == route.method && e.path == route.path),
+                "{} {} is served by {} but has no Api event in template.yaml",
+                route.method,
+                route.path,
+                route.function
+            );
+        }
+    }
+}
+
+/// The gateway responses API Gateway answers with when the authorizer refuses or fails must be
+/// the bodies the local gateway reproduces from `billing::auth`.
+#[test]
+fn template_gateway_responses_are_the_authorizer_bodies() {
+    let t = template::load();
+    for api in apis(&t) {
+        let responses = gateway_responses(api);
+        let response = |name: &str| responses.iter().find(|r| r.name == name);
+        let body = |name: &str| {
+            response(name)
+                .unwrap_or_else(|| panic!("no {name} gateway response"))
+                .body
+                .clone()
+        };
+        let status = |name: &str| response(name).and_then(|r| r.status);
+        assert_eq!(body("UNAUTHORIZED"), UNAUTHORIZED_BODY);
+        assert_eq!(status("UNAUTHORIZED"), Some(401));
+        assert_eq!(body("ACCESS_DENIED"), "$context.authorizer.body");
+        assert_eq!(status("ACCESS_DENIED"), Some(403));
+        assert_eq!(
+            body("AUTHORIZER_FAILURE"),
+            billing::auth::AUTHORIZER_FAILURE_BODY
+        );
+        assert_eq!(status("AUTHORIZER_FAILURE"), Some(503));
+        // An authorizer Lambda that errors with anything but "Unauthorized" is reported as an
+        // authorizer configuration error; when declared, it must give the same answer.
+        if response("AUTHORIZER_CONFIGURATION_ERROR").is_some() {
+            assert_eq!(
+                body("AUTHORIZER_CONFIGURATION_ERROR"),
+                billing::auth::AUTHORIZER_FAILURE_BODY
+            );
+            assert_eq!(status("AUTHORIZER_CONFIGURATION_ERROR"), Some(503));
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! The webhook handler against moto and the fixture-backed Stripe, with current-shape events.
 
-use billing::domain::{CustomerId, EventId, OrgId, Timestamp};
+use billing::domain::{EventId, OrgId, Timestamp};
 use billing::webhook::WebhookSecret;
-use pss_billing_tests::rig::{self, Rig, event, fake_put};
-use pss_billing_tests::{build, fake_stripe, unique, workspace_root};
+use pss_billing_tests::rig::{self, Rig, assert_outcome, event, fake_put};
+use pss_billing_tests::{fake_stripe, unique, workspace_root};
 use serde_json::{Value, json};
 
 /// The outcome of a sample whose type may not be handled yet.
@@ -15,36 +15,11 @@ fn handled_or_ignored(kind: &str) -> &'static str {
     }
 }
 
-fn ok(outcome: (u16, Value), expected: &str) {
-    assert_eq!(outcome.0, 200, "{}", outcome.1);
-    assert_eq!(outcome.1["outcome"], expected, "{}", outcome.1);
-}
-
-async fn linked_org(rig: &Rig, customer: &str) -> OrgId {
-    let org = build::org("org");
-    let outcome = rig
-        .store
-        .link_customer(&org, &CustomerId::parse(customer).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(outcome, billing::store::LinkOutcome::Created);
-    org
-}
-
 #[tokio::test]
 async fn every_sample_event_in_events_dir_is_handled() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
-    let objects = rig::sample_objects();
-    for name in [
-        "subscription",
-        "invoice",
-        "payment_method",
-        "customer",
-        "checkout.session",
-    ] {
-        fake_put(&stripe.url, &objects[name]).await;
-    }
+    rig::put_sample_objects(&stripe.url).await;
     let org = OrgId::parse("org_sample").unwrap();
     let order = [
         ("checkout.session.completed", "processed"),
@@ -91,7 +66,7 @@ async fn every_sample_event_in_events_dir_is_handled() {
             lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{kind}: {e}"));
         let body = String::from_utf8(billing::http::body_bytes(request.body()).to_vec()).unwrap();
         if kind == "customer.subscription.deleted" {
-            let mut sub = objects["subscription"].clone();
+            let mut sub = rig::sample_objects()["subscription"].clone();
             sub["status"] = "canceled".into();
             sub["canceled_at"] = Timestamp::now().unix().into();
             fake_put(&stripe.url, &sub).await;
@@ -99,7 +74,7 @@ async fn every_sample_event_in_events_dir_is_handled() {
         // The committed samples are signed at a fixed time; sign the same body now.
         let signature =
             WebhookSecret::new(rig::SECRET).sign(Timestamp::now().unix(), body.as_bytes());
-        ok(rig.deliver_signed(&body, Some(&signature)).await, expected);
+        assert_outcome(rig.deliver_signed(&body, Some(&signature)).await, expected);
         match kind {
             "checkout.session.completed" => {
                 let profile = rig.store.billing_profile(&org).await.unwrap().unwrap();
@@ -133,7 +108,7 @@ async fn every_sample_event_in_events_dir_is_handled() {
         } else {
             "duplicate"
         };
-        ok(again, expect_again);
+        assert_outcome(again, expect_again);
     }
 }
 
@@ -143,7 +118,7 @@ async fn subscription_lifecycle_grants_then_revokes() {
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
     let sub_id = unique("sub_");
-    let org = linked_org(&rig, &customer).await;
+    let org = rig.linked_org("org", &customer).await;
 
     let active = rig::subscription_object(
         &sub_id,
@@ -152,13 +127,9 @@ async fn subscription_lifecycle_grants_then_revokes() {
         &[("leadgen_monthly", 1), ("social_inbox_yearly", 3)],
     );
     fake_put(&stripe.url, &active).await;
-    ok(
-        rig.deliver(&event(
-            &unique("evt_"),
-            "customer.subscription.created",
-            &active,
-        ))
-        .await,
+    assert_outcome(
+        rig.deliver_new("customer.subscription.created", &active)
+            .await,
         "processed",
     );
     assert_eq!(
@@ -185,9 +156,8 @@ async fn subscription_lifecycle_grants_then_revokes() {
     let inv_id = unique("in_");
     let invoice = rig::invoice_object(&inv_id, &customer, &sub_id, "open", Timestamp::now().unix());
     fake_put(&stripe.url, &invoice).await;
-    ok(
-        rig.deliver(&event(&unique("evt_"), "invoice.payment_failed", &invoice))
-            .await,
+    assert_outcome(
+        rig.deliver_new("invoice.payment_failed", &invoice).await,
         "processed",
     );
     let stored = rig.store.subscriptions(&org).await.unwrap();
@@ -198,13 +168,9 @@ async fn subscription_lifecycle_grants_then_revokes() {
     );
 
     // The old "created" event arrives late: the re-fetch reads the current state, not the event's.
-    ok(
-        rig.deliver(&event(
-            &unique("evt_"),
-            "customer.subscription.created",
-            &active,
-        ))
-        .await,
+    assert_outcome(
+        rig.deliver_new("customer.subscription.created", &active)
+            .await,
         "processed",
     );
     assert_eq!(
@@ -218,13 +184,9 @@ async fn subscription_lifecycle_grants_then_revokes() {
     let canceled =
         rig::subscription_object(&sub_id, &customer, "canceled", &[("leadgen_monthly", 1)]);
     fake_put(&stripe.url, &canceled).await;
-    ok(
-        rig.deliver(&event(
-            &unique("evt_"),
-            "customer.subscription.deleted",
-            &canceled,
-        ))
-        .await,
+    assert_outcome(
+        rig.deliver_new("customer.subscription.deleted", &canceled)
+            .await,
         "processed",
     );
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
@@ -241,8 +203,8 @@ async fn parked_events_stay_replayable_until_their_cause_is_fixed() {
     let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
     // No org knows the customer: acknowledged and kept, but not marked processed, so a
     // redelivery is tried again rather than answered "duplicate".
-    ok(rig.deliver(&evt).await, "parked");
-    ok(rig.deliver(&evt).await, "parked");
+    assert_outcome(rig.deliver(&evt).await, "parked");
+    assert_outcome(rig.deliver(&evt).await, "parked");
     let parked = rig.store.unresolved_events().await.unwrap();
     assert_eq!(
         parked.len(),
@@ -254,15 +216,11 @@ async fn parked_events_stay_replayable_until_their_cause_is_fixed() {
 
     // The cause is fixed (the customer is linked): the same event now applies, once, and the
     // parked item is gone with it.
-    let org = pss_billing_tests::build::org("parked");
-    rig.store
-        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
-        .await
-        .unwrap();
-    ok(rig.deliver(&evt).await, "processed");
+    let org = rig.linked_org("parked", &customer).await;
+    assert_outcome(rig.deliver(&evt).await, "processed");
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
     assert!(rig.store.unresolved_events().await.unwrap().is_empty());
-    ok(rig.deliver(&evt).await, "duplicate");
+    assert_outcome(rig.deliver(&evt).await, "duplicate");
 }
 
 #[tokio::test]
@@ -270,12 +228,7 @@ async fn bad_deliveries_get_400_and_store_nothing() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
-    let sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("leadgen_monthly", 1)],
-    );
+    let sub = rig::active_subscription(&customer, "leadgen_monthly");
     let body = event(&unique("evt_"), "customer.subscription.created", &sub).to_string();
     let now = Timestamp::now().unix();
     let good = WebhookSecret::new(rig::SECRET).sign(now, body.as_bytes());
@@ -380,7 +333,7 @@ async fn payment_methods_follow_attach_detach_and_default_changes() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer_id = unique("cus_");
-    let org = linked_org(&rig, &customer_id).await;
+    let org = rig.linked_org("org", &customer_id).await;
     let mut customer = rig::fixture("customer");
     customer["id"] = customer_id.clone().into();
     let mut pms = Vec::new();
@@ -395,7 +348,7 @@ async fn payment_methods_follow_attach_detach_and_default_changes() {
     }
     customer["invoice_settings"]["default_payment_method"] = pms[0]["id"].clone();
     fake_put(&stripe.url, &customer).await;
-    ok(
+    assert_outcome(
         rig.deliver(&event(&unique("evt_"), "payment_method.attached", &pms[1]))
             .await,
         "processed",
@@ -413,9 +366,8 @@ async fn payment_methods_follow_attach_detach_and_default_changes() {
     // Default changes to the second card, then the first is detached.
     customer["invoice_settings"]["default_payment_method"] = pms[1]["id"].clone();
     fake_put(&stripe.url, &customer).await;
-    ok(
-        rig.deliver(&event(&unique("evt_"), "customer.updated", &customer))
-            .await,
+    assert_outcome(
+        rig.deliver_new("customer.updated", &customer).await,
         "processed",
     );
     let mut detached = pms[0].clone();
@@ -423,7 +375,7 @@ async fn payment_methods_follow_attach_detach_and_default_changes() {
     fake_put(&stripe.url, &detached).await;
     let mut evt = event(&unique("evt_"), "payment_method.detached", &detached);
     evt["data"]["previous_attributes"] = json!({ "customer": customer_id });
-    ok(rig.deliver(&evt).await, "processed");
+    assert_outcome(rig.deliver(&evt).await, "processed");
     let (methods, default) = rig.store.payment_methods(&org).await.unwrap();
     assert_eq!(methods.len(), 1);
     assert_eq!(methods[0].id.as_str(), pms[1]["id"].as_str().unwrap());

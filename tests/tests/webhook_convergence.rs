@@ -17,10 +17,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use billing::domain::{CustomerId, GracePolicy, OrgId};
+use billing::domain::{GracePolicy, OrgId};
 use billing::store::LinkOutcome;
 use fastrand::Rng;
-use pss_billing_tests::http::{blocking, get, post_json, request};
+use pss_billing_tests::http::{blocking, get, post_json};
 use pss_billing_tests::rig::{self, Rig, event, fake_put};
 use pss_billing_tests::{build, fake_stripe, fresh_store, unique};
 use serde_json::{Value, json};
@@ -269,17 +269,8 @@ async fn run_case(rig: Arc<Rig>, stripe: String, seed: u64, grace_days: i64) {
     let mut rng = Rng::with_seed(seed);
     let customer = unique("cus_");
     let org: OrgId = build::org("org");
-    let mut customer_object = rig::fixture("customer");
-    customer_object["id"] = customer.clone().into();
-    customer_object["metadata"] = json!({ "organization_id": org.as_str() });
-    customer_object["invoice_settings"]["default_payment_method"] = Value::Null;
-    fake_put(&stripe, &customer_object).await;
-    let linked = rig
-        .store
-        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(linked, LinkOutcome::Created);
+    fake_put(&stripe, &rig::customer_object(&customer, Some(&org))).await;
+    assert_eq!(rig.link(&org, &customer).await, LinkOutcome::Created);
 
     let subs = (0..rng.usize(1..=3))
         .map(|_| SubState {
@@ -362,16 +353,7 @@ async fn run_case(rig: Arc<Rig>, stripe: String, seed: u64, grace_days: i64) {
             let object = case.object(&case.subs[index]);
             fake_put(&case.stripe, &object).await;
         }
-        let url = format!("{}/v1/customers/{}", case.stripe, case.customer);
-        blocking(move || {
-            request(
-                "DELETE",
-                &url,
-                &[("Authorization", "Bearer sk_test_x")],
-                b"",
-            )
-        })
-        .await;
+        rig::delete_customer(&case.stripe, &case.customer).await;
         let deleted = json!({ "id": case.customer, "object": "customer", "deleted": true });
         deliver(
             &rig,

@@ -3,12 +3,11 @@
 //! fake Stripe, which other tests must not see.)
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use billing::domain::CustomerId;
 use billing::store::BillingStore;
 use billing::store::table::create_table;
 use pss_billing_tests::http::{blocking, post_json};
-use pss_billing_tests::rig::{self, Rig, event, fake_put};
-use pss_billing_tests::{build, dynamo_client, fake_stripe, free_port, moto, unique};
+use pss_billing_tests::rig::{self, Rig, assert_outcome, event, fake_put};
+use pss_billing_tests::{dynamo_client, fake_stripe, free_port, moto, unique};
 use serde_json::json;
 
 async fn inject_stripe_failures(status: u16, count: u32) {
@@ -26,36 +25,16 @@ async fn dynamodb_unreachable_answers_503_and_recovers_exactly_once() {
     let table = unique("late-table-");
     let rig = Rig::with_store(BillingStore::new(client.clone(), &table), &stripe.url);
     let customer = unique("cus_");
-    let sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("leadgen_monthly", 1)],
-    );
-    fake_put(&stripe.url, &sub).await;
+    let sub = rig.put_subscription(&customer, "leadgen_monthly").await;
     let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
     let (status, body) = rig.deliver(&evt).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable");
 
     create_table(&client, &table).await.unwrap();
-    let org = build::org("org");
-    rig.store
-        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
-        .await
-        .unwrap();
-    let (status, body) = rig.deliver(&evt).await;
-    assert_eq!(
-        (status, body["outcome"].as_str()),
-        (200, Some("processed")),
-        "{body}"
-    );
-    let (status, body) = rig.deliver(&evt).await;
-    assert_eq!(
-        (status, body["outcome"].as_str()),
-        (200, Some("duplicate")),
-        "{body}"
-    );
+    let org = rig.linked_org("org", &customer).await;
+    assert_outcome(rig.deliver(&evt).await, "processed");
+    assert_outcome(rig.deliver(&evt).await, "duplicate");
     let ents = rig.store.entitlements(&org, true).await.unwrap().unwrap();
     assert_eq!(ents.version, 1, "applied exactly once");
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
@@ -69,19 +48,8 @@ async fn dynamodb_endpoint_down_answers_503() {
         BillingStore::new(dynamo_client(&dead), "billing"),
         &stripe.url,
     );
-    let sub = rig::subscription_object(
-        &unique("sub_"),
-        &unique("cus_"),
-        "active",
-        &[("leadgen_monthly", 1)],
-    );
-    let (status, body) = rig
-        .deliver(&event(
-            &unique("evt_"),
-            "customer.subscription.updated",
-            &sub,
-        ))
-        .await;
+    let sub = rig::active_subscription(&unique("cus_"), "leadgen_monthly");
+    let (status, body) = rig.deliver_new("customer.subscription.updated", &sub).await;
     assert_eq!(status, 503, "{body}");
 }
 
@@ -90,11 +58,7 @@ async fn stripe_failing_during_refetch_answers_503_then_applies_once() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
     let customer = unique("cus_");
-    let org = build::org("org");
-    rig.store
-        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
-        .await
-        .unwrap();
+    let org = rig.linked_org("org", &customer).await;
     let sub = rig::subscription_object(
         &unique("sub_"),
         &customer,
@@ -113,18 +77,8 @@ async fn stripe_failing_during_refetch_answers_503_then_applies_once() {
 
     // One transient failure is absorbed by the client's retry.
     inject_stripe_failures(500, 1).await;
-    let (status, body) = rig.deliver(&evt).await;
-    assert_eq!(
-        (status, body["outcome"].as_str()),
-        (200, Some("processed")),
-        "{body}"
-    );
-    let (status, body) = rig.deliver(&evt).await;
-    assert_eq!(
-        (status, body["outcome"].as_str()),
-        (200, Some("duplicate")),
-        "{body}"
-    );
+    assert_outcome(rig.deliver(&evt).await, "processed");
+    assert_outcome(rig.deliver(&evt).await, "duplicate");
     assert_eq!(
         rig.store
             .entitlements(&org, true)
@@ -140,24 +94,9 @@ async fn stripe_failing_during_refetch_answers_503_then_applies_once() {
 async fn stripe_unreachable_answers_503() {
     let rig = Rig::new(&format!("http://127.0.0.1:{}", free_port())).await;
     let customer = unique("cus_");
-    let org = build::org("org");
-    rig.store
-        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
-        .await
-        .unwrap();
-    let sub = rig::subscription_object(
-        &unique("sub_"),
-        &customer,
-        "active",
-        &[("leadgen_monthly", 1)],
-    );
-    let (status, body) = rig
-        .deliver(&event(
-            &unique("evt_"),
-            "customer.subscription.created",
-            &sub,
-        ))
-        .await;
+    let org = rig.linked_org("org", &customer).await;
+    let sub = rig::active_subscription(&customer, "leadgen_monthly");
+    let (status, body) = rig.deliver_new("customer.subscription.created", &sub).await;
     assert_eq!(status, 503, "{body}");
     assert!(rig.store.subscriptions(&org).await.unwrap().is_empty());
 }
@@ -170,14 +109,8 @@ async fn nothing_that_could_succeed_later_is_acknowledged() {
     let own = pss_billing_tests::emulators::start_fake_stripe(free_port(), None);
     let rig = Rig::new(&own.url).await;
     let customer = unique("cus_");
-    let org = build::org("org");
-    rig.store
-        .link_customer(&org, &CustomerId::parse(&customer).unwrap())
-        .await
-        .unwrap();
-    let sub_id = unique("sub_");
-    let sub = rig::subscription_object(&sub_id, &customer, "active", &[("leadgen_monthly", 1)]);
-    fake_put(&own.url, &sub).await;
+    let org = rig.linked_org("org", &customer).await;
+    let sub = rig.put_subscription(&customer, "leadgen_monthly").await;
     let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
     let event_id = billing::domain::EventId::parse(evt["id"].as_str().unwrap()).unwrap();
     let fail = |status: u16, count: u32| {
@@ -215,15 +148,8 @@ async fn nothing_that_could_succeed_later_is_acknowledged() {
     let (code, _) = rig.deliver(&evt).await;
     assert_eq!(code, 503);
     assert!(!rig.store.event_processed(&event_id).await.unwrap());
-    rig.store
-        .client()
-        .delete_item()
-        .table_name(rig.store.table())
-        .key("PK", AttributeValue::S(format!("ORG#{org}")))
-        .key("SK", AttributeValue::S("SUB#sub_corrupt".into()))
-        .send()
-        .await
-        .unwrap();
+    rig.delete_item(format!("ORG#{org}"), "SUB#sub_corrupt".into())
+        .await;
 
     let (code, body) = rig.deliver(&evt).await;
     assert_eq!((code, body["outcome"].as_str()), (200, Some("processed")));

@@ -1,27 +1,14 @@
-import { useState } from "react";
-import type { BillingApiError } from "../api/billing";
 import { canManageBilling } from "../auth";
 import { InvoiceList } from "../components/billing/InvoiceList";
 import { PaymentMethods } from "../components/billing/PaymentMethods";
 import { SubscriptionStatus } from "../components/billing/SubscriptionStatus";
 import { ErrorMessage, Loading } from "../components/Status";
 import { useApp } from "../context";
-import { asApiError, useLoad } from "../hooks";
+import { useLoad, useRedirect } from "../hooks";
 
 function ManageBilling() {
   const { api } = useApp();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<BillingApiError | null>(null);
-  const open = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      window.location.assign(await api.portal(`${window.location.origin}/billing`));
-    } catch (err) {
-      setError(asApiError(err));
-      setBusy(false);
-    }
-  };
+  const { busy, error, go: open } = useRedirect(() => api.portal(`${window.location.origin}/billing`));
   return (
     <div>
       <button type="button" className="primary" onClick={open} disabled={busy} aria-busy={busy}>

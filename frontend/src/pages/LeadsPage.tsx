@@ -1,4 +1,5 @@
 import { UpgradePrompt } from "../components/billing/UpgradePrompt";
+import { DataTable } from "../components/DataTable";
 import { ErrorMessage, Loading } from "../components/Status";
 import { useApp } from "../context";
 import { formatDate } from "../format";
@@ -20,29 +21,16 @@ export function LeadsPage() {
             No leads yet. New leads from your forms and imports appear here.
           </p>
         ) : (
-          <div className="table-scroll">
-            <table>
-              <caption className="visually-hidden">Leads</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Company</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Added</th>
-                </tr>
-              </thead>
-              <tbody>
-                {leads.data.leads.map((lead) => (
-                  <tr key={lead.id}>
-                    <td>{lead.name ?? lead.email ?? lead.id}</td>
-                    <td>{lead.company ?? "—"}</td>
-                    <td>{lead.status ?? "—"}</td>
-                    <td>{formatDate(lead.createdAt)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable caption="Leads" columns={["Name", "Company", "Status", "Added"]}>
+            {leads.data.leads.map((lead) => (
+              <tr key={lead.id}>
+                <td>{lead.name ?? lead.email ?? lead.id}</td>
+                <td>{lead.company ?? "—"}</td>
+                <td>{lead.status ?? "—"}</td>
+                <td>{formatDate(lead.createdAt)}</td>
+              </tr>
+            ))}
+          </DataTable>
         ))}
     </section>
   );

@@ -13,43 +13,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use pss_billing_tests::template::{Function, declared_env};
 use pss_billing_tests::workspace_root;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
 use runtime_api::{Completion, RuntimeApi};
 
-/// One `AWS::Serverless::Function` of template.yaml.
-#[derive(Debug, Clone)]
-pub struct Function {
-    pub logical_id: String,
-    /// The cargo binary (`functions/<binary>`), also the folder of its events.
-    pub binary: String,
-}
-
-impl Function {
-    /// The function's `main.rs` built as a binary of the tests package (see tests/Cargo.toml).
-    pub fn exe(&self) -> PathBuf {
-        PathBuf::from(match self.binary.as_str() {
-            "authorizer" => env!("CARGO_BIN_EXE_fn-authorizer"),
-            "stripe-webhook" => env!("CARGO_BIN_EXE_fn-stripe-webhook"),
-            "billing-services" => env!("CARGO_BIN_EXE_fn-billing-services"),
-            "billing-subscription" => env!("CARGO_BIN_EXE_fn-billing-subscription"),
-            "billing-invoices" => env!("CARGO_BIN_EXE_fn-billing-invoices"),
-            "billing-payment-methods" => env!("CARGO_BIN_EXE_fn-billing-payment-methods"),
-            "billing-checkout" => env!("CARGO_BIN_EXE_fn-billing-checkout"),
-            "billing-portal" => env!("CARGO_BIN_EXE_fn-billing-portal"),
-            "billing-sync" => env!("CARGO_BIN_EXE_fn-billing-sync"),
-            "leads" => env!("CARGO_BIN_EXE_fn-leads"),
-            other => panic!("functions/{other} has no binary in tests/Cargo.toml"),
-        })
-    }
-}
-
-pub fn template() -> Yaml {
-    let text =
-        std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml");
-    serde_yaml::from_str(&text).expect("valid YAML")
+/// The function's `main.rs` built as a binary of the tests package (see tests/Cargo.toml).
+pub fn exe(function: &Function) -> PathBuf {
+    PathBuf::from(match function.binary.as_str() {
+        "authorizer" => env!("CARGO_BIN_EXE_fn-authorizer"),
+        "stripe-webhook" => env!("CARGO_BIN_EXE_fn-stripe-webhook"),
+        "billing-services" => env!("CARGO_BIN_EXE_fn-billing-services"),
+        "billing-subscription" => env!("CARGO_BIN_EXE_fn-billing-subscription"),
+        "billing-invoices" => env!("CARGO_BIN_EXE_fn-billing-invoices"),
+        "billing-payment-methods" => env!("CARGO_BIN_EXE_fn-billing-payment-methods"),
+        "billing-checkout" => env!("CARGO_BIN_EXE_fn-billing-checkout"),
+        "billing-portal" => env!("CARGO_BIN_EXE_fn-billing-portal"),
+        "billing-sync" => env!("CARGO_BIN_EXE_fn-billing-sync"),
+        "leads" => env!("CARGO_BIN_EXE_fn-leads"),
+        other => panic!("functions/{other} has no binary in tests/Cargo.toml"),
+    })
 }
 
 pub fn env_local() -> serde_json::Map<String, Json> {
@@ -59,61 +44,6 @@ pub fn env_local() -> serde_json::Map<String, Json> {
         Json::Object(map) => map,
         other => panic!("env.local.json must be an object, not {other}"),
     }
-}
-
-pub fn functions(template: &Yaml) -> Vec<Function> {
-    let mut out: Vec<Function> = template["Resources"]
-        .as_mapping()
-        .expect("Resources")
-        .iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
-        .map(|(id, r)| Function {
-            logical_id: id.as_str().unwrap().to_owned(),
-            binary: r["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .expect("BuildProperties.Binary")
-                .to_owned(),
-        })
-        .collect();
-    out.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
-    out
-}
-
-/// A template value as `sam local` turns it into an environment string: `!Ref` of a parameter
-/// is its default, scalars are stringified, any other intrinsic is unresolved and becomes "".
-fn resolve(template: &Yaml, value: &Yaml) -> String {
-    match value {
-        Yaml::String(s) => s.clone(),
-        Yaml::Number(n) => n.to_string(),
-        Yaml::Bool(b) => b.to_string(),
-        Yaml::Tagged(tagged) if tagged.tag == "Ref" => {
-            let name = tagged.value.as_str().unwrap_or_default();
-            let default = &template["Parameters"][name]["Default"];
-            if default.is_null() {
-                String::new()
-            } else {
-                resolve(template, default)
-            }
-        }
-        _ => String::new(),
-    }
-}
-
-/// The variables the template declares for a function (Globals merged with its own), with the
-/// values SAM resolves them to.
-pub fn declared_env(template: &Yaml, logical_id: &str) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    for vars in [
-        &template["Globals"]["Function"]["Environment"]["Variables"],
-        &template["Resources"][logical_id]["Properties"]["Environment"]["Variables"],
-    ] {
-        if let Some(map) = vars.as_mapping() {
-            for (k, v) in map {
-                env.insert(k.as_str().unwrap().to_owned(), resolve(template, v));
-            }
-        }
-    }
-    env
 }
 
 /// Exactly what `sam local invoke --env-vars env.local.json` gives each function, computed by

@@ -3,6 +3,7 @@ import type { BillingApi, Invoice } from "../../api/billing";
 import { BillingApiError } from "../../api/billing";
 import { formatDate, formatMoney } from "../../format";
 import { asApiError } from "../../hooks";
+import { DataTable } from "../DataTable";
 import { ErrorMessage, Loading } from "../Status";
 
 const PAGE_SIZE = 10;
@@ -36,42 +37,28 @@ export function InvoiceList({ api }: { api: BillingApi }) {
       <h2 id="invoices-title">Invoices</h2>
       {invoices.length === 0 && !busy && !error && <p className="empty">No invoices yet.</p>}
       {invoices.length > 0 && (
-        <div className="table-scroll">
-          <table>
-            <caption className="visually-hidden">Invoices, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Number</th>
-                <th scope="col">Date</th>
-                <th scope="col">Amount</th>
-                <th scope="col">Status</th>
-                <th scope="col">Links</th>
-              </tr>
-            </thead>
-            <tbody>
-              {invoices.map((inv) => (
-                <tr key={inv.id} data-invoice={inv.id}>
-                  <td>{inv.number ?? (inv.status === "draft" ? "Draft" : "—")}</td>
-                  <td>{formatDate(inv.created)}</td>
-                  <td>{formatMoney(inv.status === "paid" ? inv.amountPaid : inv.amountDue, inv.currency)}</td>
-                  <td>{inv.status ?? "—"}</td>
-                  <td className="links">
-                    {inv.hostedInvoiceUrl && (
-                      <a href={inv.hostedInvoiceUrl} target="_blank" rel="noreferrer">
-                        View<span className="visually-hidden"> invoice {inv.number}</span>
-                      </a>
-                    )}
-                    {inv.invoicePdf && (
-                      <a href={inv.invoicePdf} target="_blank" rel="noreferrer">
-                        PDF<span className="visually-hidden"> of invoice {inv.number}</span>
-                      </a>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption="Invoices, newest first" columns={["Number", "Date", "Amount", "Status", "Links"]}>
+          {invoices.map((inv) => (
+            <tr key={inv.id} data-invoice={inv.id}>
+              <td>{inv.number ?? (inv.status === "draft" ? "Draft" : "—")}</td>
+              <td>{formatDate(inv.created)}</td>
+              <td>{formatMoney(inv.status === "paid" ? inv.amountPaid : inv.amountDue, inv.currency)}</td>
+              <td>{inv.status ?? "—"}</td>
+              <td className="links">
+                {inv.hostedInvoiceUrl && (
+                  <a href={inv.hostedInvoiceUrl} target="_blank" rel="noreferrer">
+                    View<span className="visually-hidden"> invoice {inv.number}</span>
+                  </a>
+                )}
+                {inv.invoicePdf && (
+                  <a href={inv.invoicePdf} target="_blank" rel="noreferrer">
+                    PDF<span className="visually-hidden"> of invoice {inv.number}</span>
+                  </a>
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {busy && <Loading what="invoices" />}
       {error && <ErrorMessage error={error} retry={() => loadPage(cursor)} />}
