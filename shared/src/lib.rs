@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+mod outbound;
 pub mod reconcile;
 pub mod routes;
 pub mod store;

@@ -76,15 +76,10 @@ impl JwksKeys {
             Some("http") if loopback => {}
             _ => return Err(invalid("must be https")),
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Self {
             url: uri,
             algorithm,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: Client::builder(TokioExecutor::new()).build(crate::outbound::https_connector()),
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),

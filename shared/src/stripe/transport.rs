@@ -81,14 +81,9 @@ impl StripeTransport {
         let mut authorization =
             HeaderValue::try_from(format!("Bearer {secret_key}")).map_err(|_| InvalidKey)?;
         authorization.set_sensitive(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            // Plain HTTP only reaches what `STRIPE_API_BASE` names (emulators on loopback).
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            // Plain HTTP only reaches what `STRIPE_API_BASE` names (emulators on loopback).
+            client: Client::builder(TokioExecutor::new()).build(crate::outbound::https_connector()),
             api_base: api_base
                 .unwrap_or(DEFAULT_API_BASE)
                 .trim_end_matches('/')
