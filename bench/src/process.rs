@@ -104,6 +104,32 @@ async fn complete(
     }
 }
 
+enum Judged {
+    /// Answered, and the answer is the expected success.
+    Good(Completion),
+    /// Answered with something else (recorded as a failure).
+    Wrong,
+    /// No answer (recorded as a failure).
+    Broken,
+}
+
+/// Sorts an invocation's outcome, counting failures and keeping the first one's description.
+fn judge(
+    outcome: Result<Completion, String>,
+    check: fn(&[u8]) -> bool,
+    failures: &mut usize,
+    first_error: &mut Option<String>,
+) -> Judged {
+    let (judged, error) = match outcome {
+        Ok(c) if c.ok && check(&c.body) => return Judged::Good(c),
+        Ok(c) => (Judged::Wrong, describe_failure(&c)),
+        Err(e) => (Judged::Broken, e),
+    };
+    *failures += 1;
+    first_error.get_or_insert(error);
+    judged
+}
+
 fn describe_failure(completion: &Completion) -> String {
     let body = String::from_utf8_lossy(&completion.body);
     let kind = if completion.ok { "response" } else { "error" };
@@ -139,20 +165,15 @@ pub async fn cold(spec: &FunctionSpec, runs: usize, client: &Client) -> ColdResu
         let outcome = complete(&api, invocation, &mut child, &spec.name).await;
         let first_poll = api.first_poll();
         stop(child);
-        match outcome {
-            Ok(c) if c.ok && (spec.check)(&c.body) => {
-                total.push(c.at - exec);
-                if let Some(t) = first_poll {
-                    init.push(t - exec);
-                }
-            }
-            Ok(c) => {
-                result.failures += 1;
-                result.first_error.get_or_insert(describe_failure(&c));
-            }
-            Err(e) => {
-                result.failures += 1;
-                result.first_error.get_or_insert(e);
+        if let Judged::Good(c) = judge(
+            outcome,
+            spec.check,
+            &mut result.failures,
+            &mut result.first_error,
+        ) {
+            total.push(c.at - exec);
+            if let Some(t) = first_poll {
+                init.push(t - exec);
             }
         }
         if let Some(id) = forget {
@@ -213,22 +234,20 @@ pub async fn warm(
         let (event, forget) = (spec.event)(&format!("warm{i}"));
         let invocation = api.queue(event);
         let queued = invocation.queued_at;
-        match complete(&api, invocation, &mut child, &spec.name).await {
-            Ok(c) if c.ok && (spec.check)(&c.body) => {
-                if i >= warmup {
-                    samples.push(c.at - queued);
-                    timed_wall += c.at - queued;
-                }
+        let outcome = complete(&api, invocation, &mut child, &spec.name).await;
+        match judge(
+            outcome,
+            spec.check,
+            &mut result.failures,
+            &mut result.first_error,
+        ) {
+            Judged::Good(c) if i >= warmup => {
+                samples.push(c.at - queued);
+                timed_wall += c.at - queued;
             }
-            Ok(c) => {
-                result.failures += 1;
-                result.first_error.get_or_insert(describe_failure(&c));
-            }
-            Err(e) => {
-                result.failures += 1;
-                result.first_error.get_or_insert(e);
-                break;
-            }
+            Judged::Good(_) | Judged::Wrong => {}
+            // The process is gone or stuck: later invocations would only time out.
+            Judged::Broken => break,
         }
         if let Some(id) = forget {
             forget_event(client, &id).await;

@@ -197,12 +197,7 @@ async fn route(state: &Shared, req: Request<hyper::body::Incoming>) -> Response<
             response
         }
         (Method::POST, "/init/error") => {
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_bytes(req).await;
             *state.init_error.lock().unwrap() = Some(String::from_utf8_lossy(&body).into_owned());
             state.init_failed.notify_waiters();
             state.init_failed.notify_one();
@@ -217,12 +212,7 @@ async fn route(state: &Shared, req: Request<hyper::body::Incoming>) -> Response<
             } else {
                 return reply(StatusCode::NOT_FOUND, "{}");
             };
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_bytes(req).await;
             let at = Instant::now();
             match state.inflight.lock().unwrap().remove(&id) {
                 Some(done) => {
@@ -237,4 +227,13 @@ async fn route(state: &Shared, req: Request<hyper::body::Incoming>) -> Response<
         }
         _ => reply(StatusCode::NOT_FOUND, "{}"),
     }
+}
+
+/// The whole body of a request from the function (empty if the connection broke).
+async fn body_bytes(req: Request<hyper::body::Incoming>) -> Bytes {
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
 }

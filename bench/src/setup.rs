@@ -19,6 +19,7 @@ use billing::stripe::StripeApi;
 use billing::sync::Syncer;
 use billing::webhook::WebhookSecret;
 use pss_local::emulators::{Emulator, free_port, start_fake_stripe, start_moto, workspace_root};
+use pss_local::fixtures::{fake_put, put_sample_objects, sample_objects};
 use serde_json::{Value, json};
 
 use crate::counter::OpCounter;
@@ -91,17 +92,6 @@ pub fn sample(function: &str, name: &str) -> Value {
     read_json(&events_dir(function).join(format!("{name}.json")))
 }
 
-async fn fake_put(stripe_url: &str, object: &Value) {
-    let url = format!("{stripe_url}/_test/objects");
-    let object = object.clone();
-    let reply = pss_local::http::blocking(move || pss_local::http::post_json(&url, &object)).await;
-    assert_eq!(
-        reply.status, 200,
-        "fake Stripe refused an object: {}",
-        reply.body
-    );
-}
-
 /// Starts the emulators and seeds the table and the fake Stripe.
 pub async fn start() -> World {
     let moto = start_moto(free_port());
@@ -152,16 +142,8 @@ async fn seed(world: &World) {
         .await
         .expect("catalog into the fake Stripe");
     // The objects the samples refer to (org_sample, cus_sample, sub_sample, in_sample, ...).
-    let objects = read_json(&workspace_root().join("tests/fixtures/stripe/sample-objects.json"));
-    for name in [
-        "subscription",
-        "invoice",
-        "payment_method",
-        "customer",
-        "checkout.session",
-    ] {
-        fake_put(&world.stripe.url, &objects[name]).await;
-    }
+    put_sample_objects(&world.stripe.url).await;
+    let objects = sample_objects();
     // A second subscription for the authorizer's and leads' sample org (LeadGeneration).
     let mut unlocked = objects["subscription"].clone();
     unlocked["id"] = "sub_sample_unlocked".into();

@@ -209,28 +209,7 @@ pub fn assert_outcome(reply: (u16, Value), expected: &str) {
     assert_eq!(reply.1["outcome"], expected, "{}", reply.1);
 }
 
-/// Stores or replaces an object in the fake Stripe.
-pub async fn fake_put(base: &str, object: &Value) {
-    let url = format!("{base}/_test/objects");
-    let object = object.clone();
-    let reply = crate::http::blocking(move || crate::http::post_json(&url, &object)).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-}
-
-/// Puts the sample objects behind `events/` (tests/fixtures/stripe/sample-objects.json) into
-/// the fake Stripe at `stripe_url`.
-pub async fn put_sample_objects(stripe_url: &str) {
-    let objects = sample_objects();
-    for name in [
-        "subscription",
-        "invoice",
-        "payment_method",
-        "customer",
-        "checkout.session",
-    ] {
-        fake_put(stripe_url, &objects[name]).await;
-    }
-}
+pub use pss_local::fixtures::{fake_put, put_sample_objects, sample_objects};
 
 /// Deletes a customer in the fake Stripe, as Stripe does (its subscriptions are canceled).
 pub async fn delete_customer(base: &str, customer: &str) -> crate::http::Reply {
@@ -244,11 +223,6 @@ pub async fn delete_customer(base: &str, customer: &str) -> crate::http::Reply {
         )
     })
     .await
-}
-
-pub fn sample_objects() -> Value {
-    let path = crate::workspace_root().join("tests/fixtures/stripe/sample-objects.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("sample objects")).expect("JSON")
 }
 
 pub fn fixture(name: &str) -> Value {

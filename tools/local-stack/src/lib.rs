@@ -2,6 +2,7 @@
 //! route of template.yaml through the real authorizer and the real handlers.
 
 pub mod emulators;
+pub mod fixtures;
 pub mod frontend;
 pub mod gateway;
 pub mod http;
