@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use billing::auth::leads::Lead;
-use billing::auth::{LeadsHandler, UNAUTHORIZED_BODY, subscription_required_body};
-use billing::domain::{OrgId, ServiceModule, Timestamp};
+use billing::api::{ApiConfig, OriginAllowlist, handlers};
+use billing::auth::{UNAUTHORIZED_BODY, subscription_required_body};
+use billing::domain::{Lead, OrgId, ServiceModule, Timestamp};
 use billing::store::BillingStore;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
 use lambda_http::request::RequestContext;
@@ -60,8 +60,12 @@ fn request(
 
 const UNLOCKED: &str = "BasicCRM,LeadGeneration";
 
-async fn call(handler: &LeadsHandler, request: Request) -> (u16, Value, String) {
-    let response = handler.handle(request).await;
+async fn call(store: &BillingStore, request: Request) -> (u16, Value, String) {
+    let config = ApiConfig {
+        origins: OriginAllowlist::parse(""),
+        sync_per_minute: 5,
+    };
+    let response = handlers::leads(store, &config, &request).await;
     let status = response.status().as_u16();
     assert_eq!(
         response
@@ -93,11 +97,10 @@ async fn lists_only_the_callers_leads_whatever_the_query_says() {
         store.put_lead(&mine, &lead(id)).await.unwrap();
     }
     store.put_lead(&theirs, &lead("lead_secret")).await.unwrap();
-    let handler = LeadsHandler::new(store);
 
     let uri = format!("/api/leads?orgId={theirs}");
     let (status, body, _) = call(
-        &handler,
+        &store,
         request(
             "GET",
             &uri,
@@ -114,7 +117,7 @@ async fn lists_only_the_callers_leads_whatever_the_query_says() {
     // An org with no leads: an empty list.
     let empty = org("empty");
     let (status, body, _) = call(
-        &handler,
+        &store,
         request("GET", "/api/leads", Some((&empty, UNLOCKED)), &[]),
     )
     .await;
@@ -137,7 +140,6 @@ async fn pages_follow_the_cursor_and_never_leave_the_partition() {
             .await
             .unwrap();
     }
-    let handler = LeadsHandler::new(store);
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -146,7 +148,7 @@ async fn pages_follow_the_cursor_and_never_leave_the_partition() {
             query.push(("cursor", c));
         }
         let (status, body, _) = call(
-            &handler,
+            &store,
             request("GET", "/api/leads", Some((&mine, UNLOCKED)), &query),
         )
         .await;
@@ -165,7 +167,7 @@ async fn pages_follow_the_cursor_and_never_leave_the_partition() {
     // A cursor taken from another org's listing only names a sort key: used by `mine`, it
     // continues inside `mine`'s partition.
     let (_, their_page, _) = call(
-        &handler,
+        &store,
         request(
             "GET",
             "/api/leads",
@@ -176,7 +178,7 @@ async fn pages_follow_the_cursor_and_never_leave_the_partition() {
     .await;
     let their_cursor = their_page["nextCursor"].as_str().unwrap().to_owned();
     let (status, body, _) = call(
-        &handler,
+        &store,
         request(
             "GET",
             "/api/leads",
@@ -196,14 +198,13 @@ async fn pages_follow_the_cursor_and_never_leave_the_partition() {
 async fn bad_input_and_missing_rights_are_json_errors() {
     let store = fresh_store().await;
     let mine = org("mine");
-    let handler = LeadsHandler::new(store);
 
-    let (status, _, text) = call(&handler, request("GET", "/api/leads", None, &[])).await;
+    let (status, _, text) = call(&store, request("GET", "/api/leads", None, &[])).await;
     assert_eq!((status, text.as_str()), (401, UNAUTHORIZED_BODY));
 
     // The authorizer context without the module: the exact paywall body, even here.
     let (status, _, text) = call(
-        &handler,
+        &store,
         request("GET", "/api/leads", Some((&mine, "BasicCRM")), &[]),
     )
     .await;
@@ -221,7 +222,7 @@ async fn bad_input_and_missing_rights_are_json_errors() {
         (vec![("cursor", "SU5WIzAwMDEjaW5fMQ")], "cursor"),
     ] {
         let (status, body, _) = call(
-            &handler,
+            &store,
             request("GET", "/api/leads", Some((&mine, UNLOCKED)), &query),
         )
         .await;
@@ -231,7 +232,7 @@ async fn bad_input_and_missing_rights_are_json_errors() {
     }
 
     let (status, body, _) = call(
-        &handler,
+        &store,
         request("POST", "/api/leads", Some((&mine, UNLOCKED)), &[]),
     )
     .await;
@@ -255,9 +256,8 @@ async fn a_malformed_item_is_skipped_and_an_outage_is_503() {
         .send()
         .await
         .unwrap();
-    let handler = LeadsHandler::new(store);
     let (status, body, _) = call(
-        &handler,
+        &store,
         request("GET", "/api/leads", Some((&mine, UNLOCKED)), &[]),
     )
     .await;
@@ -265,7 +265,7 @@ async fn a_malformed_item_is_skipped_and_an_outage_is_503() {
     assert_eq!(ids(&body), vec!["lead_ok"]);
 
     // Paging one by one walks past the malformed item instead of stopping at it.
-    let handler = {
+    let store = {
         let store = fresh_store().await;
         store.put_lead(&mine, &lead("lead_ok")).await.unwrap();
         store.put_lead(&mine, &lead("zz_last")).await.unwrap();
@@ -278,7 +278,7 @@ async fn a_malformed_item_is_skipped_and_an_outage_is_503() {
             .send()
             .await
             .unwrap();
-        LeadsHandler::new(store)
+        store
     };
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -288,7 +288,7 @@ async fn a_malformed_item_is_skipped_and_an_outage_is_503() {
             query.push(("cursor", c));
         }
         let (_, body, _) = call(
-            &handler,
+            &store,
             request("GET", "/api/leads", Some((&mine, UNLOCKED)), &query),
         )
         .await;
@@ -300,10 +300,7 @@ async fn a_malformed_item_is_skipped_and_an_outage_is_503() {
     }
     assert_eq!(seen, vec!["lead_ok", "zz_last"]);
 
-    let down = LeadsHandler::new(BillingStore::new(
-        dynamo_client(&moto().url),
-        unique("missing-"),
-    ));
+    let down = BillingStore::new(dynamo_client(&moto().url), unique("missing-"));
     let (status, body, _) = call(
         &down,
         request("GET", "/api/leads", Some((&mine, UNLOCKED)), &[]),
