@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod reconcile;
 pub mod routes;
+pub mod runtime;
 pub mod store;
 pub mod stripe;
 pub mod sync;
