@@ -1,9 +1,11 @@
 //! JSON responses and the error body every HTTP function answers with:
 //! `{"error":"<code>","message":"<text>"}`.
 
-use lambda_http::http::StatusCode;
+use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
+
+use crate::api::OriginAllowlist;
 
 /// An error as the client sees it. `code` is stable and machine-readable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,77 +83,47 @@ impl ApiError {
 /// A JSON response. Serializing our own response types cannot fail; if it ever did, the
 /// client gets a plain 500 body rather than a panic.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
-    let (status, text) = match serde_json::to_string(body) {
-        Ok(text) => (status, text),
-        Err(_) => (
+    match serde_json::to_string(body) {
+        Ok(text) => raw_json(status, text),
+        Err(_) => raw_json(
             StatusCode::INTERNAL_SERVER_ERROR,
             r#"{"error":"internal_error","message":"Something went wrong on our side."}"#
                 .to_owned(),
         ),
-    };
-    let mut response = Response::new(Body::Text(text));
+    }
+}
+
+/// A response with an already-rendered JSON body (bodies shared with the gateway responses,
+/// the OpenAPI document).
+pub fn raw_json(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     response
 }
 
-static CORS_ORIGINS: std::sync::RwLock<Option<Vec<String>>> = std::sync::RwLock::new(None);
-
-fn parse_origins(csv: &str) -> Vec<String> {
-    csv.split(',')
-        .map(|o| o.trim().trim_end_matches('/').to_owned())
-        .filter(|o| !o.is_empty())
-        .collect()
-}
-
-/// Whether `origin` is one of the frontend origins: `FRONTEND_ORIGINS` (comma-separated, read
-/// once per container), plus any added with [`allow_cors_origins`].
-pub fn is_cors_origin(origin: &str) -> bool {
-    {
-        let guard = CORS_ORIGINS.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(origins) = guard.as_ref() {
-            return origins.iter().any(|a| a == origin);
-        }
-    }
-    allow_cors_origins("");
-    is_cors_origin(origin)
-}
-
-/// Adds frontend origins to those of `FRONTEND_ORIGINS` (the local stack, which picks its
-/// ports when it starts).
-pub fn allow_cors_origins(csv: &str) {
-    let mut guard = CORS_ORIGINS.write().unwrap_or_else(|e| e.into_inner());
-    let origins = guard.get_or_insert_with(|| {
-        crate::config::optional("FRONTEND_ORIGINS")
-            .map(|csv| parse_origins(&csv))
-            .unwrap_or_default()
-    });
-    for origin in parse_origins(csv) {
-        if !origins.contains(&origin) {
-            origins.push(origin);
-        }
-    }
-}
-
 /// Adds `Access-Control-Allow-Origin` when the request's `Origin` is one of the frontend
-/// origins. With a REST proxy integration the function, not API Gateway, must answer CORS on
-/// real (non-preflight) requests, so every function response goes through here, errors
-/// included. `Vary: Origin` always: the answer depends on the origin.
-pub fn with_cors(request: &lambda_http::Request, mut response: Response<Body>) -> Response<Body> {
+/// origins (`FRONTEND_ORIGINS`, read once into the function's [`ApiConfig`]). With a REST proxy
+/// integration the function, not API Gateway, must answer CORS on real (non-preflight)
+/// requests, so every function response goes through here, errors included. `Vary: Origin`
+/// always: the answer depends on the origin.
+///
+/// [`ApiConfig`]: crate::api::ApiConfig
+pub fn with_cors(
+    request: &lambda_http::Request,
+    origins: &OriginAllowlist,
+    mut response: Response<Body>,
+) -> Response<Body> {
     let origin = request
         .headers()
         .get("origin")
         .and_then(|v| v.to_str().ok());
     let headers = response.headers_mut();
-    headers.insert(
-        "vary",
-        lambda_http::http::HeaderValue::from_static("Origin"),
-    );
-    if let Some(origin) = origin.filter(|o| is_cors_origin(o))
-        && let Ok(value) = lambda_http::http::HeaderValue::from_str(origin)
+    headers.insert("vary", HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin.filter(|o| origins.allows_origin(o))
+        && let Ok(value) = HeaderValue::from_str(origin)
     {
         headers.insert("access-control-allow-origin", value);
     }

@@ -12,6 +12,7 @@ pub mod openapi;
 mod outbound;
 pub mod reconcile;
 pub mod routes;
+pub mod runtime;
 pub mod store;
 pub mod stripe;
 pub mod sync;

@@ -223,7 +223,7 @@ impl Reconciler {
     }
 
     fn syncer(&self) -> &Syncer {
-        &self.handler.syncer
+        self.handler.syncer()
     }
 
     /// One run: parked events, undelivered events, then orgs until the pass ends or `deadline`

@@ -11,6 +11,7 @@
 //! * invoice: only drafts can be deleted; nothing to store; final.
 //! * Checkout Session: not of this account; nothing is linked; parked for reconciliation.
 
+use crate::config::{self, ConfigError, Secret, Secrets};
 use crate::domain::{
     Catalog, CustomerId, FetchTime, GracePolicy, InvoiceId, OrgId, SubscriptionId,
     SubscriptionStatus, Timestamp,
@@ -144,6 +145,21 @@ impl Syncer {
         }
     }
 
+    /// From the Lambda environment: the store ([`BillingStore::from_env`]), Stripe (the
+    /// [`Secret::STRIPE_SECRET_KEY`] secret loaded at init, and `STRIPE_API_BASE` for local and
+    /// test endpoints) and the past-due grace policy ([`GracePolicy::from_env`]).
+    pub fn from_env(aws: &aws_config::SdkConfig, secrets: &Secrets) -> Result<Self, ConfigError> {
+        let stripe = StripeApi::new(
+            secrets.get(Secret::STRIPE_SECRET_KEY)?,
+            config::optional("STRIPE_API_BASE").as_deref(),
+        )?;
+        Ok(Self::new(
+            BillingStore::from_env(aws)?,
+            stripe,
+            GracePolicy::from_env()?,
+        ))
+    }
+
     async fn org_of(&self, customer: &CustomerId) -> Result<OrgId, SyncError> {
         self.store
             .org_for_customer(customer)
@@ -243,10 +259,7 @@ impl Syncer {
             None => None,
         };
         let (Some(org), Some(stored)) = (org, stored) else {
-            let applied = match marker {
-                Some(m) => stale_if_written(self.store.record_event(m).await?),
-                None => Applied::Stale,
-            };
+            let applied = self.store.finish_stale(marker).await?;
             return Ok(Synced { org: None, applied });
         };
         let mut ended = stored.subscription;
@@ -276,10 +289,7 @@ impl Syncer {
             Ok(raw) => raw,
             // Only drafts can be deleted, and a deleted one has nothing left to show.
             Err(StripeApiError::NotFound) => {
-                let applied = match marker {
-                    Some(m) => stale_if_written(self.store.record_event(m).await?),
-                    None => Applied::Stale,
-                };
+                let applied = self.store.finish_stale(marker).await?;
                 return Ok(Synced { org: None, applied });
             }
             Err(e) => return Err(e.into()),
@@ -481,13 +491,6 @@ impl Syncer {
         }
         self.sync_customer(&profile.customer_id, None).await?;
         Ok(Some(Timestamp::now()))
-    }
-}
-
-fn stale_if_written(applied: Applied) -> Applied {
-    match applied {
-        Applied::Written => Applied::Stale,
-        other => other,
     }
 }
 

@@ -65,7 +65,7 @@ impl Rig {
             builder = builder.header("stripe-signature", sig);
         }
         let request: Request = builder.body(Body::Text(body.to_owned())).expect("request");
-        let response = self.handler.handle(request).await;
+        let response = billing::webhook::handle(&self.handler, &request).await;
         let status = response.status().as_u16();
         let json =
             serde_json::from_slice(billing::http::body_bytes(response.body())).expect("JSON reply");

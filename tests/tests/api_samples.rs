@@ -57,10 +57,14 @@ async fn every_billing_sample_event_gets_its_status() {
                 "billing-services" if request.uri().path().ends_with("/openapi.json") => {
                     handlers::openapi()
                 }
-                "billing-services" => handlers::services(&request),
-                "billing-subscription" => handlers::subscription(&store, policy, &request).await,
-                "billing-invoices" => handlers::invoices(&store, &request).await,
-                "billing-payment-methods" => handlers::payment_methods(&store, &request).await,
+                "billing-services" => handlers::services(&config, &request),
+                "billing-subscription" => {
+                    handlers::subscription(&store, policy, &config, &request).await
+                }
+                "billing-invoices" => handlers::invoices(&store, &config, &request).await,
+                "billing-payment-methods" => {
+                    handlers::payment_methods(&store, &config, &request).await
+                }
                 "billing-checkout" => handlers::checkout(&syncer, &config, &request).await,
                 "billing-portal" => handlers::portal(&syncer, &config, &request).await,
                 "billing-sync" => handlers::sync(&syncer, &config, &request).await,

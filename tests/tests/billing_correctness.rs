@@ -69,7 +69,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
         sync_per_minute: 5,
     };
     let portal = api::portal(
-        &rig.handler.syncer,
+        rig.handler.syncer(),
         &api_config,
         &victim,
         billing::routes::Role::Owner,
@@ -143,7 +143,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     // The eager sync applies the same rule: a session naming the caller only in
     // client_reference_id is "not found".
     let err = api::sync(
-        &rig.handler.syncer,
+        rig.handler.syncer(),
         &api_config,
         &victim,
         Some(payment_link["id"].as_str().unwrap()),

@@ -53,7 +53,11 @@ async fn catalog(authorizer: &Authorizer, token: Option<&str>) -> Value {
         "body": null, "isBase64Encoded": false,
     });
     let request = lambda_http::request::from_str(&event.to_string()).expect("a proxy event");
-    let response = billing::api::handlers::billing_services(&request);
+    let config = billing::api::ApiConfig {
+        origins: billing::api::OriginAllowlist::parse(""),
+        sync_per_minute: 5,
+    };
+    let response = billing::api::handlers::billing_services(&config, &request);
     assert_eq!(response.status(), 200);
     serde_json::from_slice(billing::http::body_bytes(response.body())).unwrap()
 }

@@ -2,11 +2,11 @@
 //! the caller's partition, and every failure is a JSON error.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use billing::auth::leads::Lead;
-use billing::auth::{LeadsHandler, UNAUTHORIZED_BODY, subscription_required_body};
-use billing::domain::{OrgId, ServiceModule, Timestamp};
+use billing::api::{ApiConfig, OriginAllowlist, handlers};
+use billing::auth::{UNAUTHORIZED_BODY, subscription_required_body};
+use billing::domain::{Lead, OrgId, ServiceModule, Timestamp};
 use billing::store::BillingStore;
-use lambda_http::{Body, Request};
+use lambda_http::{Body, Request, Response};
 use pss_billing_tests::build::org;
 use pss_billing_tests::{dynamo_client, fresh_store, gateway_request, moto, unique};
 use serde_json::{Map, Value};
@@ -44,6 +44,26 @@ fn request(
 }
 
 const UNLOCKED: &str = "BasicCRM,LeadGeneration";
+
+/// The leads function's init state, as its main.rs builds it, and its entry point.
+struct LeadsHandler {
+    store: BillingStore,
+    config: ApiConfig,
+}
+
+impl LeadsHandler {
+    fn new(store: BillingStore) -> Self {
+        let config = ApiConfig {
+            origins: OriginAllowlist::parse(""),
+            sync_per_minute: 5,
+        };
+        Self { store, config }
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        handlers::leads(&self.store, &self.config, &request).await
+    }
+}
 
 async fn call(handler: &LeadsHandler, request: Request) -> (u16, Value, String) {
     let response = handler.handle(request).await;

@@ -30,7 +30,7 @@ async fn localstripe_subscription_unlocks_then_cancel_locks() {
     let served = rig.clone();
     let url = server::serve(move |req| {
         let rig = served.clone();
-        async move { rig.handler.handle(req).await }
+        async move { billing::webhook::handle(&rig.handler, &req).await }
     })
     .await;
     let api = |path: &str| format!("{}/v1{path}", ls.url);

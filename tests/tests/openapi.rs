@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use billing::api::checkout::{parse_checkout, parse_portal};
+use billing::api::leads::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use billing::api::views::{self, CheckoutView, InvoicePageView, InvoiceView, UrlView};
 use billing::api::{ApiConfig, DEFAULT_INVOICE_LIMIT, OriginAllowlist, handlers, params};
 use billing::auth::decision::{AUTHORIZER_FAILURE_BODY, UNAUTHORIZED_BODY};
-use billing::auth::leads::{DEFAULT_PAGE_SIZE, Lead, MAX_PAGE_SIZE};
-use billing::auth::{Caller, Decision, Denial, LeadsHandler};
+use billing::auth::{Caller, Decision, Denial};
 use billing::catalog_sync::sync_catalog;
 use billing::domain::*;
 use billing::http::{ApiError, body_bytes};
@@ -983,18 +983,16 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     c.expect(
         &services,
         200,
-        handlers::services(&request("GET", None, &[], "")),
+        handlers::services(&config, &request("GET", None, &[], "")),
     );
     let some = ModuleSet::from_csv("LeadGeneration");
     c.expect(
         &services,
         200,
-        handlers::services(&request(
-            "GET",
-            Some(allowed(&org, Role::Member, some)),
-            &[],
-            "",
-        )),
+        handlers::services(
+            &config,
+            &request("GET", Some(allowed(&org, Role::Member, some)), &[], ""),
+        ),
     );
     c.view(&services, views::services(&Catalog::standard(), None));
     c.expect(&openapi, 200, handlers::openapi());
@@ -1002,15 +1000,15 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     // GET /api/billing/subscription, and the overview POST /api/billing/sync also answers.
     let get_subscription = |ctx| {
         let req = request("GET", ctx, &[], "");
-        let store = &store;
-        async move { handlers::subscription(store, policy, &req).await }
+        let (store, config) = (&store, &config);
+        async move { handlers::subscription(store, policy, config, &req).await }
     };
     c.expect(&subscription, 200, get_subscription(member()).await);
     c.expect(&subscription, 401, get_subscription(None).await);
     c.expect(
         &subscription,
         503,
-        handlers::subscription(&broken, policy, &request("GET", member(), &[], "")).await,
+        handlers::subscription(&broken, policy, &config, &request("GET", member(), &[], "")).await,
     );
     let held = build::subscription(
         "sub_openapi_held",
@@ -1056,8 +1054,8 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     // GET /api/billing/invoices
     let get_invoices = |ctx, query: &[(&str, &str)]| {
         let req = request("GET", ctx, query, "");
-        let store = &store;
-        async move { handlers::invoices(store, &req).await }
+        let (store, config) = (&store, &config);
+        async move { handlers::invoices(store, config, &req).await }
     };
     c.expect(&invoices, 200, get_invoices(member(), &[]).await);
     for i in 0..2 {
@@ -1094,7 +1092,7 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     c.expect(
         &invoices,
         503,
-        handlers::invoices(&broken, &request("GET", member(), &[], "")).await,
+        handlers::invoices(&broken, &config, &request("GET", member(), &[], "")).await,
     );
     let statuses = at(&doc, "/components/schemas/Invoice/properties/status/enum");
     let mut samples: Vec<InvoiceView> = statuses
@@ -1131,17 +1129,17 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     c.expect(
         &methods,
         200,
-        handlers::payment_methods(&store, &request("GET", member(), &[], "")).await,
+        handlers::payment_methods(&store, &config, &request("GET", member(), &[], "")).await,
     );
     c.expect(
         &methods,
         401,
-        handlers::payment_methods(&store, &request("GET", None, &[], "")).await,
+        handlers::payment_methods(&store, &config, &request("GET", None, &[], "")).await,
     );
     c.expect(
         &methods,
         503,
-        handlers::payment_methods(&broken, &request("GET", member(), &[], "")).await,
+        handlers::payment_methods(&broken, &config, &request("GET", member(), &[], "")).await,
     );
     let card = payment_method(
         "pm_openapi_card",
@@ -1384,11 +1382,10 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         .put_lead(&org, &lead("lead_bare", false))
         .await
         .unwrap();
-    let handler = LeadsHandler::new(store.clone());
     let get_leads = |ctx, query: &[(&str, &str)]| {
         let req = request("GET", ctx, query, "");
-        let handler = handler.clone();
-        async move { handler.handle(req).await }
+        let (store, config) = (&store, &config);
+        async move { handlers::leads(store, config, &req).await }
     };
     let page = c.expect(&leads, 200, get_leads(member(), &[("limit", "1")]).await);
     assert!(page["nextCursor"].is_string());
@@ -1408,7 +1405,7 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         get_leads(Some(allowed(&org, Role::Owner, locked)), &[]).await,
     );
     let req = request("GET", member(), &[], "");
-    c.expect(&leads, 503, LeadsHandler::new(broken).handle(req).await);
+    c.expect(&leads, 503, handlers::leads(&broken, &config, &req).await);
 
     // What the authorizer and API Gateway answer before any function runs.
     let gateway = gateway_responses();
@@ -1480,7 +1477,7 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
             .header("stripe-signature", secret.sign(now.unix(), body.as_bytes()))
             .body(Body::Text(body.clone()))
             .unwrap();
-        let ack = c.expect(WEBHOOK, 200, hook.handle(signed).await);
+        let ack = c.expect(WEBHOOK, 200, billing::webhook::handle(&hook, &signed).await);
         assert_eq!(ack["outcome"], "ignored", "webhook example {name}");
 
         let mut live = event.clone();

@@ -20,7 +20,7 @@ fn reconciler(rig: &Rig, page_size: i32) -> Reconciler {
         livemode: false,
     };
     Reconciler::new(
-        WebhookHandler::new(rig.handler.syncer.clone(), config),
+        WebhookHandler::new(rig.handler.syncer().clone(), config),
         ReconcileConfig {
             // Fast enough for a test, still paced (the pacing itself is unit-tested).
             requests_per_second: 500.0,
@@ -77,7 +77,7 @@ fn both(n: u64) -> DriftCount {
 async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
     let stripe = fake_stripe();
     let rig = Rig::new(&stripe.url).await;
-    let syncer = &rig.handler.syncer;
+    let syncer = rig.handler.syncer();
 
     // Org A: two subscriptions and a card, synced; then Stripe moves on without telling us.
     let cus_a = unique("cus_");

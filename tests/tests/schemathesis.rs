@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use billing::auth::leads::{Lead, MAX_PAGE_SIZE};
+use billing::api::leads::MAX_PAGE_SIZE;
+use billing::domain::Lead;
 use billing::domain::OrgId;
 use pss_billing_tests::localstripe_subscribe;
 use pss_local::emulators::{venv_bin, workspace_root};

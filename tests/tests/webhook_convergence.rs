@@ -254,7 +254,7 @@ async fn deliver(rig: &Arc<Rig>, events: Vec<Value>, eager: Option<OrgId>, seed:
         let rig = rig.clone();
         tasks.push(tokio::spawn(async move {
             rig.handler
-                .syncer
+                .syncer()
                 .sync_org(&org)
                 .await
                 .unwrap_or_else(|e| panic!("seed {seed}: eager sync: {e}"));

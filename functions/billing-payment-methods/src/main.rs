@@ -1,18 +1,13 @@
 //! `GET /api/billing/payment-methods`: a read of the caller's org, from the table only.
 //! Everything but the wiring lives in `billing::api`.
 
-use lambda_http::{Error, Request, run, service_fn};
-
-use billing::store::BillingStore;
+use billing::api::handlers;
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    billing::telemetry::init();
-    let aws = billing::config::aws().await;
-    let store = BillingStore::from_env(&aws)?;
-    let store = &store;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(billing::api::handlers::payment_methods(store, &request).await)
-    }))
+    billing::runtime::serve_store_endpoint(|store, config, request| {
+        Box::pin(handlers::payment_methods(store, config, request))
+    })
     .await
 }

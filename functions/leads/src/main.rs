@@ -1,19 +1,13 @@
 //! `GET /api/leads` behind the authorizer (REST proxy integration). Everything but the wiring
-//! lives in `billing::auth::leads`.
+//! lives in `billing::api`.
 
-use billing::auth::LeadsHandler;
-use billing::config;
-use billing::store::BillingStore;
-use lambda_http::{Error, Request, run, service_fn};
+use billing::api::handlers;
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    billing::telemetry::init();
-    let aws = config::aws().await;
-    let handler = LeadsHandler::new(BillingStore::from_env(&aws)?);
-    let handler = &handler;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handler.handle(request).await)
-    }))
+    billing::runtime::serve_store_endpoint(|store, config, request| {
+        Box::pin(handlers::leads(store, config, request))
+    })
     .await
 }

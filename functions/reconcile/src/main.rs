@@ -17,10 +17,10 @@ use std::time::Duration;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use tokio::time::Instant;
 
+use billing::config::Secret;
 use billing::domain::{EventId, OrgId, Timestamp};
 use billing::reconcile::{ReconcileConfig, Reconciler, Report};
 use billing::store::BillingStore;
-use billing::stripe::StripeApi;
 use billing::sync::Syncer;
 use billing::webhook::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE_SECONDS, WebhookConfig, WebhookHandler,
@@ -36,13 +36,9 @@ const COMMAND_BUDGET: Duration = Duration::from_secs(13 * 60);
 async fn main() -> Result<(), Error> {
     billing::telemetry::init();
     let aws = billing::config::aws().await;
-    let stripe = StripeApi::from_env(&aws).await?;
-    let livemode = stripe.livemode();
-    let syncer = Syncer::new(
-        BillingStore::from_env(&aws)?,
-        stripe,
-        billing::api::grace_policy_from_env()?,
-    );
+    let secrets = billing::config::load_secrets(&aws, &[Secret::STRIPE_SECRET_KEY]).await?;
+    let syncer = Syncer::from_env(&aws, &secrets)?;
+    let livemode = syncer.stripe.livemode();
     // Events re-read from Stripe's API are not signed deliveries: no secret is needed.
     let webhook = WebhookConfig {
         secrets: Vec::new(),
@@ -86,7 +82,7 @@ async fn main() -> Result<(), Error> {
             Ok(())
         }
         Some("replay") => replay(&reconciler.handler, &args[1..]).await,
-        Some("audit") => audit(&reconciler.handler.syncer.store, &args[1..]).await,
+        Some("audit") => audit(&reconciler.handler.syncer().store, &args[1..]).await,
         Some(_) => Err(USAGE.into()),
     }
 }
@@ -98,7 +94,7 @@ async fn replay(handler: &WebhookHandler, args: &[String]) -> Result<(), Error> 
         [flag, since] if flag == "--since" => {
             let since: i64 = since.parse().map_err(|_| USAGE)?;
             handler
-                .syncer
+                .syncer()
                 .store
                 .events_delivered_since(Timestamp::from_unix(since))
                 .await?

@@ -52,6 +52,12 @@ impl OriginAllowlist {
         )
     }
 
+    /// Whether a request's `Origin` header is exactly one of the origins (CORS). Browsers
+    /// serialize an origin's scheme and host in lowercase, as the list holds them.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.0.iter().any(|allowed| allowed == origin)
+    }
+
     pub fn allows(&self, url: &str) -> bool {
         if url.len() > 2048 {
             return false;

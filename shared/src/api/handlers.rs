@@ -1,24 +1,48 @@
-//! Request-level entry points: read the caller from the authorizer context, call the endpoint
-//! function, map the result to a JSON response. The Lambda binaries and the local gateway call
-//! these and nothing else.
+//! Request-level entry points, one per HTTP function: read the caller from the authorizer
+//! context, call the endpoint function, map the result to a JSON response with its CORS
+//! headers. Every one takes what the function built at init and the request; the Lambda
+//! binaries and the local gateway call these and nothing else.
 
-use lambda_http::http::StatusCode;
+use std::future::Future;
+
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use super::{ApiConfig, views};
-use crate::auth::{AuthContext, Caller};
-use crate::domain::{Catalog, GracePolicy};
-use crate::http::{ApiError, body_bytes, json, with_cors};
+use crate::auth::{AuthContext, Caller, subscription_required_body};
+use crate::domain::{Catalog, GracePolicy, ServiceModule};
+use crate::http::{ApiError, body_bytes, json, raw_json, with_cors};
 use crate::store::BillingStore;
 use crate::sync::Syncer;
 
-fn respond<T: Serialize>(request: &Request, result: Result<T, ApiError>) -> Response<Body> {
+fn respond<T: Serialize>(
+    request: &Request,
+    config: &ApiConfig,
+    result: Result<T, ApiError>,
+) -> Response<Body> {
     let response = match result {
         Ok(view) => json(StatusCode::OK, &view),
         Err(err) => err.into_response(),
     };
-    with_cors(request, response)
+    with_cors(request, &config.origins, response)
+}
+
+/// Answers with `endpoint`'s result for the verified caller, or 401 without one.
+async fn for_caller<T, F>(
+    request: &Request,
+    config: &ApiConfig,
+    endpoint: impl FnOnce(Caller) -> F,
+) -> Response<Body>
+where
+    T: Serialize,
+    F: Future<Output = Result<T, ApiError>>,
+{
+    let result = match Caller::from_request(request) {
+        Ok(caller) => endpoint(caller).await,
+        Err(err) => Err(err),
+    };
+    respond(request, config, result)
 }
 
 fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
@@ -28,125 +52,125 @@ fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 /// The billing-services function: the catalog, or the OpenAPI document by path.
-pub fn billing_services(request: &Request) -> Response<Body> {
+pub fn billing_services(config: &ApiConfig, request: &Request) -> Response<Body> {
     if request.uri().path().ends_with("/openapi.json") {
-        with_cors(request, openapi())
+        with_cors(request, &config.origins, openapi())
     } else {
-        services(request)
+        services(config, request)
     }
 }
 
 /// `GET /api/billing/services` (public): with a known caller, each module says whether the
 /// caller's org has it unlocked (from the authorizer context, which read the org's
 /// entitlements for a verified token: no table read here).
-pub fn services(request: &Request) -> Response<Body> {
+pub fn services(config: &ApiConfig, request: &Request) -> Response<Body> {
     let unlocked = AuthContext::catalog_modules(request);
-    with_cors(
+    respond(
         request,
-        json(
-            StatusCode::OK,
-            &views::services(&Catalog::standard(), unlocked),
-        ),
+        config,
+        Ok(views::services(&Catalog::standard(), unlocked)),
     )
 }
 
 /// `GET /api/billing/openapi.json` (public), without CORS headers: a function serves it through
 /// [`billing_services`], which adds them for the request's origin.
 pub fn openapi() -> Response<Body> {
-    let mut response = Response::new(Body::Text(crate::openapi::DOCUMENT.to_owned()));
-    response.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    response
+    raw_json(StatusCode::OK, crate::openapi::DOCUMENT.to_owned())
 }
 
 pub async fn subscription(
     store: &BillingStore,
     policy: GracePolicy,
+    config: &ApiConfig,
     request: &Request,
 ) -> Response<Body> {
-    respond(
-        request,
-        async {
-            let caller = Caller::from_request(request)?;
-            super::subscription(store, &caller.org, policy).await
-        }
-        .await,
-    )
+    for_caller(request, config, |caller| async move {
+        super::subscription(store, &caller.org, policy).await
+    })
+    .await
 }
 
-pub async fn invoices(store: &BillingStore, request: &Request) -> Response<Body> {
-    respond(
-        request,
-        async {
-            let caller = Caller::from_request(request)?;
-            super::invoices(
-                store,
-                &caller.org,
-                query(request, "limit"),
-                query(request, "cursor"),
-            )
-            .await
-        }
-        .await,
-    )
+pub async fn invoices(
+    store: &BillingStore,
+    config: &ApiConfig,
+    request: &Request,
+) -> Response<Body> {
+    for_caller(request, config, |caller| async move {
+        let (limit, cursor) = (query(request, "limit"), query(request, "cursor"));
+        super::invoices(store, &caller.org, limit, cursor).await
+    })
+    .await
 }
 
-pub async fn payment_methods(store: &BillingStore, request: &Request) -> Response<Body> {
-    respond(
-        request,
-        async {
-            let caller = Caller::from_request(request)?;
-            super::payment_methods(store, &caller.org).await
-        }
-        .await,
-    )
+pub async fn payment_methods(
+    store: &BillingStore,
+    config: &ApiConfig,
+    request: &Request,
+) -> Response<Body> {
+    for_caller(request, config, |caller| async move {
+        super::payment_methods(store, &caller.org).await
+    })
+    .await
 }
 
 pub async fn checkout(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {
-    respond(
-        request,
-        async {
-            let caller = Caller::from_request(request)?;
-            super::checkout(
-                syncer,
-                config,
-                &caller.org,
-                caller.role,
-                body_bytes(request.body()),
-            )
-            .await
-        }
-        .await,
-    )
+    for_caller(request, config, |caller| async move {
+        let body = body_bytes(request.body());
+        super::checkout(syncer, config, &caller.org, caller.role, body).await
+    })
+    .await
 }
 
 pub async fn portal(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {
-    respond(
-        request,
-        async {
-            let caller = Caller::from_request(request)?;
-            super::portal(
-                syncer,
-                config,
-                &caller.org,
-                caller.role,
-                body_bytes(request.body()),
-            )
-            .await
-        }
-        .await,
-    )
+    for_caller(request, config, |caller| async move {
+        let body = body_bytes(request.body());
+        super::portal(syncer, config, &caller.org, caller.role, body).await
+    })
+    .await
 }
 
 pub async fn sync(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {
-    respond(
-        request,
-        async {
-            let caller = Caller::from_request(request)?;
-            super::sync(syncer, config, &caller.org, query(request, "session_id")).await
-        }
-        .await,
+    for_caller(request, config, |caller| async move {
+        super::sync(syncer, config, &caller.org, query(request, "session_id")).await
+    })
+    .await
+}
+
+/// `GET /api/leads` (behind the authorizer's paywall).
+pub async fn leads(store: &BillingStore, config: &ApiConfig, request: &Request) -> Response<Body> {
+    let response = match leads_response(store, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    with_cors(request, &config.origins, response)
+}
+
+async fn leads_response(
+    store: &BillingStore,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    if request.method() != Method::GET {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Use GET.",
+        ));
+    }
+    let auth = AuthContext::from_request(request)?;
+    // The authorizer already refused orgs without the module; checking its context again costs
+    // nothing and keeps the route closed if it is ever wired without the authorizer's paywall.
+    if !auth.entitlements.contains(ServiceModule::LeadGeneration) {
+        return Ok(raw_json(
+            StatusCode::FORBIDDEN,
+            subscription_required_body(ServiceModule::LeadGeneration),
+        ));
+    }
+    let page = super::leads::leads(
+        store,
+        &auth,
+        query(request, "limit"),
+        query(request, "cursor"),
     )
+    .await?;
+    Ok(json(StatusCode::OK, &page))
 }

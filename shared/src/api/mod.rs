@@ -4,6 +4,7 @@
 
 pub mod checkout;
 pub mod handlers;
+pub mod leads;
 pub mod params;
 pub mod views;
 
@@ -41,13 +42,6 @@ impl ApiConfig {
             sync_per_minute: config::parse_or("SYNC_RATE_PER_MINUTE", DEFAULT_SYNC_PER_MINUTE)?,
         })
     }
-}
-
-pub fn grace_policy_from_env() -> Result<GracePolicy, ConfigError> {
-    Ok(GracePolicy::days(config::parse_or(
-        "PAST_DUE_GRACE_DAYS",
-        GracePolicy::DEFAULT_DAYS,
-    )?))
 }
 
 fn require_admin(role: Role) -> Result<(), ApiError> {

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod entitlements;
 pub mod ids;
+pub mod lead;
 pub mod module;
 pub mod records;
 pub mod time;
@@ -13,6 +14,7 @@ pub use ids::{
     CheckoutSessionId, CustomerId, EventId, InvalidId, InvoiceId, OrgId, PaymentMethodId,
     SubscriptionId, UserId,
 };
+pub use lead::{Lead, LeadPage};
 pub use module::{ServiceModule, UnknownModule};
 pub use records::{
     BankAccountDetails, BillingProfile, CardDetails, Invoice, InvoiceStatus, PaymentMethod,

@@ -15,14 +15,15 @@
 
 use std::io::{Read, Write};
 
-use aws_sdk_dynamodb::primitives::Blob;
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
+use super::query::{Order, number_attr, string_attr};
 use super::{BillingStore, Item, StoreError, keys, number_value, string_value};
 use crate::domain::{EventId, OrgId, Timestamp};
 
@@ -67,20 +68,6 @@ fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-fn attr_s(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn attr_n(item: &Item, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
-}
-
 impl Delivery {
     fn metadata(&self, pk: String, sk: String) -> Item {
         let expires = self.received_at_micros / 1_000_000 + AUDIT_TTL_SECONDS;
@@ -113,7 +100,7 @@ impl Delivery {
         let missing = |what: &str| StoreError::Corrupt(format!("audit item without {what}"));
         let payload = match (
             item.get("payload"),
-            attr_s(item, "payload_encoding").as_deref(),
+            string_attr(item, "payload_encoding").as_deref(),
         ) {
             (Some(AttributeValue::B(blob)), Some("gzip")) => Some(decompress(blob.as_ref())?),
             (Some(AttributeValue::S(text)), _) => Some(text.clone().into_bytes()),
@@ -121,18 +108,20 @@ impl Delivery {
             _ => return Err(missing("a readable payload")),
         };
         Ok(Self {
-            event_id: EventId::parse(attr_s(item, "event_id").ok_or_else(|| missing("event_id"))?)
-                .map_err(StoreError::corrupt)?,
-            event_type: attr_s(item, "event_type").ok_or_else(|| missing("event_type"))?,
-            api_version: attr_s(item, "api_version"),
-            received_at_micros: attr_n(item, "received_at")
+            event_id: EventId::parse(
+                string_attr(item, "event_id").ok_or_else(|| missing("event_id"))?,
+            )
+            .map_err(StoreError::corrupt)?,
+            event_type: string_attr(item, "event_type").ok_or_else(|| missing("event_type"))?,
+            api_version: string_attr(item, "api_version"),
+            received_at_micros: number_attr(item, "received_at")
                 .ok_or_else(|| missing("received_at"))?,
-            outcome: attr_s(item, "outcome").ok_or_else(|| missing("outcome"))?,
-            org_id: attr_s(item, "org_id")
+            outcome: string_attr(item, "outcome").ok_or_else(|| missing("outcome"))?,
+            org_id: string_attr(item, "org_id")
                 .map(OrgId::parse)
                 .transpose()
                 .map_err(StoreError::corrupt)?,
-            source: attr_s(item, "source").unwrap_or_default(),
+            source: string_attr(item, "source").unwrap_or_default(),
             payload,
         })
     }
@@ -176,14 +165,7 @@ impl BillingStore {
             ),
             (keys::EXPIRES_AT.to_owned(), number_value(expires)),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(())
+        self.put(item).await
     }
 
     /// Refused deliveries kept at or after `since`, oldest first. Their sort keys carry the
@@ -199,13 +181,13 @@ impl BillingStore {
             .await?
             .iter()
             .map(|item| RefusedDelivery {
-                received_at_micros: attr_n(item, "received_at").unwrap_or_default(),
-                reason: attr_s(item, "reason").unwrap_or_default(),
+                received_at_micros: number_attr(item, "received_at").unwrap_or_default(),
+                reason: string_attr(item, "reason").unwrap_or_default(),
                 signature_present: matches!(
                     item.get("signature_present"),
                     Some(AttributeValue::Bool(true))
                 ),
-                body_bytes: attr_n(item, "body_bytes").unwrap_or_default().max(0) as u64,
+                body_bytes: number_attr(item, "body_bytes").unwrap_or_default().max(0) as u64,
             })
             .filter(|refused| refused.received_at_micros >= since_micros)
             .collect())
@@ -282,23 +264,16 @@ impl BillingStore {
         org: &OrgId,
         limit: i32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", string_value(keys::org(org)))
-            .expression_attribute_values(":prefix", string_value(AUDIT_PREFIX))
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 1_000))
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        out.items
-            .unwrap_or_default()
-            .iter()
-            .map(Delivery::from_item)
-            .collect()
+        self.query_first(
+            keys::org(org),
+            AUDIT_PREFIX,
+            Order::Descending,
+            limit.clamp(1, 1_000),
+        )
+        .await?
+        .iter()
+        .map(Delivery::from_item)
+        .collect()
     }
 
     /// Ids of the events delivered at or after `since`, oldest delivery first, each once. A scan:
@@ -326,9 +301,10 @@ impl BillingStore {
                 .await
                 .map_err(StoreError::unavailable)?;
             for item in out.items.unwrap_or_default() {
-                if let (Some(id), Some(at)) =
-                    (attr_s(&item, "event_id"), attr_n(&item, "received_at"))
-                {
+                if let (Some(id), Some(at)) = (
+                    string_attr(&item, "event_id"),
+                    number_attr(&item, "received_at"),
+                ) {
                     found.push((at, EventId::parse(id).map_err(StoreError::corrupt)?));
                 }
             }

@@ -75,11 +75,30 @@ impl BillingStore {
         }
     }
 
-    /// A sync found nothing newer to write: still mark the event so a redelivery is a no-op.
-    pub(super) async fn finish_stale(
+    /// A sync write whose only condition is "nothing newer is stored": the event marker goes
+    /// after `actions` when there is one, and a failed condition (a newer copy is stored) still
+    /// marks the event.
+    pub(super) async fn transact_or_stale(
         &self,
+        mut actions: Vec<TransactWriteItem>,
         marker: Option<&EventMarker>,
     ) -> Result<Applied, StoreError> {
+        let marker_index = actions.len();
+        if let Some(marker) = marker {
+            actions.extend(self.marker_actions(marker, Timestamp::now())?);
+        }
+        match self
+            .transact_or_conflict(actions, marker.map(|_| marker_index))
+            .await?
+        {
+            Some(applied) => Ok(applied),
+            None => self.finish_stale(marker).await,
+        }
+    }
+
+    /// A sync found nothing newer to write (or nothing to write at all): still mark the event
+    /// so a redelivery is a no-op. `Stale`, or `Duplicate` when the event was already marked.
+    pub async fn finish_stale(&self, marker: Option<&EventMarker>) -> Result<Applied, StoreError> {
         match marker {
             Some(marker) => match self.record_event(marker).await? {
                 Applied::Written => Ok(Applied::Stale),
@@ -97,14 +116,7 @@ impl BillingStore {
             expires_at: event.received_at.plus_seconds(RECONCILE_TTL_SECONDS).unix(),
             data: event.clone(),
         };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(())
+        self.put(to_item(&record)?).await
     }
 
     /// Events waiting for reconciliation, oldest first.

@@ -8,10 +8,13 @@ pub mod keys;
 mod leads;
 mod payment_methods;
 mod profile;
+mod query;
 mod rate_limit;
 pub mod reconcile;
 mod subscriptions;
 pub mod table;
+
+use query::Order;
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -327,31 +330,6 @@ impl BillingStore {
             .await
             .map_err(StoreError::unavailable)?;
         Ok(out.item)
-    }
-
-    /// All items of one org whose sort key starts with `prefix`, read consistently.
-    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", string_value(pk.clone()))
-                .expression_attribute_values(":prefix", string_value(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
     }
 
     /// An unconditional delete of one item, for a transaction.

@@ -67,17 +67,7 @@ impl BillingStore {
             }
             actions.push(self.delete_action(pk.clone(), sk.clone())?);
         }
-        let marker_index = actions.len();
-        if let Some(marker) = marker {
-            actions.extend(self.marker_actions(marker, Timestamp::now())?);
-        }
-        match self
-            .transact_or_conflict(actions, marker.map(|_| marker_index))
-            .await?
-        {
-            Some(applied) => Ok(applied),
-            None => self.finish_stale(marker).await,
-        }
+        self.transact_or_stale(actions, marker).await
     }
 
     /// The org's payment methods with the customer's default, newest first.

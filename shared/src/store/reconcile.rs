@@ -2,10 +2,10 @@
 //! billing profiles, its stored cursor, a recompute of an org's entitlements from its stored
 //! subscriptions, and the removal of a parked event that was applied meanwhile.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{BillingStore, Item, StoreError, from_item, key, keys, string_value, to_item};
+use super::query::string_attr;
+use super::{BillingStore, StoreError, from_item, key, keys, string_value, to_item};
 use crate::domain::{CustomerId, EntitlementSet, EventId, GracePolicy, OrgId, Timestamp};
 
 /// Sort key of the reconciliation job's state, beside the parked events (`EVT#...`).
@@ -40,13 +40,6 @@ pub struct ProfilePage {
     pub profiles: Vec<(OrgId, CustomerId)>,
     /// Pass back to read on; `None` when the scan reached the end of the table.
     pub next: Option<(String, String)>,
-}
-
-fn string_attr(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
 }
 
 impl BillingStore {
@@ -107,14 +100,7 @@ impl BillingStore {
             sk: STATE_SK.to_owned(),
             data: state.clone(),
         };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(())
+        self.put(to_item(&record)?).await
     }
 
     /// Recomputes the org's entitlements from its stored subscriptions and writes them when they

@@ -8,7 +8,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, Secret, Secrets};
 use crate::domain::{CustomerId, EventId, OrgId, Timestamp};
 use crate::http::{ApiError, body_bytes, json};
 use crate::store::{Applied, EventMarker, UnresolvedEvent};
@@ -33,22 +33,10 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// `STRIPE_WEBHOOK_SECRETS` (comma-separated, at most two; or the SSM parameter named by
-    /// `STRIPE_WEBHOOK_SECRETS_PARAMETER`) and `STRIPE_WEBHOOK_TOLERANCE_SECONDS`.
-    pub async fn from_env(
-        livemode: bool,
-        aws: &aws_config::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        let raw = config::secret(
-            "STRIPE_WEBHOOK_SECRETS",
-            "STRIPE_WEBHOOK_SECRETS_PARAMETER",
-            aws,
-        )
-        .await?;
-        let secrets: Vec<WebhookSecret> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+    /// The [`Secret::STRIPE_WEBHOOK_SECRETS`] secret (comma-separated, at most two), loaded at
+    /// init with the function's other secrets, and `STRIPE_WEBHOOK_TOLERANCE_SECONDS`.
+    pub fn from_env(livemode: bool, loaded: &Secrets) -> Result<Self, ConfigError> {
+        let secrets: Vec<WebhookSecret> = secret_list(loaded.get(Secret::STRIPE_WEBHOOK_SECRETS)?)
             .map(WebhookSecret::new)
             .collect();
         if secrets.is_empty() || secrets.len() > 2 {
@@ -67,6 +55,21 @@ impl WebhookConfig {
             livemode,
         })
     }
+}
+
+/// The secrets of a `STRIPE_WEBHOOK_SECRETS` value: comma-separated, blanks ignored.
+pub fn secret_list(csv: &str) -> impl Iterator<Item = &str> {
+    csv.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The event's customer, when its object names a valid one.
+fn event_customer(event: &StripeEvent) -> Option<CustomerId> {
+    event
+        .data
+        .object
+        .customer
+        .as_ref()
+        .and_then(|c| CustomerId::parse(c.id()).ok())
 }
 
 /// Refused deliveries whose metadata one container keeps per minute: enough to see what a
@@ -157,11 +160,29 @@ impl Outcome {
     }
 }
 
-/// The webhook function's logic, independent of the Lambda runtime.
+/// The webhook function's entry point: the delivery's signature and body, through
+/// [`WebhookHandler::process`], answered as Stripe expects.
+pub async fn handle(webhook: &WebhookHandler, request: &Request) -> Response<Body> {
+    let signature = request
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    webhook
+        .process(
+            signature,
+            body_bytes(request.body()),
+            Timestamp::now().unix(),
+        )
+        .await
+        .into_response()
+}
+
+/// What the webhook does with a delivery (verify, decide, sync, audit), independent of HTTP and
+/// of the Lambda runtime; the reconciliation job runs events it fetched through it too.
 #[derive(Debug, Clone)]
 pub struct WebhookHandler {
-    pub syncer: Syncer,
-    pub config: WebhookConfig,
+    syncer: Syncer,
+    config: WebhookConfig,
 }
 
 impl WebhookHandler {
@@ -169,20 +190,13 @@ impl WebhookHandler {
         Self { syncer, config }
     }
 
-    pub async fn handle(&self, request: Request) -> Response<Body> {
-        let signature = request
-            .headers()
-            .get("stripe-signature")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let outcome = self
-            .process(
-                signature.as_deref(),
-                body_bytes(request.body()),
-                Timestamp::now().unix(),
-            )
-            .await;
-        outcome.into_response()
+    /// The store and Stripe client events are applied with.
+    pub fn syncer(&self) -> &Syncer {
+        &self.syncer
+    }
+
+    pub fn config(&self) -> &WebhookConfig {
+        &self.config
     }
 
     /// Verifies and applies one delivery. `now` is the verifier's clock (Unix seconds). Emits
@@ -314,12 +328,7 @@ impl WebhookHandler {
             id: event_id.clone(),
             event_type: event.event_type.clone(),
         };
-        let event_customer = event
-            .data
-            .object
-            .customer
-            .as_ref()
-            .and_then(|c| CustomerId::parse(c.id()).ok());
+        let event_customer = event_customer(event);
         let syncer = &self.syncer;
         let result = match &action {
             Action::CompleteCheckout(id) => syncer.complete_checkout(id, Some(&marker)).await,

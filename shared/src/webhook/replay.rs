@@ -4,7 +4,7 @@
 //! re-fetched from Stripe), so replaying an applied event changes nothing.
 
 use super::{Outcome, WebhookHandler};
-use crate::domain::{CustomerId, EventId, FetchTime, OrgId};
+use crate::domain::{EventId, FetchTime, OrgId};
 use crate::store::StoreError;
 use crate::store::audit::Delivery;
 use crate::stripe::StripeEvent;
@@ -36,12 +36,7 @@ impl WebhookHandler {
         let store = &self.syncer.store;
         // The sync usually found the org; otherwise (a duplicate, a parked event) the
         // customer's link says, when there is one.
-        let customer = event
-            .data
-            .object
-            .customer
-            .as_ref()
-            .and_then(|c| CustomerId::parse(c.id()).ok());
+        let customer = super::event_customer(event);
         let org = match (org, &customer, outcome) {
             (Some(org), _, _) => Some(org),
             (None, _, Outcome::Ignored) | (None, None, _) => None,

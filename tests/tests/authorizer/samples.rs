@@ -1,6 +1,7 @@
+use billing::api::{ApiConfig, OriginAllowlist, handlers};
 use billing::auth::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, AuthError, Decision, Denial, JwtAlgorithm,
-    KeyMaterial, LeadsHandler, UNAUTHORIZED_BODY, subscription_required_body,
+    KeyMaterial, UNAUTHORIZED_BODY, subscription_required_body,
 };
 use billing::domain::ServiceModule::LeadGeneration;
 use billing::domain::{OrgId, Timestamp};
@@ -165,7 +166,7 @@ async fn every_sample_leads_event_gets_its_documented_answer() {
     store
         .put_lead(
             &org,
-            &billing::auth::leads::Lead {
+            &billing::domain::Lead {
                 id: "lead_sample_1".into(),
                 name: Some("Sample Lead".into()),
                 email: None,
@@ -178,11 +179,14 @@ async fn every_sample_leads_event_gets_its_documented_answer() {
         )
         .await
         .unwrap();
-    let handler = LeadsHandler::new(store);
+    let config = ApiConfig {
+        origins: OriginAllowlist::parse(""),
+        sync_per_minute: 5,
+    };
     for (name, text) in sample_files("leads") {
         let request =
             lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let response = handler.handle(request).await;
+        let response = handlers::leads(&store, &config, &request).await;
         let status = response.status().as_u16();
         let body: Value =
             serde_json::from_slice(billing::http::body_bytes(response.body())).unwrap();

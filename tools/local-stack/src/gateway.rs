@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use billing::api::{ApiConfig, handlers};
 use billing::auth::decision::{AUTHORIZER_FAILURE_BODY, UNAUTHORIZED_BODY};
-use billing::auth::{AuthError, Authorizer, Decision, LeadsHandler};
+use billing::auth::{AuthError, Authorizer, Decision};
 use billing::domain::GracePolicy;
 use billing::sync::Syncer;
 use billing::webhook::WebhookHandler;
@@ -29,7 +29,6 @@ pub struct Gateway {
     pub syncer: Syncer,
     pub api: ApiConfig,
     pub policy: GracePolicy,
-    pub leads: LeadsHandler,
 }
 
 /// What template.yaml's gateway responses and CORS preflight answer with. API Gateway cannot
@@ -66,7 +65,7 @@ impl Gateway {
         let path = request.uri().path().to_owned();
         if path == WEBHOOK_PATH {
             return if method == "POST" {
-                self.webhook.handle(request).await
+                billing::webhook::handle(&self.webhook, &request).await
             } else {
                 billing::http::ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -151,18 +150,18 @@ impl Gateway {
     /// The same handler each Lambda binary runs.
     async fn dispatch(&self, function: &str, request: Request) -> Response<Body> {
         match function {
-            "billing-services" => handlers::billing_services(&request),
+            "billing-services" => handlers::billing_services(&self.api, &request),
             "billing-subscription" => {
-                handlers::subscription(&self.syncer.store, self.policy, &request).await
+                handlers::subscription(&self.syncer.store, self.policy, &self.api, &request).await
             }
-            "billing-invoices" => handlers::invoices(&self.syncer.store, &request).await,
+            "billing-invoices" => handlers::invoices(&self.syncer.store, &self.api, &request).await,
             "billing-payment-methods" => {
-                handlers::payment_methods(&self.syncer.store, &request).await
+                handlers::payment_methods(&self.syncer.store, &self.api, &request).await
             }
             "billing-checkout" => handlers::checkout(&self.syncer, &self.api, &request).await,
             "billing-portal" => handlers::portal(&self.syncer, &self.api, &request).await,
             "billing-sync" => handlers::sync(&self.syncer, &self.api, &request).await,
-            "leads" => self.leads.handle(request).await,
+            "leads" => handlers::leads(&self.syncer.store, &self.api, &request).await,
             other => raw(
                 StatusCode::NOT_IMPLEMENTED,
                 format!(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use billing::api::{ApiConfig, OriginAllowlist};
-use billing::auth::{AuthConfig, Authorizer, JwtAlgorithm, JwtSettings, KeyMaterial, LeadsHandler};
+use billing::auth::{AuthConfig, Authorizer, JwtAlgorithm, JwtSettings, KeyMaterial};
 use billing::catalog_sync::sync_catalog;
 use billing::domain::{Catalog, GracePolicy, Timestamp};
 use billing::store::BillingStore;
@@ -236,13 +236,12 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
         origins.push(',');
         origins.push_str(origin);
     }
-    // The functions' own CORS answers (shared/src/http.rs) take these, as FRONTEND_ORIGINS.
-    billing::http::allow_cors_origins(&origins);
     let gateway = Arc::new(Gateway {
         authorizer,
         webhook,
-        leads: LeadsHandler::new(store.clone()),
         syncer,
+        // The functions' redirect checks and their own CORS answers take these, as
+        // FRONTEND_ORIGINS.
         api: ApiConfig {
             origins: OriginAllowlist::parse(&origins),
             sync_per_minute: 30,

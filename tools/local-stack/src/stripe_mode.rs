@@ -100,10 +100,7 @@ impl StripeMode {
             return Err(ModeError::NotASecretKey);
         }
         let raw = get("STRIPE_WEBHOOK_SECRETS").ok_or(ModeError::MissingWebhookSecret)?;
-        let webhook_secrets: Vec<String> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+        let webhook_secrets: Vec<String> = billing::webhook::secret_list(&raw)
             .map(str::to_owned)
             .collect();
         if webhook_secrets.is_empty()

@@ -1,4 +1,11 @@
-//! Reading configuration from the Lambda environment.
+//! Reading configuration from the Lambda environment: plain variables here, secrets (read from
+//! SSM once per cold start) in [`secrets`].
+
+mod secrets;
+
+pub use secrets::{Secret, Secrets, load_secrets, load_secrets_with};
+
+use crate::domain::GracePolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -6,6 +13,10 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {0} is invalid: {1}")]
     Invalid(&'static str, String),
+    /// A secret's SSM parameter could not be read. Names the variable and the parameter, never
+    /// a value.
+    #[error("secret {0} could not be read from SSM: {1}")]
+    Unreadable(&'static str, String),
 }
 
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -35,33 +46,27 @@ pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// A secret, read once at cold start: from `<NAME>` itself (local runs, tests) or, in AWS, from
-/// the SSM SecureString parameter named by `<NAME>_PARAMETER`. Secrets never sit in the
-/// template or in the function's environment in AWS, and are never logged.
+/// One secret, read on its own. A function reads all of its secrets in one round with
+/// [`load_secrets`] instead; this serves callers that need exactly one.
 pub async fn secret(
     name: &'static str,
     parameter_var: &'static str,
     aws: &aws_config::SdkConfig,
 ) -> Result<String, ConfigError> {
-    if let Some(value) = optional(name) {
-        return Ok(value);
+    let wanted = Secret {
+        name,
+        parameter_var,
+    };
+    Ok(load_secrets(aws, &[wanted]).await?.get(wanted)?.to_owned())
+}
+
+/// `PAST_DUE_GRACE_DAYS` (default [`GracePolicy::DEFAULT_DAYS`]). Read here rather than in
+/// `domain`, which does no I/O.
+impl GracePolicy {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::days(parse_or(
+            "PAST_DUE_GRACE_DAYS",
+            Self::DEFAULT_DAYS,
+        )?))
     }
-    let parameter = required(parameter_var)?;
-    let out = aws_sdk_ssm::Client::new(aws)
-        .get_parameter()
-        .name(parameter)
-        .with_decryption(true)
-        .send()
-        .await
-        // The SDK error names the parameter, never its value.
-        .map_err(|e| {
-            ConfigError::Invalid(
-                parameter_var,
-                aws_sdk_ssm::error::DisplayErrorContext(e).to_string(),
-            )
-        })?;
-    out.parameter
-        .and_then(|p| p.value)
-        .filter(|v| !v.trim().is_empty())
-        .ok_or(ConfigError::Missing(name))
 }
