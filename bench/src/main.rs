@@ -125,6 +125,8 @@ fn base_env(name: &str, world: &World) -> Vec<(String, String)> {
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("AWS_ENDPOINT_URL_DYNAMODB", world.moto.url.clone()),
         ("BILLING_TABLE", setup::TABLE.to_owned()),
+        // Set for every function by the template's Globals, as here.
+        ("FRONTEND_ORIGINS", setup::FRONTEND_ORIGINS.to_owned()),
         ("RUST_LOG", "info".to_owned()),
         ("TZ", ":UTC".to_owned()),
         ("LANG", "en_US.UTF-8".to_owned()),
@@ -155,7 +157,6 @@ fn function_env(name: &str, world: &World) -> Vec<(String, String)> {
         }
         "billing-checkout" | "billing-portal" | "billing-sync" => {
             stripe(&mut add);
-            add("FRONTEND_ORIGINS", setup::FRONTEND_ORIGINS);
             // The eager-sync budget would refuse a benchmark's thousand calls a minute.
             add("SYNC_RATE_PER_MINUTE", "1000000");
         }

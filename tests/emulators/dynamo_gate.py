@@ -36,6 +36,8 @@ def matching_hold(operation: str, body: str):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: without this a kept-alive client waits ~40 ms for each.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

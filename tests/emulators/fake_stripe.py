@@ -302,6 +302,10 @@ def get_one(path: str):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A reply goes out as two writes (headers, then body). With Nagle's algorithm the body waits
+    # for the client's ACK of the headers, which a client reusing its connection delays by
+    # ~40 ms: every call on a kept-alive connection would take 44 ms. Stripe shows no such stall.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # quiet
         pass
