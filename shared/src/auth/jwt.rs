@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::Caller;
 use super::jwks::JwksKeys;
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, Secret};
 use crate::domain::{OrgId, UserId};
 use crate::routes::Role;
 
@@ -145,9 +145,10 @@ impl JwtSettings {
                 ConfigError::Invalid("JWT_ALGORITHM", "expected HS256, RS256 or ES256".to_owned())
             })?;
         let key = match algorithm {
-            JwtAlgorithm::Hs256 => KeyMaterial::Secret(
-                config::secret("JWT_SECRET", "JWT_SECRET_PARAMETER", aws).await?,
-            ),
+            JwtAlgorithm::Hs256 => {
+                let secrets = config::load_secrets(aws, &[Secret::JWT_SECRET]).await?;
+                KeyMaterial::Secret(secrets.get(Secret::JWT_SECRET)?.to_owned())
+            }
             JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => {
                 match (
                     config::optional("JWT_JWKS_URL"),

@@ -15,8 +15,11 @@ pub enum ConfigError {
     Invalid(&'static str, String),
     /// A secret's SSM parameter could not be read. Names the variable and the parameter, never
     /// a value.
-    #[error("secret {0} could not be read from SSM: {1}")]
+    #[error("{0} names an SSM parameter that could not be read: {1}")]
     Unreadable(&'static str, String),
+    /// SSM refused or failed the request for a function's secrets.
+    #[error("SSM could not be read: {0}")]
+    Ssm(String),
 }
 
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -46,17 +49,14 @@ pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// One secret, read on its own. A function reads all of its secrets in one round with
-/// [`load_secrets`] instead; this serves callers that need exactly one.
+/// One secret, read on its own (`StripeApi::from_env`, the catalog tool). A function names all
+/// of its secrets in one [`load_secrets`] call instead.
 pub async fn secret(
     name: &'static str,
     parameter_var: &'static str,
     aws: &aws_config::SdkConfig,
 ) -> Result<String, ConfigError> {
-    let wanted = Secret {
-        name,
-        parameter_var,
-    };
+    let wanted = secrets::secret(name, parameter_var);
     Ok(load_secrets(aws, &[wanted]).await?.get(wanted)?.to_owned())
 }
 

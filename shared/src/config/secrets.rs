@@ -23,19 +23,20 @@ pub struct Secret {
 }
 
 impl Secret {
-    pub const STRIPE_SECRET_KEY: Secret = Secret {
-        name: "STRIPE_SECRET_KEY",
-        parameter_var: "STRIPE_SECRET_KEY_PARAMETER",
-    };
+    pub const STRIPE_SECRET_KEY: Secret =
+        secret("STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY_PARAMETER");
     /// Comma-separated, one or two (two while rotating).
-    pub const STRIPE_WEBHOOK_SECRETS: Secret = Secret {
-        name: "STRIPE_WEBHOOK_SECRETS",
-        parameter_var: "STRIPE_WEBHOOK_SECRETS_PARAMETER",
-    };
-    pub const JWT_SECRET: Secret = Secret {
-        name: "JWT_SECRET",
-        parameter_var: "JWT_SECRET_PARAMETER",
-    };
+    pub const STRIPE_WEBHOOK_SECRETS: Secret =
+        secret("STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS_PARAMETER");
+    pub const JWT_SECRET: Secret = secret("JWT_SECRET", "JWT_SECRET_PARAMETER");
+}
+
+/// The secret held by variable `name`, or by the SSM parameter `parameter_var` names.
+pub(super) const fn secret(name: &'static str, parameter_var: &'static str) -> Secret {
+    Secret {
+        name,
+        parameter_var,
+    }
 }
 
 /// The values of the secrets a function loaded.
@@ -136,12 +137,7 @@ impl Plan {
             .send()
             .await
             // The SDK error names the request and the parameters, never a value.
-            .map_err(|e| {
-                ConfigError::Unreadable(
-                    parameters[0].0.parameter_var,
-                    DisplayErrorContext(e).to_string(),
-                )
-            })?;
+            .map_err(|e| ConfigError::Ssm(DisplayErrorContext(e).to_string()))?;
         for (secret, name) in parameters {
             let parameter = out.parameters().iter().find(|p| {
                 // Asked for by name, by ARN, or by name with a version or label selector.
