@@ -49,9 +49,6 @@ fn variables_read_by_the_code() -> BTreeSet<String> {
             "parse_or(",
             "secret(",
             "parse_or::<",
-            // config::Secret constants: the variable and the one naming its SSM parameter.
-            "name:",
-            "parameter_var:",
         ] {
             for (at, _) in text.match_indices(call) {
                 let rest = &text[at + call.len()..];
