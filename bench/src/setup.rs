@@ -184,7 +184,7 @@ async fn seed(world: &World) {
         .await
         .expect("seed cus_sample payment methods");
     for i in 0..5 {
-        let lead: billing::auth::leads::Lead = serde_json::from_value(json!({
+        let lead: billing::domain::Lead = serde_json::from_value(json!({
             "id": format!("lead_bench_{i}"),
             "name": format!("Bench Lead {i}"),
             "company": "Example Co",

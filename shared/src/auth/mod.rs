@@ -18,12 +18,6 @@ pub mod decision;
 pub mod jwks;
 pub mod jwt;
 
-/// The lead type's former place, kept only for `bench/` until it names [`crate::domain::Lead`]:
-/// the leads route's type is the domain's and its handler the API's.
-pub mod leads {
-    pub use crate::domain::Lead;
-}
-
 use std::time::{Duration, Instant};
 
 pub use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
