@@ -79,8 +79,18 @@ pub async fn fresh_store() -> BillingStore {
 
 /// Stores `sub` for `org` as the webhook does: fetched now, with the default grace period.
 pub async fn store_subscription(store: &BillingStore, org: &OrgId, sub: &Subscription) {
+    store_subscription_fetched(store, org, sub, FetchTime::now()).await;
+}
+
+/// Stores `sub` for `org` as read at `fetched`, with the default grace period.
+pub async fn store_subscription_fetched(
+    store: &BillingStore,
+    org: &OrgId,
+    sub: &Subscription,
+    fetched: FetchTime,
+) {
     store
-        .apply_subscription(org, sub, FetchTime::now(), None, GracePolicy::default())
+        .apply_subscription(org, sub, fetched, None, GracePolicy::default())
         .await
         .expect("store subscription");
 }

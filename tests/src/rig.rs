@@ -27,6 +27,11 @@ impl Rig {
         Self::with_store(store, stripe_url)
     }
 
+    /// A handler on a fresh table, reading the fixture Stripe shared by the test binary.
+    pub async fn on_fake_stripe() -> Rig {
+        Self::new(&crate::fake_stripe().url).await
+    }
+
     pub fn with_store(store: BillingStore, stripe_url: &str) -> Rig {
         Self::with_policy(store, stripe_url, GracePolicy::default())
     }
@@ -110,30 +115,12 @@ impl Rig {
     /// Every item in the table but the audit trail's metadata of refused deliveries (to prove
     /// a refused delivery stored no billing state).
     pub async fn item_count(&self) -> usize {
-        self.scan()
-            .await
-            .iter()
-            .filter(|i| {
-                i.get("PK")
-                    .and_then(|pk| pk.as_s().ok())
-                    .map(String::as_str)
-                    != Some("AUDIT#REFUSED")
-            })
-            .count()
+        self.scan().await.iter().filter(|i| !is_refused(i)).count()
     }
 
     /// What the audit trail kept of refused deliveries.
     pub async fn refused_items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        self.scan()
-            .await
-            .into_iter()
-            .filter(|i| {
-                i.get("PK")
-                    .and_then(|pk| pk.as_s().ok())
-                    .map(String::as_str)
-                    == Some("AUDIT#REFUSED")
-            })
-            .collect()
+        self.scan().await.into_iter().filter(is_refused).collect()
     }
 
     async fn scan(&self) -> Vec<HashMap<String, AttributeValue>> {
@@ -164,6 +151,24 @@ impl Rig {
         org
     }
 
+    /// A new customer (its id only, Stripe does not hold it) of a new org (its id starts with
+    /// `name`), linked in the rig's store.
+    pub async fn linked_customer(&self, name: &str) -> (String, OrgId) {
+        let customer = crate::unique("cus_");
+        let org = self.linked_org(name, &customer).await;
+        (customer, org)
+    }
+
+    /// A new customer of a new org (its id starts with `name`): Stripe holds it with the org in
+    /// its metadata, and the rig's store links the two.
+    pub async fn billed_customer(&self, name: &str) -> (String, OrgId) {
+        let customer = crate::unique("cus_");
+        let org = crate::build::org(name);
+        fake_put(&self.stripe_url, &customer_object(&customer, Some(&org))).await;
+        assert_eq!(self.link(&org, &customer).await, LinkOutcome::Created);
+        (customer, org)
+    }
+
     /// A new active subscription of `customer` to one unit of the price `lookup_key`, held by
     /// the rig's Stripe.
     pub async fn put_subscription(&self, customer: &str, lookup_key: &str) -> Value {
@@ -188,6 +193,14 @@ impl Rig {
             None => vec!["BasicCRM".to_owned()],
         }
     }
+}
+
+/// Whether a table item is the audit trail's metadata of a refused delivery.
+fn is_refused(item: &HashMap<String, AttributeValue>) -> bool {
+    item.get("PK")
+        .and_then(|pk| pk.as_s().ok())
+        .map(String::as_str)
+        == Some("AUDIT#REFUSED")
 }
 
 /// A Stripe event envelope around an object.

@@ -7,7 +7,7 @@ use billing::domain::{EventId, OrgId, Timestamp};
 use billing::store::audit::COMPRESS_ABOVE_BYTES;
 use billing::webhook::{Outcome, ReplayError, WebhookSecret};
 use pss_billing_tests::rig::{Rig, event};
-use pss_billing_tests::{fake_stripe, unique};
+use pss_billing_tests::unique;
 use serde_json::json;
 
 /// The subscription's stored `fetched_at` and the entitlements version: what a second
@@ -26,10 +26,8 @@ async fn write_marks(rig: &Rig, org: &OrgId) -> (i64, u64) {
 
 #[tokio::test]
 async fn verified_deliveries_are_kept_by_event_and_org_and_a_replay_applies_nothing_twice() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
-    let customer = unique("cus_");
-    let org = rig.linked_org("audit", &customer).await;
+    let rig = Rig::on_fake_stripe().await;
+    let (customer, org) = rig.linked_customer("audit").await;
     let sub = rig.put_subscription(&customer, "leadgen_monthly").await;
     let evt_id = unique("evt_");
     let evt = event(&evt_id, "customer.subscription.created", &sub);
@@ -115,8 +113,7 @@ async fn verified_deliveries_are_kept_by_event_and_org_and_a_replay_applies_noth
 
 #[tokio::test]
 async fn a_parked_delivery_replayed_after_the_fix_applies_once() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
+    let rig = Rig::on_fake_stripe().await;
     let customer = unique("cus_");
     let sub = rig
         .put_subscription(&customer, "integrations_monthly")
@@ -154,10 +151,8 @@ async fn a_parked_delivery_replayed_after_the_fix_applies_once() {
 
 #[tokio::test]
 async fn large_payloads_are_compressed_and_refused_deliveries_keep_metadata_only() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
-    let customer = unique("cus_");
-    let org = rig.linked_org("audit", &customer).await;
+    let rig = Rig::on_fake_stripe().await;
+    let (customer, org) = rig.linked_customer("audit").await;
     let mut sub = rig.put_subscription(&customer, "leadgen_monthly").await;
     sub["metadata"] = json!({ "note": "x".repeat(3 * COMPRESS_ABOVE_BYTES) });
     let evt_id = unique("evt_");

@@ -3,7 +3,7 @@
 //! that page. Expected states are written out by hand from what the fake Stripe holds.
 
 use billing::api;
-use billing::domain::CustomerId;
+use billing::domain::{CustomerId, OrgId};
 use billing::stripe::StripeApi;
 use pss_billing_tests::build::org;
 use pss_billing_tests::http::{blocking, request};
@@ -36,21 +36,20 @@ fn session_object(
 
 /// Stripe holds the session and sends its checkout.session.completed: the webhook's outcome.
 async fn complete(rig: &Rig, session: &Value) -> String {
-    fake_put(&fake_stripe().url, session).await;
+    fake_put(&rig.stripe_url, session).await;
     let evt = event(&unique("evt_"), "checkout.session.completed", session);
     outcome(rig.deliver(&evt).await)
 }
 
 #[tokio::test]
 async fn only_sessions_this_service_created_attribute_a_customer() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
+    let rig = Rig::on_fake_stripe().await;
     // The buyer's own customer and subscription, made outside this service (a Payment Link).
     let buyer = unique("cus_buyer");
-    fake_put(&stripe.url, &rig::customer_object(&buyer, None)).await;
+    fake_put(&rig.stripe_url, &rig::customer_object(&buyer, None)).await;
     let buyer_sub = unique("sub_");
     fake_put(
-        &stripe.url,
+        &rig.stripe_url,
         &rig::subscription_object(&buyer_sub, &buyer, "active", &[("leadgen_monthly", 1)]),
     )
     .await;
@@ -58,6 +57,11 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     // 1. client_reference_id names an org with no billing account yet: nothing is linked.
     let victim = org("victim");
     let payment_link = session_object(&buyer, &buyer_sub, json!({}), Some(victim.as_str()));
+    // The buyer's session, with the server-set metadata naming `org`.
+    let naming = |org: &OrgId| {
+        let metadata = json!({"organization_id": org.as_str()});
+        session_object(&buyer, &buyer_sub, metadata, None)
+    };
     assert_eq!(complete(&rig, &payment_link).await, "parked");
     assert!(rig.store.billing_profile(&victim).await.unwrap().is_none());
     let buyer_id = CustomerId::parse(&buyer).unwrap();
@@ -83,25 +87,13 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     let paying = org("paying");
     let paying_customer = unique("cus_paying");
     rig.link(&paying, &paying_customer).await;
-    let forged = session_object(
-        &buyer,
-        &buyer_sub,
-        json!({"organization_id": paying.as_str()}),
-        None,
-    );
-    assert_eq!(complete(&rig, &forged).await, "parked");
+    assert_eq!(complete(&rig, &naming(&paying)).await, "parked");
     let profile = rig.store.billing_profile(&paying).await.unwrap().unwrap();
     assert_eq!(profile.customer_id.as_str(), paying_customer);
 
     // 3. An org without a profile, and a customer whose metadata does not name it: refused.
     let stranger = org("stranger");
-    let unclaimed = session_object(
-        &buyer,
-        &buyer_sub,
-        json!({"organization_id": stranger.as_str()}),
-        None,
-    );
-    assert_eq!(complete(&rig, &unclaimed).await, "parked");
+    assert_eq!(complete(&rig, &naming(&stranger)).await, "parked");
     assert!(
         rig.store
             .billing_profile(&stranger)
@@ -114,13 +106,13 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     let ours = org("ours");
     let our_customer = unique("cus_ours");
     fake_put(
-        &stripe.url,
+        &rig.stripe_url,
         &rig::customer_object(&our_customer, Some(&ours)),
     )
     .await;
     let our_sub = unique("sub_");
     fake_put(
-        &stripe.url,
+        &rig.stripe_url,
         &rig::subscription_object(
             &our_sub,
             &our_customer,
@@ -156,25 +148,21 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
 
 #[tokio::test]
 async fn a_deleted_customer_unlinks_the_org_and_ends_its_subscriptions() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
-    let org = org("deleted");
-    let customer = unique("cus_");
-    fake_put(&stripe.url, &rig::customer_object(&customer, Some(&org))).await;
-    rig.link(&org, &customer).await;
+    let rig = Rig::on_fake_stripe().await;
+    let (customer, org) = rig.billed_customer("deleted").await;
     let sub_id = unique("sub_");
     let sub = rig::subscription_object(&sub_id, &customer, "active", &[("enterprise_monthly", 1)]);
-    fake_put(&stripe.url, &sub).await;
+    fake_put(&rig.stripe_url, &sub).await;
     let created = rig.deliver_new("customer.subscription.created", &sub).await;
     assert_eq!(outcome(created), "processed");
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "EnterpriseFeatures"]);
 
     // Stripe deletes the customer, which cancels its subscriptions. The customer.deleted event
     // comes first; the subscription's own event has not arrived (yet).
-    let reply = rig::delete_customer(&stripe.url, &customer).await;
+    let reply = rig::delete_customer(&rig.stripe_url, &customer).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     fake_put(
-        &stripe.url,
+        &rig.stripe_url,
         &rig::subscription_object(&sub_id, &customer, "canceled", &[("enterprise_monthly", 1)]),
     )
     .await;
@@ -196,20 +184,17 @@ async fn a_deleted_customer_unlinks_the_org_and_ends_its_subscriptions() {
 
 #[tokio::test]
 async fn a_subscription_stripe_no_longer_has_grants_nothing() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
-    let org = org("gone");
-    let customer = unique("cus_");
-    rig.link(&org, &customer).await;
+    let rig = Rig::on_fake_stripe().await;
+    let (customer, org) = rig.linked_customer("gone").await;
     let sub_id = unique("sub_");
     let sub =
         rig::subscription_object(&sub_id, &customer, "active", &[("integrations_monthly", 1)]);
-    fake_put(&stripe.url, &sub).await;
+    fake_put(&rig.stripe_url, &sub).await;
     assert_eq!(
         outcome(rig.deliver_new("customer.subscription.created", &sub).await),
         "processed"
     );
-    let url = format!("{}/_test/objects/{sub_id}", stripe.url);
+    let url = format!("{}/_test/objects/{sub_id}", rig.stripe_url);
     blocking(move || request("DELETE", &url, &[], b"")).await;
     let evt = event(&unique("evt_"), "customer.subscription.deleted", &sub);
     assert_eq!(outcome(rig.deliver(&evt).await), "processed");
@@ -231,18 +216,15 @@ fn subscription_with_bare_price(id: &str, customer: &str, product: &str) -> Valu
 
 #[tokio::test]
 async fn prices_map_by_product_metadata_and_unmapped_ones_are_parked() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
-    let org = org("mapping");
-    let customer = unique("cus_");
-    rig.link(&org, &customer).await;
+    let rig = Rig::on_fake_stripe().await;
+    let (customer, org) = rig.linked_customer("mapping").await;
     let product = unique("prod_");
     let mut product_object = rig::fixture("product");
     product_object["id"] = product.clone().into();
     product_object["metadata"] = json!({});
-    fake_put(&stripe.url, &product_object).await;
+    fake_put(&rig.stripe_url, &product_object).await;
     let sub = subscription_with_bare_price(&unique("sub_"), &customer, &product);
-    fake_put(&stripe.url, &sub).await;
+    fake_put(&rig.stripe_url, &sub).await;
     let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
 
     // The product says nothing either: neither granted nor denied, kept for reconciliation.
@@ -252,7 +234,7 @@ async fn prices_map_by_product_metadata_and_unmapped_ones_are_parked() {
 
     // catalog-sync writes the module on the product: the redelivered event now applies.
     product_object["metadata"] = json!({"service_module": "AdvancedAnalytics"});
-    fake_put(&stripe.url, &product_object).await;
+    fake_put(&rig.stripe_url, &product_object).await;
     assert_eq!(outcome(rig.deliver(&evt).await), "processed");
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "AdvancedAnalytics"]);
     assert!(rig.store.unresolved_events().await.unwrap().is_empty());
@@ -282,12 +264,8 @@ fn payment_method(id: &str, customer: &str, kind: &str, created: i64) -> Value {
 
 #[tokio::test]
 async fn payment_methods_of_every_type_and_the_subscription_default() {
-    let stripe = fake_stripe();
-    let rig = Rig::new(&stripe.url).await;
-    let org = org("methods");
-    let customer = unique("cus_");
-    fake_put(&stripe.url, &rig::customer_object(&customer, Some(&org))).await;
-    rig.link(&org, &customer).await;
+    let rig = Rig::on_fake_stripe().await;
+    let (customer, org) = rig.billed_customer("methods").await;
     let card = unique("pm_card");
     for (id, kind, created) in [
         (card.clone(), "card", 10),
@@ -295,12 +273,16 @@ async fn payment_methods_of_every_type_and_the_subscription_default() {
         (unique("pm_bank"), "us_bank_account", 30),
         (unique("pm_link"), "link", 40),
     ] {
-        fake_put(&stripe.url, &payment_method(&id, &customer, kind, created)).await;
+        fake_put(
+            &rig.stripe_url,
+            &payment_method(&id, &customer, kind, created),
+        )
+        .await;
     }
     // Checkout stores the card it collected on the subscription, not on the customer.
     let mut sub = rig::active_subscription(&customer, "leadgen_yearly");
     sub["default_payment_method"] = card.clone().into();
-    fake_put(&stripe.url, &sub).await;
+    fake_put(&rig.stripe_url, &sub).await;
     assert_eq!(
         outcome(rig.deliver_new("customer.subscription.created", &sub).await),
         "processed"

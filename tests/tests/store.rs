@@ -3,7 +3,7 @@
 use billing::domain::ServiceModule::*;
 use billing::domain::SubscriptionStatus::*;
 use billing::domain::*;
-use billing::store::{Applied, EventMarker, LinkOutcome, StoreError};
+use billing::store::{Applied, BillingStore, EventMarker, LinkOutcome, StoreError};
 use pss_billing_tests::build::{invoice, org, subscription};
 use pss_billing_tests::fresh_store;
 
@@ -22,10 +22,30 @@ fn profile(org: &OrgId, customer: &str) -> BillingProfile {
 
 const POLICY: GracePolicy = GracePolicy::days(7);
 
+/// Applies a read of `invoice` fetched at `micros`, outside any event.
+async fn invoice_at(store: &BillingStore, org: &OrgId, invoice: &Invoice, micros: i64) -> Applied {
+    store
+        .apply_invoice(org, invoice, FetchTime::from_micros(micros), None)
+        .await
+        .unwrap()
+}
+
+/// A store on a new table, and a new org.
+async fn fresh_org() -> (BillingStore, OrgId) {
+    (fresh_store().await, org("org"))
+}
+
+/// Applies a read of `sub` fetched at `micros`, outside any event.
+async fn apply_at(store: &BillingStore, org: &OrgId, sub: &Subscription, micros: i64) -> Applied {
+    store
+        .apply_subscription(org, sub, FetchTime::from_micros(micros), None, POLICY)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn second_billing_profile_create_is_refused() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     store
         .create_billing_profile(&profile(&org, "cus_a"))
         .await
@@ -59,8 +79,7 @@ async fn second_billing_profile_create_is_refused() {
 
 #[tokio::test]
 async fn concurrent_profile_creates_map_exactly_one_customer() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let attempts = (0..8).map(|i| {
         let store = store.clone();
         let p = profile(&org, &format!("cus_race{i}"));
@@ -95,34 +114,14 @@ async fn concurrent_profile_creates_map_exactly_one_customer() {
 
 #[tokio::test]
 async fn stale_write_never_overwrites_a_newer_one() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let newer = subscription("sub_1", "cus_1", Active, &[LeadGeneration, SocialInbox]);
     let older = subscription("sub_1", "cus_1", Active, &[LeadGeneration]);
-    let t1 = FetchTime::from_micros(1_000);
-    let t2 = FetchTime::from_micros(2_000);
-    assert_eq!(
-        store
-            .apply_subscription(&org, &newer, t2, None, POLICY)
-            .await
-            .unwrap(),
-        Applied::Written
-    );
-    assert_eq!(
-        store
-            .apply_subscription(&org, &older, t1, None, POLICY)
-            .await
-            .unwrap(),
-        Applied::Stale
-    );
+    let (t1, t2) = (1_000, 2_000);
+    assert_eq!(apply_at(&store, &org, &newer, t2).await, Applied::Written);
+    assert_eq!(apply_at(&store, &org, &older, t1).await, Applied::Stale);
     // Equal fetch times are not "newer" either.
-    assert_eq!(
-        store
-            .apply_subscription(&org, &older, t2, None, POLICY)
-            .await
-            .unwrap(),
-        Applied::Stale
-    );
+    assert_eq!(apply_at(&store, &org, &older, t2).await, Applied::Stale);
     let stored = store.subscriptions(&org).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].subscription, newer);
@@ -132,20 +131,12 @@ async fn stale_write_never_overwrites_a_newer_one() {
 
 #[tokio::test]
 async fn canceled_subscription_is_never_revived_by_a_live_status() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let canceled = subscription("sub_1", "cus_1", Canceled, &[LeadGeneration]);
     let live = subscription("sub_1", "cus_1", Active, &[LeadGeneration]);
-    store
-        .apply_subscription(&org, &canceled, FetchTime::from_micros(10), None, POLICY)
-        .await
-        .unwrap();
+    apply_at(&store, &org, &canceled, 10).await;
     // Even a read that claims to be newer cannot bring a terminal subscription back.
-    let outcome = store
-        .apply_subscription(&org, &live, FetchTime::from_micros(20), None, POLICY)
-        .await
-        .unwrap();
-    assert_eq!(outcome, Applied::Stale);
+    assert_eq!(apply_at(&store, &org, &live, 20).await, Applied::Stale);
     assert_eq!(
         store.subscriptions(&org).await.unwrap()[0]
             .subscription
@@ -158,8 +149,7 @@ async fn canceled_subscription_is_never_revived_by_a_live_status() {
 
 #[tokio::test]
 async fn event_marker_makes_a_second_delivery_a_no_op() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let marker = EventMarker {
         id: EventId::parse(pss_billing_tests::unique("evt_")).unwrap(),
         event_type: "customer.subscription.created".into(),
@@ -190,16 +180,12 @@ async fn event_marker_makes_a_second_delivery_a_no_op() {
 
 #[tokio::test]
 async fn entitlements_are_the_union_of_several_subscriptions() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let a = subscription("sub_a", "cus_1", Active, &[LeadGeneration]);
     let b = subscription("sub_b", "cus_1", Trialing, &[EmailAutomation]);
     let c = subscription("sub_c", "cus_1", Unpaid, &[EnterpriseFeatures]);
     for (i, s) in [&a, &b, &c].into_iter().enumerate() {
-        store
-            .apply_subscription(&org, s, FetchTime::from_micros(i as i64 + 1), None, POLICY)
-            .await
-            .unwrap();
+        apply_at(&store, &org, s, i as i64 + 1).await;
     }
     let now = Timestamp::now();
     let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
@@ -207,10 +193,7 @@ async fn entitlements_are_the_union_of_several_subscriptions() {
     assert_eq!(unlocked, vec![BasicCrm, LeadGeneration, EmailAutomation]);
     // Canceling one leaves the others.
     let a_canceled = subscription("sub_a", "cus_1", Canceled, &[LeadGeneration]);
-    store
-        .apply_subscription(&org, &a_canceled, FetchTime::from_micros(100), None, POLICY)
-        .await
-        .unwrap();
+    apply_at(&store, &org, &a_canceled, 100).await;
     let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
     assert_eq!(
         set.unlocked_at(now).iter().collect::<Vec<_>>(),
@@ -220,28 +203,15 @@ async fn entitlements_are_the_union_of_several_subscriptions() {
 
 #[tokio::test]
 async fn past_due_grace_is_stored_and_runs_out_without_a_write() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let sub = subscription("sub_1", "cus_1", PastDue, &[AdvancedAnalytics]);
     let fetched = FetchTime::now();
-    store
-        .apply_subscription(&org, &sub, fetched, None, POLICY)
-        .await
-        .unwrap();
+    apply_at(&store, &org, &sub, fetched.micros()).await;
     let stored = &store.subscriptions(&org).await.unwrap()[0].subscription;
     let since = stored.past_due_since.expect("grace start recorded");
     assert_eq!(since, fetched.as_timestamp());
     // A later past_due read keeps the original start.
-    store
-        .apply_subscription(
-            &org,
-            &sub,
-            FetchTime::from_micros(fetched.micros() + 5_000_000),
-            None,
-            POLICY,
-        )
-        .await
-        .unwrap();
+    apply_at(&store, &org, &sub, fetched.micros() + 5_000_000).await;
     let again = &store.subscriptions(&org).await.unwrap()[0].subscription;
     assert_eq!(again.past_due_since, Some(since));
     let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
@@ -252,8 +222,7 @@ async fn past_due_grace_is_stored_and_runs_out_without_a_write() {
 
 #[tokio::test]
 async fn concurrent_syncs_of_different_subscriptions_keep_both_grants() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let modules: Vec<ServiceModule> = ServiceModule::ALL
         .into_iter()
         .filter(|m| !m.is_free())
@@ -262,14 +231,10 @@ async fn concurrent_syncs_of_different_subscriptions_keep_both_grants() {
         let store = store.clone();
         let org = org.clone();
         let sub = subscription(&format!("sub_{i}"), "cus_1", Active, &[*m]);
-        tokio::spawn(async move {
-            store
-                .apply_subscription(&org, &sub, FetchTime::from_micros(1), None, POLICY)
-                .await
-        })
+        tokio::spawn(async move { apply_at(&store, &org, &sub, 1).await })
     });
     for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), Applied::Written);
+        assert_eq!(t.await.unwrap(), Applied::Written);
     }
     let set = store.entitlements(&org, true).await.unwrap().unwrap().set;
     for m in modules {
@@ -282,28 +247,14 @@ async fn concurrent_syncs_of_different_subscriptions_keep_both_grants() {
 
 #[tokio::test]
 async fn paging_through_invoices_returns_each_exactly_once_newest_first() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let other = pss_billing_tests::build::org("other");
     for i in 0..23 {
         let inv = invoice(&format!("in_{i:03}"), "cus_1", 1_700_000_000 + i * 60);
-        assert_eq!(
-            store
-                .apply_invoice(&org, &inv, FetchTime::from_micros(1), None)
-                .await
-                .unwrap(),
-            Applied::Written
-        );
+        assert_eq!(invoice_at(&store, &org, &inv, 1).await, Applied::Written);
     }
-    store
-        .apply_invoice(
-            &other,
-            &invoice("in_other", "cus_2", 1_800_000_000),
-            FetchTime::from_micros(1),
-            None,
-        )
-        .await
-        .unwrap();
+    let theirs = invoice("in_other", "cus_2", 1_800_000_000);
+    invoice_at(&store, &other, &theirs, 1).await;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -343,24 +294,14 @@ async fn paging_through_invoices_returns_each_exactly_once_newest_first() {
 
 #[tokio::test]
 async fn stale_invoice_read_does_not_overwrite() {
-    let store = fresh_store().await;
-    let org = org("org");
+    let (store, org) = fresh_org().await;
     let mut paid = invoice("in_1", "cus_1", 1_700_000_000);
     let mut open = paid.clone();
     open.status = Some(InvoiceStatus::Open);
     open.amount_paid = 0;
     paid.status = Some(InvoiceStatus::Paid);
-    store
-        .apply_invoice(&org, &paid, FetchTime::from_micros(20), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .apply_invoice(&org, &open, FetchTime::from_micros(10), None)
-            .await
-            .unwrap(),
-        Applied::Stale
-    );
+    invoice_at(&store, &org, &paid, 20).await;
+    assert_eq!(invoice_at(&store, &org, &open, 10).await, Applied::Stale);
     let page = store.list_invoices(&org, 10, None).await.unwrap();
     assert_eq!(page.invoices, vec![paid]);
 }

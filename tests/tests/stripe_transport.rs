@@ -22,6 +22,13 @@ fn fake_with_customer() -> Emulator {
     fake
 }
 
+/// A fresh fixture Stripe holding one customer, and a client of it with the test key.
+fn client_of_fake() -> (Emulator, StripeApi) {
+    let fake = fake_with_customer();
+    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    (fake, api)
+}
+
 /// The API requests the fixture received, in order (control calls are not recorded).
 fn requests(fake: &Emulator) -> Vec<Value> {
     let reply =
@@ -39,8 +46,7 @@ fn fail_next(fake: &Emulator, status: u16, count: u32) {
 
 #[tokio::test]
 async fn every_request_carries_the_key_and_the_pinned_version() {
-    let fake = fake_with_customer();
-    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    let (fake, api) = client_of_fake();
     let customer = api.customer("cus_transport").await.unwrap();
     assert_eq!(customer.id, "cus_transport");
     let sent = requests(&fake);
@@ -55,8 +61,7 @@ async fn every_request_carries_the_key_and_the_pinned_version() {
 
 #[tokio::test]
 async fn a_read_is_retried_after_a_server_error() {
-    let fake = fake_with_customer();
-    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    let (fake, api) = client_of_fake();
     fail_next(&fake, 503, 1);
     api.customer("cus_transport").await.unwrap();
     assert_eq!(requests(&fake).len(), 2);
@@ -64,8 +69,7 @@ async fn a_read_is_retried_after_a_server_error() {
 
 #[tokio::test]
 async fn a_read_that_keeps_failing_is_reported_as_unavailable_after_two_attempts() {
-    let fake = fake_with_customer();
-    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    let (fake, api) = client_of_fake();
     fail_next(&fake, 500, 5);
     let err = api.customer("cus_transport").await.unwrap_err();
     assert!(matches!(err, StripeApiError::Unavailable(_)), "{err:?}");
@@ -74,8 +78,7 @@ async fn a_read_that_keeps_failing_is_reported_as_unavailable_after_two_attempts
 
 #[tokio::test]
 async fn a_keyed_write_is_sent_once_with_its_key() {
-    let fake = fake_with_customer();
-    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    let (fake, api) = client_of_fake();
     fail_next(&fake, 503, 1);
     let form: Form = [("metadata[organization_id]".to_owned(), "org_1".to_owned())].into();
     let err = api
@@ -95,8 +98,7 @@ async fn a_keyed_write_is_sent_once_with_its_key() {
 
 #[tokio::test]
 async fn a_missing_object_and_a_refused_key_are_told_apart() {
-    let fake = fake_with_customer();
-    let api = StripeApi::new(KEY, Some(&fake.url)).unwrap();
+    let (fake, api) = client_of_fake();
     let err = api.customer("cus_nobody").await.unwrap_err();
     assert!(matches!(err, StripeApiError::NotFound), "{err:?}");
     let wrong_key = StripeApi::new("rk_test_not_a_secret_key", Some(&fake.url)).unwrap();

@@ -4,16 +4,17 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use billing::auth::Authorizer;
+use billing::domain::FetchTime;
 use billing::domain::ServiceModule::LeadGeneration;
 use billing::domain::SubscriptionStatus::{Active, Canceled};
-use billing::domain::{FetchTime, GracePolicy};
 use billing::store::BillingStore;
 use pss_billing_tests::auth::{authorizer, authorizer_event, claims, hs256, hs256_settings};
 use pss_billing_tests::build::{org, subscription};
-use pss_billing_tests::unlock;
 use pss_billing_tests::{dynamo_client, dynamo_config, fresh_store, moto, unique};
+use pss_billing_tests::{store_subscription_fetched, unlock};
 
-use super::{Outcome, check};
+use super::{Outcome, check, check_call};
 
 // ---- cost ---------------------------------------------------------------------------------------
 
@@ -57,15 +58,20 @@ impl Intercept for Requests {
     }
 }
 
-/// A store on a fresh moto table whose client records every request.
-async fn counted_store() -> (BillingStore, BillingStore, Requests) {
+/// How long the authorizers of these tests cache an org's rights.
+const TTL: Duration = Duration::from_secs(1);
+
+/// An authorizer (caching for `TTL`) on a fresh moto table whose client records every request,
+/// the same table through a client that records nothing, and the record.
+async fn counted_authorizer() -> (Authorizer, BillingStore, Requests) {
     let plain = fresh_store().await;
     let requests = Requests::default();
     let config = dynamo_config(&moto().url)
         .interceptor(requests.clone())
         .build();
     let counted = BillingStore::new(aws_sdk_dynamodb::Client::from_conf(config), plain.table());
-    (counted, plain, requests)
+    let auth = authorizer(hs256_settings(), counted, TTL);
+    (auth, plain, requests)
 }
 
 fn get_item() -> (String, bool) {
@@ -74,9 +80,7 @@ fn get_item() -> (String, bool) {
 
 #[tokio::test]
 async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
-    let (counted, plain, requests) = counted_store().await;
-    let ttl = Duration::from_secs(1);
-    let auth = authorizer(hs256_settings(), counted, ttl);
+    let (auth, plain, requests) = counted_authorizer().await;
     let paying = org("paying");
     let other = org("other");
     unlock(&plain, &paying, &[LeadGeneration]).await;
@@ -91,11 +95,7 @@ async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
     // Cached: none, for this route and any other route of the same org.
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
     assert!(matches!(
-        check(
-            &auth,
-            &authorizer_event("GET", "/api/billing/invoices", Some(&member))
-        )
-        .await,
+        check_call(&auth, "GET", "/api/billing/invoices", Some(&member)).await,
         Outcome::Allow(_)
     ));
     assert_eq!(requests.take(), vec![]);
@@ -108,31 +108,15 @@ async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
     assert_eq!(requests.take(), vec![get_item()]);
 
     // Checks that never need the org's rights cost nothing.
-    let _ = check(
-        &auth,
-        &authorizer_event("GET", "/api/billing/services", Some(&member)),
-    )
-    .await;
-    let _ = check(
-        &auth,
-        &authorizer_event("POST", "/api/billing/checkout", Some(&member)),
-    )
-    .await;
-    let _ = check(&auth, &authorizer_event("GET", "/api/leads", None)).await;
-    let _ = check(
-        &auth,
-        &authorizer_event("GET", "/api/leads", Some("garbage")),
-    )
-    .await;
-    let _ = check(
-        &auth,
-        &authorizer_event("GET", "/api/nowhere", Some(&member)),
-    )
-    .await;
+    let _ = check_call(&auth, "GET", "/api/billing/services", Some(&member)).await;
+    let _ = check_call(&auth, "POST", "/api/billing/checkout", Some(&member)).await;
+    let _ = check_call(&auth, "GET", "/api/leads", None).await;
+    let _ = check_call(&auth, "GET", "/api/leads", Some("garbage")).await;
+    let _ = check_call(&auth, "GET", "/api/nowhere", Some(&member)).await;
     assert_eq!(requests.take(), vec![]);
 
     // After the TTL the next check reads again, once.
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
     assert_eq!(requests.take(), vec![get_item()]);
@@ -140,42 +124,22 @@ async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
 
 #[tokio::test]
 async fn cache_staleness_is_bounded_by_the_ttl() {
-    let (counted, plain, _requests) = counted_store().await;
-    let ttl = Duration::from_secs(1);
-    let auth = authorizer(hs256_settings(), counted, ttl);
+    let (auth, plain, _requests) = counted_authorizer().await;
     let org = org("canceling");
     let sub = subscription("sub_c", "cus_c", Active, &[LeadGeneration]);
-    plain
-        .apply_subscription(
-            &org,
-            &sub,
-            FetchTime::from_micros(1),
-            None,
-            GracePolicy::default(),
-        )
-        .await
-        .unwrap();
+    store_subscription_fetched(&plain, &org, &sub, FetchTime::from_micros(1)).await;
     let leads = authorizer_event("GET", "/api/leads", Some(&hs256(&claims(&org, "Member"))));
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
 
     // The cancellation webhook writes; this container still has the org cached...
     let mut canceled = sub.clone();
     canceled.status = Canceled;
-    plain
-        .apply_subscription(
-            &org,
-            &canceled,
-            FetchTime::from_micros(2),
-            None,
-            GracePolicy::default(),
-        )
-        .await
-        .unwrap();
+    store_subscription_fetched(&plain, &org, &canceled, FetchTime::from_micros(2)).await;
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
     // ...for at most the TTL; a container without the entry sees it at once (consistent read).
-    let cold = authorizer(hs256_settings(), plain.clone(), ttl);
+    let cold = authorizer(hs256_settings(), plain.clone(), TTL);
     assert!(matches!(check(&cold, &leads).await, Outcome::Deny(_)));
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
     assert!(matches!(check(&auth, &leads).await, Outcome::Deny(_)));
 }
 
@@ -193,11 +157,7 @@ async fn dynamodb_failure_fails_closed() {
     assert!(auth.cache().is_empty());
     // Routes that need no read are unaffected.
     assert!(matches!(
-        check(
-            &auth,
-            &authorizer_event("GET", "/api/billing/services", None)
-        )
-        .await,
+        check_call(&auth, "GET", "/api/billing/services", None).await,
         Outcome::Allow(_)
     ));
 }

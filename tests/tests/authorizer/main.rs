@@ -97,9 +97,15 @@ async fn check(
 const SUBSCRIPTION: (&str, &str) = ("GET", "/api/billing/subscription");
 
 async fn check_token(authorizer: &Authorizer, token: &str) -> Outcome {
-    check(
-        authorizer,
-        &authorizer_event(SUBSCRIPTION.0, SUBSCRIPTION.1, Some(token)),
-    )
-    .await
+    check_call(authorizer, SUBSCRIPTION.0, SUBSCRIPTION.1, Some(token)).await
+}
+
+/// The outcome of a `method` call of `resource` with `token` as bearer (None: no header).
+async fn check_call(
+    authorizer: &Authorizer,
+    method: &str,
+    resource: &str,
+    token: Option<&str>,
+) -> Outcome {
+    check(authorizer, &authorizer_event(method, resource, token)).await
 }

@@ -7,7 +7,7 @@ use pss_billing_tests::auth::{authorizer_event, claims, hs256, now};
 use pss_billing_tests::build::{org, subscription};
 use pss_billing_tests::unlock;
 
-use super::{Outcome, check, hs_authorizer};
+use super::{Outcome, check, check_call, hs_authorizer};
 
 // ---- route matrix -----------------------------------------------------------------------------
 
@@ -24,12 +24,7 @@ async fn route_matrix() {
 
     // Public route: open without a token, and with a broken one.
     for token in [None, Some("garbage"), Some(free_member.as_str())] {
-        match check(
-            &auth,
-            &authorizer_event("GET", "/api/billing/services", token),
-        )
-        .await
-        {
+        match check_call(&auth, "GET", "/api/billing/services", token).await {
             Outcome::Allow(json) => {
                 let expected_org = if token == Some(free_member.as_str()) {
                     free.as_str()
@@ -53,7 +48,7 @@ async fn route_matrix() {
     }
 
     // Paid and unlocked.
-    match check(&auth, &authorizer_event("GET", "/api/leads", Some(&member))).await {
+    match check_call(&auth, "GET", "/api/leads", Some(&member)).await {
         Outcome::Allow(json) => {
             assert_eq!(json["context"]["orgId"], paying.as_str());
             assert_eq!(json["context"]["entitlements"], "BasicCRM,LeadGeneration");
@@ -62,12 +57,7 @@ async fn route_matrix() {
     }
 
     // Paid and locked: the exact 403 body, through the context the gateway response reads.
-    match check(
-        &auth,
-        &authorizer_event("GET", "/api/leads", Some(&free_member)),
-    )
-    .await
-    {
+    match check_call(&auth, "GET", "/api/leads", Some(&free_member)).await {
         Outcome::Deny(json) => {
             let expected = r#"{"error":"subscription_required","message":"This feature requires a LeadGeneration subscription.","service":"LeadGeneration"}"#;
             assert_eq!(json["context"]["body"], expected);
@@ -80,12 +70,7 @@ async fn route_matrix() {
     }
 
     // Role-gated: Member refused, Admin and Owner let through.
-    match check(
-        &auth,
-        &authorizer_event("POST", "/api/billing/checkout", Some(&member)),
-    )
-    .await
-    {
+    match check_call(&auth, "POST", "/api/billing/checkout", Some(&member)).await {
         Outcome::Deny(json) => {
             assert_eq!(
                 json["context"]["body"],
@@ -97,19 +82,11 @@ async fn route_matrix() {
     }
     for token in [&admin, &owner] {
         assert!(matches!(
-            check(
-                &auth,
-                &authorizer_event("POST", "/api/billing/checkout", Some(token))
-            )
-            .await,
+            check_call(&auth, "POST", "/api/billing/checkout", Some(token)).await,
             Outcome::Allow(_)
         ));
         assert!(matches!(
-            check(
-                &auth,
-                &authorizer_event("POST", "/api/billing/portal", Some(token))
-            )
-            .await,
+            check_call(&auth, "POST", "/api/billing/portal", Some(token)).await,
             Outcome::Allow(_)
         ));
     }
@@ -120,7 +97,7 @@ async fn route_matrix() {
         ("DELETE", "/api/leads", Some(owner.as_str())),
         ("GET", "/api/leads/", None),
     ] {
-        match check(&auth, &authorizer_event(method, resource, token)).await {
+        match check_call(&auth, method, resource, token).await {
             Outcome::Deny(json) => assert_eq!(
                 json["context"]["body"],
                 r#"{"error":"forbidden","message":"This route is not available."}"#
@@ -134,11 +111,7 @@ async fn route_matrix() {
     for route in ROUTES.iter().filter(|r| !r.is_public()) {
         assert!(
             matches!(
-                check(
-                    &auth,
-                    &authorizer_event(route.method, route.path, Some(&owner))
-                )
-                .await,
+                check_call(&auth, route.method, route.path, Some(&owner)).await,
                 Outcome::Allow(_)
             ),
             "{} {}",
@@ -146,7 +119,7 @@ async fn route_matrix() {
             route.path
         );
         assert_eq!(
-            check(&auth, &authorizer_event(route.method, route.path, None)).await,
+            check_call(&auth, route.method, route.path, None).await,
             Outcome::Unauthorized
         );
     }
@@ -168,7 +141,7 @@ async fn a_lapsed_grace_period_locks_at_decision_time() {
     assert!(stored.set.grants().contains_key(&LeadGeneration));
     let token = hs256(&claims(&org, "Member"));
     assert!(matches!(
-        check(&auth, &authorizer_event("GET", "/api/leads", Some(&token))).await,
+        check_call(&auth, "GET", "/api/leads", Some(&token)).await,
         Outcome::Deny(_)
     ));
 }

@@ -11,8 +11,8 @@ use pss_billing_tests::fresh_store;
 use serde_json::{Value, json};
 
 use super::{
-    Outcome, SUBSCRIPTION, b64, check, check_token, forged, hs_authorizer, keyed_authorizer,
-    rs256_second_key,
+    Outcome, SUBSCRIPTION, b64, check, check_call, check_token, forged, hs_authorizer,
+    keyed_authorizer, rs256_second_key,
 };
 
 // ---- token matrix -----------------------------------------------------------------------------
@@ -207,12 +207,7 @@ async fn custom_claim_names_and_leeway_are_honoured() {
         "tenant": "org_custom", "uid": "u_custom", "crm_role": "admin",
         "org_id": "org_ignored", "sub": "ignored",
     }));
-    match check(
-        &auth,
-        &authorizer_event("POST", "/api/billing/checkout", Some(&token)),
-    )
-    .await
-    {
+    match check_call(&auth, "POST", "/api/billing/checkout", Some(&token)).await {
         Outcome::Allow(json) => {
             assert_eq!(json["context"]["orgId"], "org_custom");
             assert_eq!(json["context"]["userId"], "u_custom");
