@@ -6,6 +6,7 @@ pub mod auth;
 pub mod build;
 pub mod openapi;
 pub mod rig;
+pub mod sdk;
 pub mod template;
 
 use std::collections::HashMap;

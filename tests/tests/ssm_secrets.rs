@@ -3,53 +3,16 @@
 //! environment skip SSM, and a missing parameter is a config error that names it, never a value.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
-use aws_sdk_ssm::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_ssm::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
-use aws_sdk_ssm::error::BoxError;
+use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
 use billing::config::{ConfigError, Secret, load_secrets_with};
 use billing::webhook::WebhookConfig;
+use pss_billing_tests::sdk::SentRequests;
 use pss_billing_tests::{moto, unique};
 
-/// The operation of every request the SSM client sends.
-#[derive(Debug, Clone, Default)]
-struct Requests(Arc<Mutex<Vec<String>>>);
-
-impl Requests {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl Intercept for Requests {
-    fn name(&self) -> &'static str {
-        "count-ssm-requests"
-    }
-
-    // Per attempt, after signing: exactly what goes on the wire, retries included.
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target");
-        self.0.lock().unwrap().push(
-            target
-                .unwrap_or("")
-                .trim_start_matches("AmazonSSM.")
-                .to_owned(),
-        );
-        Ok(())
-    }
-}
-
 /// An SSM client of moto whose requests are recorded.
-fn ssm(requests: &Requests) -> aws_sdk_ssm::Client {
+fn ssm(requests: &SentRequests) -> aws_sdk_ssm::Client {
     let config = aws_sdk_ssm::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -80,14 +43,14 @@ fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 
 #[tokio::test]
 async fn the_webhooks_secrets_load_from_ssm_in_one_round_trip() {
-    let requests = Requests::default();
+    let requests = SentRequests::default();
     let ssm = ssm(&requests);
     let prefix = unique("/pss-billing-test-");
     let (key_parameter, hooks_parameter) =
         (format!("{prefix}/stripe-key"), format!("{prefix}/hooks"));
     put_secure_string(&ssm, &key_parameter, "sk_test_from_ssm").await;
     put_secure_string(&ssm, &hooks_parameter, "whsec_old,whsec_new").await;
-    requests.take();
+    requests.take_operations();
 
     let secrets = load_secrets_with(
         &ssm,
@@ -99,7 +62,11 @@ async fn the_webhooks_secrets_load_from_ssm_in_one_round_trip() {
     )
     .await
     .expect("both secrets load");
-    assert_eq!(requests.take(), vec!["GetParameters"], "one round trip");
+    assert_eq!(
+        requests.take_operations(),
+        vec!["GetParameters"],
+        "one round trip"
+    );
     assert_eq!(
         secrets.get(Secret::STRIPE_SECRET_KEY).unwrap(),
         "sk_test_from_ssm",
@@ -112,7 +79,7 @@ async fn the_webhooks_secrets_load_from_ssm_in_one_round_trip() {
 
 #[tokio::test]
 async fn values_given_in_the_environment_skip_ssm() {
-    let requests = Requests::default();
+    let requests = SentRequests::default();
     let secrets = load_secrets_with(
         &ssm(&requests),
         &[Secret::STRIPE_SECRET_KEY],
@@ -127,18 +94,18 @@ async fn values_given_in_the_environment_skip_ssm() {
         secrets.get(Secret::STRIPE_SECRET_KEY).unwrap(),
         "sk_test_direct"
     );
-    assert!(requests.take().is_empty(), "no SSM request");
+    assert!(requests.take_operations().is_empty(), "no SSM request");
 }
 
 #[tokio::test]
 async fn a_missing_parameter_is_a_config_error_naming_it_and_no_value() {
-    let requests = Requests::default();
+    let requests = SentRequests::default();
     let ssm = ssm(&requests);
     let prefix = unique("/pss-billing-test-");
     let key_parameter = format!("{prefix}/stripe-key");
     let missing = format!("{prefix}/no-such-parameter");
     put_secure_string(&ssm, &key_parameter, "sk_test_present").await;
-    requests.take();
+    requests.take_operations();
 
     let err = load_secrets_with(
         &ssm,
@@ -151,7 +118,7 @@ async fn a_missing_parameter_is_a_config_error_naming_it_and_no_value() {
     .await
     .expect_err("a missing parameter fails the config");
     assert_eq!(
-        requests.take(),
+        requests.take_operations(),
         vec!["GetParameters"],
         "still one round trip"
     );
@@ -171,5 +138,5 @@ async fn a_missing_parameter_is_a_config_error_naming_it_and_no_value() {
         .await
         .expect_err("no secret configured");
     assert!(matches!(err, ConfigError::Missing("JWT_SECRET_PARAMETER")));
-    assert!(requests.take().is_empty());
+    assert!(requests.take_operations().is_empty());
 }

@@ -1,9 +1,5 @@
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use billing::auth::Authorizer;
 use billing::domain::FetchTime;
 use billing::domain::ServiceModule::LeadGeneration;
@@ -11,6 +7,7 @@ use billing::domain::SubscriptionStatus::{Active, Canceled};
 use billing::store::BillingStore;
 use pss_billing_tests::auth::{authorizer, authorizer_event, claims, hs256, hs256_settings};
 use pss_billing_tests::build::{org, subscription};
+use pss_billing_tests::sdk::SentRequests;
 use pss_billing_tests::{dynamo_client, dynamo_config, fresh_store, moto, unique};
 use pss_billing_tests::{store_subscription_fetched, unlock};
 
@@ -18,44 +15,13 @@ use super::{Outcome, check, check_call};
 
 // ---- cost ---------------------------------------------------------------------------------------
 
-/// Every request the DynamoDB client sends: (operation, consistent read).
-#[derive(Debug, Clone, Default)]
-struct Requests(Arc<Mutex<Vec<(String, bool)>>>);
-
-impl Requests {
-    fn take(&self) -> Vec<(String, bool)> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl Intercept for Requests {
-    fn name(&self) -> &'static str {
-        "count-dynamodb-requests"
-    }
-
-    // Per attempt, after signing: exactly what goes on the wire, retries included.
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        let operation = request
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("")
-            .trim_start_matches("DynamoDB_20120810.")
-            .to_owned();
-        let body = request
-            .body()
-            .bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        let consistent = body.contains(r#""ConsistentRead":true"#);
-        self.0.lock().unwrap().push((operation, consistent));
-        Ok(())
-    }
+/// The requests the DynamoDB client sent since the last call: (operation, consistent read).
+fn sent(requests: &SentRequests) -> Vec<(String, bool)> {
+    requests
+        .take()
+        .iter()
+        .map(|r| (r.operation.clone(), r.consistent_read()))
+        .collect()
 }
 
 /// How long the authorizers of these tests cache an org's rights.
@@ -63,9 +29,9 @@ const TTL: Duration = Duration::from_secs(1);
 
 /// An authorizer (caching for `TTL`) on a fresh moto table whose client records every request,
 /// the same table through a client that records nothing, and the record.
-async fn counted_authorizer() -> (Authorizer, BillingStore, Requests) {
+async fn counted_authorizer() -> (Authorizer, BillingStore, SentRequests) {
     let plain = fresh_store().await;
-    let requests = Requests::default();
+    let requests = SentRequests::default();
     let config = dynamo_config(&moto().url)
         .interceptor(requests.clone())
         .build();
@@ -86,11 +52,11 @@ async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
     unlock(&plain, &paying, &[LeadGeneration]).await;
     let member = hs256(&claims(&paying, "Member"));
     let leads = authorizer_event("GET", "/api/leads", Some(&member));
-    requests.take();
+    sent(&requests);
 
     // Uncached: exactly one request, a strongly consistent GetItem.
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
-    assert_eq!(requests.take(), vec![get_item()]);
+    assert_eq!(sent(&requests), vec![get_item()]);
 
     // Cached: none, for this route and any other route of the same org.
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
@@ -98,14 +64,14 @@ async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
         check_call(&auth, "GET", "/api/billing/invoices", Some(&member)).await,
         Outcome::Allow(_)
     ));
-    assert_eq!(requests.take(), vec![]);
+    assert_eq!(sent(&requests), vec![]);
 
     // Another org is its own cache entry (an org without an item is cached too).
     let other_member = hs256(&claims(&other, "Member"));
     let other_leads = authorizer_event("GET", "/api/leads", Some(&other_member));
     assert!(matches!(check(&auth, &other_leads).await, Outcome::Deny(_)));
     assert!(matches!(check(&auth, &other_leads).await, Outcome::Deny(_)));
-    assert_eq!(requests.take(), vec![get_item()]);
+    assert_eq!(sent(&requests), vec![get_item()]);
 
     // Checks that never need the org's rights cost nothing.
     let _ = check_call(&auth, "GET", "/api/billing/services", Some(&member)).await;
@@ -113,13 +79,13 @@ async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
     let _ = check_call(&auth, "GET", "/api/leads", None).await;
     let _ = check_call(&auth, "GET", "/api/leads", Some("garbage")).await;
     let _ = check_call(&auth, "GET", "/api/nowhere", Some(&member)).await;
-    assert_eq!(requests.take(), vec![]);
+    assert_eq!(sent(&requests), vec![]);
 
     // After the TTL the next check reads again, once.
     tokio::time::sleep(TTL + Duration::from_millis(100)).await;
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
     assert!(matches!(check(&auth, &leads).await, Outcome::Allow(_)));
-    assert_eq!(requests.take(), vec![get_item()]);
+    assert_eq!(sent(&requests), vec![get_item()]);
 }
 
 #[tokio::test]
