@@ -141,3 +141,73 @@ async fn async_stripes_client_interface_runs_over_the_transport() {
         matches!(fields.get("id"), Some(miniserde::json::Value::String(id)) if id == "cus_transport")
     );
 }
+
+/// A server whose first connection breaks after reading the request (a kept-alive connection
+/// that died while the function was frozen); later connections get a customer. Returns its URL
+/// and the requests it read, in order.
+fn breaks_first_connection() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 8192];
+            let read = stream.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..read]).into_owned());
+            if n == 0 {
+                continue; // dropped: the connection closes without an answer
+            }
+            let body = r#"{"id":"cus_transport","object":"customer","metadata":{}}"#;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+fn idempotency_key_of(request: &str) -> Option<String> {
+    request
+        .lines()
+        .find_map(|l| l.strip_prefix("idempotency-key: "))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_keyed_write_whose_connection_broke_is_sent_again_with_the_same_key() {
+    let (url, seen) = breaks_first_connection();
+    let api = StripeApi::new(KEY, Some(&url)).unwrap();
+    let form: Form = [("metadata[organization_id]".to_owned(), "org_1".to_owned())].into();
+    let customer = api
+        .post::<StripeCustomer, _>("/customers", &form, Some("create-customer-org_1"))
+        .await
+        .unwrap();
+    assert_eq!(customer.id, "cus_transport");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for request in &seen {
+        assert_eq!(
+            idempotency_key_of(request).as_deref(),
+            Some("create-customer-org_1")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_write_without_a_key_is_never_sent_twice() {
+    let (url, seen) = breaks_first_connection();
+    let api = StripeApi::new(KEY, Some(&url)).unwrap();
+    let err = api
+        .post::<StripeCustomer, _>("/customers", &Form::new(), None)
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}

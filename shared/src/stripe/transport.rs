@@ -106,6 +106,11 @@ impl StripeTransport {
         let mut last_status: Option<u16> = None;
         let mut should_retry: Option<bool> = None;
         let mut last_error = StripeApiError::Unavailable("no attempt made".to_owned());
+        // Connections to Stripe are kept alive, and one idle through a frozen Lambda can break
+        // as a request is written. A write carrying an idempotency key is then sent once more
+        // with the same key (Stripe replays the first result if it did arrive); without a key
+        // a second send could create a second object, so only the strategy decides.
+        let mut may_resend = strategy.get_key().is_some();
         loop {
             match strategy.test(last_status, should_retry, attempts) {
                 Outcome::Stop => return Err(last_error),
@@ -122,6 +127,12 @@ impl StripeTransport {
                     last_error = error_from_response(status, &body);
                     last_status = Some(status);
                     should_retry = retry_header;
+                }
+                Err(e) if may_resend && last_status.is_none() => {
+                    may_resend = false;
+                    // Not counted: the strategy allows a keyed request one attempt.
+                    attempts -= 1;
+                    last_error = e;
                 }
                 // A network failure or timeout: no status, so only the strategy decides.
                 Err(e) => last_error = e,
