@@ -17,6 +17,7 @@ use crate::sync::{Disposition, Synced, Syncer};
 pub use event::{Action, HANDLED_EVENT_TYPES, decide};
 pub use replay::ReplayError;
 pub use signature::{SignatureError, WebhookSecret, verify};
+use tracing::Instrument;
 
 /// Stripe's own events stay far below this; anything larger is not from Stripe.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -264,34 +265,39 @@ impl WebhookHandler {
         };
         let span =
             tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type);
-        let _guard = span.enter();
-        if event.livemode != self.config.livemode {
-            tracing::warn!(
-                livemode = event.livemode,
-                "webhook refused: livemode mismatch"
-            );
-            return (
-                Some(event.event_type),
-                Outcome::Rejected("livemode_mismatch"),
-            );
-        }
-        let Ok(event_id) = EventId::parse(&event.id) else {
-            return (None, Outcome::Rejected("invalid_payload"));
-        };
-        let mut org = None;
-        let outcome = self.apply(&event, event_id, &mut org).await;
-        self.audit(&event, body, &outcome, org, replay::SOURCE_WEBHOOK)
-            .await;
-        match &outcome {
-            Outcome::Failed(reason) => {
-                tracing::error!(outcome = "failed", %reason, "webhook will be retried")
+        // Instrumented, not entered: a guard held across `.await` would leave this event's span
+        // on the thread for whatever task runs there next.
+        async {
+            if event.livemode != self.config.livemode {
+                tracing::warn!(
+                    livemode = event.livemode,
+                    "webhook refused: livemode mismatch"
+                );
+                return (
+                    Some(event.event_type),
+                    Outcome::Rejected("livemode_mismatch"),
+                );
             }
-            Outcome::Parked(reason) => {
-                tracing::warn!(outcome = "parked", %reason, "kept for reconciliation")
+            let Ok(event_id) = EventId::parse(&event.id) else {
+                return (None, Outcome::Rejected("invalid_payload"));
+            };
+            let mut org = None;
+            let outcome = self.apply(&event, event_id, &mut org).await;
+            self.audit(&event, body, &outcome, org, replay::SOURCE_WEBHOOK)
+                .await;
+            match &outcome {
+                Outcome::Failed(reason) => {
+                    tracing::error!(outcome = "failed", %reason, "webhook will be retried")
+                }
+                Outcome::Parked(reason) => {
+                    tracing::warn!(outcome = "parked", %reason, "kept for reconciliation")
+                }
+                other => tracing::info!(outcome = ?other, "webhook handled"),
             }
-            other => tracing::info!(outcome = ?other, "webhook handled"),
+            (Some(event.event_type.clone()), outcome)
         }
-        (Some(event.event_type.clone()), outcome)
+        .instrument(span)
+        .await
     }
 
     /// Applies an event read from Stripe's API (`GET /v1/events`, by the reconciliation job)
