@@ -11,7 +11,7 @@
 //! * invoice: only drafts can be deleted; nothing to store; final.
 //! * Checkout Session: not of this account; nothing is linked; parked for reconciliation.
 
-use crate::config::{self, ConfigError, Secret, Secrets};
+use crate::config::{ConfigError, Secrets};
 use crate::domain::{
     Catalog, CustomerId, FetchTime, GracePolicy, InvoiceId, OrgId, SubscriptionId,
     SubscriptionStatus, Timestamp,
@@ -145,17 +145,13 @@ impl Syncer {
         }
     }
 
-    /// From the Lambda environment: the store ([`BillingStore::from_env`]), Stripe (the
-    /// [`Secret::STRIPE_SECRET_KEY`] secret loaded at init, and `STRIPE_API_BASE` for local and
-    /// test endpoints) and the past-due grace policy ([`GracePolicy::from_env`]).
+    /// From the Lambda environment: the store ([`BillingStore::from_env`]), Stripe with the key
+    /// loaded at init ([`StripeApi::from_secrets`]) and the past-due grace policy
+    /// ([`GracePolicy::from_env`]).
     pub fn from_env(aws: &aws_config::SdkConfig, secrets: &Secrets) -> Result<Self, ConfigError> {
-        let stripe = StripeApi::new(
-            secrets.get(Secret::STRIPE_SECRET_KEY)?,
-            config::optional("STRIPE_API_BASE").as_deref(),
-        )?;
         Ok(Self::new(
             BillingStore::from_env(aws)?,
-            stripe,
+            StripeApi::from_secrets(secrets)?,
             GracePolicy::from_env()?,
         ))
     }

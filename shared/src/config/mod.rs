@@ -49,17 +49,6 @@ pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// One secret, read on its own (`StripeApi::from_env`, the catalog tool). A function names all
-/// of its secrets in one [`load_secrets`] call instead.
-pub async fn secret(
-    name: &'static str,
-    parameter_var: &'static str,
-    aws: &aws_config::SdkConfig,
-) -> Result<String, ConfigError> {
-    let wanted = secrets::secret(name, parameter_var);
-    Ok(load_secrets(aws, &[wanted]).await?.get(wanted)?.to_owned())
-}
-
 /// `PAST_DUE_GRACE_DAYS` (default [`GracePolicy::DEFAULT_DAYS`]). Read here rather than in
 /// `domain`, which does no I/O.
 impl GracePolicy {

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use stripe::{IdempotencyKey, RequestStrategy};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, Secret, Secrets};
 pub use objects::*;
 pub use transport::StripeTransport;
 
@@ -95,11 +95,19 @@ impl StripeApi {
         })
     }
 
+    /// With the [`Secret::STRIPE_SECRET_KEY`] a function loaded at init; `STRIPE_API_BASE`
+    /// optionally overrides the endpoint (local stack, tests).
+    pub fn from_secrets(secrets: &Secrets) -> Result<Self, ConfigError> {
+        Self::new(
+            secrets.get(Secret::STRIPE_SECRET_KEY)?,
+            config::optional("STRIPE_API_BASE").as_deref(),
+        )
+    }
+
     /// The key from `STRIPE_SECRET_KEY` or the SSM parameter named by
-    /// `STRIPE_SECRET_KEY_PARAMETER`; `STRIPE_API_BASE` optionally overrides the endpoint.
+    /// `STRIPE_SECRET_KEY_PARAMETER` (the catalog tool, which loads nothing else).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let key = config::secret("STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY_PARAMETER", aws).await?;
-        Self::new(&key, config::optional("STRIPE_API_BASE").as_deref())
+        Self::from_secrets(&config::load_secrets(aws, &[Secret::STRIPE_SECRET_KEY]).await?)
     }
 
     /// How many requests this client (and its clones) has sent so far.
