@@ -26,6 +26,8 @@ pub const RECONCILE_DRIFT_REPAIRED: &str = "ReconcileDriftRepaired";
 pub const RECONCILE_ORG_ERRORS: &str = "ReconcileOrgErrors";
 pub const RECONCILE_PARKED_BACKLOG: &str = "ReconcileParkedBacklog";
 pub const RECONCILE_ORGS_CHECKED: &str = "ReconcileOrgsChecked";
+pub const STRIPE_ACCOUNT_MISMATCH: &str = "StripeAccountMismatch";
+pub const STRIPE_NOT_FOUND_UNCONFIRMED: &str = "StripeNotFoundUnconfirmed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
