@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod build;
+pub mod iam;
 pub mod openapi;
 pub mod rig;
 pub mod sdk;

@@ -461,3 +461,46 @@ pub fn samconfig() -> Json {
     );
     serde_json::from_slice(&out.stdout).expect("JSON from samconfig_json.py")
 }
+
+/// The environment Lambda gives a function of the stack: the template's variables (resolved)
+/// and the ones Lambda sets itself (name, memory, version, log format and level from
+/// LoggingConfig), without credentials.
+pub fn lambda_env(stack: &Stack, logical_id: &str) -> BTreeMap<String, String> {
+    let props = &stack.cfn["Resources"][logical_id]["Properties"];
+    let text = |v: &Json| match stack.resolve(v) {
+        Some(Json::String(s)) => s,
+        Some(Json::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let mut env: BTreeMap<String, String> = props["Environment"]["Variables"]
+        .as_object()
+        .map(|vars| vars.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+        .unwrap_or_default();
+    let logging = &props["LoggingConfig"];
+    for (k, v) in [
+        ("AWS_LAMBDA_FUNCTION_NAME", logical_id.to_owned()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            text(&props["MemorySize"]),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{logical_id}"),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/12/01/[$LATEST]0".to_owned(),
+        ),
+        ("AWS_LAMBDA_LOG_FORMAT", text(&logging["LogFormat"])),
+        (
+            "AWS_LAMBDA_LOG_LEVEL",
+            text(&logging["ApplicationLogLevel"]),
+        ),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_DEFAULT_REGION", REGION.to_owned()),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    env
+}
