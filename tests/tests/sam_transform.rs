@@ -699,3 +699,64 @@ fn every_samconfig_environment_deploys_and_runs_the_architecture_it_builds() {
         assert_eq!(commands["build"]["beta_features"], true, "{env}");
     }
 }
+
+// ---- README "Deploying" against the template and the code ------------------------------------
+
+fn deploying_section() -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find("\n## Deploying\n")
+        .expect("a Deploying section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_owned()
+}
+
+#[test]
+fn the_deploy_steps_create_the_endpoint_with_the_handled_events_and_the_pinned_version() {
+    let section = deploying_section();
+    let events_at = section.find("events=\"").expect("the events list");
+    let list = &section[events_at + 8..];
+    let list: BTreeSet<&str> = list[..list.find('"').unwrap()].split_whitespace().collect();
+    let handled: BTreeSet<&str> = billing::webhook::HANDLED_EVENT_TYPES
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(
+        list, handled,
+        "the endpoint's events are exactly the handled types"
+    );
+    assert!(
+        section.contains(&format!("api_version={}", billing::stripe::API_VERSION)),
+        "the endpoint is pinned to the code's API version"
+    );
+    // Every parameter a deployment must set is explained, and the guided deploy's question.
+    for (name, p) in cfn()["Parameters"].as_object().unwrap() {
+        if p.get("Default").is_none() {
+            assert!(
+                section.contains(&format!("`{name}`")),
+                "{name} is not explained"
+            );
+        }
+    }
+    for needed in [
+        "Function Url has no authentication. Is this okay? [y/N]",
+        "ReserveConcurrency=false",
+        "--config-env x86_64",
+        "get-account-settings",
+        "update-function-configuration",
+        "cargo run -p catalog-sync",
+    ] {
+        assert!(section.contains(needed), "the deploy steps lack {needed}");
+    }
+    // In that order: the key before the deploy, the endpoint before its secret, the secret
+    // before the cold start.
+    let at = |s: &str| section.find(s).unwrap_or_else(|| panic!("{s}"));
+    // (Commands at the start of a line: the code blocks.)
+    assert!(at("/pss-billing/stripe/secret-key --value") < at("\nsam deploy --guided"));
+    assert!(at("\nsam deploy --guided") < at("/v1/webhook_endpoints"));
+    assert!(at("/v1/webhook_endpoints") < at("/pss-billing/stripe/webhook-secrets --value"));
+    assert!(
+        at("/pss-billing/stripe/webhook-secrets --value") < at("update-function-configuration")
+    );
+}
