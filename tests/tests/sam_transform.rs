@@ -134,6 +134,28 @@ fn the_authorizer_runs_for_every_request_and_its_answers_are_never_cached() {
         }
     }
     assert_eq!(methods, billing::routes::ROUTES.len());
+    // Its refusals and failures keep their exact bodies through the transform.
+    let responses = &body["x-amazon-apigateway-gateway-responses"];
+    for (name, status, template) in [
+        ("UNAUTHORIZED", "401", billing::auth::UNAUTHORIZED_BODY),
+        ("ACCESS_DENIED", "403", "$context.authorizer.body"),
+        (
+            "AUTHORIZER_FAILURE",
+            "503",
+            billing::auth::AUTHORIZER_FAILURE_BODY,
+        ),
+        (
+            "AUTHORIZER_CONFIGURATION_ERROR",
+            "503",
+            billing::auth::AUTHORIZER_FAILURE_BODY,
+        ),
+    ] {
+        assert_eq!(responses[name]["statusCode"], status, "{name}");
+        assert_eq!(
+            responses[name]["responseTemplates"]["application/json"], template,
+            "{name}"
+        );
+    }
     // API Gateway may invoke the authorizer for this API only.
     let permission = &cfn()["Resources"]["BillingApiPaywallAuthorizerAuthorizerPermission"];
     assert_eq!(
