@@ -162,6 +162,16 @@ impl StripeApi {
         form: &F,
         idempotency_key: Option<&str>,
     ) -> Result<T, StripeApiError> {
+        let request = RequestBuilder::new(StripeMethod::Post, path).form(form);
+        self.post_request(request, idempotency_key).await
+    }
+
+    /// [`Self::post`] of a request already built (its path and body).
+    async fn post_request<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, StripeApiError> {
         let strategy = match idempotency_key {
             Some(key) => {
                 let key = IdempotencyKey::new(key)
@@ -173,8 +183,7 @@ impl StripeApi {
         let mut delay = Duration::from_millis(100);
         let mut waited = Duration::ZERO;
         loop {
-            let request = RequestBuilder::new(StripeMethod::Post, path).form(form);
-            match self.send(request, Some(strategy.clone())).await {
+            match self.send(copy_of(&request), Some(strategy.clone())).await {
                 Err(e) if e.is_idempotency_key_in_use() && waited < IDEMPOTENCY_WAIT => {
                     tokio::time::sleep(delay).await;
                     waited += delay;
@@ -273,13 +282,14 @@ impl StripeApi {
     /// Expires an open Checkout Session so it can no longer be paid. A session that was
     /// completed or expired meanwhile is reported as `Ok(false)`.
     pub async fn expire_checkout_session(&self, id: &str) -> Result<bool, StripeApiError> {
-        let empty = Form::new();
+        // No body at all: an empty map form-encodes as `=`, a parameter with an empty name,
+        // which Stripe does not know.
+        let request = RequestBuilder::new(
+            StripeMethod::Post,
+            format!("/checkout/sessions/{id}/expire"),
+        );
         match self
-            .post::<StripeCheckoutSession, _>(
-                &format!("/checkout/sessions/{id}/expire"),
-                &empty,
-                None,
-            )
+            .post_request::<StripeCheckoutSession>(request, None)
             .await
         {
             Ok(_) => Ok(true),
@@ -311,6 +321,16 @@ impl StripeApi {
             Err(StripeApiError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// async-stripe's `RequestBuilder` is not `Clone`; a POST waiting out its key sends it again.
+fn copy_of(request: &RequestBuilder) -> RequestBuilder {
+    RequestBuilder {
+        query: request.query.clone(),
+        body: request.body.clone(),
+        path: request.path.clone(),
+        method: request.method,
     }
 }
 
