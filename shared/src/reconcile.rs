@@ -27,7 +27,7 @@ use crate::domain::{
 };
 use crate::store::reconcile::{ReconcileState, unix_now};
 use crate::store::{Applied, StoreError, UnresolvedEvent};
-use crate::stripe::{HasId, List, StripeApiError, StripeEvent, StripeInvoice};
+use crate::stripe::{HasId, StripeApiError, StripeEvent};
 use crate::sync::{SyncError, Syncer};
 use crate::webhook::{Outcome, WebhookHandler};
 
@@ -39,7 +39,7 @@ pub const DEFAULT_SHARE_OF_LIMIT: f64 = 0.8;
 /// Items read per scan page (the cursor is saved after each page).
 pub const DEFAULT_PAGE_SIZE: i32 = 100;
 /// Invoices re-read per org: the most recent ones, which are the ones that still change.
-pub const RECENT_INVOICES: &str = "10";
+pub const RECENT_INVOICES: i64 = 10;
 /// Undelivered events are looked for this far back on a first run (Stripe retries 3 days).
 pub const FIRST_EVENT_WINDOW_SECONDS: i64 = 3 * 86_400;
 /// Overlap between two event checks, for events created while the previous check ran.
@@ -308,12 +308,7 @@ impl Reconciler {
         item: &UnresolvedEvent,
         report: &mut Report,
     ) -> Result<(), ReconcileError> {
-        let event: StripeEvent = match self
-            .syncer()
-            .stripe
-            .get(&format!("/events/{}", item.event_id), &[])
-            .await
-        {
+        let event: StripeEvent = match self.syncer().stripe.event(item.event_id.as_str()).await {
             Ok(event) => event,
             Err(StripeApiError::NotFound) => {
                 report.parked_unrecoverable += 1;
@@ -356,17 +351,8 @@ impl Reconciler {
         let since = state
             .events_checked_until
             .unwrap_or(run_started_at - FIRST_EVENT_WINDOW_SECONDS);
-        let since_text = since.to_string();
         let before = stripe.requests_sent();
-        let listed: Result<Vec<StripeEvent>, _> = stripe
-            .list_all(
-                "/events",
-                &[
-                    ("delivery_success", "false"),
-                    ("created[gte]", since_text.as_str()),
-                ],
-            )
-            .await;
+        let listed = stripe.undelivered_events(since).await;
         let events = match listed {
             Ok(events) => events,
             Err(e) => {
@@ -508,12 +494,9 @@ impl Reconciler {
     ) -> Result<(), SyncError> {
         let syncer = self.syncer();
         let fetched_at = FetchTime::now();
-        let page: List<StripeInvoice> = syncer
+        let page = syncer
             .stripe
-            .get(
-                "/invoices",
-                &[("customer", customer.as_str()), ("limit", RECENT_INVOICES)],
-            )
+            .recent_invoices(customer.as_str(), RECENT_INVOICES)
             .await?;
         for raw in &page.data {
             let invoice = raw.to_domain()?;

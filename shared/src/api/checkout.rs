@@ -1,10 +1,16 @@
-//! Validation of checkout and portal requests (pure) and the Stripe form they turn into.
+//! Validation of checkout and portal requests (pure) and the Stripe request they turn into.
+
+use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::domain::{BillingInterval, Catalog, OrgId, ServiceModule};
+use crate::domain::{BillingInterval, Catalog, CustomerId, OrgId, ServiceModule};
 use crate::http::ApiError;
-use crate::stripe::Form;
+use crate::stripe::requests::{
+    CheckoutSessionMode, CreateCheckoutSession, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionSubscriptionData,
+};
+use crate::sync::ORG_METADATA_KEY;
 use lambda_http::http::StatusCode;
 
 /// Origins (`scheme://host[:port]`) the frontend is served from. Redirect URLs outside them are
@@ -226,32 +232,44 @@ pub fn success_url_with_session(url: &str) -> String {
     }
 }
 
-/// The Checkout Session form: subscription mode, one line item per module.
-pub fn checkout_form(
+/// The Checkout Session request: subscription mode, one line item per module, the org in the
+/// session's and the subscription's metadata. `request_key`, once known, names the API request
+/// that made the session (see [`super::CHECKOUT_REQUEST_METADATA_KEY`]).
+pub fn checkout_session_request(
     org: &OrgId,
-    customer: &str,
+    customer: &CustomerId,
     request: &CheckoutRequest,
     price_ids: &[String],
-) -> Form {
-    let mut form = Form::new();
-    form.insert("mode".into(), "subscription".into());
-    form.insert("customer".into(), customer.to_owned());
-    form.insert("client_reference_id".into(), org.to_string());
-    form.insert("metadata[organization_id]".into(), org.to_string());
-    form.insert(
-        "subscription_data[metadata][organization_id]".into(),
-        org.to_string(),
-    );
-    form.insert(
-        "success_url".into(),
-        success_url_with_session(&request.success_url),
-    );
-    form.insert("cancel_url".into(), request.cancel_url.clone());
-    for (i, price) in price_ids.iter().enumerate() {
-        form.insert(format!("line_items[{i}][price]"), price.clone());
-        form.insert(format!("line_items[{i}][quantity]"), "1".into());
+    request_key: Option<&str>,
+) -> CreateCheckoutSession {
+    let org_metadata = || HashMap::from([(ORG_METADATA_KEY.to_owned(), org.to_string())]);
+    let mut metadata = org_metadata();
+    if let Some(key) = request_key {
+        metadata.insert(
+            super::CHECKOUT_REQUEST_METADATA_KEY.to_owned(),
+            key.to_owned(),
+        );
     }
-    form
+    let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+    subscription_data.metadata = Some(org_metadata());
+    let line_items: Vec<CreateCheckoutSessionLineItems> = price_ids
+        .iter()
+        .map(|price| {
+            let mut item = CreateCheckoutSessionLineItems::new();
+            item.price = Some(price.clone());
+            item.quantity = Some(1);
+            item
+        })
+        .collect();
+    CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(customer.as_str())
+        .client_reference_id(org.to_string())
+        .metadata(metadata)
+        .subscription_data(subscription_data)
+        .success_url(success_url_with_session(&request.success_url))
+        .cancel_url(request.cancel_url.as_str())
+        .line_items(line_items)
 }
 
 #[cfg(test)]
