@@ -3,6 +3,7 @@
 //! request.
 
 pub mod checkout;
+mod errors;
 pub mod handlers;
 pub mod leads;
 pub mod params;
@@ -19,6 +20,7 @@ use crate::domain::{
     Timestamp,
 };
 use crate::http::ApiError;
+pub use crate::http::OriginAllowlist;
 use crate::routes::Role;
 use crate::store::{BillingStore, StoreError};
 use crate::stripe::requests::{CreateBillingPortalSession, CreateCustomer};
@@ -26,7 +28,6 @@ use crate::stripe::{
     StripeApiError, StripeBillingPortalSession, StripeCheckoutSession, canonical_encoding,
 };
 use crate::sync::{ORG_METADATA_KEY, SyncError, Syncer};
-pub use checkout::OriginAllowlist;
 use views::{CheckoutView, InvoicePageView, PaymentMethodsView, SubscriptionOverview, UrlView};
 
 pub const DEFAULT_INVOICE_LIMIT: u16 = 20;
