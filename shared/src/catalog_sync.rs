@@ -4,8 +4,14 @@
 //! becomes a *new* price that takes over the lookup key (`transfer_lookup_key`); the old price
 //! is archived so new checkouts cannot use it. Running it again changes nothing.
 
-use crate::domain::{CatalogEntry, CatalogPrice};
-use crate::stripe::{Form, StripeApi, StripeApiError, StripePrice, StripeProduct};
+use std::collections::HashMap;
+
+use crate::domain::{BillingInterval, CatalogEntry, CatalogPrice, Currency};
+use crate::stripe::requests::{
+    self, CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, CreateProduct,
+    UpdatePrice, UpdateProduct,
+};
+use crate::stripe::{StripeApi, StripeApiError, StripePrice, StripeProduct};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -45,6 +51,27 @@ fn matches(existing: &StripePrice, wanted: &CatalogPrice, product: &str) -> bool
         && existing.product.as_ref().map(|p| p.id()) == Some(product)
 }
 
+/// `metadata[service_module]`: how a price's product names its module (see `objects.rs`).
+fn module_metadata(entry: &CatalogEntry) -> HashMap<String, String> {
+    HashMap::from([(
+        crate::stripe::MODULE_METADATA_KEY.to_owned(),
+        entry.module.as_str().to_owned(),
+    )])
+}
+
+fn currency(currency: Currency) -> requests::Currency {
+    match currency {
+        Currency::Usd => requests::Currency::USD,
+    }
+}
+
+fn interval(interval: BillingInterval) -> CreatePriceRecurringInterval {
+    match interval {
+        BillingInterval::Month => CreatePriceRecurringInterval::Month,
+        BillingInterval::Year => CreatePriceRecurringInterval::Year,
+    }
+}
+
 pub async fn sync_catalog(
     stripe: &StripeApi,
     entries: &[CatalogEntry],
@@ -55,16 +82,12 @@ pub async fn sync_catalog(
         let product = product_id(entry);
         match stripe.product(&product).await? {
             None => {
-                let mut form = Form::new();
-                form.insert("id".into(), product.clone());
-                form.insert("name".into(), entry.name.to_owned());
-                form.insert("description".into(), entry.description.to_owned());
-                form.insert(
-                    "metadata[service_module]".into(),
-                    entry.module.as_str().to_owned(),
-                );
+                let create = CreateProduct::new(entry.name)
+                    .id(product.clone())
+                    .description(entry.description)
+                    .metadata(module_metadata(entry));
                 let _: StripeProduct = stripe
-                    .post("/products", &form, Some(&format!("pss-product-{product}")))
+                    .write(&create, Some(&format!("pss-product-{product}")))
                     .await?;
                 report.changes.push(Change::ProductCreated(product.clone()));
             }
@@ -72,13 +95,11 @@ pub async fn sync_catalog(
                 if existing.name.as_deref() != Some(entry.name)
                     || existing.active == Some(false) =>
             {
-                let mut form = Form::new();
-                form.insert("name".into(), entry.name.to_owned());
-                form.insert("description".into(), entry.description.to_owned());
-                form.insert("active".into(), "true".into());
-                let _: StripeProduct = stripe
-                    .post(&format!("/products/{product}"), &form, None)
-                    .await?;
+                let update = UpdateProduct::new(product.as_str())
+                    .name(entry.name)
+                    .description(entry.description)
+                    .active(true);
+                let _: StripeProduct = stripe.write(&update, None).await?;
                 report.changes.push(Change::ProductUpdated(product.clone()));
             }
             Some(_) => report.unchanged += 1,
@@ -95,21 +116,14 @@ pub async fn sync_catalog(
                 report.unchanged += 1;
                 continue;
             }
-            let mut form = Form::new();
-            form.insert("product".into(), product.clone());
-            form.insert("unit_amount".into(), wanted.unit_amount.to_string());
-            form.insert("currency".into(), wanted.currency.as_str().to_owned());
-            form.insert(
-                "recurring[interval]".into(),
-                wanted.interval.as_str().to_owned(),
-            );
-            form.insert("lookup_key".into(), wanted.lookup_key.to_owned());
-            form.insert(
-                "metadata[service_module]".into(),
-                entry.module.as_str().to_owned(),
-            );
+            let mut create = CreatePrice::new(currency(wanted.currency))
+                .product(product.as_str())
+                .unit_amount(wanted.unit_amount)
+                .recurring(CreatePriceRecurring::new(interval(wanted.interval)))
+                .lookup_key(wanted.lookup_key)
+                .metadata(module_metadata(entry));
             if current.is_some() {
-                form.insert("transfer_lookup_key".into(), "true".into());
+                create = create.transfer_lookup_key(true);
             }
             let key = format!(
                 "pss-price-{}-{}-{}-{}",
@@ -118,18 +132,15 @@ pub async fn sync_catalog(
                 wanted.currency.as_str(),
                 wanted.interval.as_str()
             );
-            let created: StripePrice = stripe.post("/prices", &form, Some(&key)).await?;
+            let created: StripePrice = stripe.write(&create, Some(&key)).await?;
             match current {
                 None => report.changes.push(Change::PriceCreated {
                     lookup_key: wanted.lookup_key.to_owned(),
                     price_id: created.id,
                 }),
                 Some(old) => {
-                    let mut archive = Form::new();
-                    archive.insert("active".into(), "false".into());
-                    let _: StripePrice = stripe
-                        .post(&format!("/prices/{}", old.id), &archive, None)
-                        .await?;
+                    let archive = UpdatePrice::new(old.id.as_str()).active(false);
+                    let _: StripePrice = stripe.write(&archive, None).await?;
                     report.changes.push(Change::PriceReplaced {
                         lookup_key: wanted.lookup_key.to_owned(),
                         from: old.id,

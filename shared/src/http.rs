@@ -1,11 +1,12 @@
-//! JSON responses and the error body every HTTP function answers with:
-//! `{"error":"<code>","message":"<text>"}`.
+//! HTTP only: JSON responses, the error body every HTTP function answers with
+//! (`{"error":"<code>","message":"<text>"}`), and CORS with the frontend origins' allow-list
+//! (which also bounds redirect URLs). It imports no other module of this crate: how store,
+//! Stripe and sync failures become these answers is the API layer's business
+//! (`api/errors.rs`).
 
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
-
-use crate::api::OriginAllowlist;
 
 /// An error as the client sees it. `code` is stable and machine-readable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,12 +106,10 @@ pub fn raw_json(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// Adds `Access-Control-Allow-Origin` when the request's `Origin` is one of the frontend
-/// origins (`FRONTEND_ORIGINS`, read once into the function's [`ApiConfig`]). With a REST proxy
+/// origins (`FRONTEND_ORIGINS`, read once into the function's `ApiConfig`). With a REST proxy
 /// integration the function, not API Gateway, must answer CORS on real (non-preflight)
 /// requests, so every function response goes through here, errors included. `Vary: Origin`
 /// always: the answer depends on the origin.
-///
-/// [`ApiConfig`]: crate::api::ApiConfig
 pub fn with_cors(
     request: &lambda_http::Request,
     origins: &OriginAllowlist,
@@ -141,67 +140,126 @@ pub fn body_bytes(body: &Body) -> &[u8] {
     }
 }
 
-// The one place where store, Stripe and sync failures become HTTP answers. Messages are
-// written for the client; internal details go to the log only.
+/// Origins (`scheme://host[:port]`) the frontend is served from. Redirect URLs outside them are
+/// refused, so our Checkout can never be used as an open redirect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginAllowlist(Vec<String>);
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(err: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        match err {
-            StoreError::InvalidCursor => ApiError::bad_request("cursor is not valid."),
-            // The store's own phrase names items and conditions: log it, never send it.
-            StoreError::Conflict(what) => {
-                tracing::warn!(conflict = what, "store conflict");
-                ApiError::conflict(
-                    "conflict",
-                    "The request conflicts with a concurrent change; retry it.",
-                )
-            }
-            other => {
-                tracing::error!(error = %other, "store failure");
-                ApiError::unavailable("Billing data is temporarily unavailable; retry shortly.")
-            }
+impl OriginAllowlist {
+    /// Comma-separated origins; a trailing slash is ignored.
+    pub fn parse(csv: &str) -> Self {
+        Self(
+            csv.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| o.starts_with("https://") || o.starts_with("http://"))
+                .collect(),
+        )
+    }
+
+    /// A regular expression (ECMA 262 and Rust `regex` syntax) matching exactly the URLs
+    /// [`allows`](Self::allows) accepts, up to the length limit: openapi.json's `FrontendUrl`
+    /// pattern for this deployment.
+    pub fn url_pattern(&self) -> String {
+        let origins: Vec<String> = self
+            .0
+            .iter()
+            .map(|origin| {
+                origin
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphabetic() {
+                            format!("[{c}{}]", c.to_ascii_uppercase())
+                        } else if c.is_ascii_alphanumeric() || matches!(c, '/' | ':' | '-') {
+                            c.to_string()
+                        } else {
+                            format!("\\{c}")
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let pchar = "[A-Za-z0-9._~!$&'()*+,;=:@%-]";
+        format!(
+            "^({})(/{pchar}*)*(\\?({pchar}|[/?])*)?(#({pchar}|[/?])*)?$",
+            origins.join("|")
+        )
+    }
+
+    /// Whether a request's `Origin` header is exactly one of the origins (CORS). Browsers
+    /// serialize an origin's scheme and host in lowercase, as the list holds them.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.0.iter().any(|allowed| allowed == origin)
+    }
+
+    pub fn allows(&self, url: &str) -> bool {
+        if url.len() > 2048 {
+            return false;
         }
+        let lower = url.to_ascii_lowercase();
+        self.0.iter().any(|origin| {
+            // The origin must end exactly where the path, query or fragment starts:
+            // `https://app.example.com.evil.test` and `https://app.example.com@evil.test` are
+            // other hosts.
+            lower
+                .strip_prefix(origin.as_str())
+                .is_some_and(|rest| valid_path_query_fragment(&url[url.len() - rest.len()..]))
+        })
     }
 }
 
-impl From<crate::stripe::StripeApiError> for ApiError {
-    fn from(err: crate::stripe::StripeApiError) -> Self {
-        use crate::stripe::StripeApiError;
-        tracing::error!(error = %err, "Stripe call failed");
-        match err {
-            StripeApiError::Unavailable(_) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "stripe_unavailable",
-                "Stripe could not be reached; retry shortly.",
-            ),
-            // A misconfigured key heals once an operator fixes it (the alarm fires): retry.
-            StripeApiError::WrongAccount => {
-                ApiError::unavailable("Billing is temporarily unavailable; retry shortly.")
-            }
-            StripeApiError::NotFound
-            | StripeApiError::Rejected { .. }
-            | StripeApiError::Malformed(_) => ApiError::bad_gateway("Stripe refused the request."),
-        }
+/// RFC 3986 `path-abempty [ "?" query ] [ "#" fragment ]` characters: what may follow the
+/// origin in a redirect URL. Anything else (spaces, backslashes, quotes, brackets, non-ASCII) is
+/// refused rather than guessed at; `%` passes as is (Stripe checks the escapes).
+fn valid_path_query_fragment(rest: &str) -> bool {
+    fn pchars(part: &str, extra: &[u8]) -> bool {
+        part.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b) || extra.contains(&b)
+        })
     }
+    let (rest, fragment) = rest
+        .split_once('#')
+        .map_or((rest, None), |(r, f)| (r, Some(f)));
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
+    (path.is_empty() || path.starts_with('/'))
+        && pchars(path, b"/")
+        && query.is_none_or(|q| pchars(q, b"/?"))
+        && fragment.is_none_or(|f| pchars(f, b"/?"))
 }
 
-impl From<crate::sync::SyncError> for ApiError {
-    fn from(err: crate::sync::SyncError) -> Self {
-        use crate::sync::SyncError;
-        match err {
-            SyncError::Stripe(e) => e.into(),
-            SyncError::Store(e) => e.into(),
-            SyncError::NotFoundUnconfirmed(_) => {
-                ApiError::unavailable("Billing data is temporarily unavailable; retry shortly.")
-            }
-            other => {
-                tracing::warn!(error = %other, "sync could not attribute an object");
-                ApiError::conflict(
-                    "sync_conflict",
-                    "Billing data could not be matched to this organization.",
-                )
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origins() -> OriginAllowlist {
+        OriginAllowlist::parse("https://app.example.com, http://localhost:5173/")
+    }
+
+    #[test]
+    fn allowlist_refuses_look_alike_hosts() {
+        let o = origins();
+        assert!(o.allows("https://app.example.com/billing?x=1"));
+        assert!(o.allows("https://APP.example.com"));
+        assert!(o.allows("http://localhost:5173/done"));
+        assert!(o.allows("http://localhost:5173?a=1&b=%2F#x/y?z"));
+        assert!(o.allows("https://app.example.com#top"));
+        for bad in [
+            "https://app.example.com.evil.test/",
+            "https://app.example.com@evil.test/",
+            "http://app.example.com/",
+            "https://evil.test/?r=https://app.example.com",
+            "javascript:alert(1)",
+            "https://app.example.com/\\evil",
+            "https://app.example.com/ x",
+            "https://app.example.com/caf\u{e9}",
+            "https://app.example.com/\u{7f}",
+            "https://app.example.com/?^",
+            "https://app.example.com/#a#b",
+            "https://app.example.com/\"",
+            "http://localhost:5174/",
+        ] {
+            assert!(!o.allows(bad), "{bad}");
         }
     }
 }

@@ -7,6 +7,8 @@ pub mod catalog_sync;
 pub mod config;
 pub mod domain;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod metrics;
 pub mod openapi;
 mod outbound;

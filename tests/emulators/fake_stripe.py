@@ -12,6 +12,10 @@ test of its own in tests/tests/fake_stripe.rs):
     out canceled ones unless `status` says otherwise; checkout sessions filter by `customer`
     and `status`.
   * creates check their required parameters (400 `parameter_missing`).
+  * every API request is checked against the parameters Stripe documents for its endpoint
+    (stripe_params.py): an unknown one answers 400 `parameter_unknown` naming it, a wrong type
+    or enum value 400 `parameter_invalid_*` (or, for booleans and enums, Stripe's
+    `invalid_request_error` with `param` and no code); an endpoint Stripe does not have, 404.
   * Checkout Sessions can be expired (`POST /v1/checkout/sessions/{id}/expire`, open ones only)
     and completed (a test control, standing in for the customer paying).
   * a deleted customer is still retrievable, as `{"id": ..., "deleted": true}`.
@@ -50,6 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import local_hosted  # the local stack's Checkout and portal pages
+import stripe_params  # the parameters Stripe accepts on each endpoint the code calls
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "stripe")
 LOCK = threading.Lock()
@@ -331,6 +336,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         if url.path.startswith("/_test/"):
             return self.control(method, url.path, raw)
+        # Checked before anything else answers (forwarded calls included): what Stripe would
+        # refuse must never reach a fixture or localstripe, which accept anything.
+        refused = stripe_params.check(method, url.path, parse_qsl(url.query, keep_blank_values=True)
+                                      + parse_qsl(raw.decode(), keep_blank_values=True))
+        if refused is not None and (self.headers.get("Authorization") or "").startswith("Bearer sk_test_"):
+            with LOCK:
+                REQUESTS.append({"method": method, "path": url.path, "query": dict(parse_qsl(url.query)),
+                                 "form": dict(parse_qsl(raw.decode())), "refused": refused[1]["error"]})
+            return self.reply(*refused)
         if UPSTREAM["url"] and not url.path.startswith(OWNED_PREFIXES):
             return self.forward(method, url, raw)
         form = dict(parse_qsl(raw.decode())) if raw else {}

@@ -55,7 +55,7 @@ async fn every_billing_sample_event_gets_its_status() {
                 .unwrap_or_else(|e| panic!("{function}/{name}: {e}"));
             let response = match function.as_str() {
                 "billing-services" if request.uri().path().ends_with("/openapi.json") => {
-                    handlers::openapi()
+                    handlers::openapi(&config)
                 }
                 "billing-services" => handlers::services(&config, &request),
                 "billing-subscription" => {

@@ -10,6 +10,10 @@ use billing::http::ApiError;
 use billing::routes::Role;
 use billing::store::BillingStore;
 use billing::stripe::StripeApi;
+use billing::stripe::requests::{
+    CheckoutSessionMode, CreateBillingPortalSession, CreateCheckoutSession,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, CreateCustomer,
+};
 use billing::sync::Syncer;
 use lambda_http::http::StatusCode;
 use pss_billing_tests::build::{invoice, org, subscription};
@@ -17,6 +21,8 @@ use pss_billing_tests::http::{blocking, get};
 use pss_billing_tests::rig::{self, fake_put};
 use pss_billing_tests::{fake_stripe, fresh_store, store_subscription, unique};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use stripe_client_core::StripeRequest;
 use tokio::sync::OnceCell;
 
 const ORIGIN: &str = "https://app.example.test";
@@ -54,15 +60,39 @@ async fn syncer() -> Syncer {
     syncer_on(fresh_store().await).await
 }
 
-/// Requests the fake Stripe received that mention `needle` (an org id) anywhere.
+/// Requests the fake Stripe received that mention `needle` (an org id) anywhere. None of them
+/// may have been refused as Stripe would refuse it (an unknown or mistyped parameter), even
+/// where the code under test tolerates a 400.
 async fn stripe_requests(needle: &str) -> Vec<Value> {
     let url = format!("{}/_test/requests", fake_stripe().url);
     let all = blocking(move || get(&url).json()).await;
-    all.as_array()
+    let mentioning: Vec<Value> = all
+        .as_array()
         .unwrap()
         .iter()
         .filter(|r| r.to_string().contains(needle))
         .cloned()
+        .collect();
+    for request in &mentioning {
+        assert!(
+            request.get("refused").is_none(),
+            "Stripe would refuse: {request}"
+        );
+    }
+    mentioning
+}
+
+/// The parameters the fake Stripe received in a request's form, decoded.
+fn form_of(recorded: &Value) -> BTreeMap<String, String> {
+    serde_json::from_value(recorded["form"].clone()).unwrap()
+}
+
+/// The parameters of async-stripe's encoding of a typed request, decoded as Stripe decodes them.
+fn encoding_of(request: &impl StripeRequest) -> BTreeMap<String, String> {
+    let body = request.build().body.unwrap_or_default();
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&body)
+        .unwrap()
+        .into_iter()
         .collect()
 }
 
@@ -141,16 +171,18 @@ async fn checkout_sends_the_exact_stripe_request() {
         "{}",
         customers[0]
     );
-    assert_eq!(
-        customers[0]["form"]["metadata[organization_id]"],
-        org.as_str()
-    );
+    let expected_customer = CreateCustomer::new()
+        .metadata(HashMap::from([(
+            "organization_id".to_owned(),
+            org.to_string(),
+        )]))
+        .description(format!("CRM organization {org}"));
+    assert_eq!(form_of(customers[0]), encoding_of(&expected_customer));
 
     let session = requests
         .iter()
         .find(|r| r["path"] == "/v1/checkout/sessions")
         .expect("session request");
-    let form = &session["form"];
     let prices = syncer
         .stripe
         .prices_by_lookup_keys(&["leadgen_yearly", "social_inbox_yearly"])
@@ -164,22 +196,37 @@ async fn checkout_sends_the_exact_stripe_request() {
             .id
             .clone()
     };
-    assert_eq!(form["mode"], "subscription");
-    assert_eq!(form["customer"], profile.customer_id.as_str());
-    assert_eq!(form["client_reference_id"], org.as_str());
-    assert_eq!(form["metadata[organization_id]"], org.as_str());
-    assert_eq!(
-        form["subscription_data[metadata][organization_id]"],
-        org.as_str()
-    );
-    assert_eq!(form["line_items[0][price]"], price("leadgen_yearly"));
-    assert_eq!(form["line_items[1][price]"], price("social_inbox_yearly"));
-    assert_eq!(form["line_items[0][quantity]"], "1");
-    assert_eq!(
-        form["success_url"],
-        format!("{ORIGIN}/billing/success?session_id={{CHECKOUT_SESSION_ID}}")
-    );
-    assert_eq!(form["cancel_url"], format!("{ORIGIN}/billing"));
+    // Exactly the typed request Stripe's API describes: nothing more, nothing less.
+    let key = session["idempotency_key"].as_str().unwrap();
+    let line_item = |price: String| {
+        let mut item = CreateCheckoutSessionLineItems::new();
+        item.price = Some(price);
+        item.quantity = Some(1);
+        item
+    };
+    let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+    subscription_data.metadata = Some(HashMap::from([(
+        "organization_id".to_owned(),
+        org.to_string(),
+    )]));
+    let expected = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(profile.customer_id.as_str())
+        .client_reference_id(org.as_str())
+        .metadata(HashMap::from([
+            ("organization_id".to_owned(), org.to_string()),
+            ("pss_checkout_request".to_owned(), key.to_owned()),
+        ]))
+        .subscription_data(subscription_data)
+        .line_items(vec![
+            line_item(price("leadgen_yearly")),
+            line_item(price("social_inbox_yearly")),
+        ])
+        .success_url(format!(
+            "{ORIGIN}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+        ))
+        .cancel_url(format!("{ORIGIN}/billing"));
+    assert_eq!(form_of(session), encoding_of(&expected));
     assert!(
         session["idempotency_key"]
             .as_str()
@@ -311,10 +358,10 @@ async fn portal_needs_a_billing_account_and_an_allowed_return_url() {
         .iter()
         .find(|r| r["path"] == "/v1/billing_portal/sessions")
         .unwrap();
-    assert_eq!(
-        portal["form"]["return_url"],
-        format!("{ORIGIN}/settings/billing")
-    );
+    let expected_portal = CreateBillingPortalSession::new()
+        .customer(customer.as_str())
+        .return_url(format!("{ORIGIN}/settings/billing"));
+    assert_eq!(form_of(portal), encoding_of(&expected_portal));
     let member = api::portal(&syncer, &cfg, &org, Role::Member, body.as_bytes())
         .await
         .unwrap_err();

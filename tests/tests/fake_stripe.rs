@@ -14,6 +14,11 @@
 //! * events (docs.stripe.com/api/events/list): `delivery_success=false` lists events not yet
 //!   delivered to every endpoint (`pending_webhooks` > 0), `created[gte]` bounds the creation
 //!   time, and one event is retrieved by id.
+//! * parameters (docs.stripe.com/error-codes): a name the endpoint does not have answers 400
+//!   `parameter_unknown` with `param` (top level or nested), a value of the wrong type 400
+//!   `parameter_invalid_integer` / `parameter_invalid_empty`, a value outside an enum or a
+//!   non-boolean 400 `invalid_request_error` naming `param`; documented global parameters
+//!   (`expand[]`, `limit`, `starting_after`, `ending_before`) are accepted everywhere they apply.
 
 use pss_billing_tests::http::{Reply, post_json, request};
 use pss_billing_tests::{Emulator, emulators, free_port};
@@ -349,4 +354,166 @@ fn events_list_by_delivery_success_and_creation_time_and_retrieve_by_id() {
         (200, Some(100))
     );
     assert_eq!(get(&format!("{base}/evt_missing")).status, 404);
+}
+
+/// Stripe's refusal of one parameter: (status, type, code, param).
+fn refusal(reply: &Reply) -> (u16, String, String, String) {
+    let (kind, code) = error_of(reply);
+    let param = reply.json()["error"]["param"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (reply.status, kind, code, param)
+}
+
+fn refused(code: &str, param: &str) -> (u16, String, String, String) {
+    (
+        400,
+        "invalid_request_error".to_owned(),
+        code.to_owned(),
+        param.to_owned(),
+    )
+}
+
+#[test]
+fn unknown_parameters_are_refused_as_stripe_refuses_them() {
+    let fake = fake();
+    let sessions = format!("{}/v1/checkout/sessions", fake.url);
+    let valid = [
+        ("mode", "subscription"),
+        ("success_url", "https://a.test/ok"),
+        ("line_items[0][price]", "price_1"),
+        ("line_items[0][quantity]", "1"),
+        ("subscription_data[metadata][organization_id]", "org_1"),
+        ("metadata[organization_id]", "org_1"),
+        ("expand[0]", "subscription"),
+    ];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut form = valid.to_vec();
+        form.push(extra);
+        call("POST", &sessions, &form, None)
+    };
+    assert_eq!(call("POST", &sessions, &valid, None).status, 200);
+    // Top level, inside a documented hash, inside an array element, below a metadata value.
+    for (name, param) in [
+        ("modes", "modes"),
+        (
+            "subscription_data[metadta][organization_id]",
+            "subscription_data[metadta]",
+        ),
+        ("line_items[0][prize]", "line_items[0][prize]"),
+        (
+            "metadata[organization_id][x]",
+            "metadata[organization_id][x]",
+        ),
+    ] {
+        let reply = with((name, "x"));
+        assert_eq!(
+            refusal(&reply),
+            refused("parameter_unknown", param),
+            "{name}"
+        );
+        assert_eq!(
+            reply.json()["error"]["message"],
+            format!("Received unknown parameter: {param}")
+        );
+    }
+    // Every endpoint, reads included: the query is checked as the form is.
+    for url in [
+        format!("{}/v1/subscriptions?customer=cus_1&stauts=all", fake.url),
+        format!("{}/v1/customers/cus_1?expand%5B%5D=x&expnd=y", fake.url),
+        format!("{}/v1/events?delivery_succes=false", fake.url),
+        format!("{}/v1/prices?lookup_key=leadgen_monthly", fake.url),
+        format!("{}/v1/account?x=1", fake.url),
+    ] {
+        assert_eq!(refusal(&get(&url)).2, "parameter_unknown", "{url}");
+    }
+    // Nothing Stripe would refuse is stored or answered by the fixture itself.
+    assert_eq!(
+        get(&format!("{}/v1/checkout/sessions", fake.url)).json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only the valid create made a session"
+    );
+}
+
+#[test]
+fn wrong_types_and_enum_values_are_refused() {
+    let fake = fake();
+    let prices = format!("{}/v1/prices", fake.url);
+    let price = |extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![
+            ("currency", "usd"),
+            ("product", "prod_1"),
+            ("unit_amount", "9900"),
+            ("recurring[interval]", "month"),
+        ];
+        form.extend_from_slice(extra);
+        call("POST", &prices, &form, None)
+    };
+    assert_eq!(price(&[]).status, 200);
+    for (extra, code, param) in [
+        (
+            ("unit_amount", "99.00"),
+            "parameter_invalid_integer",
+            "unit_amount",
+        ),
+        (
+            ("recurring[interval_count]", "often"),
+            "parameter_invalid_integer",
+            "recurring[interval_count]",
+        ),
+        (("product", ""), "parameter_invalid_empty", "product"),
+        (
+            ("recurring[interval]", "monthly"),
+            "",
+            "recurring[interval]",
+        ),
+        (("transfer_lookup_key", "yes"), "", "transfer_lookup_key"),
+    ] {
+        // A name given twice is checked twice: the valid first value does not hide the second.
+        let reply = price(&[extra]);
+        assert_eq!(refusal(&reply), refused(code, param), "{extra:?}");
+    }
+    let list = |query: &str| get(&format!("{}/v1/events{query}", fake.url));
+    assert_eq!(
+        refusal(&list("?limit=ten")),
+        refused("parameter_invalid_integer", "limit")
+    );
+    assert_eq!(
+        refusal(&list("?created%5Bgte%5D=yesterday")),
+        refused("parameter_invalid_integer", "created[gte]")
+    );
+    assert_eq!(
+        refusal(&list("?delivery_success=no")),
+        refused("", "delivery_success")
+    );
+    assert_eq!(
+        refusal(&get(&format!(
+            "{}/v1/subscriptions?status=cancelled",
+            fake.url
+        ))),
+        refused("", "status")
+    );
+    // Documented global and list parameters pass.
+    for url in [
+        format!(
+            "{}/v1/events?limit=3&created=5&expand%5B%5D=data.object",
+            fake.url
+        ),
+        format!(
+            "{}/v1/subscriptions?customer=cus_1&status=all&limit=100&ending_before=sub_1",
+            fake.url
+        ),
+        format!("{}/v1/account", fake.url),
+    ] {
+        assert_ne!(get(&url).status, 400, "{url}");
+    }
+    // An endpoint Stripe does not have is a 404, whatever its parameters.
+    assert_eq!(
+        get(&format!("{}/v1/customers/cus_1/nonsense", fake.url)).status,
+        404
+    );
 }

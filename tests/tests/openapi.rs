@@ -2,7 +2,9 @@
 //! written by hand; these tests fail as soon as it and the code disagree:
 //!
 //! * its paths are exactly the route table, with the route's module, role, security and function;
-//! * the served document is the committed file, and template.yaml serves every route;
+//! * the served document is the committed file (with the deployment's `FrontendUrl` pattern,
+//!   which admits exactly the redirect URLs the validator accepts), and template.yaml serves
+//!   every route;
 //! * request bodies, examples and query parameters agree with the parsers and handlers;
 //! * every response the code produces (the real handlers against moto and the fixture Stripe,
 //!   the view builders, the authorizer's and API Gateway's bodies, the webhook's answers) is
@@ -318,13 +320,23 @@ fn the_served_document_is_the_committed_file() {
         text,
         "rebuild: the embedded copy is stale"
     );
-    let response = handlers::openapi();
+    // Served: the committed file with the deployment's FrontendUrl pattern (the test below
+    // shows that pattern is the validator's).
+    let config = ApiConfig {
+        origins: OriginAllowlist::parse("https://app.example.test"),
+        sync_per_minute: 5,
+    };
+    let response = handlers::openapi(&config);
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers().get("content-type").unwrap(),
         "application/json"
     );
-    assert_eq!(body_bytes(response.body()), text.as_bytes());
+    let served: Value = serde_json::from_slice(body_bytes(response.body())).unwrap();
+    let mut expected = document();
+    expected["components"]["schemas"]["FrontendUrl"]["pattern"] =
+        config.origins.url_pattern().into();
+    assert_eq!(served, expected);
 
     serde_json::from_str::<NoDuplicateKeys>(&text).expect("openapi.json has a duplicate key");
     // Pretty-printed with a 2-space indent, one value per line.
@@ -995,7 +1007,7 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         ),
     );
     c.view(&services, views::services(&Catalog::standard(), None));
-    c.expect(&openapi, 200, handlers::openapi());
+    c.expect(&openapi, 200, handlers::openapi(&config));
 
     // GET /api/billing/subscription, and the overview POST /api/billing/sync also answers.
     let get_subscription = |ctx| {
@@ -1606,4 +1618,52 @@ fn error_examples_are_valid_and_name_real_codes() {
         }
     }
     assert!(checked > 20, "only {checked} examples");
+}
+
+/// What a fuzzer reading the served document does (schemathesis's ST202 found a 2 KB
+/// `HTTPS://000…0` valid by the schema and refused by the API): the served `FrontendUrl`
+/// schema, pattern and `maxLength` (counted in characters, as JSON Schema counts), accepts a URL
+/// exactly when the validator does, whatever the case of its scheme and host, at every length.
+#[test]
+fn the_served_frontend_url_schema_admits_exactly_what_the_validator_accepts() {
+    let config = ApiConfig {
+        origins: OriginAllowlist::parse("http://localhost:5173, https://App.Example.test"),
+        sync_per_minute: 5,
+    };
+    let served: Value =
+        serde_json::from_slice(body_bytes(handlers::openapi(&config).body())).unwrap();
+    let schema = at(&served, "/components/schemas/FrontendUrl");
+    let pattern = regex_lite::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+    let max_length = schema["maxLength"].as_u64().unwrap() as usize;
+    let schema_admits = |url: &str| url.chars().count() <= max_length && pattern.is_match(url);
+    let padded = |prefix: &str, len: usize| format!("{prefix}{}", "0".repeat(len - prefix.len()));
+    let mut candidates = vec![
+        padded("HTTPS://", 2048),
+        padded("HTTPS://", 40),
+        padded("HTTPS://APP.EXAMPLE.TEST/", max_length),
+        padded("HTTPS://APP.EXAMPLE.TEST/", max_length + 1),
+        padded("https://app.example.test/", max_length),
+        padded("https://app.example.test/", max_length + 1),
+        padded("hTtP://LOCALHOST:5173/", max_length),
+        "Https://app.example.test".to_owned(),
+        "https://app.example.test.evil/".to_owned(),
+        "http://app.example.test/".to_owned(),
+        "https://localhost:5173/".to_owned(),
+    ];
+    candidates.extend(random_urls());
+    let (mut admitted, mut refused) = (0, 0);
+    for url in &candidates {
+        let allowed = config.origins.allows(url);
+        assert_eq!(
+            schema_admits(url),
+            allowed,
+            "{} chars: {url:.60}",
+            url.len()
+        );
+        if allowed { admitted += 1 } else { refused += 1 }
+    }
+    assert!(
+        admitted >= 4 && refused >= 4,
+        "{admitted} admitted, {refused} refused"
+    );
 }

@@ -4,8 +4,8 @@
 //! organization's Owner token, and no token. Any failure fails the test; the generated cases per
 //! operation, the checks that did not run and why, and schemathesis's warnings are printed.
 //!
-//! The document under test is openapi.json with one change: the `FrontendUrl` pattern admits
-//! every origin, and a deployment narrows it to its `FRONTEND_ORIGINS`; here to the stack's own
+//! The document under test is the one the stack serves: openapi.json whose `FrontendUrl`
+//! pattern, which admits every origin in the committed file, is narrowed to the stack's own
 //! allowlist (`OriginAllowlist::url_pattern`, which tests/tests/openapi.rs proves equal to the
 //! allowlist). Reports land in target/schemathesis/<caller>/. `PSS_SEED` replays a seed.
 
@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use billing::api::handlers;
 use billing::api::leads::MAX_PAGE_SIZE;
 use billing::domain::Lead;
 use billing::domain::OrgId;
@@ -58,13 +59,11 @@ fn config_toml() -> String {
     toml
 }
 
-/// openapi.json with `FrontendUrl` narrowed to the stack's origins.
+/// The document the stack serves (`GET /api/billing/openapi.json`): openapi.json with
+/// `FrontendUrl` narrowed to the stack's origins.
 fn schema_for(stack: &stack::LocalStack) -> Value {
-    let text = std::fs::read_to_string(workspace_root().join("openapi.json")).unwrap();
-    let mut doc: Value = serde_json::from_str(&text).unwrap();
-    doc["components"]["schemas"]["FrontendUrl"]["pattern"] =
-        Value::String(stack.gateway.api.origins.url_pattern());
-    doc
+    let served = handlers::openapi(&stack.gateway.api);
+    serde_json::from_slice(billing::http::body_bytes(served.body())).unwrap()
 }
 
 fn operations(doc: &Value) -> BTreeSet<String> {

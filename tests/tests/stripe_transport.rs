@@ -2,15 +2,23 @@
 //! records every request it receives: what goes on the wire (key, pinned version, idempotency
 //! key), which failures are retried, and that async-stripe's own request interface runs over it.
 
-use billing::stripe::{
-    API_VERSION, Form, StripeApi, StripeApiError, StripeCustomer, StripeTransport,
-};
+use billing::stripe::requests::CreateCustomer;
+use billing::stripe::{API_VERSION, StripeApi, StripeApiError, StripeCustomer, StripeTransport};
 use pss_billing_tests::http::post_json;
 use pss_billing_tests::{Emulator, emulators, free_port};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use stripe_client_core::{RequestBuilder, RequestStrategy, StripeMethod};
 
 const KEY: &str = "sk_test_transport";
+
+/// A customer create naming `org_1`, as the checkout sends one.
+fn org_customer() -> CreateCustomer {
+    CreateCustomer::new().metadata(HashMap::from([(
+        "organization_id".to_owned(),
+        "org_1".to_owned(),
+    )]))
+}
 
 fn fake_with_customer() -> Emulator {
     let fake = emulators::start_fake_stripe(free_port(), None);
@@ -82,9 +90,8 @@ async fn a_read_that_keeps_failing_is_reported_as_unavailable_after_two_attempts
 async fn a_keyed_write_is_sent_once_with_its_key() {
     let (fake, api) = client_of_fake();
     fail_next(&fake, 503, 1);
-    let form: Form = [("metadata[organization_id]".to_owned(), "org_1".to_owned())].into();
     let err = api
-        .post::<StripeCustomer, _>("/customers", &form, Some("create-customer-org_1"))
+        .write::<StripeCustomer>(&org_customer(), Some("create-customer-org_1"))
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
@@ -186,9 +193,8 @@ fn idempotency_key_of(request: &str) -> Option<String> {
 async fn a_keyed_write_whose_connection_broke_is_sent_again_with_the_same_key() {
     let (url, seen) = breaks_first_connection();
     let api = StripeApi::new(KEY, Some(&url)).unwrap();
-    let form: Form = [("metadata[organization_id]".to_owned(), "org_1".to_owned())].into();
     let customer = api
-        .post::<StripeCustomer, _>("/customers", &form, Some("create-customer-org_1"))
+        .write::<StripeCustomer>(&org_customer(), Some("create-customer-org_1"))
         .await
         .unwrap();
     assert_eq!(customer.id, "cus_transport");
@@ -207,7 +213,7 @@ async fn a_write_without_a_key_is_never_sent_twice() {
     let (url, seen) = breaks_first_connection();
     let api = StripeApi::new(KEY, Some(&url)).unwrap();
     let err = api
-        .post::<StripeCustomer, _>("/customers", &Form::new(), None)
+        .write::<StripeCustomer>(&CreateCustomer::new(), None)
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");

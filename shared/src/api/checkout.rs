@@ -1,99 +1,17 @@
-//! Validation of checkout and portal requests (pure) and the Stripe form they turn into.
+//! Validation of checkout and portal requests (pure) and the Stripe request they turn into.
+
+use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::domain::{BillingInterval, Catalog, OrgId, ServiceModule};
-use crate::http::ApiError;
-use crate::stripe::Form;
+use crate::domain::{BillingInterval, Catalog, CustomerId, OrgId, ServiceModule};
+use crate::http::{ApiError, OriginAllowlist};
+use crate::stripe::requests::{
+    CheckoutSessionMode, CreateCheckoutSession, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionSubscriptionData,
+};
+use crate::sync::ORG_METADATA_KEY;
 use lambda_http::http::StatusCode;
-
-/// Origins (`scheme://host[:port]`) the frontend is served from. Redirect URLs outside them are
-/// refused, so our Checkout can never be used as an open redirect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginAllowlist(Vec<String>);
-
-impl OriginAllowlist {
-    /// Comma-separated origins; a trailing slash is ignored.
-    pub fn parse(csv: &str) -> Self {
-        Self(
-            csv.split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
-                .filter(|o| o.starts_with("https://") || o.starts_with("http://"))
-                .collect(),
-        )
-    }
-
-    /// A regular expression (ECMA 262 and Rust `regex` syntax) matching exactly the URLs
-    /// [`allows`](Self::allows) accepts, up to the length limit: openapi.json's `FrontendUrl`
-    /// pattern for this deployment.
-    pub fn url_pattern(&self) -> String {
-        let origins: Vec<String> = self
-            .0
-            .iter()
-            .map(|origin| {
-                origin
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphabetic() {
-                            format!("[{c}{}]", c.to_ascii_uppercase())
-                        } else if c.is_ascii_alphanumeric() || matches!(c, '/' | ':' | '-') {
-                            c.to_string()
-                        } else {
-                            format!("\\{c}")
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let pchar = "[A-Za-z0-9._~!$&'()*+,;=:@%-]";
-        format!(
-            "^({})(/{pchar}*)*(\\?({pchar}|[/?])*)?(#({pchar}|[/?])*)?$",
-            origins.join("|")
-        )
-    }
-
-    /// Whether a request's `Origin` header is exactly one of the origins (CORS). Browsers
-    /// serialize an origin's scheme and host in lowercase, as the list holds them.
-    pub fn allows_origin(&self, origin: &str) -> bool {
-        self.0.iter().any(|allowed| allowed == origin)
-    }
-
-    pub fn allows(&self, url: &str) -> bool {
-        if url.len() > 2048 {
-            return false;
-        }
-        let lower = url.to_ascii_lowercase();
-        self.0.iter().any(|origin| {
-            // The origin must end exactly where the path, query or fragment starts:
-            // `https://app.example.com.evil.test` and `https://app.example.com@evil.test` are
-            // other hosts.
-            lower
-                .strip_prefix(origin.as_str())
-                .is_some_and(|rest| valid_path_query_fragment(&url[url.len() - rest.len()..]))
-        })
-    }
-}
-
-/// RFC 3986 `path-abempty [ "?" query ] [ "#" fragment ]` characters: what may follow the
-/// origin in a redirect URL. Anything else (spaces, backslashes, quotes, brackets, non-ASCII) is
-/// refused rather than guessed at; `%` passes as is (Stripe checks the escapes).
-fn valid_path_query_fragment(rest: &str) -> bool {
-    fn pchars(part: &str, extra: &[u8]) -> bool {
-        part.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b) || extra.contains(&b)
-        })
-    }
-    let (rest, fragment) = rest
-        .split_once('#')
-        .map_or((rest, None), |(r, f)| (r, Some(f)));
-    let (path, query) = rest
-        .split_once('?')
-        .map_or((rest, None), |(p, q)| (p, Some(q)));
-    (path.is_empty() || path.starts_with('/'))
-        && pchars(path, b"/")
-        && query.is_none_or(|q| pchars(q, b"/?"))
-        && fragment.is_none_or(|f| pchars(f, b"/?"))
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -226,32 +144,44 @@ pub fn success_url_with_session(url: &str) -> String {
     }
 }
 
-/// The Checkout Session form: subscription mode, one line item per module.
-pub fn checkout_form(
+/// The Checkout Session request: subscription mode, one line item per module, the org in the
+/// session's and the subscription's metadata. `request_key`, once known, names the API request
+/// that made the session (see [`super::CHECKOUT_REQUEST_METADATA_KEY`]).
+pub fn checkout_session_request(
     org: &OrgId,
-    customer: &str,
+    customer: &CustomerId,
     request: &CheckoutRequest,
     price_ids: &[String],
-) -> Form {
-    let mut form = Form::new();
-    form.insert("mode".into(), "subscription".into());
-    form.insert("customer".into(), customer.to_owned());
-    form.insert("client_reference_id".into(), org.to_string());
-    form.insert("metadata[organization_id]".into(), org.to_string());
-    form.insert(
-        "subscription_data[metadata][organization_id]".into(),
-        org.to_string(),
-    );
-    form.insert(
-        "success_url".into(),
-        success_url_with_session(&request.success_url),
-    );
-    form.insert("cancel_url".into(), request.cancel_url.clone());
-    for (i, price) in price_ids.iter().enumerate() {
-        form.insert(format!("line_items[{i}][price]"), price.clone());
-        form.insert(format!("line_items[{i}][quantity]"), "1".into());
+    request_key: Option<&str>,
+) -> CreateCheckoutSession {
+    let org_metadata = || HashMap::from([(ORG_METADATA_KEY.to_owned(), org.to_string())]);
+    let mut metadata = org_metadata();
+    if let Some(key) = request_key {
+        metadata.insert(
+            super::CHECKOUT_REQUEST_METADATA_KEY.to_owned(),
+            key.to_owned(),
+        );
     }
-    form
+    let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+    subscription_data.metadata = Some(org_metadata());
+    let line_items: Vec<CreateCheckoutSessionLineItems> = price_ids
+        .iter()
+        .map(|price| {
+            let mut item = CreateCheckoutSessionLineItems::new();
+            item.price = Some(price.clone());
+            item.quantity = Some(1);
+            item
+        })
+        .collect();
+    CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(customer.as_str())
+        .client_reference_id(org.to_string())
+        .metadata(metadata)
+        .subscription_data(subscription_data)
+        .success_url(success_url_with_session(&request.success_url))
+        .cancel_url(request.cancel_url.as_str())
+        .line_items(line_items)
 }
 
 #[cfg(test)]
@@ -260,33 +190,6 @@ mod tests {
 
     fn origins() -> OriginAllowlist {
         OriginAllowlist::parse("https://app.example.com, http://localhost:5173/")
-    }
-
-    #[test]
-    fn allowlist_refuses_look_alike_hosts() {
-        let o = origins();
-        assert!(o.allows("https://app.example.com/billing?x=1"));
-        assert!(o.allows("https://APP.example.com"));
-        assert!(o.allows("http://localhost:5173/done"));
-        assert!(o.allows("http://localhost:5173?a=1&b=%2F#x/y?z"));
-        assert!(o.allows("https://app.example.com#top"));
-        for bad in [
-            "https://app.example.com.evil.test/",
-            "https://app.example.com@evil.test/",
-            "http://app.example.com/",
-            "https://evil.test/?r=https://app.example.com",
-            "javascript:alert(1)",
-            "https://app.example.com/\\evil",
-            "https://app.example.com/ x",
-            "https://app.example.com/caf\u{e9}",
-            "https://app.example.com/\u{7f}",
-            "https://app.example.com/?^",
-            "https://app.example.com/#a#b",
-            "https://app.example.com/\"",
-            "http://localhost:5174/",
-        ] {
-            assert!(!o.allows(bad), "{bad}");
-        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 /// The billing-services function: the catalog, or the OpenAPI document by path.
 pub fn billing_services(config: &ApiConfig, request: &Request) -> Response<Body> {
     if request.uri().path().ends_with("/openapi.json") {
-        with_cors(request, &config.origins, openapi())
+        with_cors(request, &config.origins, openapi(config))
     } else {
         services(config, request)
     }
@@ -73,9 +73,14 @@ pub fn services(config: &ApiConfig, request: &Request) -> Response<Body> {
 }
 
 /// `GET /api/billing/openapi.json` (public), without CORS headers: a function serves it through
-/// [`billing_services`], which adds them for the request's origin.
-pub fn openapi() -> Response<Body> {
-    raw_json(StatusCode::OK, crate::openapi::DOCUMENT.to_owned())
+/// [`billing_services`], which adds them for the request's origin. Its `FrontendUrl` pattern
+/// is this deployment's (the allowlist's [`url_pattern`](super::OriginAllowlist::url_pattern)),
+/// so the schema admits exactly the redirect URLs the validator accepts.
+pub fn openapi(config: &ApiConfig) -> Response<Body> {
+    raw_json(
+        StatusCode::OK,
+        crate::openapi::with_frontend_url_pattern(&config.origins.url_pattern()),
+    )
 }
 
 pub async fn subscription(

@@ -3,10 +3,13 @@
 //! request.
 
 pub mod checkout;
+mod errors;
 pub mod handlers;
 pub mod leads;
 pub mod params;
 pub mod views;
+
+use std::collections::HashMap;
 
 use lambda_http::http::StatusCode;
 use sha2::{Digest, Sha256};
@@ -17,11 +20,14 @@ use crate::domain::{
     Timestamp,
 };
 use crate::http::ApiError;
+pub use crate::http::OriginAllowlist;
 use crate::routes::Role;
 use crate::store::{BillingStore, StoreError};
-use crate::stripe::{StripeApiError, StripeBillingPortalSession, StripeCheckoutSession};
-use crate::sync::{SyncError, Syncer};
-pub use checkout::OriginAllowlist;
+use crate::stripe::requests::{CreateBillingPortalSession, CreateCustomer};
+use crate::stripe::{
+    StripeApiError, StripeBillingPortalSession, StripeCheckoutSession, canonical_encoding,
+};
+use crate::sync::{ORG_METADATA_KEY, SyncError, Syncer};
 use views::{CheckoutView, InvoicePageView, PaymentMethodsView, SubscriptionOverview, UrlView};
 
 pub const DEFAULT_INVOICE_LIMIT: u16 = 20;
@@ -125,18 +131,17 @@ async fn ensure_customer(syncer: &Syncer, org: &OrgId) -> Result<CustomerId, Api
     if let Some(profile) = syncer.store.billing_profile(org).await? {
         return Ok(profile.customer_id);
     }
-    #[derive(serde::Deserialize)]
-    struct Created {
-        id: String,
-    }
-    let mut form = crate::stripe::Form::new();
-    form.insert("metadata[organization_id]".into(), org.to_string());
-    form.insert("description".into(), format!("CRM organization {org}"));
+    let create = CreateCustomer::new()
+        .metadata(HashMap::from([(
+            ORG_METADATA_KEY.to_owned(),
+            org.to_string(),
+        )]))
+        .description(format!("CRM organization {org}"));
     // Keyed per org and 10-minute window: concurrent first checkouts share one customer, and
     // an org whose customer was deleted gets a new one (a fixed key would replay the old id).
     let key = idempotency_key("customer", org, "", 600);
-    let created: Created = syncer.stripe.post("/customers", &form, Some(&key)).await?;
-    let customer = CustomerId::parse(created.id)
+    let created = syncer.stripe.create_customer(&create, &key).await?;
+    let customer = CustomerId::parse(created)
         .map_err(|_| ApiError::bad_gateway("Stripe returned an invalid customer id."))?;
     let profile = BillingProfile {
         org_id: org.clone(),
@@ -197,7 +202,7 @@ fn already_subscribed(held: &[ServiceModule]) -> ApiError {
 
 /// Metadata key on our Checkout Sessions naming the request that created them, so a retried
 /// or concurrent identical request never expires the session Stripe will hand back to it.
-const CHECKOUT_REQUEST_METADATA_KEY: &str = "pss_checkout_request";
+pub const CHECKOUT_REQUEST_METADATA_KEY: &str = "pss_checkout_request";
 
 /// At most one payable Checkout Session per org: every other open session of the customer is
 /// expired. One that completed meanwhile is synced at once, so the caller's 409 check sees it.
@@ -276,13 +281,12 @@ pub async fn checkout(
         price_ids.push(price.id.clone());
     }
     let customer = ensure_customer(syncer, org).await?;
-    let mut form = checkout::checkout_form(org, customer.as_str(), &request, &price_ids);
-    let payload = serde_json::to_string(&form).unwrap_or_default();
-    let key = idempotency_key("checkout", org, &payload, 600);
-    form.insert(
-        format!("metadata[{CHECKOUT_REQUEST_METADATA_KEY}]"),
-        key.clone(),
-    );
+    // The key covers every parameter of the session (its canonical encoding), so the same
+    // request within the window replays the same session and any other one makes a new one.
+    let unkeyed = checkout::checkout_session_request(org, &customer, &request, &price_ids, None);
+    let key = idempotency_key("checkout", org, &canonical_encoding(&unkeyed), 600);
+    let create =
+        checkout::checkout_session_request(org, &customer, &request, &price_ids, Some(&key));
     // Before: a session left open by an earlier attempt can no longer be paid. If one was
     // paid meanwhile, the modules it bought are refused here rather than sold twice.
     expire_other_sessions(syncer, &customer, &key, None).await?;
@@ -294,10 +298,7 @@ pub async fn checkout(
     if !held.is_empty() {
         return Err(already_subscribed(&held));
     }
-    let mut session: StripeCheckoutSession = syncer
-        .stripe
-        .post("/checkout/sessions", &form, Some(&key))
-        .await?;
+    let mut session: StripeCheckoutSession = syncer.stripe.write(&create, Some(&key)).await?;
     // Stripe answers a reused idempotency key with the first response, whose `status` was
     // `open` then: a session created before this request may have been expired or paid since,
     // so its current state is read. (A new session was created a moment ago.)
@@ -323,10 +324,7 @@ pub async fn checkout(
         // retries of this request still share it).
         Some(status) if status != "open" => {
             let fresh_key = format!("{key}-after-{}", session.id);
-            session = syncer
-                .stripe
-                .post("/checkout/sessions", &form, Some(&fresh_key))
-                .await?;
+            session = syncer.stripe.write(&create, Some(&fresh_key)).await?;
         }
         _ => {}
     }
@@ -359,13 +357,10 @@ pub async fn portal(
             "The organization has no billing account yet: subscribe first.",
         )
     })?;
-    let mut form = crate::stripe::Form::new();
-    form.insert("customer".into(), profile.customer_id.to_string());
-    form.insert("return_url".into(), return_url);
-    let session: StripeBillingPortalSession = syncer
-        .stripe
-        .post("/billing_portal/sessions", &form, None)
-        .await?;
+    let create = CreateBillingPortalSession::new()
+        .customer(profile.customer_id.as_str())
+        .return_url(return_url);
+    let session: StripeBillingPortalSession = syncer.stripe.write(&create, None).await?;
     Ok(UrlView { url: session.url })
 }
 

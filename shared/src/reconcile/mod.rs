@@ -40,7 +40,7 @@ pub const DEFAULT_SHARE_OF_LIMIT: f64 = 0.8;
 /// Items read per scan page (the cursor is saved after each page).
 pub const DEFAULT_PAGE_SIZE: i32 = 100;
 /// Invoices re-read per org: the most recent ones, which are the ones that still change.
-pub const RECENT_INVOICES: &str = "10";
+pub const RECENT_INVOICES: i64 = 10;
 /// Undelivered events are looked for this far back on a first run (Stripe retries 3 days).
 pub const FIRST_EVENT_WINDOW_SECONDS: i64 = 3 * 86_400;
 /// Overlap between two event checks, for events created while the previous check ran.

@@ -10,7 +10,6 @@ use crate::domain::{
 };
 use crate::store::StoreError;
 use crate::store::reconcile::ScannedLink;
-use crate::stripe::{List, StripeInvoice};
 use crate::sync::{SyncError, Synced};
 
 /// The stored state of one org that drift is measured on.
@@ -190,12 +189,9 @@ impl Reconciler {
     ) -> Result<(), SyncError> {
         let syncer = self.syncer();
         let fetched_at = FetchTime::now();
-        let page: List<StripeInvoice> = syncer
+        let page = syncer
             .stripe
-            .get(
-                "/invoices",
-                &[("customer", customer.as_str()), ("limit", RECENT_INVOICES)],
-            )
+            .recent_invoices(customer.as_str(), RECENT_INVOICES)
             .await?;
         for raw in &page.data {
             let invoice = raw.to_domain()?;

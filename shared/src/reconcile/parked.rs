@@ -66,12 +66,7 @@ impl Reconciler {
         item: &UnresolvedEvent,
         report: &mut Report,
     ) -> Result<(), ReconcileError> {
-        let event: StripeEvent = match self
-            .syncer()
-            .stripe
-            .get(&format!("/events/{}", item.event_id), &[])
-            .await
-        {
+        let event: StripeEvent = match self.syncer().stripe.event(item.event_id.as_str()).await {
             Ok(event) => event,
             Err(StripeApiError::NotFound) => {
                 report.parked_unrecoverable += 1;

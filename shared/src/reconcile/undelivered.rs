@@ -7,7 +7,7 @@ use super::{
 };
 use crate::store::Applied;
 use crate::store::reconcile::ReconcileState;
-use crate::stripe::{StripeApiError, StripeEvent};
+use crate::stripe::StripeApiError;
 use crate::webhook::Outcome;
 
 impl Reconciler {
@@ -22,17 +22,8 @@ impl Reconciler {
         let since = state
             .events_checked_until
             .unwrap_or(run_started_at - FIRST_EVENT_WINDOW_SECONDS);
-        let since_text = since.to_string();
         let before = stripe.requests_sent();
-        let listed: Result<Vec<StripeEvent>, _> = stripe
-            .list_all(
-                "/events",
-                &[
-                    ("delivery_success", "false"),
-                    ("created[gte]", since_text.as_str()),
-                ],
-            )
-            .await;
+        let listed = stripe.undelivered_events(since).await;
         pacer.account(stripe.requests_sent() - before).await;
         let events = match listed {
             Ok(events) => events,

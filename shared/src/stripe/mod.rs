@@ -1,22 +1,24 @@
 //! The Stripe API, as this service uses it.
 //!
-//! Requests are built with async-stripe's request layer (form encoding, pinned
-//! `Stripe-Version`, idempotency keys, retry decisions) and sent by [`transport`] over the
-//! hyper + rustls stack the crate already links. Bodies are parsed once, by the tolerant serde
-//! types in [`objects`] instead of async-stripe's generated ones, which only accept the pinned
-//! API version's exact shape and add ~25 MB to a binary.
+//! Every request is one of async-stripe's generated request types ([`requests`]: one per
+//! endpoint, generated from Stripe's OpenAPI description of the pinned version, so a parameter
+//! Stripe does not have does not compile), built into async-stripe's `RequestBuilder` (form
+//! encoding, pinned `Stripe-Version`, idempotency keys, retry decisions) and sent by
+//! [`transport`] over the hyper + rustls stack the crate already links. Bodies are parsed once,
+//! by the tolerant serde types in [`objects`] instead of async-stripe's generated ones, which
+//! only accept the pinned API version's exact shape and add ~25 MB to a binary.
 
 pub mod objects;
+pub mod requests;
 mod transport;
 
 use std::time::Duration;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 // The request-strategy types as async-stripe exports them; the builder and the client trait
 // come from its client-core crate, which it does not re-export.
 use stripe::{IdempotencyKey, RequestStrategy};
-use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_client_core::{RequestBuilder, StripeRequest};
 
 use crate::config::{self, ConfigError, Secret, Secrets};
 pub use objects::*;
@@ -164,7 +166,7 @@ impl StripeApi {
             id: String,
         }
         let account: Account = self
-            .send_unpinned(RequestBuilder::new(StripeMethod::Get, "/account"), None)
+            .send_unpinned(requests::RetrieveForMyAccountAccount::new().build(), None)
             .await?;
         Ok(account.id)
     }
@@ -238,30 +240,26 @@ impl StripeApi {
         serde_json::from_slice(&body).map_err(|e| StripeApiError::Malformed(e.to_string()))
     }
 
-    pub async fn get<T: DeserializeOwned>(
+    /// Sends async-stripe's typed request for a read (retried as the default strategy allows)
+    /// and parses the answer into `T`, one of this service's tolerant types.
+    pub async fn read<T: DeserializeOwned>(
         &self,
-        path: &str,
-        query: &[(&str, &str)],
+        request: &impl StripeRequest,
     ) -> Result<T, StripeApiError> {
-        let mut request = RequestBuilder::new(StripeMethod::Get, path);
-        if !query.is_empty() {
-            // serde_qs (async-stripe's encoder) takes maps and structs, not lists of pairs.
-            let map: std::collections::BTreeMap<&str, &str> = query.iter().copied().collect();
-            request = request.query(&map);
-        }
-        self.send(request, None).await
+        self.send(request.build(), None).await
     }
 
-    /// A POST. `idempotency_key` makes a retried create return the first result instead of
-    /// creating a second object. While a request with the same key is still in flight Stripe
-    /// answers 409 `idempotency_key_in_use`: wait briefly and send it again (Stripe then
-    /// replays the first request's result), so two concurrent identical requests both succeed.
-    pub async fn post<T: DeserializeOwned, F: Serialize>(
+    /// Sends async-stripe's typed request for a write. `idempotency_key` makes a retried create
+    /// return the first result instead of creating a second object. While a request with the
+    /// same key is still in flight Stripe answers 409 `idempotency_key_in_use`: wait briefly
+    /// and send it again (Stripe then replays the first request's result), so two concurrent
+    /// identical requests both succeed.
+    pub async fn write<T: DeserializeOwned>(
         &self,
-        path: &str,
-        form: &F,
+        request: &impl StripeRequest,
         idempotency_key: Option<&str>,
     ) -> Result<T, StripeApiError> {
+        let request = request.build();
         let strategy = match idempotency_key {
             Some(key) => {
                 let key = IdempotencyKey::new(key)
@@ -273,8 +271,7 @@ impl StripeApi {
         let mut delay = Duration::from_millis(100);
         let mut waited = Duration::ZERO;
         loop {
-            let request = RequestBuilder::new(StripeMethod::Post, path).form(form);
-            match self.send(request, Some(strategy.clone())).await {
+            match self.send(copy_of(&request), Some(strategy.clone())).await {
                 Err(e) if e.is_idempotency_key_in_use() && waited < IDEMPOTENCY_WAIT => {
                     tokio::time::sleep(delay).await;
                     waited += delay;
@@ -290,22 +287,21 @@ impl StripeApi {
         }
     }
 
-    /// Every object of a list endpoint, following `has_more` / `starting_after`. Refuses to
-    /// return a silently shortened list: past `MAX_LIST_PAGES` it fails.
-    pub async fn list_all<T: DeserializeOwned + HasId>(
+    /// Every object of a list endpoint, following `has_more` / `starting_after`: `page` builds
+    /// the typed list request for the page after an object id (`None` for the first). Refuses
+    /// to return a silently shortened list: past `MAX_LIST_PAGES` it fails.
+    async fn list_all<T, R>(
         &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<Vec<T>, StripeApiError> {
+        page: impl Fn(Option<&str>) -> R,
+    ) -> Result<Vec<T>, StripeApiError>
+    where
+        T: DeserializeOwned + HasId,
+        R: StripeRequest,
+    {
         let mut all: Vec<T> = Vec::new();
         for _ in 0..MAX_LIST_PAGES {
-            let mut page_query: Vec<(&str, &str)> = query.to_vec();
-            page_query.push(("limit", "100"));
             let after = all.last().map(|o| o.object_id().to_owned());
-            if let Some(after) = after.as_deref() {
-                page_query.push(("starting_after", after));
-            }
-            let page: List<T> = self.get(path, &page_query).await?;
+            let page: List<T> = self.read(&page(after.as_deref())).await?;
             let more = page.has_more && !page.data.is_empty();
             all.extend(page.data);
             if !more {
@@ -313,12 +309,13 @@ impl StripeApi {
             }
         }
         Err(StripeApiError::Malformed(format!(
-            "{path}: more than {MAX_LIST_PAGES} pages"
+            "{}: more than {MAX_LIST_PAGES} pages",
+            page(None).build().path
         )))
     }
 
     pub async fn subscription(&self, id: &str) -> Result<StripeSubscription, StripeApiError> {
-        self.get(&format!("/subscriptions/{id}"), &[]).await
+        self.read(&requests::RetrieveSubscription::new(id)).await
     }
 
     /// Every subscription of a customer, in any status (for the eager sync).
@@ -326,19 +323,49 @@ impl StripeApi {
         &self,
         customer: &str,
     ) -> Result<Vec<StripeSubscription>, StripeApiError> {
-        self.list_all(
-            "/subscriptions",
-            &[("customer", customer), ("status", "all")],
-        )
+        self.list_all(|after| {
+            let list = requests::ListSubscription::new()
+                .customer(customer)
+                .status(requests::ListSubscriptionStatus::All)
+                .limit(PAGE_SIZE);
+            match after {
+                Some(id) => list.starting_after(id),
+                None => list,
+            }
+        })
         .await
     }
 
     pub async fn invoice(&self, id: &str) -> Result<StripeInvoice, StripeApiError> {
-        self.get(&format!("/invoices/{id}"), &[]).await
+        self.read(&requests::RetrieveInvoice::new(id)).await
+    }
+
+    /// The customer's `limit` most recent invoices (one page, newest first).
+    pub async fn recent_invoices(
+        &self,
+        customer: &str,
+        limit: i64,
+    ) -> Result<List<StripeInvoice>, StripeApiError> {
+        let list = requests::ListInvoice::new().customer(customer).limit(limit);
+        self.read(&list).await
     }
 
     pub async fn customer(&self, id: &str) -> Result<StripeCustomer, StripeApiError> {
-        self.get(&format!("/customers/{id}"), &[]).await
+        self.read(&requests::RetrieveCustomer::new(id)).await
+    }
+
+    /// Creates a customer (see [`requests::CreateCustomer`]) and returns its id.
+    pub async fn create_customer(
+        &self,
+        request: &requests::CreateCustomer,
+        idempotency_key: &str,
+    ) -> Result<String, StripeApiError> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            id: String,
+        }
+        let created: Created = self.write(request, Some(idempotency_key)).await?;
+        Ok(created.id)
     }
 
     /// Every payment method of a customer, of every type (card, sepa_debit, us_bank_account,
@@ -347,15 +374,21 @@ impl StripeApi {
         &self,
         customer: &str,
     ) -> Result<Vec<StripePaymentMethod>, StripeApiError> {
-        self.list_all(&format!("/customers/{customer}/payment_methods"), &[])
-            .await
+        self.list_all(|after| {
+            let list = requests::ListPaymentMethodsCustomer::new(customer).limit(PAGE_SIZE);
+            match after {
+                Some(id) => list.starting_after(id),
+                None => list,
+            }
+        })
+        .await
     }
 
     pub async fn checkout_session(
         &self,
         id: &str,
     ) -> Result<StripeCheckoutSession, StripeApiError> {
-        self.get(&format!("/checkout/sessions/{id}"), &[]).await
+        self.read(&requests::RetrieveCheckoutSession::new(id)).await
     }
 
     /// The customer's Checkout Sessions that can still be paid.
@@ -363,23 +396,24 @@ impl StripeApi {
         &self,
         customer: &str,
     ) -> Result<Vec<StripeCheckoutSession>, StripeApiError> {
-        self.list_all(
-            "/checkout/sessions",
-            &[("customer", customer), ("status", "open")],
-        )
+        self.list_all(|after| {
+            let list = requests::ListCheckoutSession::new()
+                .customer(customer)
+                .status(requests::CheckoutSessionStatus::Open)
+                .limit(PAGE_SIZE);
+            match after {
+                Some(id) => list.starting_after(id),
+                None => list,
+            }
+        })
         .await
     }
 
     /// Expires an open Checkout Session so it can no longer be paid. A session that was
     /// completed or expired meanwhile is reported as `Ok(false)`.
     pub async fn expire_checkout_session(&self, id: &str) -> Result<bool, StripeApiError> {
-        let empty = Form::new();
         match self
-            .post::<StripeCheckoutSession, _>(
-                &format!("/checkout/sessions/{id}/expire"),
-                &empty,
-                None,
-            )
+            .write::<StripeCheckoutSession>(&requests::ExpireCheckoutSession::new(id), None)
             .await
         {
             Ok(_) => Ok(true),
@@ -393,34 +427,70 @@ impl StripeApi {
         &self,
         keys: &[&str],
     ) -> Result<Vec<StripePrice>, StripeApiError> {
-        let mut query: Form = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (format!("lookup_keys[{i}]"), (*k).to_owned()))
-            .collect();
-        query.insert("active".into(), "true".into());
-        query.insert("limit".into(), "100".into());
-        let request = RequestBuilder::new(StripeMethod::Get, "/prices").query(&query);
-        let list: List<StripePrice> = self.send(request, None).await?;
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        let list = requests::ListPrice::new()
+            .lookup_keys(keys)
+            .active(true)
+            .limit(PAGE_SIZE);
+        let list: List<StripePrice> = self.read(&list).await?;
         Ok(list.data)
     }
 
     pub async fn product(&self, id: &str) -> Result<Option<StripeProduct>, StripeApiError> {
-        match self.get(&format!("/products/{id}"), &[]).await {
+        match self.read(&requests::RetrieveProduct::new(id)).await {
             Ok(p) => Ok(Some(p)),
             Err(StripeApiError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }
+
+    pub async fn event(&self, id: &str) -> Result<StripeEvent, StripeApiError> {
+        self.read(&requests::RetrieveEvent::new(id)).await
+    }
+
+    /// Every event created at or after `since` (unix seconds) that Stripe has not yet
+    /// delivered to every endpoint, newest first.
+    pub async fn undelivered_events(&self, since: i64) -> Result<Vec<StripeEvent>, StripeApiError> {
+        self.list_all(|after| {
+            let list = requests::ListEvent::new()
+                .delivery_success(false)
+                .created(requests::RangeQueryTs::gte(since))
+                .limit(PAGE_SIZE);
+            match after {
+                Some(id) => list.starting_after(id),
+                None => list,
+            }
+        })
+        .await
+    }
+}
+
+/// A typed request's parameters as one string, the same for the same parameters: its form (or
+/// query) encoding with the pairs sorted, since maps such as `metadata` encode in any order.
+pub fn canonical_encoding(request: &impl StripeRequest) -> String {
+    let built = request.build();
+    let encoded = built.body.or(built.query).unwrap_or_default();
+    let mut pairs: Vec<&str> = encoded.split('&').filter(|p| !p.is_empty()).collect();
+    pairs.sort_unstable();
+    pairs.join("&")
+}
+
+/// async-stripe's `RequestBuilder` is not `Clone`; a POST waiting out its key sends it again.
+fn copy_of(request: &RequestBuilder) -> RequestBuilder {
+    RequestBuilder {
+        query: request.query.clone(),
+        body: request.body.clone(),
+        path: request.path.clone(),
+        method: request.method,
+    }
 }
 
 /// How long a POST waits for a concurrent request holding its idempotency key.
 const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(5);
+/// Stripe's largest page: fewest requests per list.
+const PAGE_SIZE: i64 = 100;
 /// 100 objects a page: 5,000 subscriptions or payment methods for one customer at most.
 const MAX_LIST_PAGES: usize = 50;
-
-/// Form parameters in Stripe's bracket notation (`line_items[0][price]`), in a stable order.
-pub type Form = std::collections::BTreeMap<String, String>;
 
 #[cfg(test)]
 mod tests {

@@ -156,7 +156,8 @@ impl StripeTransport {
         strategy: &RequestStrategy,
     ) -> Result<Request<Full<Bytes>>, StripeApiError> {
         let mut uri = format!("{}/v1{}", self.api_base, request.path);
-        if let Some(query) = &request.query {
+        // A typed request without parameters encodes an empty query: no `?` then.
+        if let Some(query) = request.query.as_deref().filter(|q| !q.is_empty()) {
             uri.push('?');
             uri.push_str(query);
         }

@@ -1,0 +1,26 @@
+//! async-stripe's generated request types for the endpoints this service calls, in one place.
+//! Each one knows its endpoint's parameters, their types and enum values for the pinned API
+//! version; [`super::StripeApi::read`] and [`super::StripeApi::write`] send them. Only the
+//! request side of these crates is used: answers are parsed by [`super::objects`].
+//!
+//! Gaps in async-stripe 1.0.0-rc.10 for what this service sends: none. A request it cannot
+//! express would be built by hand in `super` with a comment naming the gap.
+
+pub use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+pub use stripe_billing::invoice::{ListInvoice, RetrieveInvoice};
+pub use stripe_billing::subscription::{
+    ListSubscription, ListSubscriptionStatus, RetrieveSubscription,
+};
+pub use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+    ExpireCheckoutSession, ListCheckoutSession, RetrieveCheckoutSession,
+};
+pub use stripe_connect::account::RetrieveForMyAccountAccount;
+pub use stripe_core::customer::{CreateCustomer, ListPaymentMethodsCustomer, RetrieveCustomer};
+pub use stripe_core::event::{ListEvent, RetrieveEvent};
+pub use stripe_product::price::{
+    CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
+};
+pub use stripe_product::product::{CreateProduct, RetrieveProduct, UpdateProduct};
+pub use stripe_shared::{CheckoutSessionMode, CheckoutSessionStatus};
+pub use stripe_types::{Currency, RangeQueryTs};
