@@ -169,8 +169,9 @@ API_EVENTS = {
         ("200-payment-methods", rest_event("GET", "/api/billing/payment-methods")),
     ],
     "billing-checkout": [
+        # The sample org already pays for LeadGeneration in the sample Stripe objects.
         ("200-checkout", rest_event("POST", "/api/billing/checkout", {
-            "services": ["LeadGeneration", "EmailAutomation"], "interval": "month",
+            "services": ["EmailAutomation", "SocialInbox"], "interval": "month",
             "successUrl": "https://app.example.test/billing/success", "cancelUrl": "https://app.example.test/billing"})),
         ("403-member", rest_event("POST", "/api/billing/checkout", {
             "services": ["LeadGeneration"], "interval": "month",

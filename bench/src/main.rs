@@ -143,6 +143,8 @@ fn function_env(name: &str, world: &World) -> Vec<(String, String)> {
     let stripe = |add: &mut dyn FnMut(&str, &str)| {
         add("STRIPE_SECRET_KEY", setup::STRIPE_KEY);
         add("STRIPE_API_BASE", &world.stripe.url);
+        // The fixture Stripe's account, as the template pins every Stripe caller's key.
+        add("STRIPE_ACCOUNT_ID", "acct_local_pss");
     };
     match name {
         "stripe-webhook" => {

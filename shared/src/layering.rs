@@ -29,11 +29,6 @@ const LAYERS: &[&[&str]] = &[
 const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[
     (
         "metrics",
-        "reconcile",
-        "metrics formats reconcile's Report while reconcile reports through metrics",
-    ),
-    (
-        "metrics",
         "stripe",
         "metrics counts StripeApiError kinds while the Stripe client reports to metrics",
     ),

@@ -8,7 +8,6 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::reconcile::Report;
 use crate::stripe::StripeApiError;
 
 /// The CloudWatch namespace of every metric of this service.
@@ -26,6 +25,11 @@ pub const RECONCILE_DRIFT_REPAIRED: &str = "ReconcileDriftRepaired";
 pub const RECONCILE_ORG_ERRORS: &str = "ReconcileOrgErrors";
 pub const RECONCILE_PARKED_BACKLOG: &str = "ReconcileParkedBacklog";
 pub const RECONCILE_ORGS_CHECKED: &str = "ReconcileOrgsChecked";
+/// A Stripe-calling function refused its key: it belongs to another Stripe account.
+pub const STRIPE_ACCOUNT_MISMATCH: &str = "StripeAccountMismatch";
+/// Stripe answered 404 for an object with nothing else confirming its deletion (no deletion
+/// event, no `deleted: true`): almost only a key of another account, so nothing was ended.
+pub const STRIPE_NOT_FOUND_UNCONFIRMED: &str = "StripeNotFoundUnconfirmed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -164,6 +168,7 @@ pub fn stripe_status(err: &StripeApiError) -> String {
             .filter(|s| s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
             .map_or_else(|| "network".to_owned(), str::to_owned),
         StripeApiError::Malformed(_) => "malformed".to_owned(),
+        StripeApiError::WrongAccount => "wrong_account".to_owned(),
     }
 }
 
@@ -181,6 +186,34 @@ pub fn stripe_error_line(err: &StripeApiError, timestamp_ms: i64) -> String {
 
 pub fn stripe_error(err: &StripeApiError) {
     emit(&stripe_error_line(err, now_ms()));
+}
+
+/// A metric without dimensions, counted once.
+pub fn count_line(metric: &str, timestamp_ms: i64) -> String {
+    line(
+        &[Directive {
+            dimension_sets: &[&[]],
+            metrics: &[(metric, 1.0, Unit::Count)],
+        }],
+        &[],
+        timestamp_ms,
+    )
+}
+
+/// A request refused because the key belongs to another Stripe account.
+pub fn stripe_account_mismatch() {
+    emit(&count_line(STRIPE_ACCOUNT_MISMATCH, now_ms()));
+}
+
+/// A 404 nothing else confirmed (the sync was not applied and will be retried).
+pub fn stripe_not_found_unconfirmed() {
+    emit(&count_line(STRIPE_NOT_FOUND_UNCONFIRMED, now_ms()));
+}
+
+/// A subscription stored with an item whose price maps to no module (it grants nothing for
+/// that item): counted as a parked event, so the parked-events alarm asks for a catalog fix.
+pub fn unmapped_price() {
+    emit(&count_line(PARKED_EVENTS, now_ms()));
 }
 
 /// One authorizer answer: `allow`, `deny`, `unauthorized` (401) or `error` (fails closed).
@@ -219,63 +252,8 @@ pub fn authorizer_cache(hit: bool) {
     emit(&authorizer_cache_line(hit, now_ms()));
 }
 
-/// A reconciliation run: totals (no dimension), then one line per drift kind found.
-pub fn reconcile_lines(report: &Report, timestamp_ms: i64) -> Vec<String> {
-    let totals = line(
-        &[Directive {
-            dimension_sets: &[&[]],
-            metrics: &[
-                (
-                    RECONCILE_DRIFT_FOUND,
-                    report.drift_found() as f64,
-                    Unit::Count,
-                ),
-                (
-                    RECONCILE_DRIFT_REPAIRED,
-                    report.drift_repaired() as f64,
-                    Unit::Count,
-                ),
-                (RECONCILE_ORG_ERRORS, report.org_errors as f64, Unit::Count),
-                (
-                    RECONCILE_PARKED_BACKLOG,
-                    report.still_parked as f64,
-                    Unit::Count,
-                ),
-                (
-                    RECONCILE_ORGS_CHECKED,
-                    report.orgs_checked as f64,
-                    Unit::Count,
-                ),
-            ],
-        }],
-        &[],
-        timestamp_ms,
-    );
-    let mut lines = vec![totals];
-    for (kind, count) in &report.drift {
-        lines.push(line(
-            &[Directive {
-                dimension_sets: &[&["Kind"]],
-                metrics: &[
-                    (RECONCILE_DRIFT_FOUND, count.found as f64, Unit::Count),
-                    (RECONCILE_DRIFT_REPAIRED, count.repaired as f64, Unit::Count),
-                ],
-            }],
-            &[("Kind", kind.as_str())],
-            timestamp_ms,
-        ));
-    }
-    lines
-}
-
-pub fn reconcile(report: &Report) {
-    for l in reconcile_lines(report, now_ms()) {
-        emit(&l);
-    }
-}
-
 /// Every metric this service emits, for the template test (an alarm or a dashboard for each).
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 14] = [
     WEBHOOK_EVENTS,
     WEBHOOK_DURATION,
     PARKED_EVENTS,
@@ -288,12 +266,13 @@ pub const ALL: [&str; 12] = [
     RECONCILE_ORG_ERRORS,
     RECONCILE_PARKED_BACKLOG,
     RECONCILE_ORGS_CHECKED,
+    STRIPE_ACCOUNT_MISMATCH,
+    STRIPE_NOT_FOUND_UNCONFIRMED,
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::{DriftCount, DriftKind};
 
     /// Reads a line as CloudWatch does: every directive's metrics, each with the dimension sets
     /// and the values named by them. Returns (metric, unit, value, dimension sets with values).
@@ -441,61 +420,5 @@ mod tests {
             miss.iter().map(|m| (m.0.as_str(), m.2)).collect::<Vec<_>>(),
             [("AuthorizerCacheHits", 0.0), ("AuthorizerCacheMisses", 1.0)]
         );
-    }
-
-    #[test]
-    fn reconcile_lines_give_totals_and_one_line_per_kind() {
-        let mut report = Report {
-            orgs_checked: 7,
-            org_errors: 1,
-            still_parked: 2,
-            ..Report::default()
-        };
-        report.drift.insert(
-            DriftKind::StaleSubscription,
-            DriftCount {
-                found: 3,
-                repaired: 3,
-            },
-        );
-        report.drift.insert(
-            DriftKind::WrongEntitlements,
-            DriftCount {
-                found: 1,
-                repaired: 0,
-            },
-        );
-        let lines = reconcile_lines(&report, 1);
-        assert_eq!(lines.len(), 3);
-        let totals: Vec<(String, f64)> = extract(&lines[0])
-            .into_iter()
-            .map(|m| {
-                assert_eq!(m.3, vec![Vec::<(String, String)>::new()]);
-                (m.0, m.2)
-            })
-            .collect();
-        assert_eq!(
-            totals,
-            [
-                ("ReconcileDriftFound".to_owned(), 4.0),
-                ("ReconcileDriftRepaired".to_owned(), 3.0),
-                ("ReconcileOrgErrors".to_owned(), 1.0),
-                ("ReconcileParkedBacklog".to_owned(), 2.0),
-                ("ReconcileOrgsChecked".to_owned(), 7.0),
-            ]
-        );
-        let stale = extract(&lines[1]);
-        assert_eq!(
-            stale[0],
-            (
-                "ReconcileDriftFound".into(),
-                "Count".into(),
-                3.0,
-                dims(&[&[("Kind", "stale_subscription")]])
-            )
-        );
-        let wrong = extract(&lines[2]);
-        assert_eq!(wrong[1].2, 0.0, "repaired");
-        assert_eq!(wrong[1].3, dims(&[&[("Kind", "wrong_entitlements")]]));
     }
 }

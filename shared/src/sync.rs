@@ -2,14 +2,21 @@
 //! trigger to re-read the current object from Stripe and store that. Events can then arrive in
 //! any order, twice, or concurrently with an eager sync: the newest read always wins.
 //!
-//! What a missing object (`404 resource_missing` on the re-fetch) means, per object:
-//! * subscription: it no longer exists, so it grants nothing. A stored copy is ended
-//!   (`canceled`), the org's access recomputed; final.
-//! * customer (or a customer Stripe reports `deleted`): the org's billing profile is removed so
-//!   it can check out again, the customer link is kept but marked deleted (late events of its
-//!   subscriptions still find the org), its payment methods are dropped; final.
-//! * invoice: only drafts can be deleted; nothing to store; final.
-//! * Checkout Session: not of this account; nothing is linked; parked for reconciliation.
+//! What a missing object (`404 resource_missing` on the re-fetch) means. Stripe keeps canceled
+//! subscriptions retrievable and answers a deleted customer with `deleted: true`, so in live
+//! mode a 404 comes almost only from a key of another account (which the account pin refuses
+//! first, see [`StripeApi::verify_account`]). A 404 alone therefore ends nothing: it is
+//! counted (`StripeNotFoundUnconfirmed`) and retried. It is final only where something else
+//! backs it ([`Deletion::Confirmed`]):
+//! * subscription, on `customer.subscription.deleted` or for a deleted customer: a stored copy
+//!   is ended (`canceled`, marked [`crate::domain::Subscription::ended_unseen`], so a later
+//!   live read replaces it), the org's access recomputed.
+//! * customer: Stripe says `deleted: true`, or the event is `customer.deleted`: the org's
+//!   billing profile is removed so it can check out again, the customer link is kept but
+//!   marked deleted (late events of its subscriptions still find the org), its payment methods
+//!   are dropped.
+//! * invoice, Checkout Session: never confirmed; a session that cannot be read is parked for
+//!   reconciliation, an invoice retried.
 
 use crate::config::{ConfigError, Secrets};
 use crate::domain::{
@@ -38,13 +45,10 @@ pub enum SyncError {
     /// The Checkout Session was not created by this service for the org it names.
     #[error("checkout session cannot be attributed: {0}")]
     Unattributable(String),
-    /// A subscription item's price maps to no module (no lookup key, no `service_module`
-    /// metadata on the price or its product): granting or denying would be a guess.
-    #[error("subscription {subscription} has a price that maps to no module: {price}")]
-    UnmappedPrice {
-        subscription: SubscriptionId,
-        price: String,
-    },
+    /// Stripe answered 404 for an object nothing else says was deleted: with the right key that
+    /// does not happen, so the sync is retried and nothing is ended.
+    #[error("Stripe has no {0} for this key, and nothing confirms a deletion")]
+    NotFoundUnconfirmed(&'static str),
     /// Stripe reports a subscription status this code does not know.
     #[error("unknown subscription status {0:?}")]
     UnknownStatus(String),
@@ -66,13 +70,13 @@ impl SyncError {
         match self {
             SyncError::UnknownCustomer(_)
             | SyncError::Unattributable(_)
-            | SyncError::UnmappedPrice { .. }
             | SyncError::UnknownStatus(_) => Disposition::Park,
             // A rejected key, a malformed answer, an unreadable stored item, an outage: all of
             // them heal (a key is fixed, a deploy reads the new shape), so none is final.
-            SyncError::Stripe(_) | SyncError::Store(_) | SyncError::Convert(_) => {
-                Disposition::Retry
-            }
+            SyncError::Stripe(_)
+            | SyncError::Store(_)
+            | SyncError::Convert(_)
+            | SyncError::NotFoundUnconfirmed(_) => Disposition::Retry,
         }
     }
 
@@ -89,6 +93,37 @@ impl SyncError {
 pub struct Synced {
     pub org: Option<OrgId>,
     pub applied: Applied,
+    /// Prices of the stored subscription that map to no module (they grant nothing).
+    pub unmapped_prices: Vec<String>,
+}
+
+impl Synced {
+    fn new(org: Option<OrgId>, applied: Applied) -> Self {
+        Self {
+            org,
+            applied,
+            unmapped_prices: Vec::new(),
+        }
+    }
+}
+
+/// What, besides a 404, says that an object was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Nothing: a 404 may come from a key of another account. Retry, end nothing.
+    Unconfirmed,
+    /// A deletion event (`customer.subscription.deleted`, `customer.deleted`) or a customer
+    /// Stripe reports `deleted`.
+    Confirmed,
+}
+
+fn not_found_unconfirmed(object: &'static str) -> SyncError {
+    tracing::warn!(
+        object,
+        "Stripe answered 404 and nothing confirms a deletion: retrying"
+    );
+    crate::metrics::stripe_not_found_unconfirmed();
+    SyncError::NotFoundUnconfirmed(object)
 }
 
 /// What a Checkout Session claims, from the fields only this service sets.
@@ -173,47 +208,82 @@ impl Syncer {
     }
 
     /// As [`Self::sync_subscription`]; `customer` (from the event) finds the stored copy when
-    /// Stripe no longer has the subscription.
+    /// Stripe no longer has the subscription. A 404 is not taken as a deletion.
     pub async fn sync_subscription_of(
         &self,
         id: &SubscriptionId,
         customer: Option<&CustomerId>,
         marker: Option<&EventMarker>,
     ) -> Result<Synced, SyncError> {
+        self.sync_subscription_as(id, customer, marker, Deletion::Unconfirmed)
+            .await
+    }
+
+    /// As [`Self::sync_subscription_of`]; `deletion` says whether a 404 ends the stored copy.
+    pub async fn sync_subscription_as(
+        &self,
+        id: &SubscriptionId,
+        customer: Option<&CustomerId>,
+        marker: Option<&EventMarker>,
+        deletion: Deletion,
+    ) -> Result<Synced, SyncError> {
         let fetched_at = FetchTime::now();
         let raw = match self.stripe.subscription(id.as_str()).await {
             Ok(raw) => raw,
-            Err(StripeApiError::NotFound) => {
+            Err(StripeApiError::NotFound) if deletion == Deletion::Confirmed => {
                 return self
                     .subscription_gone(id, customer, fetched_at, marker)
                     .await;
             }
+            Err(StripeApiError::NotFound) => return Err(not_found_unconfirmed("subscription")),
             Err(e) => return Err(e.into()),
         };
+        self.store_read(raw, fetched_at, marker).await
+    }
+
+    /// Stores a subscription as read from Stripe at `fetched_at` (a retrieve, or one object of
+    /// a list: the same guards apply either way).
+    pub async fn store_read(
+        &self,
+        raw: crate::stripe::StripeSubscription,
+        fetched_at: FetchTime,
+        marker: Option<&EventMarker>,
+    ) -> Result<Synced, SyncError> {
         if SubscriptionStatus::parse(&raw.status).is_none() {
             return Err(SyncError::UnknownStatus(raw.status));
         }
         let mut subscription = raw.to_domain(&self.catalog)?;
-        self.resolve_modules_by_product(&mut subscription).await?;
+        let unmapped_prices = self.resolve_modules_by_product(&mut subscription).await?;
         let org = self.org_of(&subscription.customer_id).await?;
         let applied = self
             .store
             .apply_subscription(&org, &subscription, fetched_at, marker, self.policy)
             .await?;
+        if !unmapped_prices.is_empty() && !subscription.status.is_terminal() {
+            // Stored as Stripe has it (those items grant nothing), so later status changes
+            // still reach the table; the alarm asks for the catalog to be fixed.
+            tracing::warn!(
+                subscription = %subscription.id,
+                prices = ?unmapped_prices,
+                "subscription items whose price maps to no module: they grant nothing"
+            );
+            crate::metrics::unmapped_price();
+        }
         Ok(Synced {
             org: Some(org),
             applied,
+            unmapped_prices,
         })
     }
 
     /// Items whose price has neither a catalog lookup key nor `service_module` metadata are
-    /// mapped by their product's `service_module` metadata (catalog-sync writes it). An item
-    /// that still maps to nothing stops the sync of a live subscription: it is parked, never
-    /// silently granting or denying.
+    /// mapped by their product's `service_module` metadata (catalog-sync writes it). Returns
+    /// the prices that still map to nothing: such an item grants nothing, never a guess.
     async fn resolve_modules_by_product(
         &self,
         subscription: &mut crate::domain::Subscription,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<String>, SyncError> {
+        let mut unmapped = Vec::new();
         for item in subscription.items.iter_mut().filter(|i| i.module.is_none()) {
             if let Some(product) = &item.product_id {
                 item.module = self
@@ -222,14 +292,11 @@ impl Syncer {
                     .await?
                     .and_then(|p| p.metadata?.get(MODULE_METADATA_KEY)?.parse().ok());
             }
-            if item.module.is_none() && !subscription.status.is_terminal() {
-                return Err(SyncError::UnmappedPrice {
-                    subscription: subscription.id.clone(),
-                    price: item.price_id.clone(),
-                });
+            if item.module.is_none() {
+                unmapped.push(item.price_id.clone());
             }
         }
-        Ok(())
+        Ok(unmapped)
     }
 
     /// Stripe has no such subscription: a stored copy is ended, so it grants nothing.
@@ -256,21 +323,20 @@ impl Syncer {
         };
         let (Some(org), Some(stored)) = (org, stored) else {
             let applied = self.store.finish_stale(marker).await?;
-            return Ok(Synced { org: None, applied });
+            return Ok(Synced::new(None, applied));
         };
         let mut ended = stored.subscription;
         if !ended.status.is_terminal() {
             ended.status = SubscriptionStatus::Canceled;
             ended.ended_at = Some(fetched_at.as_timestamp());
+            // Not Stripe's word: a later read of the live object replaces it.
+            ended.ended_unseen = true;
         }
         let applied = self
             .store
             .apply_subscription(&org, &ended, fetched_at, marker, self.policy)
             .await?;
-        Ok(Synced {
-            org: Some(org),
-            applied,
-        })
+        Ok(Synced::new(Some(org), applied))
     }
 
     /// Re-reads an invoice and its subscription (payment success or failure moves the
@@ -283,11 +349,8 @@ impl Syncer {
         let fetched_at = FetchTime::now();
         let raw = match self.stripe.invoice(id.as_str()).await {
             Ok(raw) => raw,
-            // Only drafts can be deleted, and a deleted one has nothing left to show.
-            Err(StripeApiError::NotFound) => {
-                let applied = self.store.finish_stale(marker).await?;
-                return Ok(Synced { org: None, applied });
-            }
+            // Only drafts can be deleted, and no handled event is about a deletion.
+            Err(StripeApiError::NotFound) => return Err(not_found_unconfirmed("invoice")),
             Err(e) => return Err(e.into()),
         };
         let invoice = raw.to_domain()?;
@@ -301,26 +364,37 @@ impl Syncer {
             .store
             .apply_invoice(&org, &invoice, fetched_at, marker)
             .await?;
-        Ok(Synced {
-            org: Some(org),
-            applied,
-        })
+        Ok(Synced::new(Some(org), applied))
     }
 
     /// Re-reads a customer's default payment method and payment methods of every type; a
-    /// customer Stripe deleted unlinks the org from it.
+    /// customer Stripe reports deleted unlinks the org from it.
     pub async fn sync_customer(
         &self,
         id: &CustomerId,
         marker: Option<&EventMarker>,
     ) -> Result<Synced, SyncError> {
+        self.sync_customer_as(id, marker, Deletion::Unconfirmed)
+            .await
+    }
+
+    /// As [`Self::sync_customer`]; `deletion` (a `customer.deleted` event) says whether a 404
+    /// unlinks the org.
+    pub async fn sync_customer_as(
+        &self,
+        id: &CustomerId,
+        marker: Option<&EventMarker>,
+        deletion: Deletion,
+    ) -> Result<Synced, SyncError> {
         let org = self.org_of(id).await?;
         let fetched_at = FetchTime::now();
         let customer = match self.stripe.customer(id.as_str()).await {
             Ok(c) if c.deleted != Some(true) => c,
-            Ok(_) | Err(StripeApiError::NotFound) => {
+            Ok(_) => return self.customer_deleted(&org, id, marker).await,
+            Err(StripeApiError::NotFound) if deletion == Deletion::Confirmed => {
                 return self.customer_deleted(&org, id, marker).await;
             }
+            Err(StripeApiError::NotFound) => return Err(not_found_unconfirmed("customer")),
             Err(e) => return Err(e.into()),
         };
         let methods = self.stripe.payment_methods(id.as_str()).await?;
@@ -345,10 +419,7 @@ impl Syncer {
             .store
             .apply_customer(&org, &snapshot, fetched_at, marker)
             .await?;
-        Ok(Synced {
-            org: Some(org),
-            applied,
-        })
+        Ok(Synced::new(Some(org), applied))
     }
 
     /// The customer was deleted in Stripe, which cancels its subscriptions: re-read those
@@ -364,7 +435,8 @@ impl Syncer {
         for stored in self.store.subscriptions(org).await? {
             let sub = &stored.subscription;
             if &sub.customer_id == customer && !sub.status.is_terminal() {
-                self.sync_subscription_of(&sub.id, Some(customer), None)
+                // The customer's deletion backs a 404 of its subscription.
+                self.sync_subscription_as(&sub.id, Some(customer), None, Deletion::Confirmed)
                     .await?;
             }
         }
@@ -372,10 +444,7 @@ impl Syncer {
             .store
             .unlink_deleted_customer(org, customer, marker)
             .await?;
-        Ok(Synced {
-            org: Some(org.clone()),
-            applied,
-        })
+        Ok(Synced::new(Some(org.clone()), applied))
     }
 
     /// The org a Checkout Session belongs to, by what this service wrote, never by
@@ -462,10 +531,7 @@ impl Syncer {
                     Some(m) => self.store.record_event(m).await?,
                     None => Applied::Stale,
                 };
-                Ok(Synced {
-                    org: Some(claim.org),
-                    applied,
-                })
+                Ok(Synced::new(Some(claim.org), applied))
             }
         }
     }
@@ -476,17 +542,27 @@ impl Syncer {
         let Some(profile) = self.store.billing_profile(org).await? else {
             return Ok(None);
         };
-        let subs = self
-            .stripe
-            .customer_subscriptions(profile.customer_id.as_str())
+        self.sync_customer_subscriptions(&profile.customer_id)
             .await?;
-        for sub in &subs {
-            let id = SubscriptionId::parse(&sub.id)?;
-            self.sync_subscription_of(&id, Some(&profile.customer_id), None)
-                .await?;
-        }
         self.sync_customer(&profile.customer_id, None).await?;
         Ok(Some(Timestamp::now()))
+    }
+
+    /// Lists every subscription of a customer in Stripe and stores each listed object as read
+    /// (one request for any number of subscriptions, not one re-read each).
+    pub async fn sync_customer_subscriptions(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<(), SyncError> {
+        let fetched_at = FetchTime::now();
+        for raw in self
+            .stripe
+            .customer_subscriptions(customer.as_str())
+            .await?
+        {
+            self.store_read(raw, fetched_at, None).await?;
+        }
+        Ok(())
     }
 }
 
@@ -547,6 +623,8 @@ mod tests {
             SyncError::Store(StoreError::Corrupt("x".into())),
             SyncError::Store(StoreError::Unavailable("x".into())),
             SyncError::Convert(ConvertError("x".into())),
+            SyncError::Stripe(StripeApiError::WrongAccount),
+            SyncError::NotFoundUnconfirmed("subscription"),
         ];
         for e in retry {
             assert_eq!(e.disposition(), Disposition::Retry, "{e}");

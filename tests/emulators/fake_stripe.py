@@ -39,6 +39,8 @@ Control endpoints (tests only):
   GET    /_test/held             paths whose GET is read and waiting to be released
   POST   /_test/release          {"path": ...}: let a held GET answer (with what it read)
   POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid
+  POST   /_test/account          {"id": "acct_..."}: the account the key belongs to from now on
+                                 (another than acct_local_pss: every object answers 404)
   POST   /_test/reset            forget everything
 """
 import argparse
@@ -67,7 +69,12 @@ FAIL = {"status": 0, "count": 0}
 HOLDS: dict = {}
 COUNTER = itertools.count(1)
 UPSTREAM = {"url": None}
-OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/products")
+OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/products", "/v1/account")
+# The account whose objects this server holds, and the account the caller's key belongs to
+# (`POST /_test/account` changes the latter). With a key of another account, Stripe answers
+# `GET /v1/account` with that account and every object of this one with 404 resource_missing.
+HOME_ACCOUNT = "acct_local_pss"
+KEY_ACCOUNT = {"id": HOME_ACCOUNT}
 
 
 def fixture(name: str) -> dict:
@@ -352,7 +359,15 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(FAIL["status"], {"error": {"type": "api_error", "message": "injected failure"}})
             if not (self.headers.get("Authorization") or "").startswith("Bearer sk_test_"):
                 return self.reply(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}})
-            if method == "GET":
+            foreign = KEY_ACCOUNT["id"] != HOME_ACCOUNT
+            if url.path == "/v1/account" and method == "GET":
+                result = (200, {"id": KEY_ACCOUNT["id"], "object": "account", "country": "US",
+                                "default_currency": "usd", "charges_enabled": True})
+                hold = None
+            elif foreign:
+                # Another account's key: none of this account's objects exist for it.
+                return self.reply(*error(404, f"No such object: '{url.path.rsplit('/', 1)[-1]}'"))
+            elif method == "GET":
                 result = get_one(url.path) or query_list(url.path, query)
                 hold = HOLDS.get(url.path)
                 if hold is not None and hold["armed"]:
@@ -465,7 +480,11 @@ class Handler(BaseHTTPRequestHandler):
                 session.update(status="complete", payment_status="paid", url=None,
                                subscription=spec.get("subscription"))
                 return self.reply(200, session)
+            if method == "POST" and path == "/_test/account":
+                KEY_ACCOUNT["id"] = json.loads(raw)["id"]
+                return self.reply(200, KEY_ACCOUNT)
             if method == "POST" and path == "/_test/reset":
+                KEY_ACCOUNT["id"] = HOME_ACCOUNT
                 for hold in HOLDS.values():
                     hold["event"].set()
                 OBJECTS.clear(); REQUESTS.clear(); IDEMPOTENT.clear(); IN_FLIGHT.clear()

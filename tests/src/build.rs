@@ -41,6 +41,7 @@ pub fn subscription(
             .collect(),
         default_payment_method: None,
         past_due_since: None,
+        ended_unseen: false,
     }
 }
 

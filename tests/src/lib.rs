@@ -199,6 +199,16 @@ pub struct EmulatedStack {
 }
 
 pub async fn emulated_stack(table: &str, frontend_origins: Vec<String>) -> EmulatedStack {
+    // The local stack's own setting (scripts/local-stack): a one-second entitlements cache.
+    emulated_stack_caching(table, frontend_origins, 1).await
+}
+
+/// [`emulated_stack`] whose authorizer caches an org's rights for `cache_seconds`.
+pub async fn emulated_stack_caching(
+    table: &str,
+    frontend_origins: Vec<String>,
+    cache_seconds: u64,
+) -> EmulatedStack {
     let moto = emulators::start_moto(free_port());
     let localstripe = emulators::start_localstripe(free_port());
     let fake = emulators::start_fake_stripe(free_port(), Some(&localstripe.url));
@@ -208,7 +218,7 @@ pub async fn emulated_stack(table: &str, frontend_origins: Vec<String>) -> Emula
         stripe_url: fake.url.clone(),
         localstripe_url: localstripe.url.clone(),
         table: table.to_owned(),
-        cache_seconds: 1,
+        cache_seconds,
         frontend_origins,
     })
     .await

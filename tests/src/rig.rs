@@ -36,9 +36,37 @@ impl Rig {
         Self::with_policy(store, stripe_url, GracePolicy::default())
     }
 
+    /// A handler on a fresh table whose Stripe key is pinned to `account`, as every function's
+    /// is in AWS (`STRIPE_ACCOUNT_ID`).
+    pub async fn pinned(stripe_url: &str, account: &str) -> Rig {
+        let store = crate::fresh_store().await;
+        let stripe = StripeApi::new(STRIPE_KEY, Some(stripe_url))
+            .expect("stripe client")
+            .pinned_to(account);
+        Self::with_stripe(store, stripe_url, stripe, GracePolicy::default())
+    }
+
+    /// A handler on `store` whose Stripe key is pinned to `account` (a new container of the
+    /// same deployment).
+    pub fn with_store_pinned(store: BillingStore, stripe_url: &str, account: &str) -> Rig {
+        let stripe = StripeApi::new(STRIPE_KEY, Some(stripe_url))
+            .expect("stripe client")
+            .pinned_to(account);
+        Self::with_stripe(store, stripe_url, stripe, GracePolicy::default())
+    }
+
     /// A handler with another past-due grace period.
     pub fn with_policy(store: BillingStore, stripe_url: &str, policy: GracePolicy) -> Rig {
         let stripe = StripeApi::new(STRIPE_KEY, Some(stripe_url)).expect("stripe client");
+        Self::with_stripe(store, stripe_url, stripe, policy)
+    }
+
+    fn with_stripe(
+        store: BillingStore,
+        stripe_url: &str,
+        stripe: StripeApi,
+        policy: GracePolicy,
+    ) -> Rig {
         let config = WebhookConfig {
             secrets: vec![
                 WebhookSecret::new("whsec_test_previous_secret"),

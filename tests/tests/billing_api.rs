@@ -700,3 +700,59 @@ fn a_store_conflict_does_not_tell_the_client_its_internals() {
     assert_eq!((err.status, err.code), (StatusCode::CONFLICT, "conflict"));
     assert!(!err.message.contains("profile") && !err.message.contains("link"));
 }
+
+#[tokio::test]
+async fn a_module_paid_in_stripe_is_refused_even_when_the_table_is_behind() {
+    let syncer = syncer().await;
+    let org = org("behind");
+    // The first checkout creates the org's customer; then the buyer pays, but the webhook is
+    // failing and the success page was closed: the table knows nothing of the subscription.
+    checkout(&syncer, &org, Role::Owner, &["LeadGeneration"], "month")
+        .await
+        .unwrap();
+    let customer = customer_of(&syncer, &org).await;
+    let paid = rig::active_subscription(customer.as_str(), "leadgen_monthly");
+    fake_put(&fake_stripe().url, &paid).await;
+    assert!(syncer.store.subscriptions(&org).await.unwrap().is_empty());
+
+    let err = checkout(&syncer, &org, Role::Owner, &["LeadGeneration"], "month")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status, err.code),
+        (StatusCode::CONFLICT, "already_subscribed"),
+        "{}",
+        err.message
+    );
+    // What Stripe listed was stored on the way, so the paywall opens too.
+    assert_eq!(syncer.store.subscriptions(&org).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_replayed_session_that_was_expired_meanwhile_is_replaced_by_an_open_one() {
+    let syncer = syncer().await;
+    let org = org("replayed");
+    let first = checkout(&syncer, &org, Role::Owner, &["SocialInbox"], "month")
+        .await
+        .unwrap();
+    // Another checkout (more modules) expires the first session.
+    checkout(
+        &syncer,
+        &org,
+        Role::Owner,
+        &["SocialInbox", "Integrations"],
+        "month",
+    )
+    .await
+    .unwrap();
+    assert_eq!(session_status(&first.session_id).await, "expired");
+    // The first request again, within its idempotency window: Stripe replays the first
+    // answer (which said "open"), so the session's current state must be read. (Past the
+    // two whole seconds by which a fresh session's `created` is told from a replayed one's.)
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let again = checkout(&syncer, &org, Role::Owner, &["SocialInbox"], "month")
+        .await
+        .unwrap();
+    assert_ne!(again.session_id, first.session_id);
+    assert_eq!(session_status(&again.session_id).await, "open");
+}

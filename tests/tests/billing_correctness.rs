@@ -215,7 +215,7 @@ fn subscription_with_bare_price(id: &str, customer: &str, product: &str) -> Valu
 }
 
 #[tokio::test]
-async fn prices_map_by_product_metadata_and_unmapped_ones_are_parked() {
+async fn prices_map_by_product_metadata_and_unmapped_ones_grant_nothing() {
     let rig = Rig::on_fake_stripe().await;
     let (customer, org) = rig.linked_customer("mapping").await;
     let product = unique("prod_");
@@ -227,15 +227,19 @@ async fn prices_map_by_product_metadata_and_unmapped_ones_are_parked() {
     fake_put(&rig.stripe_url, &sub).await;
     let evt = event(&unique("evt_"), "customer.subscription.created", &sub);
 
-    // The product says nothing either: neither granted nor denied, kept for reconciliation.
-    assert_eq!(outcome(rig.deliver(&evt).await), "parked");
-    assert!(rig.store.subscriptions(&org).await.unwrap().is_empty());
-    assert_eq!(rig.store.unresolved_events().await.unwrap().len(), 1);
+    // The product says nothing either: stored as Stripe has it, the item grants nothing
+    // (never a guess), and the alarm's metric counts it.
+    assert_eq!(outcome(rig.deliver(&evt).await), "processed");
+    assert_eq!(rig.store.subscriptions(&org).await.unwrap().len(), 1);
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
 
-    // catalog-sync writes the module on the product: the redelivered event now applies.
+    // catalog-sync writes the module on the product: the next event maps it.
     product_object["metadata"] = json!({"service_module": "AdvancedAnalytics"});
     fake_put(&rig.stripe_url, &product_object).await;
-    assert_eq!(outcome(rig.deliver(&evt).await), "processed");
+    assert_eq!(
+        outcome(rig.deliver_new("customer.subscription.updated", &sub).await),
+        "processed"
+    );
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "AdvancedAnalytics"]);
     assert!(rig.store.unresolved_events().await.unwrap().is_empty());
 }

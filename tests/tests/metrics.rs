@@ -58,13 +58,11 @@ async fn webhook_deliveries_and_stripe_errors_emit_metrics_with_their_dimensions
     let forged =
         WebhookSecret::new("whsec_test_intruder").sign(Timestamp::now().unix(), body.as_bytes());
     assert_eq!(rig.deliver_signed(&body, Some(&forged)).await.0, 400);
-    // A Stripe 404 on the re-fetch of an unknown invoice.
+    // A Stripe 404 on the re-fetch of an unknown invoice: nothing confirms a deletion, so it
+    // is retried (503, outcome `failed`), never taken as final.
     let missing =
         serde_json::json!({"id": unique("in_"), "object": "invoice", "customer": customer});
-    assert_eq!(
-        rig.deliver_new("invoice.paid", &missing).await.1["outcome"],
-        "up_to_date"
-    );
+    assert_eq!(rig.deliver_new("invoice.paid", &missing).await.0, 503);
 
     let webhook = lines_with("WebhookEvents");
     let outcome_sets = vec![
@@ -94,7 +92,11 @@ async fn webhook_deliveries_and_stripe_errors_emit_metrics_with_their_dimensions
             .any(|(v, _)| v["EventType"] == "invoice.paid" && v["Outcome"] == "rejected"),
         "a forged delivery's type must not become a dimension"
     );
-    find("invoice.paid", "up_to_date");
+    find("invoice.paid", "failed");
+    assert!(
+        !lines_with(billing::metrics::STRIPE_NOT_FOUND_UNCONFIRMED).is_empty(),
+        "the unconfirmed 404 is counted for its alarm"
+    );
 
     let stripe_errors = lines_with("StripeErrors");
     let (line, sets) = stripe_errors

@@ -25,6 +25,7 @@ fn reconciler(rig: &Rig, page_size: i32) -> Reconciler {
             // Fast enough for a test, still paced (the pacing itself is unit-tested).
             requests_per_second: 500.0,
             page_size,
+            parked_cap: billing::reconcile::DEFAULT_PARKED_CAP,
         },
     )
 }
@@ -248,7 +249,14 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         [
             (DriftKind::MissingSubscription, both(1)),
             (DriftKind::StaleSubscription, both(1)),
-            (DriftKind::ExtraSubscription, both(1)),
+            // Stripe answers 404 for it and nothing confirms a deletion: found, not ended.
+            (
+                DriftKind::ExtraSubscription,
+                DriftCount {
+                    found: 1,
+                    repaired: 0
+                }
+            ),
             (DriftKind::WrongEntitlements, both(2)),
             (DriftKind::MissingPaymentMethod, both(1)),
             (DriftKind::MissingInvoice, both(1)),
@@ -292,13 +300,16 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
             .collect::<Vec<_>>(),
         [inv_a.as_str()]
     );
+    // A 404 alone is not proof of deletion (a key of another account answers the same): the
+    // copy stays as it was and the run reports it.
+    assert_eq!(report.not_found_unconfirmed, 1, "{report:?}");
     assert_eq!(
         status_of(&rig, &org_b, &sub_b3).await,
-        Some(SubscriptionStatus::Canceled)
+        Some(SubscriptionStatus::Active)
     );
     assert_eq!(
         rig.unlocked(&org_b).await,
-        ["BasicCRM", "EnterpriseFeatures"]
+        ["BasicCRM", "AdvancedAnalytics", "EnterpriseFeatures"]
     );
     assert_eq!(
         status_of(&rig, &org_c, &sub_c4).await,
@@ -316,6 +327,27 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
             "{evt} marked processed"
         );
     }
+
+    // Stripe's deletion event for it backs the 404: the stored copy ends.
+    let deleted = rig::subscription_object(
+        &sub_b3,
+        &cus_b,
+        "active",
+        &[("advanced_analytics_monthly", 1)],
+    );
+    rig::assert_outcome(
+        rig.deliver_new("customer.subscription.deleted", &deleted)
+            .await,
+        "processed",
+    );
+    assert_eq!(
+        status_of(&rig, &org_b, &sub_b3).await,
+        Some(SubscriptionStatus::Canceled)
+    );
+    assert_eq!(
+        rig.unlocked(&org_b).await,
+        ["BasicCRM", "EnterpriseFeatures"]
+    );
 
     // Nothing left to repair; the still-pending event is recognised as already applied.
     let again = job

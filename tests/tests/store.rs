@@ -204,12 +204,16 @@ async fn entitlements_are_the_union_of_several_subscriptions() {
 #[tokio::test]
 async fn past_due_grace_is_stored_and_runs_out_without_a_write() {
     let (store, org) = fresh_org().await;
-    let sub = subscription("sub_1", "cus_1", PastDue, &[AdvancedAnalytics]);
+    let mut sub = subscription("sub_1", "cus_1", PastDue, &[AdvancedAnalytics]);
+    // The renewal failed two days before this service read it (an outage, a late sync): the
+    // grace counts from Stripe's renewal time, not from the read.
+    let renewed = Timestamp::now().plus_seconds(-2 * 86_400);
+    sub.current_period_start = Some(renewed);
     let fetched = FetchTime::now();
     apply_at(&store, &org, &sub, fetched.micros()).await;
     let stored = &store.subscriptions(&org).await.unwrap()[0].subscription;
     let since = stored.past_due_since.expect("grace start recorded");
-    assert_eq!(since, fetched.as_timestamp());
+    assert_eq!(since, renewed);
     // A later past_due read keeps the original start.
     apply_at(&store, &org, &sub, fetched.micros() + 5_000_000).await;
     let again = &store.subscriptions(&org).await.unwrap()[0].subscription;

@@ -73,6 +73,8 @@ async fn a_read_is_retried_after_a_server_error() {
     fail_next(&fake, 503, 1);
     api.customer("cus_transport").await.unwrap();
     assert_eq!(requests(&fake).len(), 2);
+    // Stripe's rate limit counts attempts, so the pace of a batch job does too.
+    assert_eq!(api.requests_sent(), 2, "the retry is counted");
 }
 
 #[tokio::test]

@@ -6,6 +6,10 @@
 //! syncs are in flight: a sync's read is held by the fake Stripe, the subscription changes, the
 //! newer event is applied, then the held (stale) answer is let go. A read that sees an older
 //! state with a newer clock (a replica behind, a clock ahead) is thrown at every canceled one.
+//! Some subscriptions carry an add-on whose price maps to no module (it grants nothing and must
+//! not freeze the rest), and Stripe sometimes answers 404 for a subscription that still exists
+//! (what a key of another account sees): that delivery must be refused for retry, ending
+//! nothing, and apply once Stripe shows the object again.
 //!
 //! Whatever the order, the stored subscriptions and the org's access must end equal to Stripe's
 //! final state, computed by the small model below, never by the library's own mapping.
@@ -78,9 +82,15 @@ struct SubState {
     id: String,
     status: &'static str,
     items: Vec<(&'static str, u64)>,
+    /// An add-on item whose price maps to no module (no lookup key, no `service_module`
+    /// metadata on it or its product): it must grant nothing and freeze nothing.
+    unmapped_add_on: bool,
     invoice_id: String,
     invoice_status: Option<&'static str>,
 }
+
+/// The unmapped add-on's price (its product has no `service_module` metadata).
+const ADD_ON_PRICE: &str = "price_convergence_add_on";
 
 fn random_items(rng: &mut Rng) -> Vec<(&'static str, u64)> {
     let mut modules: Vec<&str> = PRICES.iter().map(|(_, m)| *m).collect();
@@ -120,7 +130,20 @@ struct Case {
 
 impl Case {
     fn object(&self, sub: &SubState) -> Value {
-        rig::subscription_object(&sub.id, &self.customer, sub.status, &sub.items)
+        let mut object = rig::subscription_object(&sub.id, &self.customer, sub.status, &sub.items);
+        if sub.unmapped_add_on {
+            let items = object["items"]["data"].as_array_mut().unwrap();
+            let mut add_on = items[0].clone();
+            add_on["id"] = format!("si_{}_add_on", sub.id).into();
+            add_on["quantity"] = 1.into();
+            add_on["price"]["id"] = ADD_ON_PRICE.into();
+            add_on["price"]["lookup_key"] = Value::Null;
+            add_on["price"]["metadata"] = json!({});
+            add_on["price"]["product"] = "prod_convergence_add_on".into();
+            add_on["plan"]["id"] = ADD_ON_PRICE.into();
+            items.push(add_on);
+        }
+        object
     }
 
     /// Changes one live subscription in Stripe; returns the event Stripe would send.
@@ -236,6 +259,12 @@ impl Case {
     }
 }
 
+/// Makes Stripe answer 404 for an object (the fixture Stripe forgets it).
+async fn forget(stripe: &str, id: &str) {
+    let url = format!("{stripe}/_test/objects/{id}");
+    blocking(move || pss_billing_tests::http::request("DELETE", &url, &[], b"")).await;
+}
+
 async fn deliver(rig: &Arc<Rig>, events: Vec<Value>, eager: Option<OrgId>, seed: u64) {
     let mut tasks = Vec::new();
     for e in events {
@@ -277,6 +306,7 @@ async fn run_case(rig: Arc<Rig>, stripe: String, seed: u64, grace_days: i64) {
             id: unique("sub_"),
             status: ["active", "trialing", "incomplete"][rng.usize(0..3)],
             items: random_items(&mut rng),
+            unmapped_add_on: rng.u8(0..4) == 0,
             invoice_id: unique("in_"),
             invoice_status: None,
         })
@@ -306,6 +336,18 @@ async fn run_case(rig: Arc<Rig>, stripe: String, seed: u64, grace_days: i64) {
         };
         if rng.u8(0..10) < 3 {
             case.race(&mut rng, index, None).await;
+            continue;
+        }
+        if rng.u8(0..10) == 0 {
+            // Stripe answers 404 for a subscription that still exists (what a key of another
+            // account sees): nothing may end, and the delivery is refused so Stripe retries.
+            let object = case.object(&case.subs[index]);
+            forget(&case.stripe, &case.subs[index].id).await;
+            let e = event(&unique("evt_"), "customer.subscription.updated", &object);
+            let (status, body) = rig.deliver(&e).await;
+            assert_eq!(status, 503, "seed {seed}: a 404 alone is retried: {body}");
+            fake_put(&case.stripe, &object).await;
+            pending.push(e); // Stripe's retry, once the object is readable again.
             continue;
         }
         let e = case.step(&mut rng, index).await;
@@ -398,6 +440,12 @@ async fn run_case(rig: Arc<Rig>, stripe: String, seed: u64, grace_days: i64) {
             .iter()
             .map(|(k, q)| ((*k).to_owned(), *q))
             .collect();
+        if sub.unmapped_add_on {
+            // Stored as Stripe has it: the item is there, mapped to no module.
+            want_items.push((String::new(), 1));
+            let add_on = got.items.iter().find(|i| i.price_id == ADD_ON_PRICE);
+            assert_eq!(add_on.map(|i| i.module), Some(None), "seed {seed}");
+        }
         let mut got_items: Vec<(String, u64)> = got
             .items
             .iter()

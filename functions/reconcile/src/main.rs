@@ -81,7 +81,7 @@ async fn main() -> Result<(), Error> {
             log(&report);
             Ok(())
         }
-        Some("replay") => replay(&reconciler.handler, &args[1..]).await,
+        Some("replay") => replay(&reconciler, &args[1..]).await,
         Some("audit") => audit(&reconciler.handler.syncer().store, &args[1..]).await,
         Some(_) => Err(USAGE.into()),
     }
@@ -89,7 +89,8 @@ async fn main() -> Result<(), Error> {
 
 const USAGE: &str = "usage: reconcile [--once | --pass | replay (<event id> | --since <unix seconds>) | audit (--event <event id> | --org <org id>)]";
 
-async fn replay(handler: &WebhookHandler, args: &[String]) -> Result<(), Error> {
+async fn replay(reconciler: &Reconciler, args: &[String]) -> Result<(), Error> {
+    let handler = &reconciler.handler;
     let ids = match args {
         [flag, since] if flag == "--since" => {
             let since: i64 = since.parse().map_err(|_| USAGE)?;
@@ -102,8 +103,8 @@ async fn replay(handler: &WebhookHandler, args: &[String]) -> Result<(), Error> 
         [id] => vec![EventId::parse(id.as_str())?],
         _ => return Err(USAGE.into()),
     };
-    for id in ids {
-        let outcome = handler.replay(&id).await?;
+    // Paced like a run: every replay re-reads its object from Stripe.
+    for (id, outcome) in reconciler.replay_kept(&ids).await? {
         println!(
             "{}",
             serde_json::json!({ "replayed": id.as_str(), "outcome": outcome.label() })

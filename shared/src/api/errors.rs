@@ -38,6 +38,10 @@ impl From<StripeApiError> for ApiError {
                 "stripe_unavailable",
                 "Stripe could not be reached; retry shortly.",
             ),
+            // A misconfigured key heals once an operator fixes it (the alarm fires): retry.
+            StripeApiError::WrongAccount => {
+                ApiError::unavailable("Billing is temporarily unavailable; retry shortly.")
+            }
             StripeApiError::NotFound
             | StripeApiError::Rejected { .. }
             | StripeApiError::Malformed(_) => ApiError::bad_gateway("Stripe refused the request."),
@@ -50,6 +54,9 @@ impl From<SyncError> for ApiError {
         match err {
             SyncError::Stripe(e) => e.into(),
             SyncError::Store(e) => e.into(),
+            SyncError::NotFoundUnconfirmed(_) => {
+                ApiError::unavailable("Billing data is temporarily unavailable; retry shortly.")
+            }
             other => {
                 tracing::warn!(error = %other, "sync could not attribute an object");
                 ApiError::conflict(

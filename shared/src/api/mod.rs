@@ -241,6 +241,9 @@ async fn expire_other_sessions(
     Ok(())
 }
 
+/// A session answered with a `created` older than this came from an idempotent replay.
+const REPLAY_AGE_SECONDS: i64 = 2;
+
 /// `POST /api/billing/checkout`
 pub async fn checkout(
     syncer: &Syncer,
@@ -287,11 +290,44 @@ pub async fn checkout(
     // Before: a session left open by an earlier attempt can no longer be paid. If one was
     // paid meanwhile, the modules it bought are refused here rather than sold twice.
     expire_other_sessions(syncer, &customer, &key, None).await?;
+    // The table can be behind Stripe (a slow or failing webhook, a success page closed before
+    // its sync): Stripe's own list of the customer's subscriptions is stored first, so a
+    // module already paid for is refused rather than sold twice.
+    syncer.sync_customer_subscriptions(&customer).await?;
     let held = held_modules(&syncer.store, org, &request.modules).await?;
     if !held.is_empty() {
         return Err(already_subscribed(&held));
     }
-    let session: StripeCheckoutSession = syncer.stripe.write(&create, Some(&key)).await?;
+    let mut session: StripeCheckoutSession = syncer.stripe.write(&create, Some(&key)).await?;
+    // Stripe answers a reused idempotency key with the first response, whose `status` was
+    // `open` then: a session created before this request may have been expired or paid since,
+    // so its current state is read. (A new session was created a moment ago.)
+    if session.created.unwrap_or(0) < Timestamp::now().unix() - REPLAY_AGE_SECONDS {
+        session = syncer.stripe.checkout_session(&session.id).await?;
+    }
+    match session.status.as_deref() {
+        // An idempotent replay of a session paid meanwhile: what it bought counts now.
+        Some("complete") => {
+            syncer.complete_attributed(&session, None).await?;
+            let held = held_modules(&syncer.store, org, &request.modules).await?;
+            return Err(if held.is_empty() {
+                ApiError::conflict(
+                    "checkout_completed",
+                    "This checkout was just completed; reload the billing page.",
+                )
+            } else {
+                already_subscribed(&held)
+            });
+        }
+        // An idempotent replay of a session a later checkout expired: it can no longer be
+        // paid, so a new one is created under a key derived from the dead session (concurrent
+        // retries of this request still share it).
+        Some(status) if status != "open" => {
+            let fresh_key = format!("{key}-after-{}", session.id);
+            session = syncer.stripe.write(&create, Some(&fresh_key)).await?;
+        }
+        _ => {}
+    }
     // After: a concurrent checkout with other modules may have created its session between our
     // expiry pass and our create; the newest session stays, older ones are expired.
     expire_other_sessions(syncer, &customer, &key, Some(&session)).await?;

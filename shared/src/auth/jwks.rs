@@ -3,6 +3,12 @@
 //! A token naming a `kid` the cached set lacks triggers one re-fetch (the issuer may have
 //! rotated keys), but at most once per [`MIN_REFRESH_INTERVAL`]: a stream of tokens with
 //! made-up `kid`s must not turn the authorizer into a load generator against the issuer.
+//!
+//! The set also has a maximum age: the response's `Cache-Control: max-age` (between
+//! [`MIN_MAX_AGE`] and [`MAX_MAX_AGE`]), else [`DEFAULT_MAX_AGE`]. Past it the set is fetched
+//! again before use, so a key the issuer removed stops verifying in warm containers too. A
+//! failed refresh keeps the stale set (an issuer outage must not lock everybody out) and is
+//! tried again at most every [`STALE_RETRY_INTERVAL`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -22,6 +28,13 @@ use super::jwt::{JwtAlgorithm, TokenError};
 use crate::config::ConfigError;
 
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// How long a set is used when its response named no `max-age`.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(600);
+/// Bounds on the issuer's `max-age`: never refetched more than once a second, never kept a day.
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(1);
+pub const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// While refreshes of an expired set fail, one is tried at most this often.
+pub const STALE_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 /// The issuer answering slowly must not eat the authorizer's whole timeout.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// A JWKS is a few KiB; anything huge is not one.
@@ -34,9 +47,26 @@ type KeyEntry = (Option<String>, Arc<DecodingKey>);
 struct KeySet {
     keys: Vec<KeyEntry>,
     fetched_at: Instant,
+    max_age: Duration,
+}
+
+/// The `max-age` of a `Cache-Control` value, bounded; `None` when it names none.
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("max-age") {
+            return None;
+        }
+        let seconds: u64 = value.trim().trim_matches('"').parse().ok()?;
+        Some(Duration::from_secs(seconds).clamp(MIN_MAX_AGE, MAX_MAX_AGE))
+    })
 }
 
 impl KeySet {
+    fn expired(&self) -> bool {
+        self.fetched_at.elapsed() >= self.max_age
+    }
+
     /// The key for `kid`; without a `kid`, only an unambiguous single key.
     fn find(&self, kid: Option<&str>) -> Option<Arc<DecodingKey>> {
         match kid {
@@ -59,6 +89,9 @@ pub struct JwksKeys {
     /// Single-flight: concurrent misses wait for one fetch instead of each starting one.
     refresh: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    /// When a refresh last failed (an expired set is then kept, and retried only after
+    /// [`STALE_RETRY_INTERVAL`]).
+    failed_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl JwksKeys {
@@ -83,6 +116,7 @@ impl JwksKeys {
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            failed_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -103,6 +137,9 @@ impl JwksKeys {
     /// was fetched too recently to fetch again); `None` when a fetch is due.
     fn cached(&self, kid: Option<&str>) -> Option<Result<Arc<DecodingKey>, TokenError>> {
         let set = self.current()?;
+        if set.expired() && !self.failed_recently() {
+            return None;
+        }
         match set.find(kid) {
             Some(key) => Some(Ok(key)),
             None if set.fetched_at.elapsed() < MIN_REFRESH_INTERVAL => {
@@ -128,14 +165,21 @@ impl JwksKeys {
             }
             Err(why) => {
                 tracing::error!(url = %self.url, error = %why, "JWKS fetch failed");
-                if self.current().is_some() {
-                    // Keys are cached, only this kid is new: the token is simply unknown.
-                    Err(TokenError::UnknownKey)
-                } else {
-                    Err(TokenError::KeysUnavailable(why))
+                *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                match self.current() {
+                    // The (possibly expired) set is kept while the issuer cannot be reached.
+                    Some(set) => set.find(kid).ok_or(TokenError::UnknownKey),
+                    None => Err(TokenError::KeysUnavailable(why)),
                 }
             }
         }
+    }
+
+    fn failed_recently(&self) -> bool {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < STALE_RETRY_INTERVAL)
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
@@ -153,20 +197,27 @@ impl JwksKeys {
             if response.status() != StatusCode::OK {
                 return Err(format!("status {}", response.status()));
             }
+            let age = response
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .and_then(max_age);
             Limited::new(response.into_body(), MAX_JWKS_BYTES)
                 .collect()
                 .await
-                .map(|b| b.to_bytes())
+                .map(|b| (b.to_bytes(), age))
                 .map_err(|e| e.to_string())
         };
-        let body = tokio::time::timeout(FETCH_TIMEOUT, fetch)
+        let fetched_at = Instant::now();
+        let (body, age) = tokio::time::timeout(FETCH_TIMEOUT, fetch)
             .await
             .map_err(|_| "timed out".to_owned())??;
         let keys = parse_jwks(&body, self.algorithm)?;
         tracing::info!(url = %self.url, keys = keys.len(), "JWKS fetched");
         Ok(KeySet {
             keys,
-            fetched_at: Instant::now(),
+            fetched_at,
+            max_age: age.unwrap_or(DEFAULT_MAX_AGE),
         })
     }
 }
@@ -253,6 +304,7 @@ mod tests {
         let one = KeySet {
             keys: vec![(Some("a".into()), key.clone())],
             fetched_at: Instant::now(),
+            max_age: DEFAULT_MAX_AGE,
         };
         assert!(one.find(None).is_some());
         assert!(one.find(Some("a")).is_some());
@@ -260,8 +312,21 @@ mod tests {
         let two = KeySet {
             keys: vec![(Some("a".into()), key.clone()), (Some("b".into()), key)],
             fetched_at: Instant::now(),
+            max_age: DEFAULT_MAX_AGE,
         };
         assert!(two.find(None).is_none());
+    }
+
+    #[test]
+    fn max_age_is_read_from_cache_control_and_bounded() {
+        assert_eq!(
+            max_age("public, max-age=3600, must-revalidate"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(max_age("Max-Age=0"), Some(MIN_MAX_AGE));
+        assert_eq!(max_age("max-age=9999999"), Some(MAX_MAX_AGE));
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=soon"), None);
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! [`Authorizer`] only adds the token keys, one DynamoDB GetItem and the cache.
 //!
 //! Cost of one check: at most one strongly consistent GetItem of the org's `ENTITLEMENTS` item
-//! when the org is not cached; none when it is (TTL `ENTITLEMENTS_CACHE_SECONDS`, default 30 s);
-//! none on public routes called without a valid token. The read is strongly consistent because the webhook answers Stripe
+//! when the org is not cached; none when it is and the cached set allows (TTL
+//! `ENTITLEMENTS_CACHE_SECONDS`, default 30 s); none on public routes called without a valid
+//! token. Only allows are served from the cache: a paywall refusal (and a catalog that would
+//! show a module locked) re-reads the item first, so a payment stored a moment ago opens every
+//! route at once. A flood of requests to a locked route therefore costs one consistent read
+//! each (half a cent per thousand at on-demand prices), bounded by the stage's throttling. The read is strongly consistent because the webhook answers Stripe
 //! 200 only after its write, and a check made right after that (the user returning from
 //! Checkout) must see the new rights; an eventually consistent read could still return the
 //! previous item for a short while. It costs one read unit instead of half of one.
@@ -30,7 +34,7 @@ pub use decision::{
 pub use jwt::{ClaimNames, JwtAlgorithm, JwtSettings, KeyMaterial, TokenError, TokenVerifier};
 
 use crate::config::{self, ConfigError};
-use crate::domain::{EntitlementSet, OrgId, Timestamp, UserId};
+use crate::domain::{EntitlementSet, OrgId, ServiceModule, Timestamp, UserId};
 use crate::routes::{self, Access, Role};
 use crate::store::{BillingStore, StoreError};
 
@@ -183,7 +187,7 @@ impl Authorizer {
                 None => None,
             };
             let entitlements = match &caller {
-                Some(caller) => match self.entitlements(&caller.org).await {
+                Some(caller) => match self.catalog_entitlements(&caller.org).await {
                     Ok(set) => Some(set.unlocked_at(Timestamp::now())),
                     Err(e) => {
                         tracing::warn!(route = route.path, org = %caller.org, error = %e, "entitlements unavailable on a public route");
@@ -224,11 +228,19 @@ impl Authorizer {
                 denial,
             });
         }
-        let entitlements = self.entitlements(&caller.org).await.map_err(|e| {
+        let failed = |e: StoreError| {
             tracing::error!(route = route.path, org = %caller.org, error = %e, "entitlements read failed; refusing");
             AuthError::Failed(e.to_string())
-        })?;
-        let decision = match decision::evaluate(route, &caller, &entitlements, Timestamp::now()) {
+        };
+        let (entitlements, cached) = self.lookup(&caller.org).await.map_err(failed)?;
+        let mut verdict = decision::evaluate(route, &caller, &entitlements, Timestamp::now());
+        if cached && matches!(verdict, Err(Denial::Module(_))) {
+            // A refusal is never served from the cache: a payment stored since the entry was
+            // read (by the webhook or the eager sync) must open the route at once.
+            let fresh = self.read_through(&caller.org).await.map_err(failed)?;
+            verdict = decision::evaluate(route, &caller, &fresh, Timestamp::now());
+        }
+        let decision = match verdict {
             Ok(unlocked) => Decision::Allow {
                 caller: Some(caller),
                 entitlements: Some(unlocked),
@@ -256,11 +268,34 @@ impl Authorizer {
     /// The org's grant set: from the cache, or one strongly consistent GetItem (see the module
     /// docs for why consistent). An org without an item has only BasicCRM.
     pub async fn entitlements(&self, org: &OrgId) -> Result<EntitlementSet, StoreError> {
+        Ok(self.lookup(org).await?.0)
+    }
+
+    /// The grant set for the catalog's `unlocked` flags: a cached set that leaves any paid
+    /// module locked is read again, so the catalog never reports "locked" from the cache
+    /// (the same rule as a paywall refusal).
+    async fn catalog_entitlements(&self, org: &OrgId) -> Result<EntitlementSet, StoreError> {
+        let (set, cached) = self.lookup(org).await?;
+        let now = Timestamp::now();
+        let all_unlocked = ServiceModule::ALL.iter().all(|m| set.unlocks(*m, now));
+        if cached && !all_unlocked {
+            return self.read_through(org).await;
+        }
+        Ok(set)
+    }
+
+    /// The org's grant set and whether it came from the cache.
+    async fn lookup(&self, org: &OrgId) -> Result<(EntitlementSet, bool), StoreError> {
         let cached = self.cache.get(org, Instant::now());
         crate::metrics::authorizer_cache(cached.is_some());
-        if let Some(set) = cached {
-            return Ok(set);
+        match cached {
+            Some(set) => Ok((set, true)),
+            None => Ok((self.read_through(org).await?, false)),
         }
+    }
+
+    /// One strongly consistent GetItem, kept in the cache.
+    async fn read_through(&self, org: &OrgId) -> Result<EntitlementSet, StoreError> {
         let sent = Instant::now();
         let set = self
             .store

@@ -213,6 +213,7 @@ mod tests {
                 .collect(),
             default_payment_method: None,
             past_due_since: None,
+            ended_unseen: false,
         }
     }
 
@@ -308,8 +309,16 @@ mod tests {
             .clone()
             .with_grace_start_from(Some(&stored), T0.plus_seconds(500));
         assert_eq!(kept.past_due_since, Some(T0));
-        let first = fresh.with_grace_start_from(None, T0.plus_seconds(500));
-        assert_eq!(first.past_due_since, Some(T0.plus_seconds(500)));
+        // First seen past due: the grace starts at Stripe's time of the failed renewal (the
+        // unpaid period's start), not when this service happened to read it.
+        let first = fresh
+            .clone()
+            .with_grace_start_from(None, T0.plus_seconds(500));
+        assert_eq!(first.past_due_since, Some(T0));
+        let mut no_period = fresh;
+        no_period.current_period_start = None;
+        let seen = no_period.with_grace_start_from(None, T0.plus_seconds(500));
+        assert_eq!(seen.past_due_since, Some(T0.plus_seconds(500)));
         let healed = sub("sub_1", SubscriptionStatus::Active, &[])
             .with_grace_start_from(Some(&stored), T0.plus_seconds(900));
         assert_eq!(healed.past_due_since, None);

@@ -95,9 +95,16 @@ pub struct Subscription {
     /// Where Checkout puts the card it collected when the customer has no default of its own.
     #[serde(default)]
     pub default_payment_method: Option<PaymentMethodId>,
-    /// When this service first saw the subscription past due: the start of the grace period.
-    /// Stripe has no such field; it is kept across syncs while the status stays past_due.
+    /// When the subscription became past due, by Stripe's clock: the start of the period
+    /// whose invoice failed (`current_period_start`), else when this service first saw it
+    /// past due. The start of the grace period; kept across syncs while the status stays
+    /// past_due, so neither an outage nor a late sync lengthens the grace.
     pub past_due_since: Option<Timestamp>,
+    /// Ended by this service because Stripe could not show it (a 404 backed by a deletion
+    /// event), not by Stripe's own `canceled`: such a copy is not terminal, and a later live
+    /// read of the subscription replaces it.
+    #[serde(default)]
+    pub ended_unseen: bool,
 }
 
 impl Subscription {
@@ -105,8 +112,14 @@ impl Subscription {
         self.items.iter().filter_map(|i| i.module)
     }
 
-    /// Carries the grace-period start over from the stored copy: the first time the
-    /// subscription was seen past due, whichever sync saw it first.
+    /// Whether no read from Stripe may replace this copy: Stripe's own `canceled` or
+    /// `incomplete_expired`, not an end this service inferred from a 404.
+    pub fn is_final(&self) -> bool {
+        self.status.is_terminal() && !self.ended_unseen
+    }
+
+    /// The grace-period start: the earliest of the stored copy's (while it stays past due),
+    /// the start of the unpaid period (Stripe's time of the renewal that failed) and `seen_at`.
     pub fn with_grace_start_from(
         mut self,
         stored: Option<&Subscription>,
@@ -117,7 +130,10 @@ impl Subscription {
                 let earlier = stored
                     .filter(|s| s.status == SubscriptionStatus::PastDue)
                     .and_then(|s| s.past_due_since);
-                Some(earlier.map_or(seen_at, |e| e.min(seen_at)))
+                [earlier, self.current_period_start, Some(seen_at)]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
             _ => None,
         };

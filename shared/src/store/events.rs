@@ -108,28 +108,66 @@ impl BillingStore {
         }
     }
 
-    /// Keeps an event that named no known organization, for a human or a job to reconcile.
+    /// Keeps an event that needs a fix elsewhere, for the reconciliation job. Parking it again
+    /// (a redelivery, a replay that still fails) keeps the first `received_at` and its TTL, so
+    /// an event that never heals expires 90 days after it first arrived; the latest reason
+    /// and the number of tries are updated.
     pub async fn record_unresolved(&self, event: &UnresolvedEvent) -> Result<(), StoreError> {
-        let record = ReconcileRecord {
-            pk: keys::RECONCILE_PK.to_owned(),
-            sk: keys::reconcile(&event.event_id),
-            expires_at: event.received_at.plus_seconds(RECONCILE_TTL_SECONDS).unix(),
-            data: event.clone(),
-        };
-        self.put(to_item(&record)?).await
+        let data = serde_dynamo::to_attribute_value(event).map_err(StoreError::corrupt)?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::RECONCILE_PK.to_owned(),
+                keys::reconcile(&event.event_id),
+            )))
+            .update_expression(
+                "SET #data = if_not_exists(#data, :data), expires_at = if_not_exists(expires_at, :expires), \
+                 last_reason = :reason, tried_at = :now, tries = if_not_exists(tries, :zero) + :one",
+            )
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_values(":data", data)
+            .expression_attribute_values(
+                ":expires",
+                number_value(event.received_at.plus_seconds(RECONCILE_TTL_SECONDS).unix()),
+            )
+            .expression_attribute_values(":reason", string_value(event.reason.as_str()))
+            .expression_attribute_values(":now", number_value(Timestamp::now().unix()))
+            .expression_attribute_values(":zero", number_value(0))
+            .expression_attribute_values(":one", number_value(1))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
     }
 
     /// Events waiting for reconciliation, oldest first.
     pub async fn unresolved_events(&self) -> Result<Vec<UnresolvedEvent>, StoreError> {
-        let mut events = self
-            .query_prefix(keys::RECONCILE_PK.to_owned(), "EVT#")
+        let mut events = self.parked_records().await?;
+        events.sort_by(|a, b| {
+            (a.data.received_at, a.data.event_id.as_str())
+                .cmp(&(b.data.received_at, b.data.event_id.as_str()))
+        });
+        Ok(events.into_iter().map(|r| r.data).collect())
+    }
+
+    /// Events waiting for reconciliation, the one tried longest ago first: a replay that runs
+    /// out of budget leaves the rest for the next run, which starts where this one stopped
+    /// instead of retrying the same failing head again.
+    pub async fn parked_for_replay(&self) -> Result<Vec<UnresolvedEvent>, StoreError> {
+        let mut events = self.parked_records().await?;
+        events.sort_by(|a, b| {
+            (a.tried_at.unwrap_or(0), a.data.event_id.as_str())
+                .cmp(&(b.tried_at.unwrap_or(0), b.data.event_id.as_str()))
+        });
+        Ok(events.into_iter().map(|r| r.data).collect())
+    }
+
+    async fn parked_records(&self) -> Result<Vec<ReconcileRecord>, StoreError> {
+        self.query_prefix(keys::RECONCILE_PK.to_owned(), "EVT#")
             .await?
             .into_iter()
-            .map(|item| from_item::<ReconcileRecord>(item).map(|r| r.data))
-            .collect::<Result<Vec<_>, _>>()?;
-        events.sort_by(|a, b| {
-            (a.received_at, a.event_id.as_str()).cmp(&(b.received_at, b.event_id.as_str()))
-        });
-        Ok(events)
+            .map(from_item::<ReconcileRecord>)
+            .collect()
     }
 }

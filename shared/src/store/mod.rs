@@ -154,6 +154,9 @@ struct SubscriptionRecord {
     sk: String,
     org_id: OrgId,
     status: SubscriptionStatus,
+    /// Top-level copy of `data.ended_unseen`, for the write condition.
+    #[serde(default)]
+    ended_unseen: bool,
     fetched_at: i64,
     data: Subscription,
 }
@@ -230,14 +233,14 @@ struct EventMarkerRecord<'a> {
     expires_at: i64,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A parked event (`RECONCILE` / `EVT#<id>`), written by an update (see `record_unresolved`);
+/// beside `data` it holds `expires_at`, `last_reason` and `tries`.
+#[derive(Deserialize)]
 struct ReconcileRecord {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    expires_at: i64,
     data: UnresolvedEvent,
+    /// When it was last parked (first or again), Unix seconds.
+    #[serde(default)]
+    tried_at: Option<i64>,
 }
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {

@@ -5,7 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::query::string_attr;
-use super::{BillingStore, StoreError, from_item, key, keys, string_value, to_item};
+use super::{
+    BillingStore, Put, StoreError, TransactWriteItem, Update, from_item, key, keys, string_value,
+    to_item,
+};
 use crate::domain::{CustomerId, EntitlementSet, EventId, GracePolicy, OrgId, Timestamp};
 
 /// Sort key of the reconciliation job's state, beside the parked events (`EVT#...`).
@@ -34,18 +37,29 @@ struct StateRecord {
     data: ReconcileState,
 }
 
+/// What the scan visits: an org's billing profile, or a customer link marked deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedLink {
+    pub org: OrgId,
+    pub customer: CustomerId,
+    /// A `CUS#` link marked deleted: visited too, because a deletion once inferred from a
+    /// wrong key must be repairable once the key is fixed.
+    pub deleted: bool,
+}
+
 /// One page of the billing-profile scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfilePage {
-    pub profiles: Vec<(OrgId, CustomerId)>,
+    pub profiles: Vec<ScannedLink>,
     /// Pass back to read on; `None` when the scan reached the end of the table.
     pub next: Option<(String, String)>,
 }
 
 impl BillingStore {
     /// Reads up to `limit` items of the table from `after` on and returns the billing profiles
-    /// among them. A scan (not an index) because profiles are one item per org: the job reads
-    /// them all anyway, in pages small enough to save its position often.
+    /// and the deleted customer links among them. A scan (not an index) because profiles are
+    /// one item per org: the job reads them all anyway, in pages small enough to save its
+    /// position often.
     pub async fn profile_page(
         &self,
         after: Option<&(String, String)>,
@@ -55,8 +69,9 @@ impl BillingStore {
             .client
             .scan()
             .table_name(&self.table)
-            .filter_expression("SK = :profile")
+            .filter_expression("SK = :profile OR (SK = :link AND attribute_exists(deleted_at))")
             .expression_attribute_values(":profile", string_value(keys::PROFILE))
+            .expression_attribute_values(":link", string_value(keys::LINK))
             .projection_expression("PK, SK, org_id, customer_id")
             .limit(limit.max(1))
             .set_exclusive_start_key(after.map(|(pk, sk)| key(pk.clone(), sk.clone())))
@@ -65,23 +80,76 @@ impl BillingStore {
             .map_err(StoreError::unavailable)?;
         let mut profiles = Vec::new();
         for item in out.items.unwrap_or_default() {
-            let (Some(org), Some(customer)) = (
-                string_attr(&item, "org_id"),
-                string_attr(&item, "customer_id"),
-            ) else {
+            let deleted = string_attr(&item, keys::SK).as_deref() == Some(keys::LINK);
+            // A link names its customer in its key (`CUS#<id>`), a profile in an attribute.
+            let customer = if deleted {
+                string_attr(&item, keys::PK)
+                    .and_then(|pk| pk.strip_prefix("CUS#").map(str::to_owned))
+            } else {
+                string_attr(&item, "customer_id")
+            };
+            let (Some(org), Some(customer)) = (string_attr(&item, "org_id"), customer) else {
                 return Err(StoreError::Corrupt(
-                    "billing profile without ids".to_owned(),
+                    "billing profile or link without ids".to_owned(),
                 ));
             };
-            profiles.push((
-                OrgId::parse(&org).map_err(StoreError::corrupt)?,
-                CustomerId::parse(&customer).map_err(StoreError::corrupt)?,
-            ));
+            profiles.push(ScannedLink {
+                org: OrgId::parse(&org).map_err(StoreError::corrupt)?,
+                customer: CustomerId::parse(&customer).map_err(StoreError::corrupt)?,
+                deleted,
+            });
         }
         let next = out
             .last_evaluated_key
             .and_then(|k| Some((string_attr(&k, keys::PK)?, string_attr(&k, keys::SK)?)));
         Ok(ProfilePage { profiles, next })
+    }
+
+    /// A customer whose link was marked deleted still exists in Stripe: the mark goes, and the
+    /// org gets its billing profile back unless it has one already (it checked out again with
+    /// a new customer meanwhile). `true` when the org's profile now names this customer.
+    pub async fn restore_link(
+        &self,
+        org: &OrgId,
+        customer: &CustomerId,
+    ) -> Result<bool, StoreError> {
+        let unmark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(customer), keys::LINK)))
+            .update_expression("REMOVE deleted_at")
+            .condition_expression("org_id = :org")
+            .expression_attribute_values(":org", string_value(org.as_str()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let profile = super::ProfileRecord {
+            pk: keys::org(org),
+            sk: keys::PROFILE.to_owned(),
+            org_id: org.clone(),
+            customer_id: customer.clone(),
+            default_payment_method: None,
+            created_at: Timestamp::now().unix(),
+            pm_synced_at: None,
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&profile)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let both = vec![
+            TransactWriteItem::builder().update(unmark.clone()).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        if self.transact_or_conflict(both, None).await?.is_some() {
+            return Ok(true);
+        }
+        // The org has a profile (or the link is another org's): only the mark goes.
+        let only = vec![TransactWriteItem::builder().update(unmark).build()];
+        self.transact_or_conflict(only, None).await?;
+        Ok(self
+            .billing_profile(org)
+            .await?
+            .is_some_and(|p| &p.customer_id == customer))
     }
 
     pub async fn reconcile_state(&self) -> Result<ReconcileState, StoreError> {

@@ -2,6 +2,24 @@
 
 use super::*;
 
+/// Tries of a subscription write against the org's entitlements version. A conflict means
+/// another writer *changed* the org's subscriptions (a write that changes nothing bumps no
+/// version), so with N concurrent changes for one org a writer loses at most N - 1 times: ten
+/// tries carry a checkout's burst (about eight events and the eager sync) without a 503.
+const MAX_VERSION_ATTEMPTS: usize = 10;
+
+/// Full jitter over an exponentially growing window (10 ms, 20 ms, ... at most 400 ms), so
+/// the writers of one burst do not retry in lockstep; at most about 2 s over all tries.
+async fn backoff(attempt: usize) {
+    use std::hash::{BuildHasher, Hasher};
+    let window_ms = (10u64 << attempt.min(6)).min(400);
+    // A per-call random seed from the standard library: no RNG crate for one pause.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    tokio::time::sleep(std::time::Duration::from_millis(random % (window_ms + 1))).await;
+}
+
 impl BillingStore {
     pub async fn subscriptions(&self, org: &OrgId) -> Result<Vec<StoredSubscription>, StoreError> {
         self.query_prefix(keys::org(org), keys::SUB_PREFIX)
@@ -50,7 +68,7 @@ impl BillingStore {
         marker: Option<&EventMarker>,
         policy: GracePolicy,
     ) -> Result<Applied, StoreError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_VERSION_ATTEMPTS {
             // The entitlements item first, then the subscriptions, never at once: every write of
             // a subscription bumps the entitlements version in the same transaction, so a
             // version read *before* the subscriptions covers exactly the set read after it.
@@ -61,7 +79,7 @@ impl BillingStore {
             let previous = stored.iter().find(|s| s.subscription.id == subscription.id);
             if let Some(prev) = previous {
                 let terminal_revival =
-                    prev.subscription.status.is_terminal() && !subscription.status.is_terminal();
+                    prev.subscription.is_final() && !subscription.status.is_terminal();
                 if prev.fetched_at >= fetched_at || terminal_revival {
                     return self.finish_stale(marker).await;
                 }
@@ -77,22 +95,57 @@ impl BillingStore {
                 .chain(std::iter::once(&fresh));
             let set = EntitlementSet::from_subscriptions(all, policy);
 
-            let mut actions = vec![
-                self.subscription_put(org, &fresh, fetched_at)?,
-                self.entitlements_put(org, &set, current.as_ref().map(|c| c.version))?,
-            ];
+            let unchanged = previous.is_some_and(|p| p.subscription == fresh)
+                && current.as_ref().is_some_and(|c| c.set == set);
+            let mut actions = if let (true, Some(prev)) = (unchanged, previous) {
+                // A checkout's burst of events re-reads the same subscription many times: a
+                // read that changes nothing only moves the stored read time forward, without
+                // bumping the org's entitlements version, so it never conflicts with the
+                // writes that do change something.
+                vec![self.fetched_at_touch(org, &fresh.id, prev.fetched_at, fetched_at)?]
+            } else {
+                vec![
+                    self.subscription_put(org, &fresh, fetched_at)?,
+                    self.entitlements_put(org, &set, current.as_ref().map(|c| c.version))?,
+                ]
+            };
+            let marker_index = actions.len();
             if let Some(marker) = marker {
                 actions.extend(self.marker_actions(marker, Timestamp::now())?);
             }
-            if let Some(applied) = self
-                .transact_or_conflict(actions, marker.map(|_| 2))
+            match self
+                .transact_or_conflict(actions, marker.map(|_| marker_index))
                 .await?
             {
-                return Ok(applied);
+                // A touch stored the newer read too: `Written`, as a changing write is.
+                Some(applied) => return Ok(applied),
+                // Someone wrote the subscription or the entitlements in between: read again,
+                // after a jittered pause so the writers of one burst spread out.
+                None => backoff(attempt).await,
             }
-            // Someone wrote the subscription or the entitlements in between: read again.
         }
         Err(StoreError::Contention)
+    }
+
+    /// Moves a stored subscription's read time from `read` (the value this writer saw) to
+    /// `fetched_at`, leaving its data and the entitlements version as they are.
+    fn fetched_at_touch(
+        &self,
+        org: &OrgId,
+        id: &crate::domain::SubscriptionId,
+        read: FetchTime,
+        fetched_at: FetchTime,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::org(org), keys::subscription(id))))
+            .update_expression("SET fetched_at = :fetched")
+            .condition_expression("fetched_at = :read")
+            .expression_attribute_values(":fetched", number_value(fetched_at.micros()))
+            .expression_attribute_values(":read", number_value(read.micros()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     pub(super) fn subscription_put(
@@ -106,6 +159,7 @@ impl BillingStore {
             sk: keys::subscription(&sub.id),
             org_id: org.clone(),
             status: sub.status,
+            ended_unseen: sub.ended_unseen,
             fetched_at: fetched_at.micros(),
             data: sub.clone(),
         };
@@ -116,10 +170,13 @@ impl BillingStore {
         put = if sub.status.is_terminal() {
             put.condition_expression("attribute_not_exists(PK) OR fetched_at < :fetched")
         } else {
+            // An end this service inferred from a 404 (`ended_unseen`) is not Stripe's final
+            // word: a live read from the right account replaces it.
             put.condition_expression(
-                "attribute_not_exists(PK) OR (fetched_at < :fetched AND NOT (#status IN (:canceled, :expired)))",
+                "attribute_not_exists(PK) OR (fetched_at < :fetched AND (NOT (#status IN (:canceled, :expired)) OR ended_unseen = :unseen))",
             )
             .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":unseen", AttributeValue::Bool(true))
             .expression_attribute_values(":canceled", string_value(SubscriptionStatus::Canceled.as_str()))
             .expression_attribute_values(":expired", string_value(SubscriptionStatus::IncompleteExpired.as_str()))
         };

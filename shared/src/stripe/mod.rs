@@ -42,6 +42,11 @@ pub enum StripeApiError {
     /// Stripe answered 2xx with a body we cannot read.
     #[error("unexpected Stripe response: {0}")]
     Malformed(String),
+    /// The key belongs to another Stripe account than the configured one (a wrongly rotated
+    /// key): nothing it reads can be trusted, so nothing is sent with it. Heals once the key is
+    /// fixed, so never final.
+    #[error("the Stripe key belongs to another account than the configured one")]
+    WrongAccount,
 }
 
 impl StripeApiError {
@@ -60,9 +65,23 @@ impl StripeApiError {
 pub struct StripeApi {
     transport: StripeTransport,
     livemode: bool,
-    /// Requests sent by this client and its clones, so a batch job can pace itself.
-    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pin: std::sync::Arc<AccountPin>,
 }
+
+/// The account a key must belong to, checked once per container on first use
+/// (`GET /v1/account`). In live mode a key of another account still matches `livemode`, and a
+/// webhook signature does not involve the key at all: without the pin, every re-fetch with
+/// such a key answers 404 and would read as "deleted".
+#[derive(Debug, Default)]
+struct AccountPin {
+    expected: Option<String>,
+    /// 0: not checked yet, 1: the key's account is the expected one, 2: it is another.
+    state: std::sync::atomic::AtomicU8,
+}
+
+const PIN_UNCHECKED: u8 = 0;
+const PIN_MATCHES: u8 = 1;
+const PIN_MISMATCH: u8 = 2;
 
 impl std::fmt::Debug for StripeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,28 +112,102 @@ impl StripeApi {
         Ok(Self {
             transport,
             livemode: secret_key.starts_with("sk_live_") || secret_key.starts_with("rk_live_"),
-            requests: Default::default(),
+            pin: Default::default(),
         })
     }
 
-    /// With the [`Secret::STRIPE_SECRET_KEY`] a function loaded at init; `STRIPE_API_BASE`
-    /// optionally overrides the endpoint (local stack, tests).
+    /// Refuses every request unless the key belongs to `account` (`acct_...`), checked on
+    /// first use.
+    pub fn pinned_to(mut self, account: impl Into<String>) -> Self {
+        self.pin = std::sync::Arc::new(AccountPin {
+            expected: Some(account.into()),
+            state: Default::default(),
+        });
+        self
+    }
+
+    /// With the [`Secret::STRIPE_SECRET_KEY`] a function loaded at init, pinned to the account
+    /// `STRIPE_ACCOUNT_ID` names (required: a function that calls Stripe never runs unpinned
+    /// in AWS); `STRIPE_API_BASE` optionally overrides the endpoint (local stack, tests).
     pub fn from_secrets(secrets: &Secrets) -> Result<Self, ConfigError> {
-        Self::new(
+        let account = config::required("STRIPE_ACCOUNT_ID")?;
+        if !account.starts_with("acct_") {
+            return Err(ConfigError::Invalid(
+                "STRIPE_ACCOUNT_ID",
+                "expected a Stripe account id (acct_...)".to_owned(),
+            ));
+        }
+        Ok(Self::new(
             secrets.get(Secret::STRIPE_SECRET_KEY)?,
             config::optional("STRIPE_API_BASE").as_deref(),
-        )
+        )?
+        .pinned_to(account))
     }
 
     /// The key from `STRIPE_SECRET_KEY` or the SSM parameter named by
-    /// `STRIPE_SECRET_KEY_PARAMETER` (the catalog tool, which loads nothing else).
+    /// `STRIPE_SECRET_KEY_PARAMETER` (the catalog tool, which loads nothing else), pinned to
+    /// `STRIPE_ACCOUNT_ID` when it is set (the operator's shell may not name it).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        Self::from_secrets(&config::load_secrets(aws, &[Secret::STRIPE_SECRET_KEY]).await?)
+        let secrets = config::load_secrets(aws, &[Secret::STRIPE_SECRET_KEY]).await?;
+        let api = Self::new(
+            secrets.get(Secret::STRIPE_SECRET_KEY)?,
+            config::optional("STRIPE_API_BASE").as_deref(),
+        )?;
+        Ok(match config::optional("STRIPE_ACCOUNT_ID") {
+            Some(account) => api.pinned_to(account),
+            None => api,
+        })
     }
 
-    /// How many requests this client (and its clones) has sent so far.
+    /// The id of the account the key belongs to (`GET /v1/account`).
+    pub async fn account_id(&self) -> Result<String, StripeApiError> {
+        #[derive(serde::Deserialize)]
+        struct Account {
+            id: String,
+        }
+        let account: Account = self
+            .send_unpinned(requests::RetrieveForMyAccountAccount::new().build(), None)
+            .await?;
+        Ok(account.id)
+    }
+
+    /// Checks the pin (once per container when it matches; a key of another account is
+    /// refused for the container's life, since its key never changes): every refusal is
+    /// counted for the `StripeAccountMismatch` alarm.
+    pub async fn verify_account(&self) -> Result<(), StripeApiError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(expected) = &self.pin.expected else {
+            return Ok(());
+        };
+        let state = match self.pin.state.load(Relaxed) {
+            PIN_UNCHECKED => {
+                // Concurrent first uses may each ask; they all learn the same answer.
+                let state = if &self.account_id().await? == expected {
+                    PIN_MATCHES
+                } else {
+                    tracing::error!(
+                        expected = %expected,
+                        "the Stripe key belongs to another account: refusing to use it"
+                    );
+                    PIN_MISMATCH
+                };
+                self.pin.state.store(state, Relaxed);
+                state
+            }
+            known => known,
+        };
+        if state == PIN_MATCHES {
+            Ok(())
+        } else {
+            crate::metrics::stripe_account_mismatch();
+            Err(StripeApiError::WrongAccount)
+        }
+    }
+
+    /// How many requests this client (and its clones) has sent so far: every attempt,
+    /// the transport's retries included, since Stripe's rate limit counts each one.
     pub fn requests_sent(&self) -> u64 {
-        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+        self.transport.attempts_sent()
     }
 
     /// Whether the key is a live-mode key; events of the other mode are refused.
@@ -127,8 +220,15 @@ impl StripeApi {
         request: RequestBuilder,
         strategy: Option<RequestStrategy>,
     ) -> Result<T, StripeApiError> {
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.verify_account().await?;
+        self.send_unpinned(request, strategy).await
+    }
+
+    async fn send_unpinned<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        strategy: Option<RequestStrategy>,
+    ) -> Result<T, StripeApiError> {
         let body = match self.transport.send(request, strategy).await {
             Ok(body) => body,
             Err(e) => {

@@ -270,6 +270,7 @@ impl StripeSubscription {
                 .as_ref()
                 .and_then(|pm| PaymentMethodId::parse(pm.id()).ok()),
             past_due_since: None,
+            ended_unseen: false,
         })
     }
 }

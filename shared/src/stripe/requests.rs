@@ -15,6 +15,7 @@ pub use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
     ExpireCheckoutSession, ListCheckoutSession, RetrieveCheckoutSession,
 };
+pub use stripe_connect::account::RetrieveForMyAccountAccount;
 pub use stripe_core::customer::{CreateCustomer, ListPaymentMethodsCustomer, RetrieveCustomer};
 pub use stripe_core::event::{ListEvent, RetrieveEvent};
 pub use stripe_product::price::{

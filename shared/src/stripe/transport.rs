@@ -46,6 +46,8 @@ pub struct StripeTransport {
     /// Used when a request names none: GETs are retried, POSTs choose their own.
     default_strategy: RequestStrategy,
     attempt_timeout: Duration,
+    /// Attempts sent by this transport and its clones, retries included.
+    attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for StripeTransport {
@@ -91,7 +93,13 @@ impl StripeTransport {
             authorization,
             default_strategy,
             attempt_timeout,
+            attempts: Default::default(),
         })
+    }
+
+    /// Every attempt sent so far (what Stripe's rate limit counts).
+    pub fn attempts_sent(&self) -> u64 {
+        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends `request` (retrying as `strategy` allows) and returns the body of a 2xx answer.
@@ -121,6 +129,8 @@ impl StripeTransport {
                 }
             }
             attempts += 1;
+            self.attempts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match self.attempt(http_request.clone()).await {
                 Ok((status, _, body)) if (200..300).contains(&status) => return Ok(body),
                 Ok((status, retry_header, body)) => {

@@ -13,7 +13,7 @@ use crate::domain::{CustomerId, EventId, OrgId, Timestamp};
 use crate::http::{ApiError, body_bytes, json};
 use crate::store::{Applied, EventMarker, UnresolvedEvent};
 use crate::stripe::StripeEvent;
-use crate::sync::{Disposition, Synced, Syncer};
+use crate::sync::{Deletion, Disposition, Synced, Syncer};
 pub use event::{Action, HANDLED_EVENT_TYPES, decide};
 pub use replay::ReplayError;
 pub use signature::{SignatureError, WebhookSecret, verify};
@@ -335,20 +335,25 @@ impl WebhookHandler {
             event_type: event.event_type.clone(),
         };
         let event_customer = event_customer(event);
+        // Only a deletion event backs a 404 on the re-fetch; any other 404 ends nothing.
+        let deletion = match event.event_type.as_str() {
+            "customer.subscription.deleted" | "customer.deleted" => Deletion::Confirmed,
+            _ => Deletion::Unconfirmed,
+        };
         let syncer = &self.syncer;
         let result = match &action {
             Action::CompleteCheckout(id) => syncer.complete_checkout(id, Some(&marker)).await,
             Action::SyncSubscription(id) => {
                 syncer
-                    .sync_subscription_of(id, event_customer.as_ref(), Some(&marker))
+                    .sync_subscription_as(id, event_customer.as_ref(), Some(&marker), deletion)
                     .await
             }
             Action::SyncInvoice(id) => syncer.sync_invoice(id, Some(&marker)).await,
-            Action::SyncCustomer(id) => syncer.sync_customer(id, Some(&marker)).await,
+            Action::SyncCustomer(id) => syncer.sync_customer_as(id, Some(&marker), deletion).await,
             Action::Ignore => return Outcome::Ignored,
         };
         match result {
-            Ok(Synced { org, applied }) => {
+            Ok(Synced { org, applied, .. }) => {
                 org_found.clone_from(&org);
                 tracing::info!(org = ?org.as_ref().map(|o| o.as_str()), applied = ?applied, "synced from Stripe");
                 Outcome::Processed(applied)
@@ -361,6 +366,17 @@ impl WebhookHandler {
                 }
             },
         }
+    }
+
+    /// Keeps an event whose application failed for the reconciliation job to try again (the
+    /// job and Stripe's own retries converge: whichever applies it first marks it, and the
+    /// other finds it done). A parked copy keeps its first arrival time and TTL.
+    pub async fn park_for_retry(&self, event: &StripeEvent, reason: &str) -> Outcome {
+        let Ok(event_id) = EventId::parse(&event.id) else {
+            return Outcome::Rejected("invalid_payload");
+        };
+        self.park(event, &event_id, reason.to_owned(), event_customer(event))
+            .await
     }
 
     /// Keeps an event that needs a fix elsewhere for reconciliation and acknowledges it,

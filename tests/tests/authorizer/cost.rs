@@ -66,15 +66,24 @@ async fn one_consistent_get_item_per_uncached_check_and_none_when_cached() {
     ));
     assert_eq!(sent(&requests), vec![]);
 
-    // Another org is its own cache entry (an org without an item is cached too).
+    // Another org is its own cache entry. A refusal is never answered from the cache: each
+    // paywall 403 costs one consistent read, so a payment stored a moment ago opens the route.
     let other_member = hs256(&claims(&other, "Member"));
     let other_leads = authorizer_event("GET", "/api/leads", Some(&other_member));
     assert!(matches!(check(&auth, &other_leads).await, Outcome::Deny(_)));
+    assert_eq!(sent(&requests), vec![get_item()], "uncached: one read");
     assert!(matches!(check(&auth, &other_leads).await, Outcome::Deny(_)));
+    assert_eq!(
+        sent(&requests),
+        vec![get_item()],
+        "cached refusal: read again"
+    );
+
+    // The catalog of an org with locked modules reads again too (it would show "locked").
+    let _ = check_call(&auth, "GET", "/api/billing/services", Some(&member)).await;
     assert_eq!(sent(&requests), vec![get_item()]);
 
     // Checks that never need the org's rights cost nothing.
-    let _ = check_call(&auth, "GET", "/api/billing/services", Some(&member)).await;
     let _ = check_call(&auth, "POST", "/api/billing/checkout", Some(&member)).await;
     let _ = check_call(&auth, "GET", "/api/leads", None).await;
     let _ = check_call(&auth, "GET", "/api/leads", Some("garbage")).await;

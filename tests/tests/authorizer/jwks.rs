@@ -109,3 +109,44 @@ async fn unreachable_jwks_fails_closed_not_unauthorized() {
     let public = authorizer_event("GET", "/api/billing/services", Some(&token));
     assert!(matches!(check(&auth, &public).await, Outcome::Allow(_)));
 }
+
+#[tokio::test]
+async fn a_key_the_issuer_removed_stops_verifying_once_the_sets_max_age_passes() {
+    let store = fresh_store().await;
+    let full: serde_json::Value =
+        serde_json::from_str(&jwt_fixture("test-only-jwks.json")).unwrap();
+    let body = Arc::new(std::sync::Mutex::new(full.to_string()));
+    let served = body.clone();
+    let base = pss_billing_tests::server::serve(move |_request| {
+        let body = served.lock().unwrap().clone();
+        async move {
+            let mut response = Response::new(Body::Text(body));
+            let headers = response.headers_mut();
+            headers.insert("content-type", "application/json".parse().unwrap());
+            headers.insert("cache-control", "public, max-age=1".parse().unwrap());
+            response
+        }
+    })
+    .await;
+    let url = format!("{base}/.well-known/jwks.json");
+    let rs = keyed_authorizer(JwtAlgorithm::Rs256, KeyMaterial::JwksUrl(url), store);
+    let good = claims(&org("rotated"), "Member");
+    let second = rs256_second_key(Some("test-rsa-2"), &good);
+    assert!(matches!(check_token(&rs, &second).await, Outcome::Allow(_)));
+
+    // The issuer withdraws its second key (compromised, say).
+    let mut without = full.clone();
+    without["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kid"] != "test-rsa-2");
+    *body.lock().unwrap() = without.to_string();
+    // Within the set's max-age the warm container still has it; past it, the set is read
+    // again and the withdrawn key no longer verifies. The other key still does.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(check_token(&rs, &second).await, Outcome::Unauthorized);
+    assert!(matches!(
+        check_token(&rs, &rs256(Some("test-rsa-1"), &good)).await,
+        Outcome::Allow(_)
+    ));
+}

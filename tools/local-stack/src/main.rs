@@ -62,6 +62,7 @@ async fn main() -> std::process::ExitCode {
                 api_base: Some(stripe.url.clone()),
                 webhook_secrets: vec![WEBHOOK_SECRET.to_owned()],
                 localstripe_url: Some(localstripe.url.clone()),
+                account_id: Some(stack::EMULATED_ACCOUNT_ID.to_owned()),
             };
             (vec![localstripe, stripe], setup, lines.0, lines.1)
         }

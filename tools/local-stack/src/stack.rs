@@ -150,7 +150,13 @@ pub struct StripeSetup {
     /// Set when emulated: plans are pushed there and it delivers the webhooks. In test mode
     /// `stripe listen --forward-to` delivers them instead.
     pub localstripe_url: Option<String>,
+    /// The Stripe account the key must belong to, as `STRIPE_ACCOUNT_ID` pins it in AWS: the
+    /// fixture Stripe's account when emulated; in test mode `STRIPE_ACCOUNT_ID` if set.
+    pub account_id: Option<String>,
 }
+
+/// The account the fixture Stripe holds its objects in (tests/emulators/fake_stripe.py).
+pub const EMULATED_ACCOUNT_ID: &str = "acct_local_pss";
 
 impl StripeSetup {
     pub fn emulated(config: &StackConfig) -> StripeSetup {
@@ -159,6 +165,7 @@ impl StripeSetup {
             api_base: Some(config.stripe_url.clone()),
             webhook_secrets: vec![WEBHOOK_SECRET.to_owned()],
             localstripe_url: Some(config.localstripe_url.clone()),
+            account_id: Some(EMULATED_ACCOUNT_ID.to_owned()),
         }
     }
 
@@ -169,6 +176,9 @@ impl StripeSetup {
             api_base: keys.api_base,
             webhook_secrets: keys.webhook_secrets,
             localstripe_url: None,
+            account_id: std::env::var("STRIPE_ACCOUNT_ID")
+                .ok()
+                .filter(|a| !a.is_empty()),
         }
     }
 }
@@ -191,6 +201,10 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
     let store = BillingStore::new(dynamodb, &config.table);
     let stripe =
         StripeApi::new(&setup.secret_key, setup.api_base.as_deref()).map_err(|e| e.to_string())?;
+    let stripe = match &setup.account_id {
+        Some(account) => stripe.pinned_to(account.as_str()),
+        None => stripe,
+    };
     if let Some(localstripe_url) = &setup.localstripe_url {
         push_plans(localstripe_url).await?;
     }
