@@ -55,7 +55,9 @@ pub struct Directive<'a> {
 }
 
 /// One EMF line: the `_aws` metadata, then every dimension and metric value as a top-level
-/// member, as the specification requires.
+/// member, as the specification requires; and Lambda's `timestamp` (RFC 3339, the same instant
+/// as `_aws.Timestamp`) and `level` ([`crate::telemetry::METRICS_LEVEL`]), without which Lambda's
+/// log-level filter takes the line for INFO and drops it at WARN and above.
 pub fn line(
     directives: &[Directive<'_>],
     dimensions: &[(&str, &str)],
@@ -86,13 +88,14 @@ pub fn line(
             root.insert((*name).to_owned(), json!(value));
         }
     }
-    Value::Object(root).to_string()
+    crate::telemetry::json_line(crate::telemetry::METRICS_LEVEL, timestamp_ms, root)
 }
 
 /// Lines kept for a test that asked for them (see [`capture`]); `None` otherwise.
 static CAPTURED: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
 
 /// Prints a line to stdout, where Lambda's log capture (and CloudWatch's EMF extraction) reads.
+/// `line` comes from [`line`], so it carries the `timestamp` and `level` Lambda's filter reads.
 pub fn emit(line: &str) {
     println!("{line}");
     if let Ok(mut captured) = CAPTURED.lock()
@@ -286,6 +289,12 @@ mod tests {
         assert!(!line.contains('\n'), "one line");
         let aws = &v["_aws"];
         assert!(aws["Timestamp"].as_i64().unwrap() > 0);
+        // Lambda's log filter keys: the same instant, and a level no filter drops.
+        assert_eq!(
+            v["timestamp"],
+            crate::telemetry::rfc3339(aws["Timestamp"].as_i64().unwrap())
+        );
+        assert_eq!(v["level"], crate::telemetry::METRICS_LEVEL);
         let mut out = Vec::new();
         for d in aws["CloudWatchMetrics"].as_array().unwrap() {
             assert_eq!(d["Namespace"], NAMESPACE);

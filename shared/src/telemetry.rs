@@ -6,11 +6,27 @@
 //! changeable in the console without a deploy; `sam local` sets it too). `RUST_LOG` adds
 //! per-target directives on top (`aws_smithy_runtime=debug`), and sets the base level itself
 //! only where Lambda's setting is absent (`cargo lambda watch`, tests). Neither: `info`.
+//!
+//! Lambda filters the lines again with that same setting, reading each line's `level` and
+//! `timestamp` keys: a line without a valid level, or without an RFC 3339 timestamp, counts as
+//! INFO, and so vanishes at WARN and above. So every line printed here carries both: tracing's
+//! (`{"timestamp":"...Z","level":"WARN",...}`), the EMF metric lines ([`METRICS_LEVEL`]), the
+//! reconciliation report ([`print_json`]) and a panic's message (the hook [`init`] installs).
 
+use std::io::Write;
+
+use serde_json::{Map, Value};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// The level of the EMF metric lines: FATAL, the one level no application log level filters
+/// out, so every alarm keeps its data whatever LogLevel is set (in the template or the
+/// console). Nothing else in this code logs at FATAL (tracing has no such level), so a search
+/// for ERROR or FATAL lines that are not metrics stays exact: metric lines carry `_aws`.
+pub const METRICS_LEVEL: &str = "FATAL";
 
 const DEFAULT_LEVEL: &str = "info";
 
@@ -77,18 +93,124 @@ fn filter(aws_lambda_log_level: Option<&str>, rust_log: Option<&str>) -> Targets
     targets
 }
 
-pub fn init() {
-    let level = crate::config::optional("AWS_LAMBDA_LOG_LEVEL");
-    let rust_log = crate::config::optional("RUST_LOG");
-    let _ = tracing_subscriber::fmt()
+/// The functions' subscriber: one JSON object per line with an RFC 3339 `timestamp` and a
+/// `level`, written to `writer` (stdout in Lambda).
+fn subscriber<W>(
+    aws_lambda_log_level: Option<&str>,
+    rust_log: Option<&str>,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .json()
         .with_max_level(LevelFilter::TRACE)
         .with_current_span(false)
         .with_target(false)
-        .without_time()
+        // The default timer: UTC, `2026-12-01T10:00:00.123456Z`, which Lambda's filter needs.
+        .with_timer(tracing_subscriber::fmt::time::SystemTime)
+        .with_writer(writer)
         .finish()
-        .with(filter(level.as_deref(), rust_log.as_deref()))
-        .try_init();
+        .with(filter(aws_lambda_log_level, rust_log))
+}
+
+pub fn init() {
+    let level = crate::config::optional("AWS_LAMBDA_LOG_LEVEL");
+    let rust_log = crate::config::optional("RUST_LOG");
+    let _ = subscriber(level.as_deref(), rust_log.as_deref(), std::io::stdout).try_init();
+    // The default hook prints plain text, which Lambda's filter takes as INFO.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        print_json("ERROR", panic_fields(&message, location.as_deref()));
+    }));
+}
+
+fn panic_fields(message: &str, location: Option<&str>) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert(
+        "message".to_owned(),
+        Value::from(format!("panic: {message}")),
+    );
+    if let Some(location) = location {
+        fields.insert("location".to_owned(), Value::from(location));
+    }
+    fields
+}
+
+/// What the functions' subscriber prints for the events `f` logs, with Lambda's log level
+/// `aws_lambda_log_level`: for tests that hold the lines to Lambda's filter.
+pub fn lines_logged(aws_lambda_log_level: Option<&str>, f: impl FnOnce()) -> Vec<String> {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let sink = buffer.clone();
+    tracing::subscriber::with_default(
+        subscriber(aws_lambda_log_level, None, move || sink.clone()),
+        f,
+    );
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `fields` as one JSON log line with Lambda's `timestamp` (RFC 3339, from `unix_ms`) and
+/// `level` keys (these two win over fields of the same names).
+pub fn json_line(level: &str, unix_ms: i64, mut fields: Map<String, Value>) -> String {
+    fields.insert("timestamp".to_owned(), Value::from(rfc3339(unix_ms)));
+    fields.insert("level".to_owned(), Value::from(level));
+    Value::Object(fields).to_string()
+}
+
+/// Prints `fields` as one log line at `level`, now (a line that is not a tracing event: the
+/// reconciliation report).
+pub fn print_json(level: &str, fields: Map<String, Value>) {
+    let now = crate::domain::FetchTime::now().micros() / 1_000;
+    println!("{}", json_line(level, now, fields));
+}
+
+/// An RFC 3339 UTC timestamp with milliseconds (`2023-11-14T22:13:20.000Z`).
+pub fn rfc3339(unix_ms: i64) -> String {
+    let (days, ms) = (
+        unix_ms.div_euclid(86_400_000),
+        unix_ms.rem_euclid(86_400_000),
+    );
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, frac) = (
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1_000 % 60,
+        ms % 1_000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{frac:03}Z")
 }
 
 #[cfg(test)]
@@ -157,5 +279,48 @@ mod tests {
         assert_eq!(max(Some(""), None), Some(LevelFilter::INFO));
         // A RUST_LOG that does not parse falls back to info instead of silencing everything.
         assert_eq!(max(None, Some("[=")), Some(LevelFilter::INFO));
+    }
+
+    #[test]
+    fn rfc3339_formats_utc_dates_with_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn tracing_lines_carry_a_timestamp_and_their_level() {
+        let lines = lines_logged(Some("TRACE"), || {
+            tracing::warn!(reason = "x", "refused");
+            tracing::error!("failed");
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for (line, level) in lines.iter().zip(["WARN", "ERROR"]) {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["level"], level, "{line}");
+            let ts = v["timestamp"].as_str().unwrap();
+            // Today, in UTC, as rfc3339 writes it (the date part).
+            let today = rfc3339(crate::domain::FetchTime::now().micros() / 1_000);
+            assert_eq!(&ts[..10], &today[..10], "{line}");
+            assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        }
+        // The subscriber still filters by Lambda's level itself.
+        assert!(lines_logged(Some("ERROR"), || tracing::warn!("no")).is_empty());
+    }
+
+    #[test]
+    fn json_lines_and_panics_carry_a_timestamp_and_a_level() {
+        let line = json_line(
+            "INFO",
+            1_700_000_000_000,
+            panic_fields("boom", Some("a.rs:1")),
+        );
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(v["message"], "panic: boom");
+        assert_eq!(v["location"], "a.rs:1");
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod auth;
 pub mod build;
+pub mod iam;
+pub mod lambda_logs;
 pub mod openapi;
 pub mod rig;
 pub mod sdk;

@@ -51,27 +51,105 @@ fn cargo_lambda() -> PathBuf {
     path
 }
 
-/// The env file `scripts/watch` hands to `cargo lambda watch --env-file`.
-fn watch_env_file() -> BTreeMap<String, String> {
+/// Runs `scripts/watch --print-env-file` with exactly the shell variables `shell` (nothing of
+/// the developer's own shell), writing to a file of its own; Err carries stderr.
+fn watch_env_with(shell: &[(&str, &str)]) -> Result<(BTreeMap<String, String>, String), String> {
+    let path = workspace_root().join(format!(
+        "target/watch-env/{}.env",
+        pss_billing_tests::unique("watch")
+    ));
     let out = Command::new("python3")
         .arg(workspace_root().join("scripts/watch"))
+        .arg("--env-file")
+        .arg(&path)
         .arg("--print-env-file")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(shell.iter().copied())
         .output()
         .expect("scripts/watch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(stderr);
+    }
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        path.to_str().unwrap()
     );
-    let path = String::from_utf8(out.stdout).unwrap();
-    std::fs::read_to_string(path.trim())
+    let env = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
         .map(|l| {
             let (k, v) = l.split_once('=').expect("KEY=VALUE");
             (k.to_owned(), v.to_owned())
         })
-        .collect()
+        .collect();
+    Ok((env, stderr))
+}
+
+/// The env file `scripts/watch` hands to `cargo lambda watch --env-file`, no STRIPE_* in the shell.
+fn watch_env_file() -> BTreeMap<String, String> {
+    watch_env_with(&[]).unwrap_or_else(|e| panic!("{e}")).0
+}
+
+#[test]
+fn stripe_variables_from_the_shell_override_env_local_json_for_test_mode() {
+    let local = watch_env_file();
+    let shell = [
+        ("STRIPE_SECRET_KEY", "sk_test_from_the_shell"),
+        ("STRIPE_WEBHOOK_SECRETS", "whsec_from_stripe_listen"),
+        ("STRIPE_ACCOUNT_ID", "acct_1TestAccount"),
+    ];
+    let (env, stderr) = watch_env_with(&shell).unwrap();
+    for (name, value) in shell {
+        assert_eq!(env[name], value, "{name}");
+        assert!(
+            !stderr.contains(value),
+            "scripts/watch printed {name}'s value"
+        );
+    }
+    // Forwarded events name objects only Stripe holds: the fixture Stripe is out of the way,
+    // and empty means "unset" (api.stripe.com) to the code.
+    assert_eq!(env["STRIPE_API_BASE"], "");
+    // Everything else is still env.local.json's (the local stack's DynamoDB, the table).
+    for name in [
+        "BILLING_TABLE",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "JWT_SECRET",
+        "AWS_ACCESS_KEY_ID",
+    ] {
+        assert_eq!(env[name], local[name], "{name}");
+    }
+    // A shell STRIPE_API_BASE still wins; one variable alone overrides only itself.
+    let (env, _) = watch_env_with(&[
+        shell[0],
+        shell[1],
+        shell[2],
+        ("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+    ])
+    .unwrap();
+    assert_eq!(env["STRIPE_API_BASE"], "http://127.0.0.1:12111");
+    let (env, _) = watch_env_with(&[("STRIPE_WEBHOOK_SECRETS", "whsec_other")]).unwrap();
+    assert_eq!(env["STRIPE_WEBHOOK_SECRETS"], "whsec_other");
+    assert_eq!(env["STRIPE_SECRET_KEY"], local["STRIPE_SECRET_KEY"]);
+    assert_eq!(env["STRIPE_API_BASE"], local["STRIPE_API_BASE"]);
+
+    // Refused before anything starts: a live key, and a test key without the endpoint's
+    // secret or the account (the local stack's would refuse every forwarded event).
+    let live = watch_env_with(&[
+        ("STRIPE_SECRET_KEY", "sk_live_not_here"),
+        shell[1],
+        shell[2],
+    ])
+    .unwrap_err();
+    assert!(
+        live.contains("test-mode key") && !live.contains("sk_live_not_here"),
+        "{live}"
+    );
+    let no_secret = watch_env_with(&[shell[0], shell[2]]).unwrap_err();
+    assert!(no_secret.contains("STRIPE_WEBHOOK_SECRETS"), "{no_secret}");
+    let no_account = watch_env_with(&[shell[0], shell[1]]).unwrap_err();
+    assert!(no_account.contains("STRIPE_ACCOUNT_ID"), "{no_account}");
 }
 
 #[test]

@@ -118,13 +118,19 @@ fn template_declares_every_variable_the_code_reads_and_is_inert_in_aws() {
         all["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"], "true",
         "an empty endpoint must be ignored in AWS"
     );
-    // Every parameter a local run needs has a default.
+    // Every parameter a local run needs has a default, or a value in samconfig.toml's local
+    // commands (the ones a deployment must set have no default; sam_transform.rs checks those
+    // values are the local stack's).
+    let config = pss_billing_tests::template::samconfig();
     for (name, p) in t["Parameters"].as_mapping().unwrap() {
-        assert!(
-            !p["Default"].is_null(),
-            "parameter {} has no default",
-            name.as_str().unwrap()
-        );
+        let name = name.as_str().unwrap();
+        for cmd in ["local_invoke", "local_start_api"] {
+            assert!(
+                !p["Default"].is_null()
+                    || config["default"][cmd]["parameter_overrides"][name].is_string(),
+                "parameter {name} has no default and no value for `sam {cmd}`"
+            );
+        }
     }
     assert_eq!(
         t["Parameters"]["Architecture"]["Default"].as_str(),
@@ -334,16 +340,11 @@ fn env_local_json_uses_the_local_stack_values() {
         }
         assert_eq!(vars["BILLING_TABLE"], "pss-billing-local", "{function}");
     }
-    // The template's parameter defaults are the same local values.
-    let t = template::load();
-    assert_eq!(
-        t["Parameters"]["JwtIssuer"]["Default"].as_str(),
-        Some(JWT_ISSUER)
-    );
-    assert_eq!(
-        t["Parameters"]["JwtAudience"]["Default"].as_str(),
-        Some(JWT_AUDIENCE)
-    );
+    // samconfig.toml gives `sam local` the same local values for the template's parameters.
+    let config = pss_billing_tests::template::samconfig();
+    let local = &config["default"]["local_invoke"]["parameter_overrides"];
+    assert_eq!(local["JwtIssuer"], JWT_ISSUER);
+    assert_eq!(local["JwtAudience"], JWT_AUDIENCE);
 }
 
 /// scripts/events with explicit secrets (as for Stripe test mode and another portal): the

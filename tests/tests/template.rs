@@ -122,19 +122,29 @@ fn architecture_and_log_level_are_parameters_of_every_function() {
 
 // ---- operations: alarms, log groups, protection (README "Operations") -----------------------
 
-/// Every alarm as (namespace, metric, dimensions as "Name=Value" with `!Ref X` as `Ref X`).
+/// Every metric an alarm watches as (namespace, metric, dimensions as "Name=Value" with `!Ref X`
+/// as `Ref X`); a metric-math alarm contributes each metric it reads.
 fn alarms(t: &Value) -> Vec<(String, String, Vec<String>)> {
-    resources(t, "AWS::CloudWatch::Alarm")
-        .map(|(id, r)| {
-            let p = &r["Properties"];
-            let actions = p["AlarmActions"].as_sequence().expect("AlarmActions");
-            assert!(
-                actions
-                    .iter()
-                    .any(|a| tagged(a, "Ref") == Some("AlarmTopic")),
-                "{id} notifies no one"
-            );
-            let dims = p["Dimensions"]
+    let mut out = Vec::new();
+    for (id, r) in resources(t, "AWS::CloudWatch::Alarm") {
+        let p = &r["Properties"];
+        let actions = p["AlarmActions"].as_sequence().expect("AlarmActions");
+        assert!(
+            actions
+                .iter()
+                .any(|a| tagged(a, "Ref") == Some("AlarmTopic")),
+            "{id} notifies no one"
+        );
+        let metrics: Vec<&Value> = match p["Metrics"].as_sequence() {
+            Some(list) => list
+                .iter()
+                .filter(|m| !m["MetricStat"].is_null())
+                .map(|m| &m["MetricStat"]["Metric"])
+                .collect(),
+            None => vec![p],
+        };
+        for m in metrics {
+            let dims = m["Dimensions"]
                 .as_sequence()
                 .map(|d| {
                     d.iter()
@@ -149,13 +159,14 @@ fn alarms(t: &Value) -> Vec<(String, String, Vec<String>)> {
                         .collect()
                 })
                 .unwrap_or_default();
-            (
-                p["Namespace"].as_str().unwrap().to_owned(),
-                p["MetricName"].as_str().unwrap().to_owned(),
+            out.push((
+                m["Namespace"].as_str().unwrap().to_owned(),
+                m["MetricName"].as_str().unwrap().to_owned(),
                 dims,
-            )
-        })
-        .collect()
+            ));
+        }
+    }
+    out
 }
 
 /// The functions' logical ids, in template order.
@@ -188,6 +199,13 @@ fn an_alarm_watches_each_failure_the_readme_names() {
     has("PssBilling", "ReconcileDriftFound", &[]);
     has("PssBilling", "ReconcileOrgErrors", &[]);
     has("PssBilling", "StripeErrors", &["Status=401"]);
+    has("PssBilling", "StripeAccountMismatch", &[]);
+    has("PssBilling", "StripeNotFoundUnconfirmed", &[]);
+    has(
+        "AWS/ApiGateway",
+        "5XXError",
+        &["ApiName=Ref AWS::StackName", "Stage=prod"],
+    );
     has(
         "AWS/DynamoDB",
         "ReadThrottleEvents",
@@ -239,13 +257,24 @@ fn logs_are_retained_and_the_webhook_cannot_starve_the_api() {
             Some("LogRetentionDays")
         );
     }
-    let webhook = &t["Resources"]["StripeWebhookFunction"]["Properties"];
+    // Reservations are conditional (ReserveConcurrency): `!If [ReserveConcurrencyOn, value,
+    // !Ref AWS::NoValue]`; tests/tests/sam_transform.rs evaluates both branches.
+    let reservation = |function: &str| -> Value {
+        let r = &t["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
+        let Value::Tagged(tag) = r else {
+            panic!("{function}: the reservation is not conditional")
+        };
+        assert_eq!(tag.tag, "If", "{function}");
+        assert_eq!(tag.value[0].as_str(), Some("ReserveConcurrencyOn"));
+        assert_eq!(tagged(&tag.value[2], "Ref"), Some("AWS::NoValue"));
+        tag.value[1].clone()
+    };
     assert_eq!(
-        tagged(&webhook["ReservedConcurrentExecutions"], "Ref"),
+        tagged(&reservation("StripeWebhookFunction"), "Ref"),
         Some("WebhookReservedConcurrency")
     );
     assert_eq!(
-        t["Resources"]["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"].as_u64(),
+        reservation("ReconcileFunction").as_u64(),
         Some(1),
         "two reconciliation runs would share one cursor"
     );

@@ -145,7 +145,12 @@ async fn audit(store: &BillingStore, args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The run's report as one INFO line, with the `timestamp` and `level` Lambda's log filter reads.
 fn log(report: &Report) {
-    let line = serde_json::json!({ "reconcile_report": report });
-    println!("{line}");
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "reconcile_report".to_owned(),
+        serde_json::to_value(report).unwrap_or_default(),
+    );
+    billing::telemetry::print_json("INFO", fields);
 }

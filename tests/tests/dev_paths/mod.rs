@@ -33,6 +33,7 @@ pub fn exe(function: &Function) -> PathBuf {
         "billing-portal" => env!("CARGO_BIN_EXE_fn-billing-portal"),
         "billing-sync" => env!("CARGO_BIN_EXE_fn-billing-sync"),
         "leads" => env!("CARGO_BIN_EXE_fn-leads"),
+        "reconcile" => env!("CARGO_BIN_EXE_fn-reconcile"),
         other => panic!("functions/{other} has no binary in tests/Cargo.toml"),
     })
 }
