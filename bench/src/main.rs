@@ -144,7 +144,7 @@ fn function_env(name: &str, world: &World) -> Vec<(String, String)> {
         add("STRIPE_SECRET_KEY", setup::STRIPE_KEY);
         add("STRIPE_API_BASE", &world.stripe.url);
         // The fixture Stripe's account, as the template pins every Stripe caller's key.
-        add("STRIPE_ACCOUNT_ID", "acct_local_pss");
+        add("STRIPE_ACCOUNT_ID", "acct_1LocalPssFixture");
     };
     match name {
         "stripe-webhook" => {

@@ -40,7 +40,7 @@ Control endpoints (tests only):
   POST   /_test/release          {"path": ...}: let a held GET answer (with what it read)
   POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid
   POST   /_test/account          {"id": "acct_..."}: the account the key belongs to from now on
-                                 (another than acct_local_pss: every object answers 404)
+                                 (another than acct_1LocalPssFixture: every object answers 404)
   POST   /_test/reset            forget everything
 """
 import argparse
@@ -73,7 +73,7 @@ OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/pro
 # The account whose objects this server holds, and the account the caller's key belongs to
 # (`POST /_test/account` changes the latter). With a key of another account, Stripe answers
 # `GET /v1/account` with that account and every object of this one with 404 resource_missing.
-HOME_ACCOUNT = "acct_local_pss"
+HOME_ACCOUNT = "acct_1LocalPssFixture"
 KEY_ACCOUNT = {"id": HOME_ACCOUNT}
 
 

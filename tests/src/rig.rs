@@ -223,6 +223,27 @@ impl Rig {
     }
 }
 
+impl Rig {
+    /// The reconciliation job over the rig's store and Stripe, `page_size` profiles a scan
+    /// page, fast enough for a test and still paced (the pacing itself is unit-tested).
+    pub fn reconciler(&self, page_size: i32) -> billing::reconcile::Reconciler {
+        let config = WebhookConfig {
+            secrets: Vec::new(),
+            tolerance_seconds: 300,
+            max_body_bytes: billing::webhook::DEFAULT_MAX_BODY_BYTES,
+            livemode: false,
+        };
+        billing::reconcile::Reconciler::new(
+            WebhookHandler::new(self.handler.syncer().clone(), config),
+            billing::reconcile::ReconcileConfig {
+                requests_per_second: 500.0,
+                page_size,
+                parked_cap: billing::reconcile::DEFAULT_PARKED_CAP,
+            },
+        )
+    }
+}
+
 /// Whether a table item is the audit trail's metadata of a refused delivery.
 fn is_refused(item: &HashMap<String, AttributeValue>) -> bool {
     item.get("PK")

@@ -16,9 +16,7 @@ use std::sync::Arc;
 
 use billing::domain::{CustomerId, OrgId, SubscriptionId, SubscriptionStatus};
 use billing::metrics;
-use billing::reconcile::{ReconcileConfig, Reconciler};
 use billing::stripe::StripeApiError;
-use billing::webhook::{DEFAULT_MAX_BODY_BYTES, WebhookConfig, WebhookHandler};
 use pss_billing_tests::http::{blocking, get, post_json};
 use pss_billing_tests::rig::{self, Rig, assert_outcome, event, fake_put};
 use pss_billing_tests::unique;
@@ -26,23 +24,6 @@ use pss_local::emulators::{free_port, start_fake_stripe};
 use pss_local::stack::EMULATED_ACCOUNT_ID;
 use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
-
-fn reconciler(rig: &Rig) -> Reconciler {
-    let config = WebhookConfig {
-        secrets: Vec::new(),
-        tolerance_seconds: 300,
-        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        livemode: false,
-    };
-    Reconciler::new(
-        WebhookHandler::new(rig.handler.syncer().clone(), config),
-        ReconcileConfig {
-            requests_per_second: 500.0,
-            page_size: 100,
-            parked_cap: billing::reconcile::DEFAULT_PARKED_CAP,
-        },
-    )
-}
 
 async fn control(base: &str, path: &str, body: Value) {
     let url = format!("{base}{path}");
@@ -133,7 +114,8 @@ async fn a_key_of_another_account_changes_nothing_and_raises_the_alarm() {
         "only the audit trail may grow"
     );
     // Reconciliation stops before reading or writing anything.
-    let run = reconciler(&rotated)
+    let run = rotated
+        .reconciler(100)
         .run(Instant::now() + Duration::from_secs(30))
         .await;
     assert!(
@@ -272,7 +254,7 @@ async fn reconciliation_restores_a_link_marked_deleted_whose_customer_stripe_sti
         .unwrap();
     assert!(rig.store.billing_profile(&org).await.unwrap().is_none());
 
-    let report = reconciler(&rig).run_pass().await.unwrap();
+    let report = rig.reconciler(100).run_pass().await.unwrap();
     assert_eq!(report.links_restored, 1, "{report:?}");
     let profile = rig
         .store
@@ -292,7 +274,7 @@ async fn reconciliation_restores_a_link_marked_deleted_whose_customer_stripe_sti
         .unlink_deleted_customer(&org, &customer_id, None)
         .await
         .unwrap();
-    let report = reconciler(&rig).run_pass().await.unwrap();
+    let report = rig.reconciler(100).run_pass().await.unwrap();
     assert_eq!(report.links_restored, 0);
     assert!(rig.store.billing_profile(&org).await.unwrap().is_none());
 }
@@ -345,7 +327,7 @@ async fn an_unmapped_price_grants_nothing_and_no_longer_freezes_the_stored_state
     }
     assert!(emitted(metrics::PARKED_EVENTS) >= parked_before + 3);
     // Reconciliation repairs the org and names the price to fix.
-    let report = reconciler(&rig).run_pass().await.unwrap();
+    let report = rig.reconciler(100).run_pass().await.unwrap();
     assert_eq!(report.org_errors, 0, "{report:?}");
     assert!(
         report
@@ -370,7 +352,8 @@ async fn a_reparked_event_keeps_its_first_arrival_and_unlinked_customers_cost_no
     // Redelivered, and replayed by reconciliation: still parked, first arrival kept.
     assert_outcome(rig.deliver(&evt).await, "parked");
     let requests_before = stripe_requests_for(&rig.stripe_url, evt["id"].as_str().unwrap()).await;
-    let report = reconciler(&rig)
+    let report = rig
+        .reconciler(100)
         .run(Instant::now() + Duration::from_secs(30))
         .await
         .unwrap();

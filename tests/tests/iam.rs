@@ -42,7 +42,7 @@ const PARAMETERS: &[(&str, &str)] = &[
     ("JwtAlgorithm", "HS256"),
     ("FrontendOrigins", ORIGIN),
     // The fixture Stripe's account, as env.local.json pins the local stack to.
-    ("StripeAccountId", "acct_local_pss"),
+    ("StripeAccountId", "acct_1LocalPssFixture"),
 ];
 
 /// One function as deployed: its role's keys and its environment in AWS, pointed at the

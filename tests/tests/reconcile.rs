@@ -5,30 +5,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::domain::{EventId, OrgId, SubscriptionId, SubscriptionStatus};
-use billing::reconcile::{DriftCount, DriftKind, ReconcileConfig, Reconciler, Report};
-use billing::webhook::{DEFAULT_MAX_BODY_BYTES, WebhookConfig, WebhookHandler};
+use billing::reconcile::{DriftCount, DriftKind, Report};
 use pss_billing_tests::rig::{self, Rig, event, fake_put};
 use pss_billing_tests::{fake_stripe, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-fn reconciler(rig: &Rig, page_size: i32) -> Reconciler {
-    let config = WebhookConfig {
-        secrets: Vec::new(),
-        tolerance_seconds: 300,
-        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        livemode: false,
-    };
-    Reconciler::new(
-        WebhookHandler::new(rig.handler.syncer().clone(), config),
-        ReconcileConfig {
-            // Fast enough for a test, still paced (the pacing itself is unit-tested).
-            requests_per_second: 500.0,
-            page_size,
-            parked_cap: billing::reconcile::DEFAULT_PARKED_CAP,
-        },
-    )
-}
 
 fn customer(id: &str, default_pm: Option<&str>) -> Value {
     let mut c = rig::fixture("customer");
@@ -215,7 +196,7 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
 
     // Pages of 2 items: the pass takes several pages, each saving the cursor.
     billing::metrics::capture();
-    let job = reconciler(&rig, 2);
+    let job = rig.reconciler(2);
     let report = job
         .run(Instant::now() + Duration::from_secs(120))
         .await
@@ -379,7 +360,7 @@ async fn a_run_past_its_deadline_saves_its_cursor_and_the_next_run_carries_on() 
     }
     // Each item read is a page (profiles and links alternate in the scan); a deadline already
     // passed still lets the run finish the page it started, never more.
-    let job = reconciler(&rig, 1);
+    let job = rig.reconciler(1);
     let mut checked = 0;
     let mut runs = 0;
     loop {

@@ -156,7 +156,7 @@ pub struct StripeSetup {
 }
 
 /// The account the fixture Stripe holds its objects in (tests/emulators/fake_stripe.py).
-pub const EMULATED_ACCOUNT_ID: &str = "acct_local_pss";
+pub const EMULATED_ACCOUNT_ID: &str = "acct_1LocalPssFixture";
 
 impl StripeSetup {
     pub fn emulated(config: &StackConfig) -> StripeSetup {
