@@ -347,6 +347,11 @@ async fn every_function_works_with_exactly_the_policy_the_template_gives_it() {
     assert!(report["orgs_checked"].as_u64() >= Some(2), "{report}");
     drop(reconcile);
     let reconcile = &deployed["reconcile"];
+    // The Runtime API emulator gives each invocation 30 s, less than the run's 2-minute margin,
+    // so the scheduled run above had no time for parked events: `--once` is the same run
+    // (Reconciler::run) with the command's 13-minute budget.
+    let once = reconcile_command(reconcile, &["--once"]);
+    assert!(once.contains("reconcile_report"), "{once}");
     let replayed = reconcile_command(reconcile, &["replay", parked.as_str()]);
     assert!(replayed.contains(r#""outcome":"duplicate""#), "{replayed}");
     let since = (Timestamp::now().unix() - 600).to_string();

@@ -264,11 +264,12 @@ fn emitted() -> BTreeSet<(String, BTreeMap<String, String>)> {
         },
     );
     lines.extend(billing::reconcile::report::metric_lines(&report, 1));
-    lines.push(metrics::count_line(metrics::STRIPE_ACCOUNT_MISMATCH, 1));
-    lines.push(metrics::count_line(
+    for metric in [
+        metrics::STRIPE_ACCOUNT_MISMATCH,
         metrics::STRIPE_NOT_FOUND_UNCONFIRMED,
-        1,
-    ));
+    ] {
+        lines.push(metrics::count_line(metric, 1));
+    }
     let mut out = BTreeSet::new();
     for line in lines {
         let v: Json = serde_json::from_str(&line).unwrap();
@@ -292,12 +293,6 @@ fn emitted() -> BTreeSet<(String, BTreeMap<String, String>)> {
     }
     out
 }
-
-/// Issue 22's metrics: emitted without dimensions by code this branch does not have yet.
-const DIMENSIONLESS_ELSEWHERE: [&str; 2] = [
-    metrics::STRIPE_ACCOUNT_MISMATCH,
-    metrics::STRIPE_NOT_FOUND_UNCONFIRMED,
-];
 
 /// AWS's metric names per namespace, from the CloudWatch metrics references of Lambda
 /// (including function URLs), API Gateway (REST) and DynamoDB: an alarm on any other name
@@ -390,10 +385,8 @@ fn every_alarm_watches_a_metric_that_is_emitted_with_those_dimensions() {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_str().expect("a literal value").to_owned()))
                     .collect();
-                let ok = emitted.contains(&(metric.clone(), values.clone()))
-                    || (DIMENSIONLESS_ELSEWHERE.contains(&metric.as_str()) && values.is_empty());
                 assert!(
-                    ok,
+                    emitted.contains(&(metric.clone(), values.clone())),
                     "{id}: the code never emits {metric} with {values:?}: the alarm would \
                      watch nothing. Emitted: {:?}",
                     emitted
@@ -669,7 +662,10 @@ fn the_stripe_account_pin_reaches_every_function_that_calls_stripe() {
     }
     assert_eq!(callers, 5, "webhook, checkout, portal, sync, reconcile");
     let alarms = cfn_resources(cfn(), "AWS::CloudWatch::Alarm");
-    for metric in DIMENSIONLESS_ELSEWHERE {
+    for metric in [
+        metrics::STRIPE_ACCOUNT_MISMATCH,
+        metrics::STRIPE_NOT_FOUND_UNCONFIRMED,
+    ] {
         let (id, a) = alarms
             .iter()
             .find(|(_, a)| a["Properties"]["MetricName"] == metric)

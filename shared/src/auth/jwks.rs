@@ -24,7 +24,7 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use lambda_http::http::{Request, StatusCode, Uri};
 
-use super::jwt::{JwtAlgorithm, TokenError};
+use super::token::{JwtAlgorithm, TokenError};
 use crate::config::ConfigError;
 
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(300);

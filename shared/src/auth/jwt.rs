@@ -11,11 +11,12 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::Caller;
 use super::jwks::JwksKeys;
+pub use super::token::{JwtAlgorithm, TokenError};
 use crate::config::{self, ConfigError, Secret};
 use crate::domain::{OrgId, UserId};
 use crate::routes::Role;
@@ -28,41 +29,6 @@ pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
 /// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
-
-/// The accepted signing algorithm (exactly one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JwtAlgorithm {
-    Hs256,
-    Rs256,
-    Es256,
-}
-
-impl JwtAlgorithm {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value.trim() {
-            "HS256" => Some(Self::Hs256),
-            "RS256" => Some(Self::Rs256),
-            "ES256" => Some(Self::Es256),
-            _ => None,
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Hs256 => "HS256",
-            Self::Rs256 => "RS256",
-            Self::Es256 => "ES256",
-        }
-    }
-
-    pub const fn jwt(self) -> Algorithm {
-        match self {
-            Self::Hs256 => Algorithm::HS256,
-            Self::Rs256 => Algorithm::RS256,
-            Self::Es256 => Algorithm::ES256,
-        }
-    }
-}
 
 /// Where the verification key comes from.
 #[derive(Clone)]
@@ -180,32 +146,6 @@ impl JwtSettings {
                 role: config::optional("JWT_ROLE_CLAIM").unwrap_or(defaults.role),
             },
         })
-    }
-}
-
-/// Why a token was refused. Everything but `KeysUnavailable` means "not authenticated" (401);
-/// `KeysUnavailable` is our failure (the JWKS could not be fetched), answered with a 500.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("no bearer token")]
-    Missing,
-    #[error("malformed token")]
-    Malformed,
-    #[error("token algorithm is not the configured one")]
-    WrongAlgorithm,
-    #[error("no key for the token's kid")]
-    UnknownKey,
-    #[error("token refused: {0}")]
-    Invalid(String),
-    #[error("token has no valid {0} claim")]
-    MissingClaim(&'static str),
-    #[error("verification keys unavailable: {0}")]
-    KeysUnavailable(String),
-}
-
-impl TokenError {
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, TokenError::KeysUnavailable(_))
     }
 }
 

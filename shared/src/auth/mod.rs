@@ -21,6 +21,7 @@ pub mod context;
 pub mod decision;
 pub mod jwks;
 pub mod jwt;
+pub mod token;
 
 use std::time::{Duration, Instant};
 
