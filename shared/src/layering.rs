@@ -11,8 +11,9 @@ use std::path::Path;
 
 /// Top-level modules from the bottom up. A module may use only modules of a lower layer: the
 /// domain knows nothing else; HTTP knows only HTTP; the store and Stripe adapters know the
-/// domain and configuration; sync joins them; the entry points (authorizer, webhook, API,
-/// jobs) sit on top, and `runtime` wires a function together.
+/// domain and configuration (and metrics, which writes through telemetry's log lines); sync
+/// joins them; the entry points (authorizer, webhook, API, jobs) sit on top, and `runtime`
+/// wires a function together.
 const LAYERS: &[&[&str]] = &[
     &["domain"],
     &["config", "routes", "openapi", "outbound", "http"],
