@@ -205,6 +205,22 @@ impl Rig {
         sub
     }
 
+    /// The stored status of one of the org's subscriptions, if the table has it.
+    pub async fn status_of(
+        &self,
+        org: &OrgId,
+        subscription: &str,
+    ) -> Option<billing::domain::SubscriptionStatus> {
+        let id = billing::domain::SubscriptionId::parse(subscription).expect("subscription id");
+        self.store
+            .subscriptions(org)
+            .await
+            .expect("subscriptions")
+            .into_iter()
+            .find(|s| s.subscription.id == id)
+            .map(|s| s.subscription.status)
+    }
+
     pub async fn unlocked(&self, org: &OrgId) -> Vec<String> {
         match self
             .store
@@ -271,7 +287,7 @@ pub fn assert_outcome(reply: (u16, Value), expected: &str) {
     assert_eq!(reply.1["outcome"], expected, "{}", reply.1);
 }
 
-pub use pss_local::fixtures::{fake_put, put_sample_objects, sample_objects};
+pub use pss_local::fixtures::{fake_forget, fake_put, put_sample_objects, sample_objects};
 
 /// Deletes a customer in the fake Stripe, as Stripe does (its subscriptions are canceled).
 pub async fn delete_customer(base: &str, customer: &str) -> crate::http::Reply {

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use billing::domain::{CustomerId, OrgId, SubscriptionId, SubscriptionStatus};
+use billing::domain::{CustomerId, OrgId, SubscriptionStatus};
 use billing::metrics;
 use billing::stripe::StripeApiError;
 use pss_billing_tests::http::{blocking, get, post_json};
@@ -29,21 +29,6 @@ async fn control(base: &str, path: &str, body: Value) {
     let url = format!("{base}{path}");
     let reply = blocking(move || post_json(&url, &body)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-}
-
-async fn forget(base: &str, id: &str) {
-    let url = format!("{base}/_test/objects/{id}");
-    blocking(move || pss_billing_tests::http::request("DELETE", &url, &[], b"")).await;
-}
-
-async fn status_of(rig: &Rig, org: &OrgId, sub: &str) -> Option<SubscriptionStatus> {
-    rig.store
-        .subscriptions(org)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.subscription.id == SubscriptionId::parse(sub).unwrap())
-        .map(|s| s.subscription.status)
 }
 
 fn emitted(metric: &str) -> usize {
@@ -186,8 +171,8 @@ async fn a_404_that_nothing_confirms_ends_nothing() {
     let unconfirmed_before = emitted(metrics::STRIPE_NOT_FOUND_UNCONFIRMED);
 
     // Stripe (for this key) has neither the subscription nor the customer nor the invoice.
-    forget(&rig.stripe_url, &sub_id).await;
-    forget(&rig.stripe_url, &customer).await;
+    rig::fake_forget(&rig.stripe_url, &sub_id).await;
+    rig::fake_forget(&rig.stripe_url, &customer).await;
     let invoice = rig::invoice_object(&unique("in_"), &customer, &sub_id, "paid", 1);
     for (kind, object) in [
         ("customer.subscription.updated", sub.clone()),
@@ -208,7 +193,7 @@ async fn a_404_that_nothing_confirms_ends_nothing() {
         );
     }
     assert_eq!(
-        status_of(&rig, &org, &sub_id).await,
+        rig.status_of(&org, &sub_id).await,
         Some(SubscriptionStatus::Active)
     );
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
@@ -224,7 +209,7 @@ async fn a_404_that_nothing_confirms_ends_nothing() {
         "processed",
     );
     assert_eq!(
-        status_of(&rig, &org, &sub_id).await,
+        rig.status_of(&org, &sub_id).await,
         Some(SubscriptionStatus::Canceled)
     );
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
@@ -235,7 +220,7 @@ async fn a_404_that_nothing_confirms_ends_nothing() {
         "processed",
     );
     assert_eq!(
-        status_of(&rig, &org, &sub_id).await,
+        rig.status_of(&org, &sub_id).await,
         Some(SubscriptionStatus::Active)
     );
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
@@ -264,7 +249,7 @@ async fn reconciliation_restores_a_link_marked_deleted_whose_customer_stripe_sti
         .expect("profile back");
     assert_eq!(profile.customer_id, customer_id);
     assert_eq!(
-        status_of(&rig, &org, sub["id"].as_str().unwrap()).await,
+        rig.status_of(&org, sub["id"].as_str().unwrap()).await,
         Some(SubscriptionStatus::Active)
     );
     assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
@@ -321,7 +306,7 @@ async fn an_unmapped_price_grants_nothing_and_no_longer_freezes_the_stored_state
         );
         assert_eq!(rig.unlocked(&org).await, unlocked, "{status}");
         assert_eq!(
-            status_of(&rig, &org, sub["id"].as_str().unwrap()).await,
+            rig.status_of(&org, sub["id"].as_str().unwrap()).await,
             SubscriptionStatus::parse(status)
         );
     }

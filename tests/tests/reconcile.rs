@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use billing::domain::{EventId, OrgId, SubscriptionId, SubscriptionStatus};
+use billing::domain::{EventId, SubscriptionStatus};
 use billing::reconcile::{DriftCount, DriftKind, Report};
 use pss_billing_tests::rig::{self, Rig, event, fake_put};
 use pss_billing_tests::{fake_stripe, unique};
@@ -32,16 +32,6 @@ fn stripe_event(id: &str, kind: &str, object: &Value, pending_webhooks: u64) -> 
     e["pending_webhooks"] = pending_webhooks.into();
     e["created"] = billing::domain::Timestamp::now().unix().into();
     e
-}
-
-async fn status_of(rig: &Rig, org: &OrgId, sub: &str) -> Option<SubscriptionStatus> {
-    rig.store
-        .subscriptions(org)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.subscription.id == SubscriptionId::parse(sub).unwrap())
-        .map(|s| s.subscription.status)
 }
 
 fn drift(report: &Report) -> Vec<(DriftKind, DriftCount)> {
@@ -251,15 +241,15 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
 
     // The repaired state, as Stripe has it.
     assert_eq!(
-        status_of(&rig, &org_a, &sub_a1).await,
+        rig.status_of(&org_a, &sub_a1).await,
         Some(SubscriptionStatus::Canceled)
     );
     assert_eq!(
-        status_of(&rig, &org_a, &sub_a2).await,
+        rig.status_of(&org_a, &sub_a2).await,
         Some(SubscriptionStatus::Active)
     );
     assert_eq!(
-        status_of(&rig, &org_a, &sub_a5).await,
+        rig.status_of(&org_a, &sub_a5).await,
         Some(SubscriptionStatus::Active)
     );
     assert_eq!(
@@ -285,7 +275,7 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
     // copy stays as it was and the run reports it.
     assert_eq!(report.not_found_unconfirmed, 1, "{report:?}");
     assert_eq!(
-        status_of(&rig, &org_b, &sub_b3).await,
+        rig.status_of(&org_b, &sub_b3).await,
         Some(SubscriptionStatus::Active)
     );
     assert_eq!(
@@ -293,7 +283,7 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         ["BasicCRM", "AdvancedAnalytics", "EnterpriseFeatures"]
     );
     assert_eq!(
-        status_of(&rig, &org_c, &sub_c4).await,
+        rig.status_of(&org_c, &sub_c4).await,
         Some(SubscriptionStatus::Active)
     );
     assert_eq!(rig.unlocked(&org_c).await, ["BasicCRM", "Integrations"]);
@@ -322,7 +312,7 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         "processed",
     );
     assert_eq!(
-        status_of(&rig, &org_b, &sub_b3).await,
+        rig.status_of(&org_b, &sub_b3).await,
         Some(SubscriptionStatus::Canceled)
     );
     assert_eq!(

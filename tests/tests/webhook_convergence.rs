@@ -259,12 +259,6 @@ impl Case {
     }
 }
 
-/// Makes Stripe answer 404 for an object (the fixture Stripe forgets it).
-async fn forget(stripe: &str, id: &str) {
-    let url = format!("{stripe}/_test/objects/{id}");
-    blocking(move || pss_billing_tests::http::request("DELETE", &url, &[], b"")).await;
-}
-
 async fn deliver(rig: &Arc<Rig>, events: Vec<Value>, eager: Option<OrgId>, seed: u64) {
     let mut tasks = Vec::new();
     for e in events {
@@ -342,7 +336,8 @@ async fn run_case(rig: Arc<Rig>, stripe: String, seed: u64, grace_days: i64) {
             // Stripe answers 404 for a subscription that still exists (what a key of another
             // account sees): nothing may end, and the delivery is refused so Stripe retries.
             let object = case.object(&case.subs[index]);
-            forget(&case.stripe, &case.subs[index].id).await;
+            // The fixture Stripe forgets it, so it answers 404.
+            rig::fake_forget(&case.stripe, &case.subs[index].id).await;
             let e = event(&unique("evt_"), "customer.subscription.updated", &object);
             let (status, body) = rig.deliver(&e).await;
             assert_eq!(status, 503, "seed {seed}: a 404 alone is retried: {body}");

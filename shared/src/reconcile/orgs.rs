@@ -169,14 +169,11 @@ impl Reconciler {
             .await?;
 
         let after = self.snapshot(org).await?;
+        let extra = ExtraSubscriptions {
+            ids: &extra,
+            unrepaired: unrepaired_extra,
+        };
         self.count_drift(&before, &after, &extra, wrong_entitlements, report);
-        if unrepaired_extra > 0 {
-            let count = report
-                .drift
-                .entry(DriftKind::ExtraSubscription)
-                .or_default();
-            count.repaired = count.repaired.saturating_sub(unrepaired_extra);
-        }
         Ok(())
     }
 
@@ -210,14 +207,14 @@ impl Reconciler {
         &self,
         before: &OrgSnapshot,
         after: &OrgSnapshot,
-        extra: &[&SubscriptionId],
+        extra: &ExtraSubscriptions<'_>,
         wrong_entitlements: bool,
         report: &mut Report,
     ) {
         let policy = self.syncer().policy;
         let (mut missing, mut stale) = (0, 0);
         for (id, sub) in &after.subscriptions {
-            if extra.contains(&id) {
+            if extra.ids.contains(&id) {
                 continue;
             }
             match before.subscriptions.get(id) {
@@ -228,8 +225,14 @@ impl Reconciler {
         }
         report.found(DriftKind::MissingSubscription, missing, true);
         report.found(DriftKind::StaleSubscription, stale, true);
-        // Re-read: ended if Stripe no longer has it, else updated to Stripe's copy.
-        report.found(DriftKind::ExtraSubscription, extra.len() as u64, true);
+        // Re-read and updated to Stripe's copy; one Stripe answers 404 for stays as it was.
+        let extras = extra.ids.len() as u64;
+        report.found(
+            DriftKind::ExtraSubscription,
+            extras - extra.unrepaired,
+            true,
+        );
+        report.found(DriftKind::ExtraSubscription, extra.unrepaired, false);
         if wrong_entitlements {
             let fixed = after.entitlements.clone().unwrap_or_default()
                 == EntitlementSet::from_subscriptions(after.subscriptions.values(), policy);
@@ -265,6 +268,13 @@ impl Reconciler {
         report.found(DriftKind::MissingInvoice, missing_inv, true);
         report.found(DriftKind::StaleInvoice, stale_inv, true);
     }
+}
+
+/// Stored live subscriptions Stripe did not list, and how many of them could not be re-read
+/// (a 404 nothing confirms: left as they were).
+struct ExtraSubscriptions<'a> {
+    ids: &'a [&'a SubscriptionId],
+    unrepaired: u64,
 }
 
 /// Reports the prices of a synced subscription that map to no module (once each).

@@ -27,6 +27,13 @@ pub async fn fake_put(stripe_url: &str, object: &Value) {
     );
 }
 
+/// Makes the fake Stripe at `stripe_url` forget an object: it then answers 404 for it.
+pub async fn fake_forget(stripe_url: &str, id: &str) {
+    let url = format!("{stripe_url}/_test/objects/{id}");
+    let reply = http::blocking(move || http::request("DELETE", &url, &[], b"")).await;
+    assert_eq!(reply.status, 200, "fake Stripe kept {}", reply.body);
+}
+
 /// Puts every sample object into the fake Stripe at `stripe_url`.
 pub async fn put_sample_objects(stripe_url: &str) {
     let objects = sample_objects();
