@@ -47,3 +47,46 @@ describe("createBillingApi", () => {
     });
   });
 });
+
+describe("adding modules", () => {
+  it("posts the preview's proration date and keeps a 402's invoice link", async () => {
+    const seen: { url: string; body: unknown }[] = [];
+    globalThis.fetch = (async (input: Request) => {
+      seen.push({ url: input.url, body: await input.json() });
+      return new Response(
+        JSON.stringify({
+          error: "payment_incomplete",
+          message: "The payment needs action.",
+          hostedInvoiceUrl: "https://invoice.stripe.test/i/in_1",
+        }),
+        { status: 402, headers: { "content-type": "application/json" } },
+      );
+    }) as typeof fetch;
+    const api = createBillingApi("http://api.test", "tok");
+    await expect(api.addModules(["EmailAutomation"], "month", 1_765_497_600)).rejects.toMatchObject({
+      status: 402,
+      code: "payment_incomplete",
+      hostedInvoiceUrl: "https://invoice.stripe.test/i/in_1",
+    });
+    expect(seen).toEqual([
+      {
+        url: "http://api.test/api/billing/modules",
+        body: { services: ["EmailAutomation"], interval: "month", prorationDate: 1_765_497_600 },
+      },
+    ]);
+  });
+  it("returns the preview as the API sends it", async () => {
+    globalThis.fetch = (async () =>
+      new Response(JSON.stringify({ mode: "checkout", amountDueToday: 4900 }), {
+        status: 200,
+        headers: { "content-type": "application/json" },
+      })) as typeof fetch;
+    await expect(createBillingApi("http://api.test", "tok").preview(["EmailAutomation"], "year")).resolves.toMatchObject({
+      mode: "checkout",
+      amountDueToday: 4900,
+    });
+  });
+  it("drops an invoice link that is not a web address", () => {
+    expect(toApiError(409, { error: "payment_pending", message: "Wait.", hostedInvoiceUrl: "javascript:alert(1)" }).hostedInvoiceUrl).toBeUndefined();
+  });
+});
