@@ -1,13 +1,57 @@
-import { useEffect, useMemo, useState } from "react";
-import type { BillingInterval, PaidModule, Service } from "../api/billing";
+import { useEffect, useMemo, useRef, useState } from "react";
+import type { BillingInterval, PaidModule, PlanChange, Service } from "../api/billing";
 import { canManageBilling } from "../auth";
+import { AddToPlan } from "../components/billing/AddToPlan";
 import { CheckoutButton } from "../components/billing/CheckoutButton";
 import { ErrorMessage, Loading } from "../components/Status";
 import { useApp } from "../context";
 import { formatMoney, formatPercent } from "../format";
 import { useLoad } from "../hooks";
+import { formatAmount, hasPlan, moduleNames } from "../plan";
 import { isPaidModule, priceOf, purchasable, selectionTotal, yearlySaving } from "../pricing";
 import { onLinkClick, useLocation } from "../router";
+
+/** After "Add to your plan" succeeded: what was added and charged, and where to go next. */
+function Added({ change, catalog }: { change: PlanChange; catalog: Service[] }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => ref.current?.focus(), [change]);
+  const unlocked = new Set(change.subscription.entitlements.filter((e) => e.unlocked).map((e) => e.module));
+  return (
+    <div className="card added" role="status" tabIndex={-1} ref={ref} data-testid="plan-added">
+      <h2>Added to your plan</h2>
+      <p>
+        {moduleNames(change.added, catalog)} {change.added.length > 1 ? "are" : "is"} now part of your plan.{" "}
+        {change.amountCharged > 0 ? `${formatAmount(change.amountCharged, change.currency)} was charged today.` : "Nothing was charged today."}
+      </p>
+      <ul className="unlocked-list" aria-label="Added modules">
+        {change.added.map((id) => (
+          <li key={id} data-module={id}>
+            {moduleNames([id], catalog)}{" "}
+            {unlocked.has(id) ? <span className="badge ok">Unlocked</span> : <span className="badge">Unlocking shortly</span>}
+          </li>
+        ))}
+      </ul>
+      <p>
+        <a href="/" onClick={onLinkClick}>
+          Go to your modules
+        </a>{" "}
+        ·{" "}
+        <a href="/billing" onClick={onLinkClick}>
+          Billing settings
+        </a>
+        {change.hostedInvoiceUrl && (
+          <>
+            {" "}
+            ·{" "}
+            <a href={change.hostedInvoiceUrl} target="_blank" rel="noreferrer">
+              View the invoice
+            </a>
+          </>
+        )}
+      </p>
+    </div>
+  );
+}
 
 function bestYearlySaving(services: Service[]): number | null {
   const fractions = services.map(yearlySaving).filter((s) => s !== null).map((s) => s.fraction);
@@ -18,6 +62,12 @@ export function PricingPage() {
   const { api, session } = useApp();
   const location = useLocation();
   const [services, reload] = useLoad(() => api.services(), [api]);
+  const manager = canManageBilling(session);
+  // Which plans the org pays for decides between "Add to your plan" and Checkout.
+  const [plans, reloadPlans] = useLoad(() => (manager ? api.subscription() : Promise.resolve(null)), [api, manager]);
+  const [added, setAdded] = useState<PlanChange | null>(null);
+  // Checkout answered 409 plan_exists for these intervals: the overview was behind.
+  const [knownPlans, setKnownPlans] = useState<ReadonlySet<BillingInterval>>(new Set());
   const [interval, setInterval] = useState<BillingInterval>("month");
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const preselect = location.searchParams.get("module");
@@ -38,7 +88,16 @@ export function PricingPage() {
   );
   const total = selectionTotal(catalog, new Set(toBuy), interval);
   const saving = bestYearlySaving(catalog);
-  const manager = canManageBilling(session);
+  const overview = plans.state === "ready" ? plans.data : null;
+  const onPlan = hasPlan(overview, interval) || knownPlans.has(interval);
+  const otherInterval: BillingInterval = interval === "year" ? "month" : "year";
+  const onOtherPlan = hasPlan(overview, otherInterval) || knownPlans.has(otherInterval);
+  const onAdded = (change: PlanChange) => {
+    setAdded(change);
+    setSelected(new Set());
+    reload();
+    reloadPlans();
+  };
 
   const toggle = (id: string) =>
     setSelected((current) => {
@@ -56,6 +115,7 @@ export function PricingPage() {
           Checkout was canceled; nothing was charged.
         </p>
       )}
+      {added && <Added change={added} catalog={catalog} />}
       <fieldset className="interval">
         <legend>Billing period</legend>
         <label>
@@ -112,7 +172,7 @@ export function PricingPage() {
               );
             })}
           </ul>
-          <div className="summary card" aria-live="polite">
+          <div className="summary card">
             {!session ? (
               <p>
                 <a href="/sign-in" onClick={onLinkClick}>
@@ -122,12 +182,44 @@ export function PricingPage() {
               </p>
             ) : manager ? (
               <>
-                <p>
+                <p aria-live="polite">
                   {toBuy.length === 0
                     ? "Select one or more modules."
                     : `${toBuy.length} module${toBuy.length > 1 ? "s" : ""}: ${formatMoney(total.amount, total.currency)} per ${interval === "year" ? "year" : "month"}`}
                 </p>
-                <CheckoutButton services={toBuy} interval={interval} label="Subscribe" />
+                {plans.state === "loading" ? (
+                  <Loading what="your plan" />
+                ) : onPlan ? (
+                  <AddToPlan
+                    key={`${interval}:${toBuy.join(",")}`}
+                    services={toBuy}
+                    interval={interval}
+                    catalog={catalog}
+                    onAdded={onAdded}
+                  />
+                ) : (
+                  <CheckoutButton
+                    services={toBuy}
+                    interval={interval}
+                    label="Subscribe"
+                    onPlanExists={() => {
+                      setKnownPlans((known) => new Set([...known, interval]));
+                      reloadPlans();
+                    }}
+                  />
+                )}
+                {!onPlan && onOtherPlan && (
+                  <p className="note full" data-testid="separate-plan-note">
+                    Your organization pays {otherInterval === "year" ? "yearly" : "monthly"}. {interval === "year" ? "Yearly" : "Monthly"}{" "}
+                    modules are billed on a separate {interval === "year" ? "yearly" : "monthly"} subscription, started through Checkout.
+                  </p>
+                )}
+                {onPlan && toBuy.length > 0 && (
+                  <p className="note full">
+                    These modules join the {interval === "year" ? "yearly" : "monthly"} plan your organization already pays for: you see the
+                    price for the rest of this period before anything is charged.
+                  </p>
+                )}
               </>
             ) : (
               <p className="note" data-testid="member-note">
