@@ -1,5 +1,6 @@
-import type { SubscriptionOverview } from "../../api/billing";
+import type { Service, SubscriptionOverview } from "../../api/billing";
 import { formatDate } from "../../format";
+import { formatAmount, intervalWord, itemLine, planTotal } from "../../plan";
 
 const STATUS_WORDS: Record<SubscriptionOverview["status"], string> = {
   none: "No subscription",
@@ -13,7 +14,8 @@ const STATUS_WORDS: Record<SubscriptionOverview["status"], string> = {
   canceled: "Canceled",
 };
 
-export function SubscriptionStatus({ overview }: { overview: SubscriptionOverview }) {
+/** The org's subscriptions, each with its modules and their price per period. `catalog` names them. */
+export function SubscriptionStatus({ overview, catalog = [] }: { overview: SubscriptionOverview; catalog?: Service[] }) {
   return (
     <section aria-labelledby="subscription-title" className="card">
       <h2 id="subscription-title">Subscription</h2>
@@ -24,44 +26,55 @@ export function SubscriptionStatus({ overview }: { overview: SubscriptionOvervie
         <p className="empty">Your organization has no paid modules yet.</p>
       ) : (
         <ul className="subscriptions">
-          {overview.subscriptions.map((sub) => (
-            <li key={sub.id} data-subscription={sub.id}>
-              <p>
-                <strong>{STATUS_WORDS[sub.status]}</strong>
-                {" · "}
-                {sub.items
-                  .map((item) => `${item.module ?? "Unknown price"}${item.interval ? ` (${item.interval === "year" ? "yearly" : "monthly"})` : ""}`)
-                  .join(", ")}
-              </p>
-              <dl>
-                {sub.cancelAtPeriodEnd ? (
-                  <>
-                    <dt>Ends on</dt>
-                    <dd data-testid="cancels-on">{formatDate(sub.cancelAt ?? sub.currentPeriodEnd)} (canceled at period end)</dd>
-                  </>
-                ) : (
-                  sub.status !== "canceled" && (
+          {overview.subscriptions.map((sub) => {
+            const total = planTotal(sub.items);
+            return (
+              <li key={sub.id} data-subscription={sub.id}>
+                <p>
+                  <strong>{STATUS_WORDS[sub.status]}</strong>
+                  {total && (
+                    <span data-testid="plan-total">
+                      {` · ${formatAmount(total.amount, total.currency)} per ${intervalWord(total.interval)} for ${sub.items.length} module${sub.items.length === 1 ? "" : "s"}`}
+                    </span>
+                  )}
+                </p>
+                <ul className="items" aria-label="Modules on this subscription">
+                  {sub.items.map((item) => (
+                    <li key={item.priceId + (item.module ?? "")} data-item={item.module ?? item.priceId}>
+                      {itemLine(item, catalog)}
+                    </li>
+                  ))}
+                </ul>
+                <dl>
+                  {sub.cancelAtPeriodEnd ? (
                     <>
-                      <dt>Renews on</dt>
-                      <dd>{formatDate(sub.currentPeriodEnd)}</dd>
+                      <dt>Ends on</dt>
+                      <dd data-testid="cancels-on">{formatDate(sub.cancelAt ?? sub.currentPeriodEnd)} (canceled at period end)</dd>
                     </>
-                  )
-                )}
-                {sub.trialEnd !== null && (
-                  <>
-                    <dt>Trial ends</dt>
-                    <dd>{formatDate(sub.trialEnd)}</dd>
-                  </>
-                )}
-                {sub.gracePeriodEnd !== null && (
-                  <>
-                    <dt>Access kept until</dt>
-                    <dd>{formatDate(sub.gracePeriodEnd)} (update your card before then)</dd>
-                  </>
-                )}
-              </dl>
-            </li>
-          ))}
+                  ) : (
+                    sub.status !== "canceled" && (
+                      <>
+                        <dt>Renews on</dt>
+                        <dd>{formatDate(sub.currentPeriodEnd)}</dd>
+                      </>
+                    )
+                  )}
+                  {sub.trialEnd !== null && (
+                    <>
+                      <dt>Trial ends</dt>
+                      <dd>{formatDate(sub.trialEnd)}</dd>
+                    </>
+                  )}
+                  {sub.gracePeriodEnd !== null && (
+                    <>
+                      <dt>Access kept until</dt>
+                      <dd>{formatDate(sub.gracePeriodEnd)} (update your card before then)</dd>
+                    </>
+                  )}
+                </dl>
+              </li>
+            );
+          })}
         </ul>
       )}
     </section>
