@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { BillingApiError, NETWORK_ERROR_MESSAGE } from "./api/billing";
 
 export type Load<T> =
@@ -10,13 +10,18 @@ export function asApiError(err: unknown): BillingApiError {
   return err instanceof BillingApiError ? err : new BillingApiError(0, "error", NETWORK_ERROR_MESSAGE);
 }
 
-/** Runs `load` when its dependencies change; `reload` runs it again. */
+/** Runs `load` when its dependencies change; `reload` runs it again, keeping the data shown meanwhile. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): [Load<T>, () => void] {
   const [result, setResult] = useState<Load<T>>({ state: "loading" });
   const [round, setRound] = useState(0);
+  const lastDeps = useRef<unknown[] | null>(null);
   useEffect(() => {
     let live = true;
-    setResult({ state: "loading" });
+    const same = lastDeps.current?.length === deps.length && deps.every((d, i) => Object.is(d, lastDeps.current?.[i]));
+    lastDeps.current = deps;
+    // A `reload` keeps what is shown until the new answer arrives (no flash, focus stays put);
+    // new dependencies start from "loading".
+    setResult((shown) => (same && shown.state === "ready" ? shown : { state: "loading" }));
     load().then(
       (data) => live && setResult({ state: "ready", data }),
       (err: unknown) => live && setResult({ state: "error", error: asApiError(err) }),

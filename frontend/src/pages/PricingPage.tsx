@@ -196,6 +196,10 @@ export function PricingPage() {
                     interval={interval}
                     catalog={catalog}
                     onAdded={onAdded}
+                    onRecheck={() => {
+                      reload();
+                      reloadPlans();
+                    }}
                   />
                 ) : (
                   <CheckoutButton

@@ -6,6 +6,8 @@ import { confirmLabel, formatAmount, intervalWord, moduleNames, needsNewPreview,
 import { DataTable } from "../DataTable";
 import { CheckoutButton } from "./CheckoutButton";
 
+const UNPAID = ["payment_incomplete", "payment_pending", "payment_past_due"];
+
 type Step =
   | { step: "idle" }
   | { step: "previewing" }
@@ -38,11 +40,14 @@ export function AddToPlan({
   interval,
   catalog,
   onAdded,
+  onRecheck,
 }: {
   services: PaidModule[];
   interval: BillingInterval;
   catalog: Service[];
   onAdded: (change: PlanChange) => void;
+  /** Reload what the org has (after paying an open invoice elsewhere). */
+  onRecheck: () => void;
 }) {
   const { api } = useApp();
   const [state, setState] = useState<Step>({ step: "idle" });
@@ -112,6 +117,8 @@ export function AddToPlan({
   const { preview, confirming, repriced } = state;
   const names = moduleNames(preview.services, catalog);
   const summary = previewSummary(preview);
+  // An invoice waits for payment (declined, 3-D Secure, past due): confirming again would not help.
+  const unpaid = confirmError !== null && UNPAID.includes(confirmError.code);
   return (
     <section
       className="card preview"
@@ -150,11 +157,26 @@ export function AddToPlan({
         </DataTable>
       )}
       {confirmError && <PlanError error={confirmError} interval={preview.interval} />}
-      {preview.mode === "add" ? (
+      {preview.mode === "add" && unpaid ? (
+        <div className="actions">
+          <button
+            type="button"
+            onClick={() => {
+              onRecheck();
+              cancel();
+            }}
+          >
+            I have paid: check my plan again
+          </button>
+          <button type="button" onClick={cancel}>
+            Cancel
+          </button>
+        </div>
+      ) : preview.mode === "add" ? (
         <>
           <p className="note">
-            {formatAmount(preview.amountDueToday, preview.currency)} is charged now to your card on file, for the rest of this{" "}
-            {intervalWord(preview.interval)}; your plan then renews at {formatAmount(preview.nextInvoice.amount, preview.currency)} per{" "}
+            {formatAmount(preview.amountDueToday, preview.currency)} is charged now to your card on file, for the rest of the current
+            billing period; your plan then renews at {formatAmount(preview.nextInvoice.amount, preview.currency)} per{" "}
             {intervalWord(preview.interval)}.
           </p>
           <div className="actions">
