@@ -2,48 +2,10 @@
 // see the module unlocked, use it, see the invoice and card, cancel in the portal, hit the
 // paywall; a Member cannot subscribe; another org sees nothing of the first; a declined card
 // unlocks nothing. Each page's screenshot lands in artifacts/screenshots/.
-import { expect, test, type Page } from "@playwright/test";
-import { mkdirSync } from "node:fs";
-
-const SHOTS = "artifacts/screenshots";
-mkdirSync(SHOTS, { recursive: true });
+import { expect, test } from "@playwright/test";
+import { app, eventually, expectNoSidewaysScroll, payOnCheckout, shot, signInAs, soon } from "./helpers";
 
 test.describe.configure({ mode: "serial" });
-
-function app(path: string): string {
-  const base = process.env.PSS_FRONTEND_URL;
-  if (!base) throw new Error("PSS_FRONTEND_URL is not set (global setup starts the stack)");
-  return `${base}${path}`;
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
-}
-
-async function signInAs(page: Page, label: string): Promise<void> {
-  await page.goto(app("/sign-in"));
-  await page.getByRole("button", { name: label }).click();
-  await expect(page.getByRole("heading", { name: "Your modules" })).toBeVisible();
-}
-
-async function payOnCheckout(page: Page, card: string): Promise<void> {
-  await expect(page.getByRole("heading", { name: "Subscribe" })).toBeVisible();
-  await page.getByLabel("Card number").fill(card);
-  await page.getByLabel("Expiry (MM / YY)").fill("12 / 34");
-  await page.getByLabel("CVC").fill("123");
-  await page.getByRole("button", { name: "Subscribe" }).click();
-}
-
-/** Assertions inside `eventually`: fail fast, so the page is reloaded and checked again. */
-const soon = expect.configure({ timeout: 2_000 });
-
-/** Reloads until `check` passes: webhooks and the authorizer's 1 s cache settle in the background. */
-async function eventually(page: Page, check: () => Promise<void>): Promise<void> {
-  await expect(async () => {
-    await page.reload();
-    await check();
-  }).toPass({ timeout: 30_000, intervals: [500, 1000, 1000] });
-}
 
 test("an Owner subscribes, uses the module, sees the invoice and card, cancels in the portal, hits the paywall", async ({ page }) => {
   await signInAs(page, "Owner of org_demo");
@@ -157,7 +119,7 @@ test("the portal switches to yearly and changes the default card", async ({ page
   await expect(page.locator('ul.unlocked-list li[data-module="EmailAutomation"]')).toBeVisible();
 
   await page.goto(app("/billing"));
-  await expect(page.locator("li[data-subscription]")).toContainText("EmailAutomation (monthly)");
+  await expect(page.locator("li[data-subscription]")).toContainText("Email Automation — $49.00 / month");
   await page.getByRole("button", { name: "Manage billing" }).click();
   await page.getByRole("button", { name: "Switch to yearly" }).click();
   await expect(page.getByText("The billing period was switched.")).toBeVisible();
@@ -169,7 +131,7 @@ test("the portal switches to yearly and changes the default card", async ({ page
   await page.getByRole("link", { name: "Return to the app" }).click();
 
   await eventually(page, async () => {
-    await soon(page.locator("li[data-subscription]")).toContainText("EmailAutomation (yearly)");
+    await soon(page.locator("li[data-subscription]")).toContainText("Email Automation — $499.00 / year");
     await soon(page.locator("li[data-payment-method]").filter({ hasText: "Default" })).toContainText("ending in 4444");
   });
   await expect(page.locator("li[data-payment-method]")).toHaveCount(2);
@@ -182,8 +144,7 @@ test("pages fit a phone's width", async ({ page }) => {
     await page.goto(app(path));
     await expect(page.locator("main h1")).toBeVisible();
     await page.waitForLoadState("networkidle");
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow, `${path} scrolls sideways`).toBeLessThanOrEqual(0);
+    await expectNoSidewaysScroll(page, path);
   }
   await page.goto(app("/pricing"));
   await shot(page, "11-pricing-phone");

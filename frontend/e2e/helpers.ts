@@ -1,0 +1,80 @@
+// What the browser tests share: the stack's URL, screenshots, signing in, paying on the local
+// Checkout, and waiting for state that settles in the background.
+import { expect, type Page } from "@playwright/test";
+import { createHmac } from "node:crypto";
+import { mkdirSync } from "node:fs";
+
+const SHOTS = "artifacts/screenshots";
+mkdirSync(SHOTS, { recursive: true });
+
+export function app(path: string): string {
+  const base = process.env.PSS_FRONTEND_URL;
+  if (!base) throw new Error("PSS_FRONTEND_URL is not set (global setup starts the stack)");
+  return `${base}${path}`;
+}
+
+export async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+/** One of the dev sign-in's users (the local stack's /env.json lists them). */
+export async function signInAs(page: Page, label: string): Promise<void> {
+  await page.goto(app("/sign-in"));
+  await page.getByRole("button", { name: label }).click();
+  await expect(page.getByRole("heading", { name: "Your modules" })).toBeVisible();
+}
+
+/**
+ * A token the local stack accepts, for a caller its dev sign-in does not list (an Admin, a
+ * fresh org): signed with the stack's published local-only secret and claims, as
+ * tools/local-stack's `dev_token` signs them.
+ */
+export function localToken(org: string, user: string, role: "Owner" | "Admin" | "Member"): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({
+    iss: "pss-portal-local",
+    aud: "pss-billing",
+    sub: user,
+    org_id: org,
+    role,
+    iat: now,
+    nbf: now,
+    exp: now + 3600,
+  })}`;
+  const signature = createHmac("sha256", "local-dev-jwt-secret-not-for-production-use").update(unsigned).digest("base64url");
+  return `${unsigned}.${signature}`;
+}
+
+/** Signs in by pasting a bearer token, as the sign-in page offers. */
+export async function signInWithToken(page: Page, token: string): Promise<void> {
+  await page.goto(app("/sign-in"));
+  await page.getByLabel("Bearer token").fill(token);
+  await page.getByRole("button", { name: "Use this token" }).click();
+  await expect(page.getByRole("heading", { name: "Your modules" })).toBeVisible();
+}
+
+export async function payOnCheckout(page: Page, card: string): Promise<void> {
+  await expect(page.getByRole("heading", { name: "Subscribe" })).toBeVisible();
+  await page.getByLabel("Card number").fill(card);
+  await page.getByLabel("Expiry (MM / YY)").fill("12 / 34");
+  await page.getByLabel("CVC").fill("123");
+  await page.getByRole("button", { name: "Subscribe" }).click();
+}
+
+/** Assertions inside `eventually`: fail fast, so the page is reloaded and checked again. */
+export const soon = expect.configure({ timeout: 2_000 });
+
+/** Reloads until `check` passes: webhooks and the authorizer's 1 s cache settle in the background. */
+export async function eventually(page: Page, check: () => Promise<void>): Promise<void> {
+  await expect(async () => {
+    await page.reload();
+    await check();
+  }).toPass({ timeout: 30_000, intervals: [500, 1000, 1000] });
+}
+
+/** Fails when the page scrolls sideways (content wider than the viewport). */
+export async function expectNoSidewaysScroll(page: Page, what: string): Promise<void> {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow, `${what} scrolls sideways`).toBeLessThanOrEqual(0);
+}
