@@ -5,8 +5,10 @@
 import { expect, test } from "@playwright/test";
 import { app, eventually, expectNoSidewaysScroll, localToken, payOnCheckout, shot, signInWithToken, soon } from "./helpers";
 
-// An org of its own, so the order of the spec files does not matter.
+// An org of its own, so the order of the spec files does not matter; the second test builds on
+// the first's monthly plan.
 const ORG = "org_modules";
+test.describe.configure({ mode: "serial" });
 
 test("an Admin adds a module to the plan the org pays for, seeing the price before confirming", async ({ page }) => {
   await signInWithToken(page, localToken(ORG, "user_modules_admin", "Admin"));
