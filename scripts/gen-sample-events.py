@@ -30,7 +30,7 @@ def load(name):
 def objects():
     sub = load("subscription")
     sub.update(id=SUB, customer=CUS, status="active", cancel_at_period_end=False, cancel_at=None,
-               canceled_at=None, ended_at=None, trial_end=None, created=1763990000, latest_invoice=INV,
+               canceled_at=None, ended_at=None, trial_end=None, created=1763990000, latest_invoice=INV, pending_update=None,
                metadata={"organization_id": ORG}, livemode=False)
     item = sub["items"]["data"][0]
     item.update(id="si_sample", subscription=SUB, current_period_start=1763990000,
@@ -169,9 +169,10 @@ API_EVENTS = {
         ("200-payment-methods", rest_event("GET", "/api/billing/payment-methods")),
     ],
     "billing-checkout": [
-        # The sample org already pays for LeadGeneration in the sample Stripe objects.
+        # The sample org already pays for LeadGeneration monthly in the sample Stripe objects,
+        # so a monthly purchase joins that plan (billing-plan); a yearly one is a checkout.
         ("200-checkout", rest_event("POST", "/api/billing/checkout", {
-            "services": ["EmailAutomation", "SocialInbox"], "interval": "month",
+            "services": ["EmailAutomation", "SocialInbox"], "interval": "year",
             "successUrl": "https://app.example.test/billing/success", "cancelUrl": "https://app.example.test/billing"})),
         ("403-member", rest_event("POST", "/api/billing/checkout", {
             "services": ["LeadGeneration"], "interval": "month",
@@ -187,6 +188,20 @@ API_EVENTS = {
     "billing-portal": [
         ("200-portal", rest_event("POST", "/api/billing/portal", {"returnUrl": "https://app.example.test/settings/billing"})),
         ("409-no-billing-account", rest_event("POST", "/api/billing/portal", {"returnUrl": "https://app.example.test/settings"}, org="org_without_customer")),
+    ],
+    "billing-plan": [
+        # No yearly plan yet: the preview is Checkout's first invoice (no time-dependent
+        # proration, so the committed answer stays the same).
+        ("200-preview", rest_event("POST", "/api/billing/preview", {
+            "services": ["EmailAutomation"], "interval": "year"})),
+        ("403-member", rest_event("POST", "/api/billing/preview", {
+            "services": ["EmailAutomation"], "interval": "month"}, role="Member")),
+        ("409-no-yearly-plan", rest_event("POST", "/api/billing/modules", {
+            "services": ["EmailAutomation"], "interval": "year", "prorationDate": 1764000000})),
+        ("400-no-proration-date", rest_event("POST", "/api/billing/modules", {
+            "services": ["EmailAutomation"], "interval": "month"})),
+        ("422-unknown-service", rest_event("POST", "/api/billing/modules", {
+            "services": ["Teleport"], "interval": "month", "prorationDate": 1764000000})),
     ],
     "billing-sync": [
         ("200-sync-after-checkout", rest_event("POST", "/api/billing/sync", query={"session_id": CS}, role="Member")),

@@ -81,6 +81,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("billing-payment-methods", "200-payment-methods"),
     ("billing-checkout", "200-checkout"),
     ("billing-portal", "200-portal"),
+    ("billing-plan", "200-preview"),
     ("leads", "list"),
     // Last: the heaviest against moto (about 25 DynamoDB and Stripe calls per invocation).
     ("billing-sync", "200-sync-after-checkout"),
@@ -157,7 +158,7 @@ fn function_env(name: &str, world: &World) -> Vec<(String, String)> {
             add("JWT_ALGORITHM", "HS256");
             add("JWT_SECRET", setup::JWT_SECRET);
         }
-        "billing-checkout" | "billing-portal" | "billing-sync" => {
+        "billing-checkout" | "billing-portal" | "billing-plan" | "billing-sync" => {
             stripe(&mut add);
             // The eager-sync budget would refuse a benchmark's thousand calls a minute.
             add("SYNC_RATE_PER_MINUTE", "1000000");

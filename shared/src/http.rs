@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Where the buyer can finish a payment this answer is about (a Stripe hosted invoice).
+    pub hosted_invoice_url: Option<String>,
 }
 
 impl ApiError {
@@ -22,7 +24,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            hosted_invoice_url: None,
         }
+    }
+
+    /// The same error, naming the hosted invoice page where the payment can be finished.
+    pub fn with_invoice_url(mut self, url: Option<String>) -> Self {
+        self.hosted_invoice_url = url;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -67,15 +76,19 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Body> {
         #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct Body<'a> {
             error: &'a str,
             message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            hosted_invoice_url: Option<&'a str>,
         }
         json(
             self.status,
             &Body {
                 error: self.code,
                 message: &self.message,
+                hosted_invoice_url: self.hosted_invoice_url.as_deref(),
             },
         )
     }

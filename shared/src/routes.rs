@@ -154,6 +154,20 @@ pub const ROUTES: &[Route] = &[
     ),
     gated(
         "POST",
+        "/api/billing/preview",
+        BasicCrm,
+        Role::Admin,
+        "billing-plan",
+    ),
+    gated(
+        "POST",
+        "/api/billing/modules",
+        BasicCrm,
+        Role::Admin,
+        "billing-plan",
+    ),
+    gated(
+        "POST",
         "/api/billing/portal",
         BasicCrm,
         Role::Admin,
@@ -263,7 +277,12 @@ mod tests {
                 "{m} {p}"
             );
         }
-        for p in ["/api/billing/checkout", "/api/billing/portal"] {
+        for p in [
+            "/api/billing/checkout",
+            "/api/billing/portal",
+            "/api/billing/preview",
+            "/api/billing/modules",
+        ] {
             assert_eq!(
                 access("POST", p),
                 Access::Authenticated {
@@ -284,6 +303,7 @@ mod tests {
             1
         );
         assert!(names.contains(&"leads"));
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
+        assert_eq!(names.iter().filter(|n| **n == "billing-plan").count(), 1);
     }
 }

@@ -550,19 +550,20 @@ impl Syncer {
 
     /// Lists every subscription of a customer in Stripe and stores each listed object as read
     /// (one request for any number of subscriptions, not one re-read each).
+    /// Returns the listed objects.
     pub async fn sync_customer_subscriptions(
         &self,
         customer: &CustomerId,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<crate::stripe::StripeSubscription>, SyncError> {
         let fetched_at = FetchTime::now();
-        for raw in self
+        let listed = self
             .stripe
             .customer_subscriptions(customer.as_str())
-            .await?
-        {
-            self.store_read(raw, fetched_at, None).await?;
+            .await?;
+        for raw in &listed {
+            self.store_read(raw.clone(), fetched_at, None).await?;
         }
-        Ok(())
+        Ok(listed)
     }
 }
 

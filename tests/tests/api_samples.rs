@@ -67,6 +67,7 @@ async fn every_billing_sample_event_gets_its_status() {
                 }
                 "billing-checkout" => handlers::checkout(&syncer, &config, &request).await,
                 "billing-portal" => handlers::portal(&syncer, &config, &request).await,
+                "billing-plan" => handlers::plan(&syncer, &config, &request).await,
                 "billing-sync" => handlers::sync(&syncer, &config, &request).await,
                 other => panic!("no handler for events/{other}"),
             };

@@ -18,7 +18,11 @@ use std::fmt;
 
 use billing::api::checkout::{parse_checkout, parse_portal};
 use billing::api::leads::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use billing::api::views::{self, CheckoutView, InvoicePageView, InvoiceView, UrlView};
+use billing::api::plan::{parse_add, parse_preview};
+use billing::api::views::{
+    self, CheckoutView, InvoicePageView, InvoiceView, NextInvoiceView, PlanChangeView,
+    PlanPreviewView, PreviewLineView, PurchaseMode, UrlView,
+};
 use billing::api::{ApiConfig, DEFAULT_INVOICE_LIMIT, OriginAllowlist, handlers, params};
 use billing::auth::decision::{AUTHORIZER_FAILURE_BODY, UNAUTHORIZED_BODY};
 use billing::auth::{Caller, Decision, Denial};
@@ -454,11 +458,24 @@ fn request_bodies_and_parameters_match_the_parsers() {
         .collect();
     assert_eq!(
         with_body,
-        BTreeSet::from(["/api/billing/checkout", "/api/billing/portal"])
+        BTreeSet::from([
+            "/api/billing/checkout",
+            "/api/billing/portal",
+            "/api/billing/preview",
+            "/api/billing/modules"
+        ])
     );
 
     type Parser<'a> = Box<dyn Fn(&[u8]) -> Result<(), ApiError> + 'a>;
-    let parsers: [(&str, Parser); 2] = [
+    let parsers: [(&str, Parser); 4] = [
+        (
+            "/api/billing/preview",
+            Box::new(|b| parse_preview(b, &catalog).map(drop)),
+        ),
+        (
+            "/api/billing/modules",
+            Box::new(|b| parse_add(b, &catalog).map(drop)),
+        ),
         (
             "/api/billing/checkout",
             Box::new(|b| parse_checkout(b, &catalog, &origins).map(drop)),
@@ -955,8 +972,26 @@ fn payment_method(id: &str, card: Option<CardDetails>) -> PaymentMethod {
     }
 }
 
-#[tokio::test]
-async fn every_response_of_the_code_is_documented_and_every_documented_one_is_produced() {
+#[test]
+fn every_response_of_the_code_is_documented_and_every_documented_one_is_produced() {
+    // One long async body holding every route's handler futures: more stack than a test
+    // thread's default 2 MiB.
+    let body = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(every_response_is_documented())
+        })
+        .unwrap();
+    if let Err(panic) = body.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn every_response_is_documented() {
     let doc = document();
     let mut c = Checker {
         doc: doc.clone(),
@@ -970,6 +1005,8 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
     let methods = op("GET", "/api/billing/payment-methods");
     let checkout = op("POST", "/api/billing/checkout");
     let portal = op("POST", "/api/billing/portal");
+    let preview = op("POST", "/api/billing/preview");
+    let modules = op("POST", "/api/billing/modules");
     let sync = op("POST", "/api/billing/sync");
     let leads = op("GET", "/api/leads");
 
@@ -1184,7 +1221,8 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         let config = config.clone();
         async move { handlers::checkout(&syncer, &config, &req).await }
     };
-    let social = checkout_body(&["SocialInbox"], "month", ok_url);
+    // The org pays for LeadGeneration monthly (below): a yearly purchase is a first checkout.
+    let social = checkout_body(&["SocialInbox"], "year", ok_url);
     c.expect(
         &checkout,
         401,
@@ -1238,11 +1276,223 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         200,
         post_checkout(&syncer, admin(), social.clone()).await,
     );
+    // A monthly purchase joins the monthly plan instead.
+    let joins = c.expect(
+        &checkout,
+        409,
+        post_checkout(
+            &syncer,
+            admin(),
+            checkout_body(&["SocialInbox"], "month", ok_url),
+        )
+        .await,
+    );
+    assert_eq!(joins["error"], "plan_exists");
+    c.error(
+        &checkout,
+        ApiError::conflict(
+            "payment_past_due",
+            "This plan has an unpaid invoice: pay it first, then add modules.",
+        ),
+    );
     c.view(
         &checkout,
         CheckoutView {
             session_id: "cs_test_openapi".to_owned(),
             url: "https://checkout.stripe.test/c/pay/cs_test_openapi".to_owned(),
+        },
+    );
+
+    // POST /api/billing/preview and /api/billing/modules (the org pays for LeadGeneration
+    // monthly; its Stripe-side plan is exercised in tests/tests/plan.rs).
+    let post_plan = |syncer: &Syncer, ctx, path: &'static str, body: String| {
+        let mut req = request("POST", ctx, &[], &body);
+        *req.uri_mut() = path.parse().unwrap();
+        let syncer = syncer.clone();
+        let config = config.clone();
+        async move { handlers::plan(&syncer, &config, &req).await }
+    };
+    let purchase = |services: &[&str], interval: &str| {
+        json!({"services": services, "interval": interval}).to_string()
+    };
+    let add = |services: &[&str], interval: &str, date: i64| {
+        json!({"services": services, "interval": interval, "prorationDate": date}).to_string()
+    };
+    for (operation, path) in [
+        (&preview, "/api/billing/preview"),
+        (&modules, "/api/billing/modules"),
+    ] {
+        let body = add(&["SocialInbox"], "year", now.unix());
+        c.expect(
+            operation,
+            401,
+            post_plan(&syncer, None, path, body.clone()).await,
+        );
+        c.expect(
+            operation,
+            403,
+            post_plan(&syncer, member(), path, body.clone()).await,
+        );
+        c.expect(
+            operation,
+            400,
+            post_plan(&syncer, admin(), path, "nope".to_owned()).await,
+        );
+        for bad in [
+            add(&["Teleport"], "year", 1),
+            add(&["SocialInbox"], "week", 1),
+        ] {
+            c.expect(operation, 422, post_plan(&syncer, admin(), path, bad).await);
+        }
+        let held = c.expect(
+            operation,
+            409,
+            post_plan(
+                &syncer,
+                admin(),
+                path,
+                add(&["LeadGeneration"], "month", now.unix()),
+            )
+            .await,
+        );
+        assert_eq!(held["error"], "already_subscribed");
+        c.expect(
+            operation,
+            503,
+            post_plan(&broken_syncer, admin(), path, body.clone()).await,
+        );
+        for error in [
+            StripeApiError::Unavailable("down".to_owned()),
+            StripeApiError::Rejected {
+                status: 400,
+                code: None,
+            },
+        ] {
+            c.error(operation, error.into());
+        }
+        c.error(
+            operation,
+            ApiError::new(
+                lambda_http::http::StatusCode::SERVICE_UNAVAILABLE,
+                "catalog_unavailable",
+                "Prices are not available right now.",
+            ),
+        );
+        c.error(
+            operation,
+            ApiError::conflict(
+                "payment_past_due",
+                "This plan has an unpaid invoice: pay it first, then add modules.",
+            ),
+        );
+        c.error(
+            operation,
+            ApiError::conflict("payment_pending", "An earlier addition is waiting.")
+                .with_invoice_url(Some("https://invoice.stripe.test/i/in_1".to_owned())),
+        );
+    }
+    // No yearly plan: the preview is Checkout's first invoice, and nothing can be added.
+    let first = c.expect(
+        &preview,
+        200,
+        post_plan(
+            &syncer,
+            admin(),
+            "/api/billing/preview",
+            purchase(&["SocialInbox"], "year"),
+        )
+        .await,
+    );
+    assert_eq!(first["mode"], "checkout");
+    let none = c.expect(
+        &modules,
+        409,
+        post_plan(
+            &syncer,
+            admin(),
+            "/api/billing/modules",
+            add(&["SocialInbox"], "year", now.unix()),
+        )
+        .await,
+    );
+    assert_eq!(none["error"], "no_subscription");
+    let zero = c.expect(
+        &modules,
+        422,
+        post_plan(
+            &syncer,
+            admin(),
+            "/api/billing/modules",
+            add(&["SocialInbox"], "year", 0),
+        )
+        .await,
+    );
+    assert_eq!(zero["error"], "invalid_proration_date");
+    c.error(
+        &modules,
+        ApiError::conflict("preview_expired", "The price shown is out of date."),
+    );
+    c.error(
+        &modules,
+        ApiError::new(
+            lambda_http::http::StatusCode::PAYMENT_REQUIRED,
+            "payment_incomplete",
+            "The charge did not go through.",
+        )
+        .with_invoice_url(Some("https://invoice.stripe.test/i/in_2".to_owned())),
+    );
+    // Every field, null and module name a preview and a change can carry.
+    let line = |service: Option<ServiceModule>, dated: bool| PreviewLineView {
+        description: "Remaining time on 1 × Email Automation after 11 Dec 2026".to_owned(),
+        amount: 3267,
+        service,
+        proration: dated,
+        period_start: dated.then_some(now),
+        period_end: dated.then_some(now.plus_seconds(86_400)),
+    };
+    let paid: Vec<ServiceModule> = Catalog::standard()
+        .paid_entries()
+        .map(|e| e.module)
+        .collect();
+    let mut lines: Vec<PreviewLineView> = paid.iter().map(|m| line(Some(*m), true)).collect();
+    lines.push(line(None, false));
+    c.view(
+        &preview,
+        PlanPreviewView {
+            mode: PurchaseMode::Add,
+            interval: BillingInterval::Month,
+            currency: "usd".to_owned(),
+            services: paid.clone(),
+            proration_date: Some(now),
+            amount_due_today: 3267,
+            next_invoice: NextInvoiceView {
+                amount: 17_700,
+                date: None,
+            },
+            lines,
+        },
+    );
+    let overview = views::overview(&subscriptions(now), &grants, grace, now);
+    c.view(
+        &modules,
+        PlanChangeView {
+            added: paid.clone(),
+            amount_charged: 3267,
+            currency: "usd".to_owned(),
+            invoice_id: Some("in_1".to_owned()),
+            hosted_invoice_url: Some("https://invoice.stripe.test/i/in_1".to_owned()),
+            subscription: overview,
+        },
+    );
+    c.view(
+        &modules,
+        PlanChangeView {
+            added: vec![ServiceModule::EmailAutomation],
+            amount_charged: 0,
+            currency: "usd".to_owned(),
+            invoice_id: None,
+            hosted_invoice_url: None,
+            subscription: views::overview(&[], &EntitlementSet::default(), grace, now),
         },
     );
 
@@ -1546,6 +1796,8 @@ async fn every_response_of_the_code_is_documented_and_every_documented_one_is_pr
         &[
             "CheckoutRequest",
             "PortalRequest",
+            "PurchaseRequest",
+            "AddModulesRequest",
             "FrontendUrl",
             "StripeEvent",
         ],

@@ -31,7 +31,7 @@ pub struct CheckoutRequest {
     pub cancel_url: String,
 }
 
-fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(super) fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
@@ -43,19 +43,14 @@ fn valid_services(catalog: &Catalog) -> String {
         .join(", ")
 }
 
-/// Parses and validates a checkout body. Any field naming an organization is ignored: the org
-/// always comes from the verified token.
-pub fn parse_checkout(
-    body: &[u8],
+/// The modules and interval of a purchase (checkout, preview, add to the plan): paid modules
+/// of the catalog, each once, and `month` or `year`.
+pub fn parse_purchase(
+    services: &[String],
+    interval: &str,
     catalog: &Catalog,
-    origins: &OriginAllowlist,
-) -> Result<CheckoutRequest, ApiError> {
-    let body: CheckoutBody = serde_json::from_slice(body).map_err(|_| {
-        ApiError::bad_request(
-            "Body must be JSON: {\"services\":[...],\"interval\":\"month\"|\"year\",\"successUrl\":\"...\",\"cancelUrl\":\"...\"}.",
-        )
-    })?;
-    if body.services.is_empty() || body.services.len() > 20 {
+) -> Result<(Vec<ServiceModule>, BillingInterval), ApiError> {
+    if services.is_empty() || services.len() > 20 {
         return Err(unprocessable(
             "invalid_services",
             format!(
@@ -66,7 +61,7 @@ pub fn parse_checkout(
     }
     let mut modules = Vec::new();
     let mut invalid = Vec::new();
-    for name in &body.services {
+    for name in services {
         match name.parse::<ServiceModule>() {
             Ok(m) if !m.is_free() => {
                 if !modules.contains(&m) {
@@ -86,12 +81,28 @@ pub fn parse_checkout(
             ),
         ));
     }
-    let interval = body.interval.parse::<BillingInterval>().map_err(|_| {
+    let interval = interval.parse::<BillingInterval>().map_err(|_| {
         unprocessable(
             "invalid_interval",
             "interval must be \"month\" or \"year\".",
         )
     })?;
+    Ok((modules, interval))
+}
+
+/// Parses and validates a checkout body. Any field naming an organization is ignored: the org
+/// always comes from the verified token.
+pub fn parse_checkout(
+    body: &[u8],
+    catalog: &Catalog,
+    origins: &OriginAllowlist,
+) -> Result<CheckoutRequest, ApiError> {
+    let body: CheckoutBody = serde_json::from_slice(body).map_err(|_| {
+        ApiError::bad_request(
+            "Body must be JSON: {\"services\":[...],\"interval\":\"month\"|\"year\",\"successUrl\":\"...\",\"cancelUrl\":\"...\"}.",
+        )
+    })?;
+    let (modules, interval) = parse_purchase(&body.services, &body.interval, catalog)?;
     for (field, url) in [
         ("successUrl", &body.success_url),
         ("cancelUrl", &body.cancel_url),

@@ -134,6 +134,30 @@ pub async fn portal(syncer: &Syncer, config: &ApiConfig, request: &Request) -> R
     .await
 }
 
+/// The billing-plan function: `POST /api/billing/preview` and `POST /api/billing/modules`.
+pub async fn plan(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {
+    for_caller(request, config, |caller| async move {
+        let body = body_bytes(request.body());
+        if request.uri().path().ends_with("/preview") {
+            super::plan::preview(syncer, &caller.org, caller.role, body)
+                .await
+                .map(PlanAnswer::Preview)
+        } else {
+            super::plan::add_modules(syncer, &caller.org, caller.role, body)
+                .await
+                .map(PlanAnswer::Change)
+        }
+    })
+    .await
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PlanAnswer {
+    Preview(views::PlanPreviewView),
+    Change(views::PlanChangeView),
+}
+
 pub async fn sync(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {
     for_caller(request, config, |caller| async move {
         super::sync(syncer, config, &caller.org, query(request, "session_id")).await

@@ -7,6 +7,7 @@ mod errors;
 pub mod handlers;
 pub mod leads;
 pub mod params;
+pub mod plan;
 pub mod views;
 
 use std::collections::HashMap;
@@ -16,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, ConfigError};
 use crate::domain::{
-    BillingProfile, Catalog, CustomerId, GracePolicy, OrgId, ServiceModule, SubscriptionStatus,
-    Timestamp,
+    BillingInterval, BillingProfile, Catalog, CustomerId, GracePolicy, OrgId, Plan, ServiceModule,
+    Subscription, SubscriptionStatus, Timestamp, plan_for,
 };
 use crate::http::ApiError;
 pub use crate::http::OriginAllowlist;
@@ -25,7 +26,8 @@ use crate::routes::Role;
 use crate::store::{BillingStore, StoreError};
 use crate::stripe::requests::{CreateBillingPortalSession, CreateCustomer};
 use crate::stripe::{
-    StripeApiError, StripeBillingPortalSession, StripeCheckoutSession, canonical_encoding,
+    StripeApiError, StripeBillingPortalSession, StripeCheckoutSession, StripePrice,
+    canonical_encoding,
 };
 use crate::sync::{ORG_METADATA_KEY, SyncError, Syncer};
 use views::{CheckoutView, InvoicePageView, PaymentMethodsView, SubscriptionOverview, UrlView};
@@ -172,24 +174,70 @@ fn holds_modules(status: SubscriptionStatus) -> bool {
     !status.is_terminal()
 }
 
-/// The requested modules the org already holds in a subscription that is not over.
-async fn held_modules(
-    store: &BillingStore,
-    org: &OrgId,
-    wanted: &[ServiceModule],
-) -> Result<Vec<ServiceModule>, ApiError> {
-    let mut held: Vec<ServiceModule> = store
-        .subscriptions(org)
-        .await?
+/// The requested modules held in any of `subscriptions` that is not over.
+fn held_in(subscriptions: &[Subscription], wanted: &[ServiceModule]) -> Vec<ServiceModule> {
+    let mut held: Vec<ServiceModule> = subscriptions
         .iter()
-        .map(|s| &s.subscription)
         .filter(|s| holds_modules(s.status))
         .flat_map(|s| s.modules())
         .filter(|m| wanted.contains(m))
         .collect();
     held.sort();
     held.dedup();
-    Ok(held)
+    held
+}
+
+/// The org's stored subscriptions.
+async fn stored_subscriptions(
+    store: &BillingStore,
+    org: &OrgId,
+) -> Result<Vec<Subscription>, ApiError> {
+    Ok(store
+        .subscriptions(org)
+        .await?
+        .into_iter()
+        .map(|s| s.subscription)
+        .collect())
+}
+
+/// The requested modules the org already holds in a subscription that is not over.
+async fn held_modules(
+    store: &BillingStore,
+    org: &OrgId,
+    wanted: &[ServiceModule],
+) -> Result<Vec<ServiceModule>, ApiError> {
+    Ok(held_in(&stored_subscriptions(store, org).await?, wanted))
+}
+
+/// The active Stripe price of each module at `interval`, in the order asked.
+async fn price_ids(
+    syncer: &Syncer,
+    catalog: &Catalog,
+    modules: &[ServiceModule],
+    interval: BillingInterval,
+) -> Result<Vec<(ServiceModule, StripePrice)>, ApiError> {
+    let keys: Vec<(ServiceModule, &str)> = modules
+        .iter()
+        .filter_map(|m| catalog.price(*m, interval).map(|p| (*m, p.lookup_key)))
+        .collect();
+    let lookup: Vec<&str> = keys.iter().map(|(_, k)| *k).collect();
+    let prices = syncer.stripe.prices_by_lookup_keys(&lookup).await?;
+    keys.into_iter()
+        .map(|(module, key)| {
+            prices
+                .iter()
+                .find(|p| p.lookup_key.as_deref() == Some(key))
+                .map(|p| (module, p.clone()))
+                .ok_or_else(|| {
+                    tracing::error!(lookup_key = key, "no active Stripe price: run catalog-sync");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "catalog_unavailable",
+                        "Prices are not available right now.",
+                    )
+                })
+        })
+        .collect()
 }
 
 fn already_subscribed(held: &[ServiceModule]) -> ApiError {
@@ -259,27 +307,11 @@ pub async fn checkout(
     if !held.is_empty() {
         return Err(already_subscribed(&held));
     }
-    let keys: Vec<&str> = request
-        .modules
-        .iter()
-        .filter_map(|m| catalog.price(*m, request.interval).map(|p| p.lookup_key))
+    let price_ids: Vec<String> = price_ids(syncer, &catalog, &request.modules, request.interval)
+        .await?
+        .into_iter()
+        .map(|(_, p)| p.id)
         .collect();
-    let prices = syncer.stripe.prices_by_lookup_keys(&keys).await?;
-    let mut price_ids = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let price = prices
-            .iter()
-            .find(|p| p.lookup_key.as_deref() == Some(key))
-            .ok_or_else(|| {
-                tracing::error!(lookup_key = key, "no active Stripe price: run catalog-sync");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "catalog_unavailable",
-                    "Prices are not available right now.",
-                )
-            })?;
-        price_ids.push(price.id.clone());
-    }
     let customer = ensure_customer(syncer, org).await?;
     // The key covers every parameter of the session (its canonical encoding), so the same
     // request within the window replays the same session and any other one makes a new one.
@@ -294,9 +326,29 @@ pub async fn checkout(
     // its sync): Stripe's own list of the customer's subscriptions is stored first, so a
     // module already paid for is refused rather than sold twice.
     syncer.sync_customer_subscriptions(&customer).await?;
-    let held = held_modules(&syncer.store, org, &request.modules).await?;
+    let stored = stored_subscriptions(&syncer.store, org).await?;
+    let held = held_in(&stored, &request.modules);
     if !held.is_empty() {
         return Err(already_subscribed(&held));
+    }
+    // One subscription per interval: a later purchase joins the plan (see `plan`).
+    match plan_for(&stored, request.interval) {
+        Plan::None => {}
+        Plan::Live(_) => {
+            return Err(ApiError::conflict(
+                "plan_exists",
+                format!(
+                    "The organization already has a {}ly plan: add these modules to it instead.",
+                    request.interval.as_str()
+                ),
+            ));
+        }
+        Plan::Blocked(_) => {
+            return Err(ApiError::conflict(
+                "payment_past_due",
+                "This plan has an unpaid invoice: pay it first, then add modules.",
+            ));
+        }
     }
     let mut session: StripeCheckoutSession = syncer.stripe.write(&create, Some(&key)).await?;
     // Stripe answers a reused idempotency key with the first response, whose `status` was

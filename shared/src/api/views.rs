@@ -69,6 +69,9 @@ pub struct ItemView {
     pub interval: Option<BillingInterval>,
     pub quantity: u64,
     pub price_id: String,
+    /// The price per interval, in cents (null when Stripe did not say).
+    pub unit_amount: Option<i64>,
+    pub currency: Option<Currency>,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +159,8 @@ pub fn overview(
                         interval: i.interval,
                         quantity: i.quantity,
                         price_id: i.price_id.clone(),
+                        unit_amount: i.unit_amount,
+                        currency: i.currency,
                     })
                     .collect(),
             })
@@ -277,4 +282,60 @@ pub struct CheckoutView {
 #[derive(Debug, Serialize)]
 pub struct UrlView {
     pub url: String,
+}
+
+/// How a purchase of modules would be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseMode {
+    /// Added as items to the org's live subscription of the interval, prorated and charged now.
+    Add,
+    /// No subscription of the interval yet: bought through Checkout.
+    Checkout,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewLineView {
+    pub description: String,
+    pub amount: i64,
+    pub service: Option<ServiceModule>,
+    pub proration: bool,
+    pub period_start: Option<Timestamp>,
+    pub period_end: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextInvoiceView {
+    pub amount: i64,
+    pub date: Option<Timestamp>,
+}
+
+/// `POST /api/billing/preview`: what the buyer pays today and from the next renewal.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanPreviewView {
+    pub mode: PurchaseMode,
+    pub interval: BillingInterval,
+    pub currency: String,
+    pub services: Vec<ServiceModule>,
+    /// The time the proration was computed for; `POST /api/billing/modules` charges for the
+    /// same instant, so the charge equals this preview. Null in checkout mode.
+    pub proration_date: Option<Timestamp>,
+    pub amount_due_today: i64,
+    pub next_invoice: NextInvoiceView,
+    pub lines: Vec<PreviewLineView>,
+}
+
+/// `POST /api/billing/modules`: what was added and charged.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanChangeView {
+    pub added: Vec<ServiceModule>,
+    pub amount_charged: i64,
+    pub currency: String,
+    pub invoice_id: Option<String>,
+    pub hosted_invoice_url: Option<String>,
+    pub subscription: SubscriptionOverview,
 }

@@ -5,6 +5,7 @@ pub mod entitlements;
 pub mod ids;
 pub mod lead;
 pub mod module;
+pub mod plan;
 pub mod records;
 pub mod time;
 
@@ -16,6 +17,7 @@ pub use ids::{
 };
 pub use lead::{Lead, LeadPage};
 pub use module::{ServiceModule, UnknownModule};
+pub use plan::{Plan, ProrationDateError, check_proration_date, plan_for};
 pub use records::{
     BankAccountDetails, BillingProfile, CardDetails, Invoice, InvoiceStatus, PaymentMethod,
     Subscription, SubscriptionItem, SubscriptionStatus,

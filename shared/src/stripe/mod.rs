@@ -336,6 +336,24 @@ impl StripeApi {
         .await
     }
 
+    /// Changes a subscription (items, proration, payment behaviour) under `idempotency_key`.
+    pub async fn update_subscription(
+        &self,
+        request: &requests::UpdateSubscription,
+        idempotency_key: &str,
+    ) -> Result<StripeSubscription, StripeApiError> {
+        self.write(request, Some(idempotency_key)).await
+    }
+
+    /// Stripe's own calculation of an invoice that a change would make
+    /// (`POST /v1/invoices/create_preview`). It creates nothing, so it is retried like a read.
+    pub async fn preview_invoice(
+        &self,
+        request: &requests::CreatePreviewInvoice,
+    ) -> Result<StripeInvoice, StripeApiError> {
+        self.read(request).await
+    }
+
     pub async fn invoice(&self, id: &str) -> Result<StripeInvoice, StripeApiError> {
         self.read(&requests::RetrieveInvoice::new(id)).await
     }

@@ -140,6 +140,36 @@ pub struct StripeSubscription {
     pub metadata: Option<Metadata>,
     pub livemode: Option<bool>,
     pub default_payment_method: Option<Expandable>,
+    /// Set while a change made with `payment_behavior=pending_if_incomplete` waits for its
+    /// invoice to be paid: the items above are still the old ones.
+    #[serde(default)]
+    pub pending_update: Option<serde_json::Value>,
+    /// The most recent invoice, as an id or (with `expand[]=latest_invoice`) the object.
+    pub latest_invoice: Option<InvoiceRef>,
+}
+
+/// An invoice that Stripe may return as its id or expanded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum InvoiceRef {
+    Id(String),
+    Object(Box<StripeInvoice>),
+}
+
+impl InvoiceRef {
+    pub fn id(&self) -> &str {
+        match self {
+            InvoiceRef::Id(id) => id,
+            InvoiceRef::Object(invoice) => &invoice.id,
+        }
+    }
+
+    pub fn object(&self) -> Option<&StripeInvoice> {
+        match self {
+            InvoiceRef::Id(_) => None,
+            InvoiceRef::Object(invoice) => Some(invoice),
+        }
+    }
 }
 
 /// Metadata key naming the module a price or plan sells, for prices without a lookup key.
@@ -313,6 +343,66 @@ pub struct StripeInvoice {
     pub hosted_invoice_url: Option<String>,
     pub invoice_pdf: Option<String>,
     pub attempt_count: Option<u64>,
+    pub subtotal: Option<i64>,
+    /// The lines (an invoice preview carries them; a retrieved invoice its first page).
+    pub lines: Option<List<StripeInvoiceLine>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinePeriod {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinePriceDetails {
+    pub price: Option<Expandable>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinePricing {
+    pub price_details: Option<LinePriceDetails>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineItemDetails {
+    pub proration: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineParent {
+    pub subscription_item_details: Option<LineItemDetails>,
+}
+
+/// One line of an invoice: since 2025 its price sits under `pricing.price_details` and its
+/// proration flag under `parent.subscription_item_details`; before, both on the line.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeInvoiceLine {
+    pub amount: Option<i64>,
+    pub description: Option<String>,
+    pub period: Option<LinePeriod>,
+    pub pricing: Option<LinePricing>,
+    pub parent: Option<LineParent>,
+    pub price: Option<StripePrice>,
+    pub proration: Option<bool>,
+}
+
+impl StripeInvoiceLine {
+    pub fn price_id(&self) -> Option<&str> {
+        self.pricing
+            .as_ref()
+            .and_then(|p| p.price_details.as_ref()?.price.as_ref())
+            .map(Expandable::id)
+            .or_else(|| self.price.as_ref().map(|p| p.id.as_str()))
+    }
+
+    pub fn is_proration(&self) -> bool {
+        self.parent
+            .as_ref()
+            .and_then(|p| p.subscription_item_details.as_ref()?.proration)
+            .or(self.proration)
+            .unwrap_or(false)
+    }
 }
 
 impl StripeInvoice {

@@ -7,9 +7,15 @@
 //! express would be built by hand in `super` with a comment naming the gap.
 
 pub use stripe_billing::billing_portal_session::CreateBillingPortalSession;
-pub use stripe_billing::invoice::{ListInvoice, RetrieveInvoice};
+pub use stripe_billing::invoice::{
+    CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails,
+    CreatePreviewInvoiceSubscriptionDetailsItems,
+    CreatePreviewInvoiceSubscriptionDetailsProrationBehavior, ListInvoice, RetrieveInvoice,
+};
 pub use stripe_billing::subscription::{
-    ListSubscription, ListSubscriptionStatus, RetrieveSubscription,
+    ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+    UpdateSubscriptionItems, UpdateSubscriptionPaymentBehavior,
+    UpdateSubscriptionProrationBehavior,
 };
 pub use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,

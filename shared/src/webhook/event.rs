@@ -24,6 +24,9 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "customer.subscription.paused",
     "customer.subscription.resumed",
     "customer.subscription.trial_will_end",
+    // A change made with `pending_if_incomplete` was paid (its items now apply) or lapsed.
+    "customer.subscription.pending_update_applied",
+    "customer.subscription.pending_update_expired",
     "customer.deleted",
     "invoice.paid",
     "invoice.payment_succeeded",

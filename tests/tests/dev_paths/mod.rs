@@ -31,6 +31,7 @@ pub fn exe(function: &Function) -> PathBuf {
         "billing-payment-methods" => env!("CARGO_BIN_EXE_fn-billing-payment-methods"),
         "billing-checkout" => env!("CARGO_BIN_EXE_fn-billing-checkout"),
         "billing-portal" => env!("CARGO_BIN_EXE_fn-billing-portal"),
+        "billing-plan" => env!("CARGO_BIN_EXE_fn-billing-plan"),
         "billing-sync" => env!("CARGO_BIN_EXE_fn-billing-sync"),
         "leads" => env!("CARGO_BIN_EXE_fn-leads"),
         "reconcile" => env!("CARGO_BIN_EXE_fn-reconcile"),

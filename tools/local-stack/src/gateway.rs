@@ -160,6 +160,7 @@ impl Gateway {
             }
             "billing-checkout" => handlers::checkout(&self.syncer, &self.api, &request).await,
             "billing-portal" => handlers::portal(&self.syncer, &self.api, &request).await,
+            "billing-plan" => handlers::plan(&self.syncer, &self.api, &request).await,
             "billing-sync" => handlers::sync(&self.syncer, &self.api, &request).await,
             "leads" => handlers::leads(&self.syncer.store, &self.api, &request).await,
             other => raw(

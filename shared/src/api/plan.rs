@@ -1,0 +1,647 @@
+//! Adding modules to the plan an org already pays for: `POST /api/billing/preview` shows the
+//! charge, `POST /api/billing/modules` makes it. An org's modules of one interval live on one
+//! Stripe subscription (one item per module, one invoice per period): the first purchase of
+//! an interval goes through Checkout, every later one adds items to that subscription.
+//!
+//! The add is charged at once, prorated to the current period (`always_invoice`), for the
+//! same `proration_date` the preview priced, so the charge equals what was shown. It uses
+//! `payment_behavior=pending_if_incomplete`: when the charge fails or needs 3-D Secure,
+//! Stripe leaves the items as they were and keeps the change pending on an open invoice
+//! (whose hosted page lets the buyer pay or authenticate), applying it only once paid. So a
+//! module is never granted for a charge that failed, and a card that needs authentication
+//! still has a way to finish. (`error_if_incomplete` would answer 402 for a 3-D Secure card
+//! too, leaving that buyer no way to finish on-session.)
+
+use std::collections::HashMap;
+
+use lambda_http::http::StatusCode;
+use serde::Deserialize;
+
+use super::checkout::{parse_purchase, unprocessable};
+use super::views::{
+    NextInvoiceView, PlanChangeView, PlanPreviewView, PreviewLineView, PurchaseMode,
+};
+use super::{already_subscribed, held_in, idempotency_key, price_ids, require_admin};
+use crate::domain::{
+    BillingInterval, Catalog, CustomerId, OrgId, Plan, ProrationDateError, ServiceModule,
+    Subscription, Timestamp, check_proration_date, plan_for,
+};
+use crate::http::ApiError;
+use crate::routes::Role;
+use crate::stripe::requests::{
+    CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails,
+    CreatePreviewInvoiceSubscriptionDetailsItems,
+    CreatePreviewInvoiceSubscriptionDetailsProrationBehavior as PreviewProration,
+    UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionPaymentBehavior,
+    UpdateSubscriptionProrationBehavior,
+};
+use crate::stripe::{
+    StripeApiError, StripeInvoice, StripePrice, StripeSubscription, canonical_encoding,
+};
+use crate::sync::Syncer;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviewBody {
+    services: Vec<String>,
+    interval: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddBody {
+    services: Vec<String>,
+    interval: String,
+    proration_date: i64,
+}
+
+/// A validated preview or add request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRequest {
+    pub modules: Vec<ServiceModule>,
+    pub interval: BillingInterval,
+    /// The preview's proration date (the add only).
+    pub proration_date: Option<Timestamp>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request(format!("Body must be JSON: {shape}.")))
+}
+
+/// `{"services": [...], "interval": "month"|"year"}`
+pub fn parse_preview(body: &[u8], catalog: &Catalog) -> Result<PlanRequest, ApiError> {
+    let body: PreviewBody = parse_body(body, r#"{"services":[...],"interval":"month"|"year"}"#)?;
+    let (modules, interval) = parse_purchase(&body.services, &body.interval, catalog)?;
+    Ok(PlanRequest {
+        modules,
+        interval,
+        proration_date: None,
+    })
+}
+
+/// `{"services": [...], "interval": "month"|"year", "prorationDate": <from the preview>}`
+pub fn parse_add(body: &[u8], catalog: &Catalog) -> Result<PlanRequest, ApiError> {
+    let body: AddBody = parse_body(
+        body,
+        r#"{"services":[...],"interval":"month"|"year","prorationDate":<the preview's>}"#,
+    )?;
+    let (modules, interval) = parse_purchase(&body.services, &body.interval, catalog)?;
+    if body.proration_date <= 0 {
+        return Err(unprocessable(
+            "invalid_proration_date",
+            "prorationDate must be the preview's (Unix seconds): preview first.",
+        ));
+    }
+    Ok(PlanRequest {
+        modules,
+        interval,
+        proration_date: Some(Timestamp::from_unix(body.proration_date)),
+    })
+}
+
+/// The update that adds one item per price to `subscription`, charged now for the rest of
+/// the period as priced at `proration_date`, applied only once that charge is paid.
+pub fn add_items_request(
+    subscription: &str,
+    price_ids: &[String],
+    proration_date: Timestamp,
+) -> UpdateSubscription {
+    let items: Vec<UpdateSubscriptionItems> = price_ids
+        .iter()
+        .map(|price| {
+            let mut item = UpdateSubscriptionItems::new();
+            item.price = Some(price.clone());
+            item.quantity = Some(1);
+            item
+        })
+        .collect();
+    UpdateSubscription::new(subscription)
+        .items(items)
+        .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)
+        .proration_date(proration_date.unix())
+        .payment_behavior(UpdateSubscriptionPaymentBehavior::PendingIfIncomplete)
+        .expand(vec!["latest_invoice".to_owned()])
+}
+
+/// Stripe's preview of the same change: with `AlwaysInvoice` the invoice charged at once,
+/// with `None` the next renewal with the new items.
+pub fn preview_request(
+    customer: &CustomerId,
+    subscription: &str,
+    price_ids: &[String],
+    proration_date: Timestamp,
+    behavior: PreviewProration,
+) -> CreatePreviewInvoice {
+    let items: Vec<CreatePreviewInvoiceSubscriptionDetailsItems> = price_ids
+        .iter()
+        .map(|price| {
+            let mut item = CreatePreviewInvoiceSubscriptionDetailsItems::new();
+            item.price = Some(price.clone());
+            item.quantity = Some(1);
+            item
+        })
+        .collect();
+    let mut details = CreatePreviewInvoiceSubscriptionDetails::new();
+    details.items = Some(items);
+    details.proration_date = Some(proration_date.unix());
+    details.proration_behavior = Some(behavior);
+    CreatePreviewInvoice::new()
+        .customer(customer.as_str())
+        .subscription(subscription)
+        .subscription_details(details)
+}
+
+/// The lines of a Stripe invoice, each named by the module its price sells.
+fn lines_of(
+    invoice: &StripeInvoice,
+    modules_by_price: &HashMap<String, ServiceModule>,
+) -> Vec<PreviewLineView> {
+    invoice
+        .lines
+        .iter()
+        .flat_map(|l| &l.data)
+        .map(|line| PreviewLineView {
+            description: line.description.clone().unwrap_or_default(),
+            amount: line.amount.unwrap_or(0),
+            service: line
+                .price_id()
+                .and_then(|p| modules_by_price.get(p).copied()),
+            proration: line.is_proration(),
+            period_start: line
+                .period
+                .as_ref()
+                .and_then(|p| p.start)
+                .map(Timestamp::from_unix),
+            period_end: line
+                .period
+                .as_ref()
+                .and_then(|p| p.end)
+                .map(Timestamp::from_unix),
+        })
+        .collect()
+}
+
+/// What an invoice charges: `amount_due` (after credit and discounts), else its total.
+fn charged(invoice: &StripeInvoice) -> i64 {
+    invoice.amount_due.or(invoice.total).unwrap_or(0)
+}
+
+/// Checkout's first invoice for prices with no subscription of the interval yet: each
+/// module at its full price for one period, renewing at the same amount a period later.
+pub fn checkout_preview(
+    request: &PlanRequest,
+    prices: &[(ServiceModule, StripePrice)],
+    catalog: &Catalog,
+    now: Timestamp,
+) -> PlanPreviewView {
+    let months = match request.interval {
+        BillingInterval::Month => 1,
+        BillingInterval::Year => 12,
+    };
+    let end = now.plus_months(months);
+    let lines: Vec<PreviewLineView> = prices
+        .iter()
+        .map(|(module, price)| PreviewLineView {
+            description: format!("1 × {}", catalog.entry(*module).name),
+            amount: price.unit_amount.unwrap_or(0),
+            service: Some(*module),
+            proration: false,
+            period_start: Some(now),
+            period_end: Some(end),
+        })
+        .collect();
+    let total: i64 = lines.iter().map(|l| l.amount).sum();
+    PlanPreviewView {
+        mode: PurchaseMode::Checkout,
+        interval: request.interval,
+        currency: currency_of(prices.iter().map(|(_, p)| p)),
+        services: request.modules.clone(),
+        proration_date: None,
+        amount_due_today: total,
+        next_invoice: NextInvoiceView {
+            amount: total,
+            date: Some(end),
+        },
+        lines,
+    }
+}
+
+fn currency_of<'a>(mut prices: impl Iterator<Item = &'a StripePrice>) -> String {
+    prices
+        .find_map(|p| p.currency.clone())
+        .unwrap_or_else(|| "usd".to_owned())
+}
+
+/// The org's subscriptions as Stripe has them now (each stored on the way), with the stored
+/// (module-resolved) copies.
+async fn current_subscriptions(
+    syncer: &Syncer,
+    org: &OrgId,
+    customer: &CustomerId,
+) -> Result<(Vec<StripeSubscription>, Vec<Subscription>), ApiError> {
+    let raw = syncer.sync_customer_subscriptions(customer).await?;
+    let stored = syncer
+        .store
+        .subscriptions(org)
+        .await?
+        .into_iter()
+        .map(|s| s.subscription)
+        .collect();
+    Ok((raw, stored))
+}
+
+fn payment_past_due() -> ApiError {
+    ApiError::conflict(
+        "payment_past_due",
+        "This plan has an unpaid invoice: pay it first, then add modules.",
+    )
+}
+
+/// The open invoice of a change still waiting for its payment.
+async fn pending_invoice_url(syncer: &Syncer, raw: &StripeSubscription) -> Option<String> {
+    let invoice = raw.latest_invoice.as_ref()?;
+    if let Some(object) = invoice.object() {
+        return object.hosted_invoice_url.clone();
+    }
+    match syncer.stripe.invoice(invoice.id()).await {
+        Ok(invoice) => invoice.hosted_invoice_url,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the pending change's invoice");
+            None
+        }
+    }
+}
+
+async fn payment_pending(syncer: &Syncer, raw: &StripeSubscription) -> ApiError {
+    ApiError::conflict(
+        "payment_pending",
+        "An earlier addition to this plan is waiting for its payment: finish paying its \
+         invoice first.",
+    )
+    .with_invoice_url(pending_invoice_url(syncer, raw).await)
+}
+
+/// The org's customer, its subscriptions, the price ids of the request, and its plan of the
+/// interval, refusing modules the org holds already.
+struct Context {
+    customer: CustomerId,
+    raw: Vec<StripeSubscription>,
+    stored: Vec<Subscription>,
+    prices: Vec<(ServiceModule, StripePrice)>,
+}
+
+impl Context {
+    async fn load(
+        syncer: &Syncer,
+        org: &OrgId,
+        request: &PlanRequest,
+    ) -> Result<Option<Self>, ApiError> {
+        let catalog = Catalog::standard();
+        let Some(profile) = syncer.store.billing_profile(org).await? else {
+            return Ok(None);
+        };
+        let customer = profile.customer_id;
+        let ((raw, stored), prices) = tokio::try_join!(
+            current_subscriptions(syncer, org, &customer),
+            price_ids(syncer, &catalog, &request.modules, request.interval),
+        )?;
+        let held = held_in(&stored, &request.modules);
+        if !held.is_empty() {
+            return Err(already_subscribed(&held));
+        }
+        Ok(Some(Self {
+            customer,
+            raw,
+            stored,
+            prices,
+        }))
+    }
+
+    fn raw_of(&self, subscription: &Subscription) -> Option<&StripeSubscription> {
+        self.raw.iter().find(|r| r.id == subscription.id.as_str())
+    }
+
+    fn price_ids(&self) -> Vec<String> {
+        self.prices.iter().map(|(_, p)| p.id.clone()).collect()
+    }
+
+    /// Price id → module, for naming invoice lines: the request's prices and the plan's.
+    fn modules_by_price(&self, plan: &Subscription) -> HashMap<String, ServiceModule> {
+        let mut map: HashMap<String, ServiceModule> = self
+            .prices
+            .iter()
+            .map(|(m, p)| (p.id.clone(), *m))
+            .collect();
+        for item in &plan.items {
+            if let Some(module) = item.module {
+                map.insert(item.price_id.clone(), module);
+            }
+        }
+        map
+    }
+}
+
+/// `POST /api/billing/preview`
+pub async fn preview(
+    syncer: &Syncer,
+    org: &OrgId,
+    role: Role,
+    body: &[u8],
+) -> Result<PlanPreviewView, ApiError> {
+    require_admin(role)?;
+    let catalog = Catalog::standard();
+    let request = parse_preview(body, &catalog)?;
+    let now = Timestamp::now();
+    let Some(context) = Context::load(syncer, org, &request).await? else {
+        let prices = price_ids(syncer, &catalog, &request.modules, request.interval).await?;
+        return Ok(checkout_preview(&request, &prices, &catalog, now));
+    };
+    let plan = match plan_for(&context.stored, request.interval) {
+        Plan::None => return Ok(checkout_preview(&request, &context.prices, &catalog, now)),
+        Plan::Blocked(_) => return Err(payment_past_due()),
+        Plan::Live(plan) => plan,
+    };
+    if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
+        return Err(payment_pending(syncer, raw).await);
+    }
+    let prices = context.price_ids();
+    let today = preview_request(
+        &context.customer,
+        plan.id.as_str(),
+        &prices,
+        now,
+        PreviewProration::AlwaysInvoice,
+    );
+    let renewal = preview_request(
+        &context.customer,
+        plan.id.as_str(),
+        &prices,
+        now,
+        PreviewProration::None,
+    );
+    // Independent: both run at once, so the buyer waits for one Stripe round trip.
+    let (today, renewal) = tokio::try_join!(
+        syncer.stripe.preview_invoice(&today),
+        syncer.stripe.preview_invoice(&renewal),
+    )?;
+    let names = context.modules_by_price(plan);
+    let next_date = renewal
+        .lines
+        .iter()
+        .flat_map(|l| &l.data)
+        .filter_map(|l| l.period.as_ref()?.start)
+        .min()
+        .map(Timestamp::from_unix)
+        .or(plan.current_period_end);
+    Ok(PlanPreviewView {
+        mode: PurchaseMode::Add,
+        interval: request.interval,
+        currency: today
+            .currency
+            .clone()
+            .unwrap_or_else(|| currency_of(context.prices.iter().map(|(_, p)| p))),
+        services: request.modules.clone(),
+        proration_date: Some(now),
+        amount_due_today: charged(&today),
+        next_invoice: NextInvoiceView {
+            amount: charged(&renewal),
+            date: next_date,
+        },
+        lines: lines_of(&today, &names),
+    })
+}
+
+fn no_subscription(interval: BillingInterval) -> ApiError {
+    ApiError::conflict(
+        "no_subscription",
+        format!(
+            "The organization has no {}ly plan to add to: subscribe through checkout.",
+            interval.as_str()
+        ),
+    )
+}
+
+/// `POST /api/billing/modules`
+pub async fn add_modules(
+    syncer: &Syncer,
+    org: &OrgId,
+    role: Role,
+    body: &[u8],
+) -> Result<PlanChangeView, ApiError> {
+    require_admin(role)?;
+    let catalog = Catalog::standard();
+    let request = parse_add(body, &catalog)?;
+    let Some(context) = Context::load(syncer, org, &request).await? else {
+        return Err(no_subscription(request.interval));
+    };
+    let plan = match plan_for(&context.stored, request.interval) {
+        Plan::None => return Err(no_subscription(request.interval)),
+        Plan::Blocked(_) => return Err(payment_past_due()),
+        Plan::Live(plan) => plan,
+    };
+    if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
+        return Err(payment_pending(syncer, raw).await);
+    }
+    let date = request.proration_date.unwrap_or_else(Timestamp::now);
+    match check_proration_date(date, Timestamp::now(), plan.current_period_start) {
+        Ok(()) => {}
+        Err(ProrationDateError::InTheFuture) => {
+            return Err(unprocessable(
+                "invalid_proration_date",
+                "prorationDate is not a preview's: preview again.",
+            ));
+        }
+        Err(ProrationDateError::Expired) => {
+            return Err(ApiError::conflict(
+                "preview_expired",
+                "The price shown is out of date: preview again to see today's price.",
+            ));
+        }
+    }
+    let update = add_items_request(plan.id.as_str(), &context.price_ids(), date);
+    // The same preview confirmed twice (a double click, two admins on one preview) is one
+    // change: Stripe replays the first answer. A different preview makes a different key;
+    // Stripe then refuses the second copy of a price on the subscription.
+    let key = idempotency_key("add", org, &canonical_encoding(&update), 3600);
+    let fetched_at = crate::domain::FetchTime::now();
+    let updated = match syncer.stripe.update_subscription(&update, &key).await {
+        Ok(updated) => updated,
+        Err(StripeApiError::Rejected { status: 400, code }) => {
+            tracing::warn!(?code, "Stripe refused the addition");
+            let (_, stored) = current_subscriptions(syncer, org, &context.customer).await?;
+            let held = held_in(&stored, &request.modules);
+            return Err(if held.is_empty() {
+                ApiError::bad_gateway("Stripe refused the change.")
+            } else {
+                already_subscribed(&held)
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let invoice = updated
+        .latest_invoice
+        .as_ref()
+        .and_then(|i| i.object())
+        .cloned();
+    let pending = updated.pending_update.is_some();
+    // Stored as Stripe answered: the new items when paid, the old ones while pending, so the
+    // modules open at once when the charge succeeded and not before.
+    syncer.store_read(updated, fetched_at, None).await?;
+    let hosted_invoice_url = invoice.as_ref().and_then(|i| i.hosted_invoice_url.clone());
+    if pending {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_incomplete",
+            "The charge did not go through (the card was declined or needs confirmation), so \
+             nothing was added. Open the invoice to pay or confirm it, and the modules are \
+             added then.",
+        )
+        .with_invoice_url(hosted_invoice_url));
+    }
+    tracing::info!(org = %org, subscription = %plan.id, "modules added to the plan");
+    let overview = super::subscription(&syncer.store, org, syncer.policy).await?;
+    Ok(PlanChangeView {
+        added: request.modules,
+        amount_charged: invoice
+            .as_ref()
+            .map(|i| i.amount_paid.unwrap_or_else(|| charged(i)))
+            .unwrap_or(0),
+        currency: invoice
+            .as_ref()
+            .and_then(|i| i.currency.clone())
+            .unwrap_or_else(|| currency_of(context.prices.iter().map(|(_, p)| p))),
+        invoice_id: invoice.map(|i| i.id),
+        hosted_invoice_url,
+        subscription: overview,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_add_charges_now_for_the_previewed_instant_and_waits_for_payment() {
+        let update = add_items_request(
+            "sub_1",
+            &["price_email".to_owned(), "price_social".to_owned()],
+            Timestamp::from_unix(1_796_119_200),
+        );
+        let form = canonical_encoding(&update);
+        for pair in [
+            "items[0][price]=price_email",
+            "items[0][quantity]=1",
+            "items[1][price]=price_social",
+            "proration_behavior=always_invoice",
+            "proration_date=1796119200",
+            "payment_behavior=pending_if_incomplete",
+            "expand[0]=latest_invoice",
+        ] {
+            assert!(form.contains(pair), "{pair} missing from {form}");
+        }
+        assert!(
+            !form.contains("items[0][id]"),
+            "an add names no existing item: {form}"
+        );
+    }
+
+    #[test]
+    fn the_preview_prices_the_same_items_at_the_same_instant() {
+        let customer = CustomerId::parse("cus_1").unwrap();
+        let preview = preview_request(
+            &customer,
+            "sub_1",
+            &["price_email".to_owned()],
+            Timestamp::from_unix(1_796_119_200),
+            PreviewProration::AlwaysInvoice,
+        );
+        let form = canonical_encoding(&preview);
+        for pair in [
+            "customer=cus_1",
+            "subscription=sub_1",
+            "subscription_details[items][0][price]=price_email",
+            "subscription_details[proration_date]=1796119200",
+            "subscription_details[proration_behavior]=always_invoice",
+        ] {
+            assert!(form.contains(pair), "{pair} missing from {form}");
+        }
+    }
+
+    #[test]
+    fn an_add_needs_the_previews_date() {
+        let catalog = Catalog::standard();
+        let ok = parse_add(
+            br#"{"services":["EmailAutomation"],"interval":"month","prorationDate":1796119200,"orgId":"x"}"#,
+            &catalog,
+        )
+        .unwrap();
+        assert_eq!(ok.proration_date, Some(Timestamp::from_unix(1_796_119_200)));
+        for body in [
+            &br#"{"services":["EmailAutomation"],"interval":"month"}"#[..],
+            br#"{"services":["EmailAutomation"],"interval":"month","prorationDate":"soon"}"#,
+        ] {
+            let e = parse_add(body, &catalog).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        }
+        for date in [0, -5] {
+            let body = format!(
+                r#"{{"services":["EmailAutomation"],"interval":"month","prorationDate":{date}}}"#
+            );
+            let e = parse_add(body.as_bytes(), &catalog).unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_proration_date")
+            );
+        }
+        let e = parse_add(
+            br#"{"services":[],"interval":"month","prorationDate":1}"#,
+            &catalog,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_services");
+        assert_eq!(
+            parse_add(b"nope", &catalog).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_first_purchase_previews_checkouts_first_invoice() {
+        let catalog = Catalog::standard();
+        let price = |id: &str, amount: i64| -> StripePrice {
+            serde_json::from_value(
+                serde_json::json!({"id": id, "unit_amount": amount, "currency": "usd"}),
+            )
+            .unwrap()
+        };
+        let request = PlanRequest {
+            modules: vec![
+                ServiceModule::LeadGeneration,
+                ServiceModule::EmailAutomation,
+            ],
+            interval: BillingInterval::Month,
+            proration_date: None,
+        };
+        let now = Timestamp::from_unix(1_796_119_200);
+        let view = checkout_preview(
+            &request,
+            &[
+                (ServiceModule::LeadGeneration, price("price_lead", 9900)),
+                (ServiceModule::EmailAutomation, price("price_email", 4900)),
+            ],
+            &catalog,
+            now,
+        );
+        assert_eq!(view.mode, PurchaseMode::Checkout);
+        assert_eq!(view.amount_due_today, 14_800);
+        assert_eq!(view.next_invoice.amount, 14_800);
+        // 2027-01-01T10:00:00Z: one calendar month (31 days) later.
+        assert_eq!(
+            view.next_invoice.date,
+            Some(Timestamp::from_unix(1_796_119_200 + 31 * 86_400))
+        );
+        assert_eq!(view.lines.len(), 2);
+        assert!(view.proration_date.is_none());
+    }
+}
