@@ -23,8 +23,24 @@ test of its own in tests/tests/fake_stripe.rs):
     and listed with `delivery_success` (false: `pending_webhooks` > 0), `type` and
     `created[gt|gte|lt|lte]` filters; any list filters on `created[...]` the same way.
 
-With --upstream URL (the local stack) it owns only what localstripe lacks (Checkout and
-billing-portal sessions, prices, products) and forwards every other call to that URL.
+  * subscriptions, their items and invoices (fake_billing.py, tested by
+    tests/emulators/test_fake_stripe_billing.py): several items per subscription (one currency,
+    one interval, one item per price), `POST /v1/subscriptions[/{id}]`, `/v1/subscription_items`,
+    prorations to the second under `proration_behavior` and `proration_date`, the four
+    `payment_behavior`s with pending updates, `POST /v1/invoices/create_preview`,
+    `POST /v1/invoices/{id}/pay`; test payment methods `pm_card_visa` (any id pays),
+    `pm_card_chargeCustomerFail` (every charge declined), `pm_card_authenticationRequired`
+    (3-D Secure on every charge).
+  * events of what it does (`customer.subscription.*`, `invoice.*`, `checkout.session.completed`)
+    are stored as event objects (`GET /v1/events`) with `pending_webhooks` = the local webhooks
+    not reached yet (none registered: 0, delivered), and delivered signed to the webhooks
+    registered with `POST /_local/webhooks`, in order, one at a time.
+
+With --upstream URL (the local stack) it owns what localstripe lacks or gets wrong (Checkout and
+billing-portal sessions, prices, products, subscriptions, subscription items, invoices, events)
+and forwards every other call (customers, payment methods) to that URL. A subscription or invoice
+that localstripe made itself (a test subscribing there directly) is still read, changed and listed
+there: an id the fake does not hold is forwarded, and lists join localstripe's to the fake's.
 
 Control endpoints (tests only):
   POST   /_test/objects          JSON object with "id": store or replace it
@@ -39,9 +55,15 @@ Control endpoints (tests only):
   GET    /_test/held             paths whose GET is read and waiting to be released
   POST   /_test/release          {"path": ...}: let a held GET answer (with what it read)
   POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid
+  GET    /_test/events           every event stored so far, oldest first (to deliver them in a test)
+  POST   /_test/invoices/<id>/authenticate  the buyer completed 3-D Secure: the open invoice is paid
+                                 (and a pending update it carries applied)
+  POST   /_test/payment_methods  {"id": "pm_...", "behaviour": "ok"|"decline"|"authenticate"}:
+                                 how later charges to that payment method go
   POST   /_test/account          {"id": "acct_..."}: the account the key belongs to from now on
                                  (another than acct_1LocalPssFixture: every object answers 404)
-  POST   /_test/reset            forget everything
+  POST   /_test/reset            forget everything (objects, events, prorations pending, payment-
+                                 method behaviours set by tests; registered webhooks stay)
 """
 import argparse
 import copy
@@ -482,9 +504,9 @@ class Handler(BaseHTTPRequestHandler):
                 result = error(404, f"Unrecognized request URL ({method}: {url.path})", None)
             if method == "POST" and key:
                 IN_FLIGHT.discard(key)
-                # Stripe saves the result of a request that began executing, 500s included, but
-                # not one that failed validation (a 4xx here).
-                if not 400 <= result[0] < 500:
+                # Stripe saves the result of a request that began executing, 500s and card
+                # declines (402) included, but not one that failed validation (another 4xx here).
+                if not 400 <= result[0] < 500 or result[0] == 402:
                     IDEMPOTENT[key] = (method, url.path, form, result[0], copy.deepcopy(result[1]))
         self.reply(*result)
 
