@@ -23,8 +23,24 @@ test of its own in tests/tests/fake_stripe.rs):
     and listed with `delivery_success` (false: `pending_webhooks` > 0), `type` and
     `created[gt|gte|lt|lte]` filters; any list filters on `created[...]` the same way.
 
-With --upstream URL (the local stack) it owns only what localstripe lacks (Checkout and
-billing-portal sessions, prices, products) and forwards every other call to that URL.
+  * subscriptions, their items and invoices (fake_billing.py, tested by
+    tests/emulators/test_fake_stripe_billing.py): several items per subscription (one currency,
+    one interval, one item per price), `POST /v1/subscriptions[/{id}]`, `/v1/subscription_items`,
+    prorations to the second under `proration_behavior` and `proration_date`, the four
+    `payment_behavior`s with pending updates, `POST /v1/invoices/create_preview`,
+    `POST /v1/invoices/{id}/pay`; test payment methods `pm_card_visa` (any id pays),
+    `pm_card_chargeCustomerFail` (every charge declined), `pm_card_authenticationRequired`
+    (3-D Secure on every charge).
+  * events of what it does (`customer.subscription.*`, `invoice.*`, `checkout.session.completed`)
+    are stored as event objects (`GET /v1/events`) with `pending_webhooks` = the local webhooks
+    not reached yet (none registered: 0, delivered), and delivered signed to the webhooks
+    registered with `POST /_local/webhooks`, in order, one at a time.
+
+With --upstream URL (the local stack) it owns what localstripe lacks or gets wrong (Checkout and
+billing-portal sessions, prices, products, subscriptions, subscription items, invoices, events)
+and forwards every other call (customers, payment methods) to that URL. A subscription or invoice
+that localstripe made itself (a test subscribing there directly) is still read, changed and listed
+there: an id the fake does not hold is forwarded, and lists join localstripe's to the fake's.
 
 Control endpoints (tests only):
   POST   /_test/objects          JSON object with "id": store or replace it
@@ -39,21 +55,29 @@ Control endpoints (tests only):
   GET    /_test/held             paths whose GET is read and waiting to be released
   POST   /_test/release          {"path": ...}: let a held GET answer (with what it read)
   POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid
+  GET    /_test/events           every event stored so far, oldest first (to deliver them in a test)
+  POST   /_test/invoices/<id>/authenticate  the buyer completed 3-D Secure: the open invoice is paid
+                                 (and a pending update it carries applied)
+  POST   /_test/payment_methods  {"id": "pm_...", "behaviour": "ok"|"decline"|"authenticate"}:
+                                 how later charges to that payment method go
   POST   /_test/account          {"id": "acct_..."}: the account the key belongs to from now on
                                  (another than acct_1LocalPssFixture: every object answers 404)
-  POST   /_test/reset            forget everything
+  POST   /_test/reset            forget everything (objects, events, prorations pending, payment-
+                                 method behaviours set by tests; registered webhooks stay)
 """
 import argparse
 import copy
 import itertools
 import json
 import os
+import queue
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-import local_hosted  # the local stack's Checkout and portal pages
+import fake_billing  # subscriptions with several items, invoices, prorations, previews
+import local_hosted  # the local stack's Checkout, portal and invoice pages
 import stripe_params  # the parameters Stripe accepts on each endpoint the code calls
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "stripe")
@@ -69,7 +93,12 @@ FAIL = {"status": 0, "count": 0}
 HOLDS: dict = {}
 COUNTER = itertools.count(1)
 UPSTREAM = {"url": None}
-OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/products", "/v1/account")
+OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/products", "/v1/account",
+                  "/v1/subscriptions", "/v1/subscription_items", "/v1/invoices", "/v1/events")
+# Owned, but a subscription or invoice that localstripe made itself (a test subscribing there
+# directly) is still read, changed and listed there.
+SHARED_COLLECTIONS = ("/v1/subscriptions", "/v1/invoices")
+EVENTS = queue.Queue()
 # The account whose objects this server holds, and the account the caller's key belongs to
 # (`POST /_test/account` changes the latter). With a key of another account, Stripe answers
 # `GET /v1/account` with that account and every object of this one with 404 resource_missing.
@@ -119,6 +148,53 @@ COLLECTIONS = {
     "products": "product",
     "events": "event",
 }
+
+
+def emit(kind: str, obj: dict, previous=None) -> dict:
+    """Stores an event as Stripe sends it (`GET /v1/events` lists it) and queues its signed
+    delivery to the registered local webhooks. `pending_webhooks` counts the endpoints that have
+    not received it yet, so with none registered it counts as delivered."""
+    event = fixture("event")
+    event.update(id=new_id("evt"), type=kind, created=int(time.time()), livemode=False,
+                 api_version=local_hosted.API_VERSION,
+                 pending_webhooks=len(local_hosted.STATE["webhooks"]),
+                 request={"id": None, "idempotency_key": None},
+                 data={"object": copy.deepcopy(obj)})
+    if previous is not None:
+        event["data"]["previous_attributes"] = copy.deepcopy(previous)
+    OBJECTS[event["id"]] = event
+    if event["pending_webhooks"]:
+        EVENTS.put(event["id"])
+    return event
+
+
+def deliver_events() -> None:
+    """One delivery at a time, in the order the events happened, as Stripe mostly does."""
+    while True:
+        eid = EVENTS.get()
+        with LOCK:
+            event = copy.deepcopy(OBJECTS.get(eid))
+        if event is None:
+            continue
+        delivered = local_hosted.deliver(event)
+        with LOCK:
+            stored = OBJECTS.get(eid)
+            if stored is not None:
+                stored["pending_webhooks"] = max(0, (stored.get("pending_webhooks") or 0) - delivered)
+
+
+def upstream_customer(customer_id):
+    """A customer of the local stack (localstripe keeps customers there), None if it has none."""
+    if not customer_id:
+        return None
+    held = OBJECTS.get(customer_id)
+    if held is not None and held.get("object") == "customer":
+        return None if held.get("deleted") else held
+    try:
+        found = local_hosted.upstream("GET", f"/v1/customers/{customer_id}")
+    except RuntimeError:
+        return None
+    return None if found.get("deleted") else found
 
 
 def create(path: str, form: dict):
@@ -291,6 +367,13 @@ def query_list(path: str, query: dict):
             except ValueError:
                 return error(400, f"Invalid integer: created[{op}]", "parameter_invalid_integer")
             data = [o for o in data if test(o.get("created") or 0, bound)]
+    if kind == "invoice":
+        if "subscription" in query:
+            data = [o for o in data if o.get("subscription") == query["subscription"]
+                    or ((o.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+                    == query["subscription"]]
+        if "status" in query:
+            data = [o for o in data if o.get("status") == query["status"]]
     if kind == "checkout.session" and "status" in query:
         data = [o for o in data if o.get("status") == query["status"]]
     keys = [v for k, v in query.items() if k.startswith("lookup_keys")]
@@ -347,6 +430,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*refused)
         if UPSTREAM["url"] and not url.path.startswith(OWNED_PREFIXES):
             return self.forward(method, url, raw)
+        if UPSTREAM["url"] and url.path.startswith(SHARED_COLLECTIONS):
+            rest = url.path.split("/")[3:]
+            if len(rest) == 1 and rest[0] != "create_preview" and rest[0] not in OBJECTS:
+                return self.forward(method, url, raw)
+            if len(rest) == 2 and rest[0] not in OBJECTS and rest[0].startswith("in_"):
+                return self.forward(method, url, raw)
         form = dict(parse_qsl(raw.decode())) if raw else {}
         query = dict(parse_qsl(url.query))
         key = self.headers.get("Idempotency-Key")
@@ -368,7 +457,9 @@ class Handler(BaseHTTPRequestHandler):
                 # Another account's key: none of this account's objects exist for it.
                 return self.reply(*error(404, f"No such object: '{url.path.rsplit('/', 1)[-1]}'"))
             elif method == "GET":
-                result = get_one(url.path) or query_list(url.path, query)
+                pairs = parse_qsl(url.query, keep_blank_values=True)
+                result = (fake_billing.route("GET", url.path, nested(query), query, pairs)
+                          or get_one(url.path) or self.merged_list(url.path, query))
                 hold = HOLDS.get(url.path)
                 if hold is not None and hold["armed"]:
                     hold.update(armed=False, held=True)
@@ -402,19 +493,45 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay / 1000)
         with LOCK:
-            if method == "DELETE":
+            pairs = parse_qsl(url.query, keep_blank_values=True) + parse_qsl(raw.decode(), keep_blank_values=True)
+            result = fake_billing.route(method, url.path, nested(dict(
+                (k, v) for k, v in pairs if not k.startswith("expand["))), query, pairs)
+            if result is None and method == "DELETE":
                 result = delete(url.path)
-            else:
+            elif result is None:
                 result = create(url.path, form) or update(url.path, form)
             if result is None:
                 result = error(404, f"Unrecognized request URL ({method}: {url.path})", None)
             if method == "POST" and key:
                 IN_FLIGHT.discard(key)
-                # Stripe saves the result of a request that began executing, 500s included, but
-                # not one that failed validation (a 4xx here).
-                if not 400 <= result[0] < 500:
+                # Stripe saves the result of a request that began executing, 500s and card
+                # declines (402) included, but not one that failed validation (another 4xx here).
+                if not 400 <= result[0] < 500 or result[0] == 402:
                     IDEMPOTENT[key] = (method, url.path, form, result[0], copy.deepcopy(result[1]))
         self.reply(*result)
+
+    def merged_list(self, path: str, query: dict):
+        """A list; with an upstream, subscriptions and invoices localstripe made itself join the
+        fake's own."""
+        if not (UPSTREAM["url"] and path in SHARED_COLLECTIONS):
+            return query_list(path, query)
+        extra = []
+        try:
+            wanted = {k: v for k, v in query.items() if k in ("customer", "status", "subscription")}
+            wanted["limit"] = "100"
+            listing = local_hosted.upstream("GET", path + "?" + "&".join(f"{k}={v}" for k, v in wanted.items()))
+            extra = [o for o in listing.get("data", []) if o.get("id") not in OBJECTS]
+            if "customer" in query:
+                extra = [o for o in extra if customer_of(o) == query["customer"]]
+        except RuntimeError:
+            pass
+        saved = {o["id"]: o for o in extra}
+        OBJECTS.update(saved)
+        try:
+            return query_list(path, query)
+        finally:
+            for oid in saved:
+                OBJECTS.pop(oid, None)
 
     def forward(self, method: str, url, raw: bytes) -> None:
         import urllib.error
@@ -480,6 +597,15 @@ class Handler(BaseHTTPRequestHandler):
                 session.update(status="complete", payment_status="paid", url=None,
                                subscription=spec.get("subscription"))
                 return self.reply(200, session)
+            if method == "GET" and path == "/_test/events":
+                events = [o for o in OBJECTS.values() if o.get("object") == "event"]
+                return self.reply(200, sorted(events, key=lambda e: e["id"]))
+            if method == "POST" and path.startswith("/_test/invoices/") and path.endswith("/authenticate"):
+                return self.reply(*fake_billing.authenticate(path[len("/_test/invoices/"):-len("/authenticate")]))
+            if method == "POST" and path == "/_test/payment_methods":
+                spec = json.loads(raw)
+                fake_billing.remember_payment_method(spec["id"], spec["behaviour"])
+                return self.reply(200, spec)
             if method == "POST" and path == "/_test/account":
                 KEY_ACCOUNT["id"] = json.loads(raw)["id"]
                 return self.reply(200, KEY_ACCOUNT)
@@ -489,6 +615,7 @@ class Handler(BaseHTTPRequestHandler):
                     hold["event"].set()
                 OBJECTS.clear(); REQUESTS.clear(); IDEMPOTENT.clear(); IN_FLIGHT.clear()
                 LATENCY.clear(); HOLDS.clear(); FAIL.update(status=0, count=0)
+                fake_billing.reset(); local_hosted.reset()
                 return self.reply(200, {})
         self.reply(404, {"error": "unknown control call"})
 
@@ -509,7 +636,12 @@ def main() -> None:
     parser.add_argument("--upstream", help="forward what this server does not own to this Stripe")
     args = parser.parse_args()
     UPSTREAM["url"] = args.upstream.rstrip("/") if args.upstream else None
-    local_hosted.configure(UPSTREAM["url"], f"http://{args.host}:{args.port}", OBJECTS, LOCK)
+    base = f"http://{args.host}:{args.port}"
+    local_hosted.configure(UPSTREAM["url"], base, OBJECTS, LOCK, emit)
+    fake_billing.bind(OBJECTS, emit, upstream_customer if UPSTREAM["url"] else None)
+    if UPSTREAM["url"]:
+        fake_billing.STATE["hosted_base"] = base
+    threading.Thread(target=deliver_events, daemon=True).start()
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.serve_forever()

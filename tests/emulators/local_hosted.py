@@ -1,19 +1,30 @@
-"""The local stack's stand-ins for Stripe's hosted pages: a Checkout page and a billing-portal
-page, served by the fixture Stripe (fake_stripe.py) for the sessions it created, so a person (or a
-browser test) can finish a checkout and manage a subscription without the internet.
+"""The local stack's stand-ins for Stripe's hosted pages: a Checkout page, a billing-portal page and
+a hosted invoice page, served by the fixture Stripe (fake_stripe.py) for the sessions and invoices
+it created, so a person (or a browser test) can finish a checkout, manage a subscription and pay an
+invoice without the internet.
 
-They do what Stripe's pages do, in the local Stripe: paying creates the subscription in
-localstripe (the upstream), makes the card the customer's default, completes the Checkout Session
-and sends its signed `checkout.session.completed`; the portal cancels at period end (or undoes
-it), cancels now, switches monthly/yearly and changes the default card, and sends the events
-localstripe itself never sends (`customer.subscription.updated`, `payment_method.attached`).
-Known difference: localstripe allows one item per subscription, so a Checkout with several
-modules makes one subscription per module (Stripe makes one with several items).
+They do what Stripe's pages do. Customers and cards live in localstripe (the upstream);
+subscriptions, their items and invoices live in the fixture Stripe (fake_billing.py), as Stripe
+keeps them:
+  * Checkout: paying attaches the card in localstripe and makes it the customer's default, then
+    creates ONE subscription with one item per line item (like real Checkout), with
+    `subscription_data[metadata]` on it and the card as its `default_payment_method`, its first
+    invoice paid; completes the Checkout Session; sends `customer.subscription.created`, the
+    invoice events and `checkout.session.completed`.
+  * the portal: lists the customer's subscriptions; cancels at period end (or undoes it), cancels
+    now, changes the default card; the monthly/yearly switch is offered on single-item
+    subscriptions only (Stripe's portal cannot update subscriptions with several items).
+  * the hosted invoice page (an invoice's `hosted_invoice_url`): pays an open invoice with a new
+    card, or completes 3-D Secure for the card that needed it; paying applies a pending update.
+Every change sends the events Stripe sends, signed, to the registered webhooks.
 
-Only active with an upstream (the local stack); without one, sessions keep Stripe-like URLs on
-`*.stripe.test` and nothing here runs. Test cards, as in Stripe's test mode:
+Only active with an upstream (the local stack); without one, sessions and invoices keep
+Stripe-like URLs on `*.stripe.test` and nothing here runs. Test cards, as in Stripe's test mode:
 4242 4242 4242 4242 (Visa) and 5555 5555 5555 4444 (Mastercard) pay; 4000 0000 0000 0002 is
-declined; 4000 0000 0000 9995 is declined for insufficient funds.
+declined; 4000 0000 0000 9995 is declined for insufficient funds; 4000 0000 0000 0341 attaches
+(in the portal or on an invoice page) but every later charge is declined; 4000 0025 0000 3155 and
+4000 0027 6000 3184 need 3-D Secure on every later charge (on the page itself the buyer
+authenticates at once).
 """
 import hashlib
 import hmac
@@ -24,7 +35,10 @@ import urllib.error
 import urllib.request
 from urllib.parse import parse_qsl, quote
 
-STATE: dict = {"upstream": None, "base": None, "objects": None, "lock": None, "webhooks": {}}
+import fake_billing
+
+STATE: dict = {"upstream": None, "base": None, "objects": None, "lock": None, "webhooks": {}, "emit": None}
+API_VERSION = None
 # Checkout Session id -> what the session was created with (Stripe keeps it as line_items).
 CHECKOUTS: dict = {}
 
@@ -34,12 +48,22 @@ CARDS = {
     "5555555555554444": None,
     "4000000000000002": "Your card was declined.",
     "4000000000009995": "Your card has insufficient funds.",
+    "4000000000000341": None,
+    "4000002500003155": None,
+    "4000002760003184": None,
 }
+# Test card number -> how later charges to it go (fake_billing.PM_BEHAVIOUR).
+LATER_CHARGES = {"4000000000000341": "decline", "4000002500003155": "authenticate",
+                 "4000002760003184": "authenticate"}
 STRIPE_KEY = "sk_test_local_hosted_pages"
 
 
-def configure(upstream, base_url, objects, lock) -> None:
-    STATE.update(upstream=upstream, base=base_url.rstrip("/"), objects=objects, lock=lock)
+def configure(upstream, base_url, objects, lock, emit=None) -> None:
+    STATE.update(upstream=upstream, base=base_url.rstrip("/"), objects=objects, lock=lock, emit=emit)
+
+
+def reset() -> None:
+    CHECKOUTS.clear()
 
 
 def enabled() -> bool:
@@ -79,21 +103,33 @@ def upstream(method: str, path: str, form=None):
     return json.loads(body) if body.strip() else {}
 
 
-def send_event(kind: str, obj: dict) -> None:
-    """Signs and delivers an event to every registered endpoint, as Stripe does."""
-    event = {"id": f"evt_local{int(time.time() * 1e6)}", "object": "event", "type": kind,
-             "livemode": False, "created": int(time.time()), "api_version": None,
-             "pending_webhooks": len(STATE["webhooks"]), "data": {"object": obj}}
+def send_event(kind: str, obj: dict, previous=None) -> None:
+    """Stores the event in the fixture Stripe, which delivers it (call without holding the lock)."""
+    if STATE["emit"] is not None:
+        with STATE["lock"]:
+            STATE["emit"](kind, obj, previous)
+        return
+    deliver({"id": f"evt_local{int(time.time() * 1e6)}", "object": "event", "type": kind,
+             "livemode": False, "created": int(time.time()), "api_version": API_VERSION,
+             "pending_webhooks": len(STATE["webhooks"]), "data": {"object": obj}})
+
+
+def deliver(event: dict) -> int:
+    """Signs and delivers an event to every registered endpoint, as Stripe does; how many took it."""
     body = json.dumps(event).encode()
+    delivered = 0
     for url, secret in list(STATE["webhooks"].items()):
         stamp = str(int(time.time()))
         signature = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json", "Stripe-Signature": f"t={stamp},v1={signature}"})
         try:
-            urllib.request.urlopen(request, timeout=30).read()
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                reply.read()
+                delivered += 1
         except (urllib.error.URLError, OSError):
             pass  # Stripe would retry; the app's eager sync covers it locally.
+    return delivered
 
 
 # ---- pages -------------------------------------------------------------------------------------
@@ -132,9 +168,12 @@ def card_fields() -> str:
             "<p class=note>Test mode. 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined.</p>")
 
 
-def card_problem(form: dict):
-    """The card's number and why it cannot pay (None when it can), as Stripe's test mode says."""
+def card_problem(form: dict, charging: bool = False):
+    """The card's number and why it cannot pay (None when it can), as Stripe's test mode says.
+    `charging`: the page charges it now (4000 0000 0000 0341 attaches but cannot be charged)."""
     number = "".join(ch for ch in form.get("card", "") if ch.isdigit())
+    if charging and LATER_CHARGES.get(number) == "decline":
+        return number, "Your card was declined."
     return number, CARDS.get(number, "Your card number is incorrect.")
 
 
@@ -147,6 +186,8 @@ def attach_card(customer: str, number: str, form: dict) -> dict:
         "card[exp_year]": int(year), "card[cvc]": form.get("cvc") or "123"})
     pm = upstream("POST", f"/v1/payment_methods/{pm['id']}/attach", {"customer": customer})
     upstream("POST", f"/v1/customers/{customer}", {"invoice_settings[default_payment_method]": pm["id"]})
+    with STATE["lock"]:
+        fake_billing.remember_payment_method(pm["id"], LATER_CHARGES.get(number, "ok"))
     return pm
 
 
@@ -193,23 +234,22 @@ def pay(sid: str, form: dict) -> tuple:
         session = objects.get(sid)
         if session is None or sid not in CHECKOUTS or session.get("status") != "open":
             return checkout_page(sid)
-    number, declined = card_problem(form)
+    number, declined = card_problem(form, charging=True)
     if declined:
         return checkout_page(sid, declined)
     customer = session.get("customer")
-    attach_card(customer, number, form)
-    subscriptions = []
-    for row in checkout_lines(sid):
-        form_data = {"customer": customer, "items[0][plan]": row["price"].get("lookup_key"),
-                     "items[0][quantity]": row["quantity"]}
-        for key, value in CHECKOUTS[sid]["subscription_metadata"].items():
-            form_data[f"metadata[{key}]"] = value
-        subscriptions.append(upstream("POST", "/v1/subscriptions", form_data))
+    pm = attach_card(customer, number, form)
+    params = {"customer": customer,
+              "items": {str(n): {"price": row["price"]["id"], "quantity": str(row["quantity"])}
+                        for n, row in enumerate(checkout_lines(sid))},
+              "metadata": dict(CHECKOUTS[sid]["subscription_metadata"])}
     with STATE["lock"]:
-        session.update(status="complete", payment_status="paid",
-                       subscription=subscriptions[0]["id"] if subscriptions else None)
-        completed = json.loads(json.dumps(session))
-    send_event("checkout.session.completed", completed)
+        status, sub = fake_billing.create_subscription(params, paid_by_checkout=True, pm_override=pm["id"])
+        if status != 200:
+            return checkout_page(sid, sub["error"]["message"])
+        session.update(status="complete", payment_status="paid", subscription=sub["id"],
+                       invoice=sub.get("latest_invoice"))
+        STATE["emit"]("checkout.session.completed", json.loads(json.dumps(session)), None)
     target = (session.get("success_url") or "/").replace("{CHECKOUT_SESSION_ID}", sid)
     return 303, target
 
@@ -222,15 +262,57 @@ def plan_label(plan: dict) -> str:
 
 def swapped(plan_id: str):
     for a, b in (("_monthly", "_yearly"), ("_yearly", "_monthly")):
-        if plan_id.endswith(a):
+        if plan_id and plan_id.endswith(a):
             return plan_id[: -len(a)] + b
     return None
 
 
+def owned(sub_id: str) -> bool:
+    """A subscription the fixture Stripe holds (not one a test made in localstripe directly)."""
+    obj = STATE["objects"].get(sub_id)
+    return bool(obj) and obj.get("object") == "subscription"
+
+
 def portal_subscriptions(customer: str) -> list:
+    with STATE["lock"]:
+        own = [json.loads(json.dumps(o)) for o in STATE["objects"].values()
+               if o.get("object") == "subscription" and o.get("customer") == customer]
     listing = upstream("GET", f"/v1/subscriptions?customer={quote(customer)}")
-    return [s for s in listing.get("data", []) if s.get("customer") == customer
-            and s.get("status") not in ("canceled", "incomplete_expired")]
+    held = {s["id"] for s in own}
+    others = [s for s in listing.get("data", []) if s.get("customer") == customer and s["id"] not in held]
+    return [s for s in own + others if s.get("status") not in ("canceled", "incomplete_expired")]
+
+
+def switch_target(sub: dict):
+    """The price of the other billing period for a single-item subscription, None otherwise
+    (Stripe's portal cannot update a subscription with several items)."""
+    items = (sub.get("items") or {}).get("data") or []
+    if len(items) != 1:
+        return None
+    price = items[0].get("price") or {}
+    key = swapped(price.get("lookup_key") or "") if owned(sub["id"]) else swapped((sub.get("plan") or {}).get("id", ""))
+    if not key:
+        return None
+    if not owned(sub["id"]):
+        return key
+    with STATE["lock"]:
+        for obj in STATE["objects"].values():
+            if obj.get("object") == "price" and obj.get("lookup_key") == key and obj.get("active", True):
+                return obj["id"]
+    return None
+
+
+def subscription_label(sub: dict) -> str:
+    items = (sub.get("items") or {}).get("data") or []
+    if not owned(sub["id"]):
+        return plan_label(sub.get("plan") or {})
+    parts = []
+    for item in items:
+        price = item.get("price") or {}
+        name = fake_billing.product_name(price) if price.get("id") else "Item"
+        interval = (price.get("recurring") or {}).get("interval", "")
+        parts.append(f"{name} · {money((price.get('unit_amount') or 0) * (item.get('quantity') or 1), price.get('currency', 'usd'))} per {interval}")
+    return " + ".join(parts) or sub["id"]
 
 
 def portal_page(psid: str, notice: str = "") -> tuple:
@@ -241,22 +323,24 @@ def portal_page(psid: str, notice: str = "") -> tuple:
     subs = portal_subscriptions(customer)
     blocks = []
     for sub in subs:
-        plan = sub.get("plan") or {}
-        other = swapped(plan.get("id", ""))
-        ends = time.strftime("%b %d, %Y", time.gmtime(sub.get("current_period_end") or 0))
+        end = sub.get("current_period_end") or fake_billing.period_of(sub)[1]
+        ends = time.strftime("%b %d, %Y", time.gmtime(end or 0))
         state = (f"Cancels on {ends}" if sub.get("cancel_at_period_end") else f"Renews on {ends}")
         sid = html.escape(sub["id"])
         actions = [
             ("resume", "Don't cancel") if sub.get("cancel_at_period_end") else ("cancel_at_period_end", "Cancel at period end"),
             ("cancel_now", "Cancel now"),
         ]
-        if other:
-            actions.append(("switch", "Switch to yearly" if other.endswith("_yearly") else "Switch to monthly"))
+        target = switch_target(sub)
+        if target:
+            interval = ((((sub.get("items") or {}).get("data") or [{}])[0].get("price") or {}).get("recurring") or {}).get("interval") \
+                or (sub.get("plan") or {}).get("interval")
+            actions.append(("switch", "Switch to yearly" if interval == "month" else "Switch to monthly"))
         buttons = "".join(
             f"<form method=post style=display:inline><input type=hidden name=subscription value='{sid}'>"
             f"<button type=submit name=action value={a} class=secondary>{html.escape(label)}</button></form> "
             for a, label in actions)
-        blocks.append(f"<section class=box data-subscription='{sid}'><h2>{html.escape(plan_label(plan))}</h2>"
+        blocks.append(f"<section class=box data-subscription='{sid}'><h2>{html.escape(subscription_label(sub))}</h2>"
                       f"<p>Status: {html.escape(sub.get('status', ''))} · {state}</p>{buttons}</section>")
     customer_obj = upstream("GET", f"/v1/customers/{quote(customer)}")
     default = ((customer_obj.get("invoice_settings") or {}).get("default_payment_method"))
@@ -285,11 +369,41 @@ def portal_action(psid: str, form: dict) -> tuple:
         number, declined = card_problem(form)
         if declined:
             return portal_page(psid, declined)
-        send_event("payment_method.attached", attach_card(customer, number, form))
+        pm = attach_card(customer, number, form)
+        send_event("payment_method.attached", pm)
+        # The portal's card becomes the default of the customer and of its subscriptions.
+        with STATE["lock"]:
+            for sub in [o for o in STATE["objects"].values()
+                        if o.get("object") == "subscription" and o.get("customer") == customer
+                        and o.get("status") != "canceled" and o.get("default_payment_method")]:
+                fake_billing.update_subscription(sub["id"], {"default_payment_method": pm["id"]})
         return 303, f"/p/session/{psid}?done=card"
     sub_id = form.get("subscription", "")
-    if sub_id not in {s["id"] for s in portal_subscriptions(customer)}:
+    subs = {s["id"]: s for s in portal_subscriptions(customer)}
+    if sub_id not in subs:
         return portal_page(psid, "That subscription is not one of yours.")
+    if owned(sub_id):
+        if action == "switch":
+            target = switch_target(subs[sub_id])
+            if not target:
+                return portal_page(psid, "This plan has no other billing period.")
+            item = subs[sub_id]["items"]["data"][0]
+            change = lambda: fake_billing.update_subscription(  # noqa: E731
+                sub_id, {"items": {"0": {"id": item["id"], "price": target}},
+                         "proration_behavior": "create_prorations"})
+        elif action == "cancel_now":
+            change = lambda: fake_billing.cancel_subscription(sub_id)  # noqa: E731
+        elif action in ("cancel_at_period_end", "resume"):
+            flag = "true" if action == "cancel_at_period_end" else "false"
+            change = lambda: fake_billing.update_subscription(sub_id, {"cancel_at_period_end": flag})  # noqa: E731
+        else:
+            return portal_page(psid, "Unknown action.")
+        with STATE["lock"]:
+            status, body = change()
+        if status != 200:
+            return portal_page(psid, body["error"]["message"])
+        return 303, f"/p/session/{psid}?done={'canceled' if action == 'cancel_now' else action}"
+    # A subscription a test made in localstripe directly: changed there, as before.
     if action == "cancel_now":
         upstream("DELETE", f"/v1/subscriptions/{quote(sub_id)}")  # localstripe sends .deleted
         return 303, f"/p/session/{psid}?done=canceled"
@@ -310,6 +424,60 @@ def portal_action(psid: str, form: dict) -> tuple:
     return 303, f"/p/session/{psid}?done={action}"
 
 
+def invoice_page(iid: str, notice: str = "", status_code: int = 200) -> tuple:
+    with STATE["lock"]:
+        inv = STATE["objects"].get(iid)
+        inv = json.loads(json.dumps(inv)) if inv else None
+        needs_auth = bool(inv) and inv.get("status") == "open" and inv.get("attempted") and \
+            fake_billing.PM_BEHAVIOUR.get(fake_billing.payment_method_for(
+                STATE["objects"].get(inv.get("subscription")) or {"customer": inv.get("customer")}) or "") == "authenticate"
+    if inv is None or inv.get("object") != "invoice":
+        return 404, page("Not found", "<h1>This invoice link is not valid.</h1>")
+    currency = inv.get("currency", "usd")
+    rows = "".join(f"<tr><td>{html.escape(l.get('description') or '')}</td>"
+                   f"<td class=amount>{money(l.get('amount') or 0, currency)}</td></tr>"
+                   for l in inv["lines"]["data"])
+    alert = f"<p class=error role=alert>{html.escape(notice)}</p>" if notice else ""
+    summary = (f"<section class=box aria-label='Invoice'><table>{rows}<tr><td><strong>Amount due</strong></td>"
+               f"<td class=amount><strong>{money(inv.get('amount_due') or 0, currency)}</strong></td></tr></table></section>")
+    if inv.get("status") == "paid":
+        body = f"<h1>Invoice paid</h1>{summary}<p role=status class=box>This invoice is paid. Thank you.</p>"
+        return 200, page("Invoice", body)
+    if inv.get("status") != "open":
+        return 410, page("Invoice", f"<h1>This invoice is {html.escape(str(inv.get('status')))}.</h1>")
+    auth = ("<form method=post class=box aria-label='Authenticate'><p>Your bank asks you to confirm this payment.</p>"
+            "<input type=hidden name=action value=authenticate>"
+            "<button type=submit>Complete authentication</button></form>") if needs_auth else ""
+    body = (f"<h1>Pay invoice</h1><p class=note>Local test invoice page (no real payment).</p>{summary}{alert}{auth}"
+            f"<form method=post class=box aria-label='Pay with card'><input type=hidden name=action value=card>"
+            f"{card_fields()}<button type=submit>Pay {money(inv.get('amount_due') or 0, currency)}</button></form>")
+    return status_code, page("Invoice", body)
+
+
+def invoice_action(iid: str, form: dict) -> tuple:
+    with STATE["lock"]:
+        inv = STATE["objects"].get(iid)
+        customer = inv.get("customer") if inv else None
+    if inv is None or inv.get("object") != "invoice":
+        return invoice_page(iid)
+    if form.get("action") == "authenticate":
+        with STATE["lock"]:
+            status, body = fake_billing.authenticate(iid)
+        if status != 200:
+            return invoice_page(iid, body["error"]["message"], 402)
+        return 303, f"/i/{iid}"
+    number, declined = card_problem(form, charging=True)
+    if declined:
+        return invoice_page(iid, declined, 402)
+    pm = attach_card(customer, number, form)
+    with STATE["lock"]:
+        fake_billing.AUTHENTICATED.add(iid)  # the buyer is on the page: 3-D Secure happens here
+        status, body = fake_billing.pay_invoice(iid, {"payment_method": pm["id"]})
+    if status != 200:
+        return invoice_page(iid, body["error"]["message"], 402)
+    return 303, f"/i/{iid}"
+
+
 NOTICES = {"card": "Your default card was updated.", "canceled": "The subscription was canceled.",
            "cancel_at_period_end": "The subscription will end at the end of the period.",
            "resume": "The subscription will renew.", "switch": "The billing period was switched."}
@@ -323,13 +491,16 @@ def handle(handler, method: str, url, raw: bytes) -> bool:
         STATE["webhooks"][form["url"]] = form["secret"]
         reply_json(handler, 200, {"registered": form["url"]})
         return True
-    if not enabled() or not (path.startswith("/c/pay/") or path.startswith("/p/session/")):
+    if not enabled() or not (path.startswith("/c/pay/") or path.startswith("/p/session/")
+                             or path.startswith("/i/")):
         return False
     form = dict(parse_qsl(raw.decode())) if raw else {}
     key = path.rsplit("/", 1)[1]
     try:
         if path.startswith("/c/pay/"):
             result = pay(key, form) if method == "POST" else checkout_page(key)
+        elif path.startswith("/i/"):
+            result = invoice_action(key, form) if method == "POST" else invoice_page(key)
         else:
             notice = NOTICES.get(dict(parse_qsl(url.query)).get("done", ""), "")
             result = portal_action(key, form) if method == "POST" else portal_page(key, notice)

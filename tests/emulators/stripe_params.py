@@ -265,6 +265,169 @@ PRICE_UPDATE = dict(
     transfer_lookup_key=BOOLEAN,
 )
 
+PAYMENT_BEHAVIOR = enum("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
+PRORATION_BEHAVIOR = enum("always_invoice", "create_prorations", "none")
+
+# One entry of `items[]` on subscription create (docs.stripe.com/api/subscriptions/create).
+SUBSCRIPTION_CREATE_ITEM = hash_of(
+    billing_thresholds=ANY_HASH,
+    current_trial=ANY_HASH,
+    discounts=array_of(ANY_HASH),
+    metadata=METADATA,
+    plan=ID,
+    price=ID,
+    price_data=ANY_HASH,
+    quantity=INTEGER,
+    tax_rates=array_of(ID),
+)
+# One entry of `items[]` on subscription update, and of `subscription_details[items][]` on
+# the invoice preview (docs.stripe.com/api/subscriptions/update, /api/invoices/create_preview).
+SUBSCRIPTION_UPDATE_ITEM = hash_of(
+    billing_thresholds=ANY_HASH,
+    clear_usage=BOOLEAN,
+    current_trial=ANY_HASH,
+    deleted=BOOLEAN,
+    discounts=array_of(ANY_HASH),
+    id=ID,
+    metadata=METADATA,
+    plan=ID,
+    price=ID,
+    price_data=ANY_HASH,
+    quantity=INTEGER,
+    tax_rates=array_of(ID),
+)
+
+# docs.stripe.com/api/subscriptions/create
+SUBSCRIPTION_CREATE = dict(
+    EXPAND,
+    add_invoice_items=array_of(ANY_HASH),
+    application_fee_percent=NUMBER,
+    automatic_tax=hash_of(enabled=BOOLEAN, liability=ANY_HASH),
+    backdate_start_date=INTEGER,
+    billing_cycle_anchor=INTEGER,
+    billing_cycle_anchor_config=ANY_HASH,
+    billing_mode=ANY_HASH,
+    billing_schedules=array_of(ANY_HASH),
+    billing_thresholds=ANY_HASH,
+    cancel_at=STRING,
+    cancel_at_period_end=BOOLEAN,
+    collection_method=enum("charge_automatically", "send_invoice"),
+    currency=CURRENCY,
+    customer=ID,
+    customer_account=ID,
+    days_until_due=INTEGER,
+    default_payment_method=ID,
+    default_source=ID,
+    default_tax_rates=array_of(ID),
+    description=STRING,
+    discounts=array_of(ANY_HASH),
+    invoice_settings=ANY_HASH,
+    items=array_of(SUBSCRIPTION_CREATE_ITEM),
+    metadata=METADATA,
+    off_session=BOOLEAN,
+    on_behalf_of=ID,
+    payment_behavior=PAYMENT_BEHAVIOR,
+    payment_settings=ANY_HASH,
+    pending_invoice_item_interval=ANY_HASH,
+    proration_behavior=enum("always_invoice", "create_prorations", "none"),
+    transfer_data=ANY_HASH,
+    trial_end=STRING,
+    trial_from_plan=BOOLEAN,
+    trial_period_days=INTEGER,
+    trial_settings=ANY_HASH,
+)
+
+# docs.stripe.com/api/subscriptions/update
+SUBSCRIPTION_UPDATE = dict(
+    EXPAND,
+    add_invoice_items=array_of(ANY_HASH),
+    application_fee_percent=NUMBER,
+    automatic_tax=hash_of(enabled=BOOLEAN, liability=ANY_HASH),
+    billing_cycle_anchor=enum("now", "unchanged"),
+    billing_schedules=array_of(ANY_HASH),
+    billing_thresholds=ANY_HASH,
+    cancel_at=STRING,
+    cancel_at_period_end=BOOLEAN,
+    cancellation_details=hash_of(comment=STRING, feedback=STRING),
+    collection_method=enum("charge_automatically", "send_invoice"),
+    days_until_due=INTEGER,
+    default_payment_method=ID,
+    default_source=ID,
+    default_tax_rates=array_of(ID),
+    description=STRING,
+    discounts=array_of(ANY_HASH),
+    invoice_settings=ANY_HASH,
+    items=array_of(SUBSCRIPTION_UPDATE_ITEM),
+    metadata=METADATA,
+    off_session=BOOLEAN,
+    on_behalf_of=ID,
+    pause_collection=ANY_HASH,
+    payment_behavior=PAYMENT_BEHAVIOR,
+    payment_settings=ANY_HASH,
+    pending_invoice_item_interval=ANY_HASH,
+    proration_behavior=PRORATION_BEHAVIOR,
+    proration_date=INTEGER,
+    transfer_data=ANY_HASH,
+    trial_end=STRING,
+    trial_from_plan=BOOLEAN,
+    trial_settings=ANY_HASH,
+)
+
+# docs.stripe.com/api/invoices/create_preview
+INVOICE_CREATE_PREVIEW = dict(
+    EXPAND,
+    automatic_tax=hash_of(enabled=BOOLEAN, liability=ANY_HASH),
+    currency=CURRENCY,
+    customer=ID,
+    customer_account=ID,
+    customer_details=ANY_HASH,
+    discounts=array_of(ANY_HASH),
+    invoice_items=array_of(ANY_HASH),
+    issuer=ANY_HASH,
+    on_behalf_of=ID,
+    preview_mode=enum("next", "recurring"),
+    schedule=ID,
+    schedule_details=ANY_HASH,
+    subscription=ID,
+    subscription_details=hash_of(
+        billing_cycle_anchor=STRING,
+        billing_mode=ANY_HASH,
+        billing_schedules=array_of(ANY_HASH),
+        cancel_at=STRING,
+        cancel_at_period_end=BOOLEAN,
+        cancel_now=BOOLEAN,
+        default_tax_rates=array_of(ID),
+        items=array_of(SUBSCRIPTION_UPDATE_ITEM),
+        metadata=METADATA,
+        pause=ANY_HASH,
+        proration_behavior=PRORATION_BEHAVIOR,
+        proration_date=INTEGER,
+        resume_at=enum("now"),
+        start_date=INTEGER,
+        trial_end=STRING,
+    ),
+)
+
+# docs.stripe.com/api/subscription_items/create, /update, /delete
+SUBSCRIPTION_ITEM_COMMON = dict(
+    billing_thresholds=ANY_HASH,
+    current_trial=ANY_HASH,
+    discounts=array_of(ANY_HASH),
+    metadata=METADATA,
+    payment_behavior=PAYMENT_BEHAVIOR,
+    plan=ID,
+    price=ID,
+    price_data=ANY_HASH,
+    proration_behavior=PRORATION_BEHAVIOR,
+    proration_date=INTEGER,
+    quantity=INTEGER,
+    tax_rates=array_of(ID),
+)
+SUBSCRIPTION_ITEM_CREATE = dict(EXPAND, subscription=ID, **SUBSCRIPTION_ITEM_COMMON)
+SUBSCRIPTION_ITEM_UPDATE = dict(EXPAND, off_session=BOOLEAN, **SUBSCRIPTION_ITEM_COMMON)
+SUBSCRIPTION_ITEM_DELETE = dict(clear_usage=BOOLEAN, payment_behavior=PAYMENT_BEHAVIOR,
+                                proration_behavior=PRORATION_BEHAVIOR, proration_date=INTEGER)
+
 # (method, path pattern, parameters). `{id}` is one path segment. Only these requests are
 # served: any other gets Stripe's 404 "Unrecognized request URL".
 ENDPOINTS = [
@@ -283,6 +446,24 @@ ENDPOINTS = [
                     "past_due", "paused", "trialing", "unpaid"),
         test_clock=ID,
     )),
+    # docs.stripe.com/api/subscriptions/create, /update, /cancel
+    ("POST", "/v1/subscriptions", SUBSCRIPTION_CREATE),
+    ("POST", "/v1/subscriptions/{id}", SUBSCRIPTION_UPDATE),
+    ("DELETE", "/v1/subscriptions/{id}", dict(
+        EXPAND, cancellation_details=hash_of(comment=STRING, feedback=STRING),
+        invoice_now=BOOLEAN, prorate=BOOLEAN)),
+    # docs.stripe.com/api/subscription_items (list, retrieve, create, update, delete)
+    ("GET", "/v1/subscription_items", dict(EXPAND, **PAGING, subscription=ID)),
+    ("GET", "/v1/subscription_items/{id}", dict(EXPAND)),
+    ("POST", "/v1/subscription_items", SUBSCRIPTION_ITEM_CREATE),
+    ("POST", "/v1/subscription_items/{id}", SUBSCRIPTION_ITEM_UPDATE),
+    ("DELETE", "/v1/subscription_items/{id}", SUBSCRIPTION_ITEM_DELETE),
+    # docs.stripe.com/api/invoices/create_preview (listed before `/v1/invoices/{id}`)
+    ("POST", "/v1/invoices/create_preview", INVOICE_CREATE_PREVIEW),
+    # docs.stripe.com/api/invoices/pay
+    ("POST", "/v1/invoices/{id}/pay", dict(
+        EXPAND, forgive=BOOLEAN, mandate=ID, off_session=BOOLEAN, paid_out_of_band=BOOLEAN,
+        payment_method=ID, source=ID)),
     # docs.stripe.com/api/invoices/retrieve
     ("GET", "/v1/invoices/{id}", dict(EXPAND)),
     # docs.stripe.com/api/invoices/list

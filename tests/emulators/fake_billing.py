@@ -1,0 +1,945 @@
+"""The fixture Stripe's billing core: subscriptions with several items, their invoices, prorations,
+previews, test payment methods and pending updates, as Stripe documents them. fake_stripe.py routes
+`/v1/subscriptions`, `/v1/subscription_items` and `/v1/invoices` here (in both modes: with
+`--upstream` too, these are never localstripe's); local_hosted.py creates Checkout's subscription
+and pays invoices through it.
+
+What it follows (docs.stripe.com):
+  * one subscription, several items, one invoice per period; all items share currency and
+    interval (classic billing mode; mixed intervals need flexible mode): 400 otherwise, and the
+    same price twice is refused;
+  * the period is a calendar month (or year) from the billing cycle anchor; each item carries
+    `current_period_start/end` (API 2025-03-31 and later);
+  * prorations (billing/subscriptions/prorations): an added item costs
+    unit_amount x quantity x (period_end - proration_date) / (period_end - period_start), to the
+    second, rounded half up to the cent; a removed or swapped-out item gets the negative
+    "Unused time on ..." line, the new price the positive "Remaining time on ..." line;
+    `proration_date` must lie in the current period and not in the future;
+  * `proration_behavior`: `create_prorations` (default; pending invoice items that the next
+    invoice carries), `none`, `always_invoice` (an invoice with the proration lines at once);
+  * `payment_behavior` on updates: `allow_incomplete` (default: change applied, invoice open,
+    subscription past_due when the charge fails), `default_incomplete` (no attempt: invoice open,
+    past_due), `error_if_incomplete` (402, nothing changes), `pending_if_incomplete` (pending
+    updates: the subscription unchanged but `pending_update`, `expires_at` 23 h later; only the
+    parameters of the pending-updates reference are accepted);
+  * invoices are charged to the subscription's `default_payment_method`, else the customer's
+    `invoice_settings.default_payment_method`; test payment methods: `pm_card_visa` (and any other
+    id) pays, `pm_card_chargeCustomerFail` declines every charge (`card_declined`),
+    `pm_card_authenticationRequired` needs 3-D Secure on every charge
+    (`invoice_payment_intent_requires_action` when it cannot be asked for);
+  * `POST /v1/invoices/create_preview`: what the same update would invoice, not stored; the
+    preview of `always_invoice` with a `proration_date` equals what the update with that date
+    charges;
+  * events: `customer.subscription.created|updated|deleted|pending_update_applied`,
+    `invoice.created|finalized|paid|payment_succeeded|payment_failed|payment_action_required`.
+"""
+import calendar
+import copy
+import datetime
+import itertools
+import json
+import os
+import time
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "stripe")
+STATE = {"objects": None, "emit": None, "customer": None, "hosted_base": None}
+COUNTER = itertools.count(1)
+# payment-method id -> "ok" | "decline" | "authenticate" (Stripe's test ids, and the cards the
+# local hosted pages attached in localstripe).
+PM_BEHAVIOUR = {"pm_card_chargeCustomerFail": "decline", "pm_card_authenticationRequired": "authenticate",
+                "pm_card_visa_chargeDeclined": "decline", "pm_card_chargeDeclined": "decline"}
+TEST_PM_BEHAVIOUR = dict(PM_BEHAVIOUR)
+# subscription id -> proration lines not invoiced yet (`create_prorations`)
+PENDING_ITEMS: dict = {}
+# invoice ids for which the buyer completed 3-D Secure
+AUTHENTICATED: set = set()
+# open invoice id -> the subscription whose pending update it pays for
+PENDING_FOR: dict = {}
+PENDING_UPDATE_PARAMS = {"expand", "payment_behavior", "proration_behavior", "proration_date",
+                         "billing_cycle_anchor", "items", "trial_end", "trial_from_plan", "add_invoice_items"}
+PENDING_UPDATE_ITEM_PARAMS = {"id", "price", "quantity"}
+PENDING_UPDATE_SECONDS = 23 * 3600
+
+
+def bind(objects, emit, customer_lookup=None) -> None:
+    STATE.update(objects=objects, emit=emit, customer=customer_lookup)
+
+
+def reset() -> None:
+    PM_BEHAVIOUR.clear()
+    PM_BEHAVIOUR.update(TEST_PM_BEHAVIOUR)
+    PENDING_ITEMS.clear()
+    AUTHENTICATED.clear()
+    PENDING_FOR.clear()
+
+
+def remember_payment_method(pm_id: str, behaviour: str) -> None:
+    PM_BEHAVIOUR[pm_id] = behaviour
+
+
+def fixture(name: str) -> dict:
+    with open(os.path.join(FIXTURES, f"{name}.latest.json")) as f:
+        return json.load(f)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_fakeb{next(COUNTER):06d}{int(time.time() * 1000) % 100000:05d}"
+
+
+def err(status, message, code=None, param=None, kind="invalid_request_error", **extra):
+    body = {"type": kind, "message": message}
+    if code:
+        body["code"] = code
+    if param:
+        body["param"] = param
+    body.update(extra)
+    return status, {"error": body}
+
+
+def now() -> int:
+    return int(time.time())
+
+
+# ---- periods and money ---------------------------------------------------------------------------
+
+def add_interval(ts: int, interval: str, count: int = 1, anchor_day: int = None) -> int:
+    """`ts` moved on by `count` intervals, as Stripe's billing cycle anchor does (a monthly period
+    from Jan 31 ends Feb 28/29, then Mar 31)."""
+    d = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    if interval == "day":
+        return ts + 86400 * count
+    if interval == "week":
+        return ts + 7 * 86400 * count
+    months = count * (12 if interval == "year" else 1)
+    year, month = divmod(d.month - 1 + months, 12)
+    year += d.year
+    month += 1
+    day = min(anchor_day or d.day, calendar.monthrange(year, month)[1])
+    return int(d.replace(year=year, month=month, day=day).timestamp())
+
+
+def prorate(amount: int, start: int, end: int, at: int) -> int:
+    """amount x (end - at) / (end - start), half up to the cent (away from zero for credits)."""
+    span = end - start
+    if span <= 0:
+        return 0
+    num = abs(amount) * (end - at)
+    cents = (2 * num + span) // (2 * span)
+    return cents if amount >= 0 else -cents
+
+
+def day_text(ts: int) -> str:
+    return time.strftime("%d %b %Y", time.gmtime(ts))
+
+
+def money_text(amount: int, currency: str) -> str:
+    symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency, "")
+    return f"{symbol}{amount / 100:,.2f}" if symbol else f"{amount / 100:,.2f} {currency.upper()}"
+
+
+# ---- prices and items ----------------------------------------------------------------------------
+
+def price_object(ref):
+    """The full price the fake holds for an id (or an embedded price), None if unknown."""
+    objects = STATE["objects"]
+    if isinstance(ref, dict):
+        held = objects.get(ref.get("id"))
+        return copy.deepcopy(held) if held and held.get("object") == "price" else ref
+    held = objects.get(ref)
+    if held and held.get("object") == "price":
+        return copy.deepcopy(held)
+    # A legacy plan id (localstripe-era tests): a price whose lookup key is that id.
+    for obj in objects.values():
+        if obj.get("object") == "price" and obj.get("lookup_key") == ref and obj.get("active", True):
+            return copy.deepcopy(obj)
+    return None
+
+
+def price_interval(price: dict):
+    rec = price.get("recurring") or {}
+    return rec.get("interval"), int(rec.get("interval_count") or 1)
+
+
+def product_name(price: dict) -> str:
+    product = price.get("product")
+    pid = product.get("id") if isinstance(product, dict) else product
+    held = STATE["objects"].get(pid) or {}
+    return held.get("name") or price.get("nickname") or price.get("lookup_key") or price.get("id")
+
+
+def plan_of(price: dict) -> dict:
+    interval, count = price_interval(price)
+    return {"id": price["id"], "object": "plan", "active": price.get("active", True),
+            "amount": price.get("unit_amount"), "amount_decimal": str(price.get("unit_amount")),
+            "billing_scheme": "per_unit", "created": price.get("created"), "currency": price.get("currency"),
+            "interval": interval, "interval_count": count, "livemode": False,
+            "metadata": price.get("metadata") or {}, "meter": None, "nickname": price.get("nickname"),
+            "product": price.get("product"), "tiers_mode": None, "transform_usage": None,
+            "trial_period_days": None, "usage_type": "licensed"}
+
+
+def new_item(sub_id: str, price: dict, quantity: int, start: int, end: int, metadata=None) -> dict:
+    return {"id": new_id("si"), "object": "subscription_item", "billing_thresholds": None,
+            "created": now(), "current_period_start": start, "current_period_end": end,
+            "discounts": [], "metadata": metadata or {}, "plan": plan_of(price), "price": price,
+            "quantity": quantity, "subscription": sub_id, "tax_rates": []}
+
+
+def items_of(sub: dict) -> list:
+    return list((sub.get("items") or {}).get("data") or [])
+
+
+def period_of(sub: dict):
+    items = items_of(sub)
+    start = sub.get("current_period_start") or min(
+        (i.get("current_period_start") or 0 for i in items), default=0)
+    end = sub.get("current_period_end") or max((i.get("current_period_end") or 0 for i in items), default=0)
+    return int(start or 0), int(end or 0)
+
+
+def item_price(item: dict) -> dict:
+    return price_object(item.get("price") or {}) or item.get("price") or {}
+
+
+def indexed(hash_or_list) -> list:
+    if isinstance(hash_or_list, list):
+        return hash_or_list
+    if not isinstance(hash_or_list, dict):
+        return []
+    return [hash_or_list[k] for k in sorted(hash_or_list, key=lambda k: int(k) if k.isdigit() else 0)]
+
+
+def check_items(items: list, param: str = "items"):
+    """Stripe's checks on the resulting item set: prices known, one item per price, one currency
+    and one interval (classic billing mode)."""
+    seen = set()
+    for item in items:
+        price = item["price"]
+        if price["id"] in seen:
+            return err(400, f"Cannot add multiple subscription items with the same price: {price['id']}",
+                       None, param)
+        seen.add(price["id"])
+    currencies = {i["price"].get("currency") for i in items}
+    intervals = {price_interval(i["price"]) for i in items}
+    if len(currencies) > 1:
+        return err(400, "Currency and interval fields must match across all plans on this subscription. "
+                        "Found mismatch in currency field.", None, param)
+    if len(intervals) > 1:
+        return err(400, "Currency and interval fields must match across all plans on this subscription. "
+                        "Found mismatch in interval field.", None, param)
+    if not items:
+        return err(400, "A subscription must have at least one active plan.", None, param)
+    return None
+
+
+def resolve_price(ref, param):
+    price = price_object(ref) if ref else None
+    if price is None:
+        return None, err(400, f"No such price: '{ref}'", "resource_missing", param)
+    if price.get("type") != "recurring" and not price.get("recurring"):
+        return None, err(400, f"The price specified is set to `type=one_time` but this field only accepts "
+                              f"prices with `type=recurring`.", None, param)
+    return price, None
+
+
+def apply_item_changes(sub: dict, changes: list, start: int, end: int, param="items"):
+    """The item set after `items[]` changes, and (removed, added, swapped) for prorations:
+    removed = [old item], added = [new item], swapped = [(old item, new item)] (price or quantity)."""
+    current = [copy.deepcopy(i) for i in items_of(sub)]
+    by_id = {i["id"]: i for i in current}
+    removed, added, changed = [], [], []
+    for n, change in enumerate(changes):
+        here = f"{param}[{n}]"
+        iid = change.get("id")
+        if iid:
+            old = by_id.get(iid)
+            if old is None or old not in current:
+                return None, err(400, f"No such subscription item: '{iid}'", "resource_missing", f"{here}[id]")
+            if change.get("deleted") == "true":
+                current.remove(old)
+                removed.append(old)
+                continue
+            new = copy.deepcopy(old)
+            if change.get("price") or change.get("plan"):
+                price, problem = resolve_price(change.get("price") or change.get("plan"), f"{here}[price]")
+                if problem:
+                    return None, problem
+                new["price"], new["plan"] = price, plan_of(price)
+            if change.get("quantity") not in (None, ""):
+                new["quantity"] = int(change["quantity"])
+            if "metadata" in change:
+                new["metadata"] = {**(new.get("metadata") or {}), **change["metadata"]}
+                new["metadata"] = {k: v for k, v in new["metadata"].items() if v != ""}
+            if new["price"]["id"] != old["price"]["id"] or new.get("quantity") != old.get("quantity"):
+                changed.append((old, new))
+            current[current.index(old)] = new
+        else:
+            if change.get("deleted") == "true":
+                return None, err(400, "You must specify the id of the subscription item to delete.", None,
+                                 f"{here}[id]")
+            price, problem = resolve_price(change.get("price") or change.get("plan"), f"{here}[price]")
+            if problem:
+                return None, problem
+            quantity = int(change.get("quantity") or 1)
+            item = new_item(sub["id"], price, quantity, start, end, change.get("metadata"))
+            current.append(item)
+            added.append(item)
+    problem = check_items(current, param)
+    if problem:
+        return None, problem
+    return (current, removed, added, changed), None
+
+
+# ---- invoices ------------------------------------------------------------------------------------
+
+def line(sub_id, item, amount, description, start, end, proration, invoice_item=None):
+    price = item["price"]
+    product = price.get("product")
+    return {"id": new_id("il"), "object": "line_item", "amount": amount, "currency": price.get("currency"),
+            "description": description, "discount_amounts": [], "discountable": not proration,
+            "discounts": [], "invoice": None, "livemode": False, "metadata": {},
+            "parent": {"type": "subscription_item_details", "invoice_item_details": None,
+                       "subscription_item_details": {
+                           "invoice_item": invoice_item, "proration": proration,
+                           "proration_details": {"credited_items": None}, "subscription": sub_id,
+                           "subscription_item": item["id"]}},
+            "period": {"start": start, "end": end}, "pretax_credit_amounts": [],
+            "pricing": {"type": "price_details",
+                        "price_details": {"price": price["id"],
+                                          "product": product.get("id") if isinstance(product, dict) else product},
+                        "unit_amount_decimal": str(price.get("unit_amount") or 0)},
+            "quantity": item.get("quantity") or 1, "subtotal": amount, "taxes": []}
+
+
+def full_line(sub_id, item, start, end):
+    price = item["price"]
+    qty = item.get("quantity") or 1
+    interval, _ = price_interval(price)
+    amount = (price.get("unit_amount") or 0) * qty
+    text = f"{qty} × {product_name(price)} (at {money_text(price.get('unit_amount') or 0, price.get('currency') or 'usd')} / {interval})"
+    return line(sub_id, item, amount, text, start, end, False)
+
+
+def proration_lines(sub_id, removed, added, changed, start, end, at):
+    lines = []
+    def unused(item):
+        price = item["price"]
+        qty = item.get("quantity") or 1
+        amount = -prorate((price.get("unit_amount") or 0) * qty, start, end, at)
+        return line(sub_id, item, amount, f"Unused time on {qty} × {product_name(price)} after {day_text(at)}",
+                    at, end, True, new_id("ii"))
+    def remaining(item):
+        price = item["price"]
+        qty = item.get("quantity") or 1
+        amount = prorate((price.get("unit_amount") or 0) * qty, start, end, at)
+        return line(sub_id, item, amount, f"Remaining time on {qty} × {product_name(price)} after {day_text(at)}",
+                    at, end, True, new_id("ii"))
+    for old, new in changed:
+        lines += [unused(old), remaining(new)]
+    lines += [unused(old) for old in removed]
+    lines += [remaining(new) for new in added]
+    return lines
+
+
+def invoice_object(sub: dict, lines: list, reason: str, period, preview=False) -> dict:
+    inv = fixture("invoice")
+    total = sum(l["amount"] for l in lines)
+    iid = f"upcoming_in_{new_id('p')[2:]}" if preview else new_id("in")
+    for l in lines:
+        l["invoice"] = iid
+    currency = (lines[0]["currency"] if lines else None) or sub.get("currency") or "usd"
+    customer = sub.get("customer")
+    customer = customer.get("id") if isinstance(customer, dict) else customer
+    inv.update(
+        id=iid, object="invoice", created=now(), customer=customer, currency=currency,
+        billing_reason=reason, subscription=sub.get("id"), livemode=False, metadata={},
+        lines={"object": "list", "data": lines, "has_more": False, "url": f"/v1/invoices/{iid}/lines"},
+        subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total,
+        amount_due=max(total, 0), amount_paid=0, amount_remaining=max(total, 0), amount_overpaid=0,
+        amount_shipping=0, starting_balance=0, ending_balance=None if preview else min(total, 0),
+        attempt_count=0, attempted=False, auto_advance=not preview, status="draft",
+        status_transitions={"finalized_at": None, "marked_uncollectible_at": None, "paid_at": None,
+                            "voided_at": None},
+        period_start=period[0], period_end=period[1], hosted_invoice_url=None, invoice_pdf=None,
+        number=None, due_date=None, effective_at=None, next_payment_attempt=None,
+        last_finalization_error=None, from_invoice=None, latest_revision=None, webhooks_delivered_at=None,
+        default_payment_method=None, shipping_cost=None, total_discount_amounts=[], total_taxes=[],
+        parent={"type": "subscription_details", "quote_details": None,
+                "subscription_details": {"metadata": copy.deepcopy(sub.get("metadata") or {}),
+                                         "subscription": sub.get("id")}},
+    )
+    if preview:
+        inv.pop("id")
+        inv["id"] = iid
+    return inv
+
+
+def store_invoice(inv: dict) -> dict:
+    """Finalizes and stores an invoice (invoice.created, invoice.finalized)."""
+    t = now()
+    base = STATE.get("hosted_base")
+    inv["hosted_invoice_url"] = (f"{base}/i/{inv['id']}" if base else f"https://invoice.stripe.test/i/{inv['id']}")
+    inv["invoice_pdf"] = inv["hosted_invoice_url"] + "/pdf"
+    inv["number"] = f"FAKE-{next(COUNTER):04d}"
+    inv["status"] = "open"
+    inv["effective_at"] = t
+    inv["status_transitions"]["finalized_at"] = t
+    STATE["objects"][inv["id"]] = inv
+    emit("invoice.created", dict(inv, status="draft"))
+    emit("invoice.finalized", inv)
+    return inv
+
+
+def payment_method_for(sub: dict, override=None):
+    if override:
+        return override
+    if sub.get("default_payment_method"):
+        pm = sub["default_payment_method"]
+        return pm.get("id") if isinstance(pm, dict) else pm
+    customer = sub.get("customer")
+    customer = customer.get("id") if isinstance(customer, dict) else customer
+    cust = lookup_customer(customer) or {}
+    pm = (cust.get("invoice_settings") or {}).get("default_payment_method")
+    pm = pm.get("id") if isinstance(pm, dict) else pm
+    return pm or cust.get("default_source")
+
+
+def lookup_customer(customer_id):
+    if STATE["customer"] is not None:
+        return STATE["customer"](customer_id)
+    obj = STATE["objects"].get(customer_id)
+    return obj if obj and obj.get("object") == "customer" and not obj.get("deleted") else None
+
+
+def charge(inv: dict, sub: dict, pm_override=None, attempt=True):
+    """Tries to pay an open invoice: None when paid, else the failure ("decline" |
+    "authenticate" | "no_payment_method"). Sends the invoice events."""
+    if inv["amount_due"] <= 0:
+        mark_paid(inv)
+        return None
+    if not attempt:
+        return "not_attempted"
+    pm = payment_method_for(sub, pm_override)
+    inv["attempted"] = True
+    inv["attempt_count"] = (inv.get("attempt_count") or 0) + 1
+    if not pm:
+        inv["next_payment_attempt"] = None
+        emit("invoice.payment_failed", inv)
+        return "no_payment_method"
+    behaviour = PM_BEHAVIOUR.get(pm, "ok")
+    if behaviour == "authenticate" and inv["id"] in AUTHENTICATED:
+        behaviour = "ok"
+    if behaviour == "ok":
+        inv["default_payment_method"] = None
+        mark_paid(inv)
+        return None
+    inv["next_payment_attempt"] = None
+    if behaviour == "authenticate":
+        emit("invoice.payment_action_required", inv)
+        emit("invoice.payment_failed", inv)
+        return "authenticate"
+    emit("invoice.payment_failed", inv)
+    return "decline"
+
+
+def mark_paid(inv: dict) -> None:
+    t = now()
+    inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0, next_payment_attempt=None)
+    inv["status_transitions"]["paid_at"] = t
+    emit("invoice.paid", inv)
+    emit("invoice.payment_succeeded", inv)
+
+
+def failure_error(outcome: str, inv: dict):
+    if outcome == "authenticate":
+        return err(402, "This payment requires additional user action before it can be completed "
+                        "successfully. Payment can be completed using the PaymentIntent associated with "
+                        "the invoice.", "invoice_payment_intent_requires_action", kind="card_error")
+    if outcome == "no_payment_method":
+        return err(400, "This customer has no attached payment source or default payment method. Please "
+                        "consider adding a default payment method.", "resource_missing")
+    return err(402, "Your card was declined.", "card_declined", kind="card_error", decline_code="generic_decline")
+
+
+def emit(kind: str, obj: dict, previous=None) -> None:
+    if STATE["emit"] is not None:
+        STATE["emit"](kind, copy.deepcopy(obj), previous)
+
+
+# ---- subscriptions -------------------------------------------------------------------------------
+
+def expand(sub: dict, expands) -> dict:
+    out = copy.deepcopy(sub)
+    for path in expands or []:
+        if path == "latest_invoice" and isinstance(out.get("latest_invoice"), str):
+            out["latest_invoice"] = copy.deepcopy(STATE["objects"].get(out["latest_invoice"])) or out["latest_invoice"]
+        if path == "customer" and isinstance(out.get("customer"), str):
+            out["customer"] = copy.deepcopy(lookup_customer(out["customer"])) or out["customer"]
+    return out
+
+
+def expands_of(pairs) -> list:
+    return [v for k, v in pairs if k == "expand[]" or (k.startswith("expand[") and k.endswith("]"))]
+
+
+def create_subscription(params: dict, expands=(), paid_by_checkout=False, pm_override=None):
+    """`POST /v1/subscriptions`, and the local Checkout's subscription (`paid_by_checkout`: the
+    first invoice was paid on the page). Returns (status, body)."""
+    customer = params.get("customer")
+    if not customer:
+        return err(400, "Missing required param: customer.", "parameter_missing", "customer")
+    if lookup_customer(customer) is None:
+        return err(400, f"No such customer: '{customer}'", "resource_missing", "customer")
+    changes = indexed(params.get("items"))
+    if not changes:
+        return err(400, "Missing required param: items.", "parameter_missing", "items")
+    start = now()
+    sid = new_id("sub")
+    skeleton = {"id": sid, "items": {"data": []}}
+    items = []
+    for n, change in enumerate(changes):
+        price, problem = resolve_price(change.get("price") or change.get("plan"), f"items[{n}][price]")
+        if problem:
+            return problem
+        items.append(new_item(sid, price, int(change.get("quantity") or 1), start, 0, change.get("metadata")))
+    problem = check_items(items)
+    if problem:
+        return problem
+    interval, count = price_interval(items[0]["price"])
+    end = add_interval(start, interval, count)
+    for item in items:
+        item["current_period_end"] = end
+    sub = fixture("subscription")
+    sub.update(
+        id=sid, object="subscription", created=start, start_date=start, billing_cycle_anchor=start,
+        billing_cycle_anchor_config=None, billing_mode={"type": "classic", "flexible": None},
+        billing_schedules=[], billing_thresholds=None, cancel_at=None, cancel_at_period_end=False,
+        canceled_at=None, cancellation_details={"comment": None, "feedback": None, "reason": None},
+        collection_method="charge_automatically", currency=items[0]["price"].get("currency"),
+        customer=customer, default_payment_method=params.get("default_payment_method") or pm_override,
+        ended_at=None, latest_invoice=None, livemode=False,
+        metadata={k: v for k, v in (params.get("metadata") or {}).items() if v != ""},
+        next_pending_invoice_item_invoice=None, pause_collection=None, pending_invoice_item_interval=None,
+        pending_setup_intent=None, pending_update=None, schedule=None, status="incomplete",
+        test_clock=None, transfer_data=None, trial_end=None, trial_start=None, managed_payments=None,
+        items={"object": "list", "data": items, "has_more": False, "total_count": len(items),
+               "url": f"/v1/subscription_items?subscription={sid}"},
+        discounts=[], description=params.get("description"),
+    )
+    sub["trial_settings"] = {"end_behavior": {"missing_payment_method": "create_invoice"}}
+    inv = invoice_object(sub, [full_line(sid, i, start, end) for i in items], "subscription_create", (start, start))
+    behaviour = params.get("payment_behavior") or "allow_incomplete"
+    if paid_by_checkout:
+        AUTHENTICATED.add(inv["id"])
+    if behaviour == "error_if_incomplete" and not paid_by_checkout:
+        pm = payment_method_for(sub)
+        outcome = None if inv["amount_due"] <= 0 else (
+            "no_payment_method" if not pm else
+            {"ok": None}.get(PM_BEHAVIOUR.get(pm, "ok"), PM_BEHAVIOUR.get(pm)))
+        if outcome:
+            return failure_error(outcome, inv)
+    STATE["objects"][sid] = sub
+    sub["latest_invoice"] = inv["id"]
+    # The first charge happens within the create call: `customer.subscription.created` already
+    # shows its outcome (active, or incomplete), then the invoice's events follow.
+    later, sink = [], STATE["emit"]
+    STATE["emit"] = lambda kind, obj, previous=None: later.append((kind, obj, previous))
+    try:
+        store_invoice(inv)
+        outcome = charge(inv, sub, pm_override, attempt=behaviour != "default_incomplete")
+    finally:
+        STATE["emit"] = sink
+    sub["status"] = "active" if outcome is None else "incomplete"
+    emit("customer.subscription.created", sub)
+    for kind, obj, previous in later:
+        emit(kind, obj, previous)
+    return 200, expand(sub, expands)
+
+
+def pending_update_refusal(form_params: dict):
+    bad = [k for k in form_params if k not in PENDING_UPDATE_PARAMS]
+    for n, change in enumerate(indexed(form_params.get("items"))):
+        bad += [f"items[{n}][{k}]" for k in change if k not in PENDING_UPDATE_ITEM_PARAMS]
+    if bad:
+        return err(400, "The following parameters are not supported when payment_behavior is "
+                        f"pending_if_incomplete: {', '.join(sorted(bad))}. See "
+                        "https://docs.stripe.com/billing/pending-updates-reference#supported-attributes.",
+                   None, bad[0])
+    return None
+
+
+def proration_date_of(raw, start, end, param="proration_date"):
+    if raw in (None, ""):
+        return max(start, min(now(), end)), None
+    at = int(raw)
+    if at > now() + 5:
+        return None, err(400, "Proration date cannot be in the future.", None, param)
+    if not start <= at <= end:
+        return None, err(400, "Cannot specify proration date outside of current subscription period.",
+                         None, param)
+    return at, None
+
+
+def plan_change(sub, params, param_prefix="", behaviour_default="create_prorations"):
+    """What `items[]`, `proration_behavior` and `proration_date` would do to `sub`:
+    a dict with the new items, the proration lines and the renewal period, or an error."""
+    start, end = period_of(sub)
+    changes = indexed(params.get("items"))
+    proration = params.get("proration_behavior") or behaviour_default
+    at, problem = proration_date_of(params.get("proration_date"), start, end, f"{param_prefix}proration_date")
+    if problem:
+        return None, problem
+    outcome, problem = apply_item_changes(sub, changes, start, end, f"{param_prefix}items")
+    if problem:
+        return None, problem
+    items, removed, added, changed = outcome
+    old_interval = {price_interval(i["price"]) for i in items_of(sub)}
+    new_interval = price_interval(items[0]["price"])
+    interval_change = bool(items_of(sub)) and new_interval not in old_interval
+    result = {"items": items, "start": start, "end": end, "at": at, "proration": proration,
+              "lines": [], "interval_change": interval_change}
+    if interval_change:
+        # A new interval resets the billing cycle anchor: the period starts now and is invoiced at
+        # once, with credit for the unused time of the old prices (when prorating).
+        new_start = at
+        new_end = add_interval(new_start, *new_interval)
+        lines = []
+        if proration != "none":
+            lines += proration_lines(sub["id"], [o for o in items_of(sub)], [], [], start, end, at)
+        for item in items:
+            item["current_period_start"], item["current_period_end"] = new_start, new_end
+        lines += [full_line(sub["id"], i, new_start, new_end) for i in items]
+        result.update(lines=lines, start=new_start, end=new_end)
+        return result, None
+    if proration != "none":
+        result["lines"] = proration_lines(sub["id"], removed, added, changed, start, end, at)
+    return result, None
+
+
+def update_subscription(sid: str, params: dict, expands=()):
+    objects = STATE["objects"]
+    sub = objects.get(sid)
+    if sub is None or sub.get("object") != "subscription":
+        return err(404, f"No such subscription: '{sid}'", "resource_missing", "id")
+    behaviour = params.get("payment_behavior") or "allow_incomplete"
+    if behaviour == "pending_if_incomplete":
+        problem = pending_update_refusal(params)
+        if problem:
+            return problem
+    if sub.get("status") in ("canceled", "incomplete_expired"):
+        allowed = {"cancellation_details", "metadata", "expand"}
+        if set(params) - allowed:
+            return err(400, "A canceled subscription can only update its cancellation_details and metadata.")
+    if sub.get("pending_update") and "items" in params:
+        return err(400, "This subscription has a pending update. Pay or void its latest invoice, or let the "
+                        "pending update expire, before updating its items.", None, "items")
+    before = copy.deepcopy(sub)
+    change = None
+    if "items" in params or "proration_date" in params:
+        change, problem = plan_change(sub, params)
+        if problem:
+            return problem
+    new = copy.deepcopy(sub)
+    if change is not None:
+        new["items"]["data"] = change["items"]
+        new["items"]["total_count"] = len(change["items"])
+        if change["interval_change"]:
+            new["billing_cycle_anchor"] = change["start"]
+    if "metadata" in params:
+        meta = params["metadata"] if isinstance(params["metadata"], dict) else {}
+        merged = {**(new.get("metadata") or {}), **meta}
+        new["metadata"] = {k: v for k, v in merged.items() if v != ""}
+    if "cancel_at_period_end" in params:
+        new["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        new["cancel_at"] = period_of(new)[1] if new["cancel_at_period_end"] else None
+        new["canceled_at"] = now() if new["cancel_at_period_end"] else None
+    if "default_payment_method" in params:
+        new["default_payment_method"] = params["default_payment_method"] or None
+    if "description" in params:
+        new["description"] = params["description"] or None
+    for field in ("currency",):
+        new[field] = (change["items"][0]["price"].get("currency") if change else new.get(field))
+
+    invoice = None
+    if change is not None:
+        if change["interval_change"] or change["proration"] == "always_invoice":
+            lines = list(change["lines"])
+            if change["proration"] == "always_invoice" and not change["interval_change"]:
+                lines = PENDING_ITEMS.pop(sid, []) + lines
+            if lines:
+                invoice = invoice_object(new, lines, "subscription_update", (change["at"], change["at"]))
+        elif change["proration"] == "create_prorations" and change["lines"]:
+            PENDING_ITEMS.setdefault(sid, []).extend(change["lines"])
+
+    if invoice is None:
+        return commit(sid, before, new, expands)
+
+    pm = payment_method_for(new)
+    if behaviour == "error_if_incomplete" and invoice["amount_due"] > 0:
+        would = "no_payment_method" if not pm else PM_BEHAVIOUR.get(pm, "ok")
+        if would != "ok":
+            return failure_error(would, invoice)
+    if behaviour == "pending_if_incomplete":
+        store_invoice(invoice)
+        outcome = charge(invoice, new)
+        if outcome is None:
+            new["latest_invoice"] = invoice["id"]
+            return commit(sid, before, new, expands)
+        pending = copy.deepcopy(before)
+        pending["latest_invoice"] = invoice["id"]
+        pending["pending_update"] = {
+            "billing_cycle_anchor": change["start"] if change["interval_change"] else None,
+            "expires_at": now() + PENDING_UPDATE_SECONDS, "subscription_items": new["items"]["data"],
+            "trial_end": None, "trial_from_plan": None, "discounts": None, "metadata": None}
+        PENDING_FOR[invoice["id"]] = sid
+        return commit(sid, before, pending, expands)
+    store_invoice(invoice)
+    new["latest_invoice"] = invoice["id"]
+    outcome = charge(invoice, new, attempt=behaviour != "default_incomplete")
+    if outcome is not None:
+        new["status"] = "past_due"
+    elif new.get("status") == "past_due":
+        new["status"] = "active"
+    return commit(sid, before, new, expands)
+
+
+def changed_fields(before: dict, after: dict) -> dict:
+    return {k: copy.deepcopy(v) for k, v in before.items() if after.get(k) != v}
+
+
+def commit(sid, before, new, expands):
+    STATE["objects"][sid] = new
+    previous = changed_fields(before, new)
+    if previous:
+        emit("customer.subscription.updated", new, previous)
+    return 200, expand(new, expands)
+
+
+def cancel_subscription(sid: str, expands=()):
+    sub = STATE["objects"].get(sid)
+    if sub is None or sub.get("object") != "subscription":
+        return err(404, f"No such subscription: '{sid}'", "resource_missing", "id")
+    if sub.get("status") == "canceled":
+        return err(400, f"This subscription is already canceled: '{sid}'.", None)
+    t = now()
+    sub.update(status="canceled", canceled_at=t, ended_at=t, pending_update=None)
+    PENDING_ITEMS.pop(sid, None)
+    emit("customer.subscription.deleted", sub)
+    return 200, expand(sub, expands)
+
+
+def pay_invoice(iid: str, params: dict, expands=()):
+    objects = STATE["objects"]
+    inv = objects.get(iid)
+    if inv is None or inv.get("object") != "invoice":
+        return err(404, f"No such invoice: '{iid}'", "resource_missing", "id")
+    if inv.get("status") == "paid":
+        return err(400, "Invoice is already paid", None)
+    if inv.get("status") != "open":
+        return err(400, f"You can only pay an open invoice. This invoice is {inv.get('status')}.", None)
+    sid = inv.get("subscription") or ((inv.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    sub = objects.get(sid) or {"customer": inv.get("customer")}
+    if params.get("paid_out_of_band") == "true":
+        mark_paid(inv)
+        outcome = None
+    else:
+        outcome = charge(inv, sub, params.get("payment_method"))
+    if outcome is not None:
+        return failure_error(outcome, inv)
+    after_paid(inv)
+    return 200, strip(inv)
+
+
+def after_paid(inv: dict) -> None:
+    """An invoice paid: its subscription's pending update is applied, an incomplete or past_due
+    subscription becomes active."""
+    objects = STATE["objects"]
+    sid = inv.get("subscription")
+    sub = objects.get(sid)
+    if sub is None:
+        return
+    before = copy.deepcopy(sub)
+    new = copy.deepcopy(sub)
+    if PENDING_FOR.pop(inv["id"], None) and sub.get("pending_update") and sub.get("latest_invoice") == inv["id"]:
+        update = sub["pending_update"]
+        new["items"]["data"] = update["subscription_items"]
+        new["items"]["total_count"] = len(update["subscription_items"])
+        if update.get("billing_cycle_anchor"):
+            new["billing_cycle_anchor"] = update["billing_cycle_anchor"]
+        new["pending_update"] = None
+        objects[sid] = new
+        emit("customer.subscription.pending_update_applied", new, changed_fields(before, new))
+    if new.get("status") in ("incomplete", "past_due", "unpaid") and new.get("latest_invoice") == inv["id"]:
+        new["status"] = "active"
+    commit(sid, before, new, ())
+
+
+def strip(inv: dict) -> dict:
+    return {k: copy.deepcopy(v) for k, v in inv.items() if not k.startswith("_")}
+
+
+def authenticate(iid: str):
+    """The buyer completed 3-D Secure for this invoice (the hosted invoice page, or a test)."""
+    inv = STATE["objects"].get(iid)
+    if inv is None or inv.get("object") != "invoice":
+        return err(404, f"No such invoice: '{iid}'", "resource_missing", "id")
+    AUTHENTICATED.add(iid)
+    if inv.get("status") != "open":
+        return 200, strip(inv)
+    return pay_invoice(iid, {})
+
+
+def preview(params: dict, expands=()):
+    """`POST /v1/invoices/create_preview`."""
+    objects = STATE["objects"]
+    details = params.get("subscription_details") or {}
+    sid = params.get("subscription")
+    if sid:
+        sub = objects.get(sid)
+        if sub is None or sub.get("object") != "subscription":
+            return err(400, f"No such subscription: '{sid}'", "resource_missing", "subscription")
+        if params.get("customer") and params["customer"] != sub.get("customer"):
+            return err(400, "The subscription does not belong to the customer.", None, "customer")
+        change, problem = plan_change(sub, details, "subscription_details[")
+        if problem:
+            return fix_param(problem)
+        start, end = change["start"], change["end"]
+        items = change["items"]
+        shape = dict(sub, items={"data": items})
+        if change["interval_change"]:
+            inv = invoice_object(shape, change["lines"], "subscription_update", (change["at"], change["at"]), True)
+        elif change["proration"] == "always_invoice":
+            lines = PENDING_ITEMS.get(sid, []) + change["lines"]
+            lines = [dict(copy.deepcopy(l), id=new_id("il")) for l in lines]
+            inv = invoice_object(shape, lines, "subscription_update", (change["at"], change["at"]), True)
+        else:
+            interval = price_interval(items[0]["price"])
+            renew_end = add_interval(end, *interval)
+            lines = [full_line(sid, i, end, renew_end) for i in items]
+            if change["proration"] == "create_prorations":
+                lines = [copy.deepcopy(l) for l in PENDING_ITEMS.get(sid, [])] + change["lines"] + lines
+            inv = invoice_object(shape, lines, "upcoming", (start, end), True)
+            inv["next_payment_attempt"] = end
+            inv["automatically_finalizes_at"] = end + 3600
+        return 200, inv
+    customer = params.get("customer")
+    if not customer:
+        return err(400, "Missing required param: customer.", "parameter_missing", "customer")
+    changes = indexed(details.get("items"))
+    if not changes:
+        return err(400, "You must specify at least one of `subscription`, `subscription_details[items]`, "
+                        "`schedule` or `invoice_items`.", None, "subscription_details[items]")
+    start = now()
+    sub = {"id": None, "customer": customer, "metadata": details.get("metadata") or {}}
+    items = []
+    for n, change in enumerate(changes):
+        if change.get("id") or change.get("deleted"):
+            return err(400, "Items of a new subscription cannot have an id.", None,
+                       f"subscription_details[items][{n}][id]")
+        price, problem = resolve_price(change.get("price") or change.get("plan"),
+                                       f"subscription_details[items][{n}][price]")
+        if problem:
+            return problem
+        items.append(new_item(None, price, int(change.get("quantity") or 1), start, 0))
+    problem = check_items(items, "subscription_details[items]")
+    if problem:
+        return problem
+    end = add_interval(start, *price_interval(items[0]["price"]))
+    for i in items:
+        i["current_period_end"] = end
+    inv = invoice_object(sub, [full_line(None, i, start, end) for i in items], "subscription_create",
+                         (start, start), True)
+    inv["subscription"] = None
+    return 200, inv
+
+
+def fix_param(problem):
+    status, body = problem
+    param = body["error"].get("param")
+    if param and param.startswith("subscription_details[") and not param.startswith("subscription_details[items"):
+        body["error"]["param"] = param + "]" if not param.endswith("]") else param
+    elif param and param.startswith("subscription_details[items"):
+        body["error"]["param"] = "subscription_details[items]" + param[len("subscription_details[items"):]
+    return status, body
+
+
+# ---- subscription items --------------------------------------------------------------------------
+
+def find_item(iid: str):
+    for obj in STATE["objects"].values():
+        if obj.get("object") == "subscription":
+            for item in items_of(obj):
+                if item["id"] == iid:
+                    return obj, item
+    return None, None
+
+
+def item_call(method: str, path: str, params: dict, query: dict, expands=()):
+    """`/v1/subscription_items[/{id}]`: the same changes as `POST /v1/subscriptions/{id}` with
+    one `items[]` entry."""
+    rest = path[len("/v1/subscription_items"):].strip("/")
+    if not rest:
+        if method == "GET":
+            sid = query.get("subscription")
+            if not sid:
+                return err(400, "Missing required param: subscription.", "parameter_missing", "subscription")
+            sub = STATE["objects"].get(sid)
+            if sub is None:
+                return err(400, f"No such subscription: '{sid}'", "resource_missing", "subscription")
+            return 200, {"object": "list", "data": items_of(sub), "has_more": False, "url": path}
+        sid = params.get("subscription")
+        if not sid:
+            return err(400, "Missing required param: subscription.", "parameter_missing", "subscription")
+        change = {k: params[k] for k in ("price", "quantity", "metadata") if k in params}
+        forward = {k: v for k, v in params.items() if k in ("payment_behavior", "proration_behavior", "proration_date")}
+        before = {i["id"] for i in items_of(STATE["objects"].get(sid) or {})}
+        status, body = update_subscription(sid, dict(forward, items={"0": change}))
+        if status != 200:
+            return status, body
+        fresh = [i for i in items_of(STATE["objects"][sid]) if i["id"] not in before]
+        return 200, fresh[0] if fresh else body
+    sub, item = find_item(rest)
+    if item is None:
+        return err(404, f"No such subscription item: '{rest}'", "resource_missing", "id")
+    if method == "GET":
+        return 200, copy.deepcopy(item)
+    forward = {k: v for k, v in params.items() if k in ("payment_behavior", "proration_behavior", "proration_date")}
+    if method == "DELETE":
+        status, body = update_subscription(sub["id"], dict(forward, items={"0": {"id": rest, "deleted": "true"}}))
+        return (200, {"id": rest, "object": "subscription_item", "deleted": True}) if status == 200 else (status, body)
+    change = {"id": rest, **{k: params[k] for k in ("price", "quantity", "metadata") if k in params}}
+    status, body = update_subscription(sub["id"], dict(forward, items={"0": change}))
+    if status != 200:
+        return status, body
+    _, fresh = find_item(rest)
+    return 200, copy.deepcopy(fresh)
+
+
+def route(method: str, path: str, params: dict, query: dict, pairs: list):
+    """(status, body) for the billing endpoints, None for any other path."""
+    expands = expands_of(pairs)
+    if path == "/v1/subscriptions" and method == "POST":
+        return create_subscription(params, expands)
+    if path.startswith("/v1/subscriptions/") and path.count("/") == 3:
+        sid = path.rsplit("/", 1)[1]
+        if method == "POST":
+            return update_subscription(sid, {k: v for k, v in params.items() if k != "expand"}, expands)
+        if method == "DELETE":
+            return cancel_subscription(sid, expands)
+        if method == "GET":
+            sub = STATE["objects"].get(sid)
+            if sub is None or sub.get("object") != "subscription":
+                return None
+            return 200, expand(sub, expands)
+    if path.startswith("/v1/subscription_items"):
+        return item_call(method, path, params, query, expands)
+    if path == "/v1/invoices/create_preview" and method == "POST":
+        return preview(params, expands)
+    if path.startswith("/v1/invoices/") and path.endswith("/pay") and method == "POST":
+        return pay_invoice(path[len("/v1/invoices/"):-len("/pay")], params, expands)
+    if path.startswith("/v1/invoices/") and path.count("/") == 3 and method == "GET":
+        inv = STATE["objects"].get(path.rsplit("/", 1)[1])
+        if inv is None or inv.get("object") != "invoice":
+            return None
+        return 200, strip(inv)
+    return None
