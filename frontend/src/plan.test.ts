@@ -94,7 +94,7 @@ function overview(status: SubscriptionOverview["subscriptions"][number]["status"
         cancelAt: null,
         trialEnd: null,
         gracePeriodEnd: null,
-        items: [{ module: "LeadGeneration", interval, quantity: 1, priceId: "price_lg" }],
+        items: [{ module: "LeadGeneration", interval, quantity: 1, priceId: "price_lg", unitAmount: 9900, currency: "usd" }],
       },
     ],
   };
@@ -118,7 +118,7 @@ describe("planErrorMessage", () => {
   const err = (status: number, code: string, message = "The server's words.") => new BillingApiError(status, code, message);
   it("puts each code of the add and preview calls in words", () => {
     expect(planErrorMessage(err(402, "payment_incomplete"), "month")).toBe(
-      "The payment did not go through (the card was declined or needs you to confirm it), so nothing was added to your plan.",
+      "The payment did not go through (the card was declined or needs you to confirm it), so nothing was added to your plan yet. Pay or confirm it on the invoice: the modules are added once it is paid.",
     );
     expect(planErrorMessage(err(409, "payment_pending"), "month")).toBe(
       "An earlier addition to your plan is still waiting for payment. Finish paying that invoice before adding more.",
@@ -144,9 +144,11 @@ describe("planErrorMessage", () => {
   it("words the statuses, and keeps the server's words for anything else", () => {
     expect(planErrorMessage(err(403, "forbidden"), "month")).toBe("Only an Owner or Admin of your organization can change its plan.");
     expect(planErrorMessage(err(503, "unavailable"), "month")).toBe(
-      "Billing is unavailable for a moment, so nothing was charged. Try again shortly.",
+      "Billing or Stripe is unavailable for a moment. Try again shortly.",
     );
-    expect(planErrorMessage(err(0, "network_error"), "month")).toMatch(/could not be reached, so nothing was charged/);
+    expect(planErrorMessage(err(0, "network_error"), "month")).toBe(
+      "The billing service could not be reached. Check your connection, then your plan, and try again.",
+    );
     expect(planErrorMessage(err(400, "bad_request", "The body is not JSON."), "month")).toBe("The body is not JSON.");
   });
   it("asks for a new preview when the figures shown are stale", () => {

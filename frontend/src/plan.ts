@@ -70,7 +70,7 @@ export function planErrorMessage(error: BillingApiError, interval: BillingInterv
   const period = interval === "year" ? "yearly" : "monthly";
   switch (error.code) {
     case "payment_incomplete":
-      return "The payment did not go through (the card was declined or needs you to confirm it), so nothing was added to your plan.";
+      return "The payment did not go through (the card was declined or needs you to confirm it), so nothing was added to your plan yet. Pay or confirm it on the invoice: the modules are added once it is paid.";
     case "payment_pending":
       return "An earlier addition to your plan is still waiting for payment. Finish paying that invoice before adding more.";
     case "payment_past_due":
@@ -91,14 +91,14 @@ export function planErrorMessage(error: BillingApiError, interval: BillingInterv
   }
   switch (error.status) {
     case 0:
-      return "The billing service could not be reached, so nothing was charged. Check your connection and try again.";
+      return "The billing service could not be reached. Check your connection, then your plan, and try again.";
     case 401:
       return "Your session has expired. Sign in again.";
     case 403:
       return "Only an Owner or Admin of your organization can change its plan.";
     case 502:
     case 503:
-      return "Billing is unavailable for a moment, so nothing was charged. Try again shortly.";
+      return "Billing or Stripe is unavailable for a moment. Try again shortly.";
   }
   return error.message;
 }

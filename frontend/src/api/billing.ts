@@ -15,39 +15,12 @@ export type Invoice = Schemas["Invoice"];
 export type InvoicePage = Schemas["InvoicePage"];
 export type PaymentMethod = Schemas["PaymentMethod"];
 export type LeadPage = Schemas["LeadPage"];
-/** `unitAmount` (cents per interval) and `currency` are new with issue 19; null for a foreign price. */
-export type SubscriptionItem = Schemas["SubscriptionItem"] & { unitAmount?: number | null; currency?: string | null };
-
-// POST /api/billing/preview and POST /api/billing/modules (issue 19), written by hand until
-// openapi.json describes them; then these become Schemas["PlanPreview"] and Schemas["PlanChange"].
-export interface PlanPreviewLine {
-  description: string;
-  amount: number;
-  service: PaidModule | null;
-  proration: boolean;
-  periodStart: number | null;
-  periodEnd: number | null;
-}
-export interface PlanPreview {
-  /** `add`: the modules join the org's live plan of that interval; `checkout`: no such plan yet. */
-  mode: "add" | "checkout";
-  interval: BillingInterval;
-  currency: string;
-  services: PaidModule[];
-  /** Pass back to `addModules`, so the charge equals the preview. */
-  prorationDate: number | null;
-  amountDueToday: number;
-  nextInvoice: { amount: number; date: number | null };
-  lines: PlanPreviewLine[];
-}
-export interface PlanChange {
-  added: PaidModule[];
-  amountCharged: number;
-  currency: string;
-  invoiceId: string | null;
-  hostedInvoiceUrl: string | null;
-  subscription: SubscriptionOverview;
-}
+export type SubscriptionItem = Schemas["SubscriptionItem"];
+/** What buying modules costs, before anything is charged (POST /api/billing/preview). */
+export type PlanPreview = Schemas["PlanPreview"];
+export type PlanPreviewLine = Schemas["PreviewLine"];
+/** The modules added to a plan and the charge (POST /api/billing/modules). */
+export type PlanChange = Schemas["PlanChange"];
 
 /** An API failure, in words a person can act on. */
 export class BillingApiError extends Error {
@@ -121,7 +94,7 @@ export interface BillingApi {
   /** What adding `services` to the plan of `interval` costs, before anything is charged. */
   preview(services: PaidModule[], interval: BillingInterval): Promise<PlanPreview>;
   /** Adds `services` to the org's live plan of `interval`, charged as the preview said. */
-  addModules(services: PaidModule[], interval: BillingInterval, prorationDate: number | null): Promise<PlanChange>;
+  addModules(services: PaidModule[], interval: BillingInterval, prorationDate: number): Promise<PlanChange>;
   portal(returnUrl: string): Promise<string>;
   sync(sessionId?: string): Promise<SubscriptionOverview>;
   leads(): Promise<LeadPage>;
@@ -141,21 +114,10 @@ async function unwrap<T>(
 }
 
 export function createBillingApi(baseUrl: string, token: string | null): BillingApi {
-  const root = baseUrl.replace(/\/$/, "");
-  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
-  const client: Client = createClient<paths>({ baseUrl: root, headers });
-  // The two routes openapi.json does not describe yet (see PlanPreview above).
-  const postJson = <T>(path: string, body: unknown): Promise<T> =>
-    unwrap(
-      fetch(new Request(`${root}${path}`, {
-        method: "POST",
-        headers: { ...headers, "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      })).then(async (response) => {
-        const parsed: unknown = await response.json().catch(() => undefined);
-        return response.ok ? { data: parsed as T, response } : { error: parsed, response };
-      }),
-    );
+  const client: Client = createClient<paths>({
+    baseUrl: baseUrl.replace(/\/$/, ""),
+    headers: token ? { Authorization: `Bearer ${token}` } : {},
+  });
   return {
     services: async () => (await unwrap(client.GET("/api/billing/services"))).services,
     subscription: () => unwrap(client.GET("/api/billing/subscription")),
@@ -173,9 +135,9 @@ export function createBillingApi(baseUrl: string, token: string | null): Billing
           body: { services, interval, successUrl, cancelUrl },
         }),
       ),
-    preview: (services, interval) => postJson("/api/billing/preview", { services, interval }),
+    preview: (services, interval) => unwrap(client.POST("/api/billing/preview", { body: { services, interval } })),
     addModules: (services, interval, prorationDate) =>
-      postJson("/api/billing/modules", { services, interval, prorationDate }),
+      unwrap(client.POST("/api/billing/modules", { body: { services, interval, prorationDate } })),
     portal: async (returnUrl) =>
       (await unwrap(client.POST("/api/billing/portal", { body: { returnUrl } }))).url,
     sync: (sessionId) =>

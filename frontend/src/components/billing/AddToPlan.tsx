@@ -79,6 +79,11 @@ export function AddToPlan({
   };
 
   const confirm = async (preview: PlanPreview) => {
+    if (preview.prorationDate === null) {
+      // Only a checkout-mode preview has none; it is never confirmed here.
+      await fetchPreview(true);
+      return;
+    }
     setState({ step: "review", preview, confirming: true, repriced: false });
     setConfirmError(null);
     try {
