@@ -794,6 +794,18 @@ def preview(params: dict, expands=()):
     objects = STATE["objects"]
     details = params.get("subscription_details") or {}
     sid = params.get("subscription")
+    # Stripe's reference of `subscription_details.proration_date`: "If set, `subscription`, and
+    # one of `subscription_details.items`, or `subscription_details.trial_end` are required.
+    # Also, `subscription_details.proration_behavior` cannot be set to 'none'."
+    if "proration_date" in details:
+        if details.get("proration_behavior") == "none":
+            return err(400, "`subscription_details[proration_behavior]` cannot be `none` when "
+                            "`subscription_details[proration_date]` is set.", None,
+                       "subscription_details[proration_behavior]")
+        if not sid or not (details.get("items") or details.get("trial_end")):
+            return err(400, "`subscription_details[proration_date]` requires `subscription` and "
+                            "`subscription_details[items]` or `subscription_details[trial_end]`.",
+                       None, "subscription_details[proration_date]")
     if sid:
         sub = objects.get(sid)
         if sub is None or sub.get("object") != "subscription":

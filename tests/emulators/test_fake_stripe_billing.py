@@ -363,6 +363,20 @@ class Billing(unittest.TestCase):
         self.assertEqual({l["period"]["end"] for l in preview["lines"]["data"]}, {next_month(end)})
         self.assertFalse(any(l["parent"]["subscription_item_details"]["proration"] for l in preview["lines"]["data"]))
 
+    def test_a_proration_date_cannot_preview_a_change_without_prorations(self):
+        # Stripe's reference of subscription_details.proration_date: "proration_behavior cannot
+        # be set to 'none'" and `subscription` is required with it.
+        sub = self.subscribe("leadgen_monthly")
+        _, _, at = self.thirty_day_period(sub)
+        status, body = self.api.call("POST", "/v1/invoices/create_preview", {
+            "subscription": sub["id"], "subscription_details[items][0][price]": self.prices["email_monthly"],
+            "subscription_details[proration_date]": at, "subscription_details[proration_behavior]": "none"})
+        self.assertEqual((status, body["error"]["param"]), (400, "subscription_details[proration_behavior]"), body)
+        status, body = self.api.call("POST", "/v1/invoices/create_preview", {
+            "customer": sub["customer"], "subscription_details[items][0][price]": self.prices["email_monthly"],
+            "subscription_details[proration_date]": at})
+        self.assertEqual(status, 400, body)
+
     def test_the_preview_of_a_first_purchase_is_the_first_invoice_at_full_price(self):
         preview = self.api.ok("POST", "/v1/invoices/create_preview", {
             "customer": self.customer(),

@@ -103,6 +103,14 @@ async fn functions_answer_cors_themselves_and_the_gateway_only_for_its_own_respo
         ("GET", "/api/billing/invoices?limit=0", "owner", "", 400),
         ("GET", "/api/billing/payment-methods", "member", "", 200),
         ("POST", "/api/billing/checkout", "owner", "{not json", 400),
+        ("POST", "/api/billing/preview", "owner", "{not json", 400),
+        (
+            "POST",
+            "/api/billing/modules",
+            "owner",
+            r#"{"services":[]}"#,
+            400,
+        ),
         (
             "POST",
             "/api/billing/portal",

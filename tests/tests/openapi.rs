@@ -1288,13 +1288,12 @@ async fn every_response_is_documented() {
         .await,
     );
     assert_eq!(joins["error"], "plan_exists");
-    c.error(
-        &checkout,
-        ApiError::conflict(
-            "payment_past_due",
-            "This plan has an unpaid invoice: pay it first, then add modules.",
-        ),
-    );
+    for code in ["payment_past_due", "plan_canceling", "checkout_completed"] {
+        c.error(
+            &checkout,
+            ApiError::conflict(code, "(the code's own message)"),
+        );
+    }
     c.view(
         &checkout,
         CheckoutView {
@@ -1389,6 +1388,15 @@ async fn every_response_is_documented() {
             operation,
             ApiError::conflict("payment_pending", "An earlier addition is waiting.")
                 .with_invoice_url(Some("https://invoice.stripe.test/i/in_1".to_owned())),
+        );
+        c.error(
+            operation,
+            ApiError::conflict("plan_canceling", "This plan is set to end."),
+        );
+        c.error(operation, StoreError::Conflict("billing data").into());
+        c.error(
+            operation,
+            SyncError::Unattributable("sub_x".to_owned()).into(),
         );
     }
     // No yearly plan: the preview is Checkout's first invoice, and nothing can be added.

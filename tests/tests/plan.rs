@@ -562,3 +562,154 @@ async fn a_stale_or_invented_proration_date_is_refused_before_stripe_is_asked() 
     assert_eq!(before, after, "nothing was sent to Stripe");
     assert_eq!(w.rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
 }
+
+/// The same addition made through this service, or straight through Stripe's API (as the
+/// Dashboard does), ends in the same stored plan and access once Stripe's events arrive.
+#[tokio::test]
+async fn an_item_added_in_stripe_directly_ends_in_the_same_state_as_one_added_here() {
+    let w = world().await;
+    let (here, _, here_sub) = w
+        .paying_org("plan-here", "pm_card_visa", &["leadgen_monthly"])
+        .await;
+    let (there, _, there_sub) = w
+        .paying_org("plan-there", "pm_card_visa", &["leadgen_monthly"])
+        .await;
+    let date = w
+        .preview(&here, &["EmailAutomation"], "month")
+        .await
+        .unwrap()["prorationDate"]
+        .as_i64()
+        .unwrap();
+    w.add(&here, &["EmailAutomation"], "month", date)
+        .await
+        .unwrap();
+    let price = price_id(&w.url, "email_automation_monthly").await;
+    stripe(
+        format!("{}/v1/subscriptions/{there_sub}", w.url),
+        "POST",
+        form(&[
+            ("items[0][price]", price.as_str()),
+            ("proration_behavior", "always_invoice"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        w.rig.unlocked(&there).await,
+        ["BasicCRM", "LeadGeneration"],
+        "nothing is known before Stripe's events"
+    );
+    w.deliver_events_of(&here_sub).await;
+    w.deliver_events_of(&there_sub).await;
+    let stored = |org: OrgId| {
+        let store = w.rig.store.clone();
+        async move {
+            let subs = store.subscriptions(&org).await.unwrap();
+            assert_eq!(subs.len(), 1);
+            let mut modules: Vec<_> = subs[0].subscription.modules().collect();
+            modules.sort();
+            (
+                subs[0].subscription.status,
+                modules,
+                subs[0].subscription.items.len(),
+            )
+        }
+    };
+    assert_eq!(stored(here.clone()).await, stored(there.clone()).await);
+    assert_eq!(w.rig.unlocked(&here).await, w.rig.unlocked(&there).await);
+    assert_eq!(
+        w.rig.unlocked(&there).await,
+        ["BasicCRM", "LeadGeneration", "EmailAutomation"]
+    );
+}
+
+/// A plan set to end takes no module (it would be charged for the rest of the period and end
+/// with the plan); once kept, it does.
+#[tokio::test]
+async fn a_plan_set_to_end_takes_no_module_until_it_is_kept() {
+    let w = world().await;
+    let (org, _, sub) = w
+        .paying_org("plan-ending", "pm_card_visa", &["leadgen_monthly"])
+        .await;
+    let url = format!("{}/v1/subscriptions/{sub}", w.url);
+    stripe(
+        url.clone(),
+        "POST",
+        form(&[("cancel_at_period_end", "true")]),
+    )
+    .await;
+    let refused = w
+        .preview(&org, &["EmailAutomation"], "month")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.status.as_u16(), refused.code),
+        (409, "plan_canceling")
+    );
+    let refused = w
+        .add(
+            &org,
+            &["EmailAutomation"],
+            "month",
+            billing::domain::Timestamp::now().unix(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, "plan_canceling");
+    stripe(url, "POST", form(&[("cancel_at_period_end", "false")])).await;
+    let preview = w
+        .preview(&org, &["EmailAutomation"], "month")
+        .await
+        .unwrap();
+    assert_eq!(preview["mode"], "add");
+}
+
+/// The same confirm sent again after the module was removed: Stripe replays the first answer
+/// (the key is the same), which must not unlock the module again with nothing charged.
+#[tokio::test]
+async fn a_replayed_answer_after_a_removal_unlocks_nothing() {
+    let w = world().await;
+    let (org, _, sub) = w
+        .paying_org("plan-replay", "pm_card_visa", &["leadgen_monthly"])
+        .await;
+    let date = w
+        .preview(&org, &["EmailAutomation"], "month")
+        .await
+        .unwrap()["prorationDate"]
+        .as_i64()
+        .unwrap();
+    w.add(&org, &["EmailAutomation"], "month", date)
+        .await
+        .unwrap();
+    let item = w.subscription(&sub).await["items"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["price"]["lookup_key"] == "email_automation_monthly")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stripe(
+        format!("{}/v1/subscriptions/{sub}", w.url),
+        "POST",
+        form(&[
+            ("items[0][id]", item.as_str()),
+            ("items[0][deleted]", "true"),
+            ("proration_behavior", "none"),
+        ]),
+    )
+    .await;
+    w.deliver_events_of(&sub).await;
+    assert_eq!(w.rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let replayed = w
+        .add(&org, &["EmailAutomation"], "month", date)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (replayed.status.as_u16(), replayed.code),
+        (409, "preview_expired")
+    );
+    assert_eq!(w.rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+    assert_eq!(modules_of(&w.subscription(&sub).await), ["leadgen_monthly"]);
+}

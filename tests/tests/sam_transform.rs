@@ -660,7 +660,10 @@ fn the_stripe_account_pin_reaches_every_function_that_calls_stripe() {
             assert!(vars.get("STRIPE_ACCOUNT_ID").is_none(), "{id}");
         }
     }
-    assert_eq!(callers, 5, "webhook, checkout, portal, sync, reconcile");
+    assert_eq!(
+        callers, 6,
+        "webhook, checkout, plan, portal, sync, reconcile"
+    );
     let alarms = cfn_resources(cfn(), "AWS::CloudWatch::Alarm");
     for metric in [
         metrics::STRIPE_ACCOUNT_MISMATCH,

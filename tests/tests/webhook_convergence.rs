@@ -6,6 +6,8 @@
 //! syncs are in flight: a sync's read is held by the fake Stripe, the subscription changes, the
 //! newer event is applied, then the held (stale) answer is let go. A read that sees an older
 //! state with a newer clock (a replica behind, a clock ahead) is thrown at every canceled one.
+//! Multi-item plans gain and lose items (a module added to the plan of its interval, or one
+//! removed), as this service's add, the Dashboard or the API would change them.
 //! Some subscriptions carry an add-on whose price maps to no module (it grants nothing and must
 //! not freeze the rest), and Stripe sometimes answers 404 for a subscription that still exists
 //! (what a key of another account sees): that delivery must be refused for retry, ending
@@ -55,6 +57,18 @@ fn unlocks(status: &str, grace_days: i64) -> bool {
         "active" | "trialing" => true,
         "past_due" => grace_days > 0,
         _ => false,
+    }
+}
+
+fn module_of(lookup_key: &str) -> &'static str {
+    PRICES.iter().find(|(k, _)| *k == lookup_key).unwrap().1
+}
+
+fn interval_of(lookup_key: &str) -> &'static str {
+    if lookup_key.ends_with("_yearly") {
+        "year"
+    } else {
+        "month"
     }
 }
 
@@ -150,13 +164,34 @@ impl Case {
     async fn step(&mut self, rng: &mut Rng, index: usize) -> Value {
         let created = billing::domain::Timestamp::now().unix();
         let sub = &mut self.subs[index];
-        let kind = match rng.u8(0..5) {
+        let kind = match rng.u8(0..7) {
             0 if sub.status != "incomplete" => {
                 sub.items = random_items(rng); // upgrade, downgrade, swap interval
                 "customer.subscription.updated"
             }
             1 if sub.status != "incomplete" => {
                 sub.items[0].1 = rng.u64(1..=9); // seats
+                "customer.subscription.updated"
+            }
+            2 if sub.status != "incomplete" && sub.items.len() < 4 => {
+                // A module added to the plan (this service's add, the Dashboard or the API):
+                // one more item at the plan's interval.
+                let interval = interval_of(sub.items[0].0);
+                let held: Vec<&str> = sub.items.iter().map(|(k, _)| module_of(k)).collect();
+                let addable: Vec<&'static str> = PRICES
+                    .iter()
+                    .filter(|(k, m)| interval_of(k) == interval && !held.contains(m))
+                    .map(|(k, _)| *k)
+                    .collect();
+                if let Some(key) = rng.choice(addable) {
+                    sub.items.push((key, 1));
+                }
+                "customer.subscription.updated"
+            }
+            3 if sub.status != "incomplete" && sub.items.len() > 1 => {
+                // A module removed from a multi-item plan.
+                let gone = rng.usize(0..sub.items.len());
+                sub.items.remove(gone);
                 "customer.subscription.updated"
             }
             _ => {

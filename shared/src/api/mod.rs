@@ -126,6 +126,13 @@ fn idempotency_key(kind: &str, org: &OrgId, payload: &str, window_seconds: i64) 
     format!("pss-{kind}-{}", &hex::encode(digest)[..40])
 }
 
+/// A key naming one request for as long as Stripe keeps keys (24 hours): for requests whose
+/// parameters already make them unique to one intent (a preview's proration date).
+fn request_key(kind: &str, org: &OrgId, payload: &str) -> String {
+    let digest = Sha256::digest(format!("{org}|{payload}").as_bytes());
+    format!("pss-{kind}-{}", &hex::encode(digest)[..40])
+}
+
 /// The org's Stripe customer, created once. Two concurrent first checkouts send the same
 /// idempotency key, so Stripe returns one customer, and the conditional profile write lets
 /// exactly one mapping win.
@@ -289,6 +296,39 @@ async fn expire_other_sessions(
     Ok(())
 }
 
+/// Refuses a checkout of modules the org holds, or of an interval it already has a plan of
+/// (one subscription per interval: a later purchase joins the plan, see `plan`).
+async fn refuse_held_or_planned(
+    store: &BillingStore,
+    org: &OrgId,
+    request: &checkout::CheckoutRequest,
+) -> Result<(), ApiError> {
+    let stored = stored_subscriptions(store, org).await?;
+    let held = held_in(&stored, &request.modules);
+    if !held.is_empty() {
+        return Err(already_subscribed(&held));
+    }
+    match plan_for(&stored, request.interval) {
+        Plan::None => Ok(()),
+        Plan::Live(_) => Err(ApiError::conflict(
+            "plan_exists",
+            format!(
+                "The organization already has a {}ly plan: add these modules to it instead.",
+                request.interval.as_str()
+            ),
+        )),
+        Plan::Ending(_) => Err(ApiError::conflict(
+            "plan_canceling",
+            "The organization's plan of this interval is set to end: keep it in Manage \
+             billing, then add these modules to it.",
+        )),
+        Plan::Blocked(_) => Err(ApiError::conflict(
+            "payment_past_due",
+            "This plan has an unpaid invoice: pay it first, then add modules.",
+        )),
+    }
+}
+
 /// A session answered with a `created` older than this came from an idempotent replay.
 const REPLAY_AGE_SECONDS: i64 = 2;
 
@@ -319,37 +359,16 @@ pub async fn checkout(
     let key = idempotency_key("checkout", org, &canonical_encoding(&unkeyed), 600);
     let create =
         checkout::checkout_session_request(org, &customer, &request, &price_ids, Some(&key));
-    // Before: a session left open by an earlier attempt can no longer be paid. If one was
-    // paid meanwhile, the modules it bought are refused here rather than sold twice.
-    expire_other_sessions(syncer, &customer, &key, None).await?;
     // The table can be behind Stripe (a slow or failing webhook, a success page closed before
     // its sync): Stripe's own list of the customer's subscriptions is stored first, so a
-    // module already paid for is refused rather than sold twice.
+    // module already paid for is refused rather than sold twice. Refused before anything is
+    // expired, so a refused request leaves another admin's open session alone.
     syncer.sync_customer_subscriptions(&customer).await?;
-    let stored = stored_subscriptions(&syncer.store, org).await?;
-    let held = held_in(&stored, &request.modules);
-    if !held.is_empty() {
-        return Err(already_subscribed(&held));
-    }
-    // One subscription per interval: a later purchase joins the plan (see `plan`).
-    match plan_for(&stored, request.interval) {
-        Plan::None => {}
-        Plan::Live(_) => {
-            return Err(ApiError::conflict(
-                "plan_exists",
-                format!(
-                    "The organization already has a {}ly plan: add these modules to it instead.",
-                    request.interval.as_str()
-                ),
-            ));
-        }
-        Plan::Blocked(_) => {
-            return Err(ApiError::conflict(
-                "payment_past_due",
-                "This plan has an unpaid invoice: pay it first, then add modules.",
-            ));
-        }
-    }
+    refuse_held_or_planned(&syncer.store, org, &request).await?;
+    // Then: a session left open by an earlier attempt can no longer be paid. If one was paid
+    // meanwhile (it is synced as it is found), what it bought is refused here.
+    expire_other_sessions(syncer, &customer, &key, None).await?;
+    refuse_held_or_planned(&syncer.store, org, &request).await?;
     let mut session: StripeCheckoutSession = syncer.stripe.write(&create, Some(&key)).await?;
     // Stripe answers a reused idempotency key with the first response, whose `status` was
     // `open` then: a session created before this request may have been expired or paid since,

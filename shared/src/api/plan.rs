@@ -21,7 +21,7 @@ use super::checkout::{parse_purchase, unprocessable};
 use super::views::{
     NextInvoiceView, PlanChangeView, PlanPreviewView, PreviewLineView, PurchaseMode,
 };
-use super::{already_subscribed, held_in, idempotency_key, price_ids, require_admin};
+use super::{already_subscribed, held_in, price_ids, request_key, require_admin};
 use crate::domain::{
     BillingInterval, Catalog, CustomerId, OrgId, Plan, ProrationDateError, ServiceModule,
     Subscription, Timestamp, check_proration_date, plan_for,
@@ -124,13 +124,14 @@ pub fn add_items_request(
         .expand(vec!["latest_invoice".to_owned()])
 }
 
-/// Stripe's preview of the same change: with `AlwaysInvoice` the invoice charged at once,
-/// with `None` the next renewal with the new items.
+/// Stripe's preview of the same change: with `AlwaysInvoice` and the add's proration date,
+/// the invoice charged at once; with `None` (and no date: Stripe refuses a proration date
+/// without prorations) the next renewal with the new items.
 pub fn preview_request(
     customer: &CustomerId,
     subscription: &str,
     price_ids: &[String],
-    proration_date: Timestamp,
+    proration_date: Option<Timestamp>,
     behavior: PreviewProration,
 ) -> CreatePreviewInvoice {
     let items: Vec<CreatePreviewInvoiceSubscriptionDetailsItems> = price_ids
@@ -144,7 +145,7 @@ pub fn preview_request(
         .collect();
     let mut details = CreatePreviewInvoiceSubscriptionDetails::new();
     details.items = Some(items);
-    details.proration_date = Some(proration_date.unix());
+    details.proration_date = proration_date.map(Timestamp::unix);
     details.proration_behavior = Some(behavior);
     CreatePreviewInvoice::new()
         .customer(customer.as_str())
@@ -251,14 +252,34 @@ async fn current_subscriptions(
     Ok((raw, stored))
 }
 
-fn payment_past_due() -> ApiError {
+/// The plan owes an invoice: the answer names its page.
+async fn payment_past_due(syncer: &Syncer, raw: Option<&StripeSubscription>) -> ApiError {
+    let url = match raw {
+        Some(raw) => pending_invoice_url(syncer, raw).await,
+        None => None,
+    };
     ApiError::conflict(
         "payment_past_due",
         "This plan has an unpaid invoice: pay it first, then add modules.",
     )
+    .with_invoice_url(url)
 }
 
-/// The open invoice of a change still waiting for its payment.
+fn plan_canceling(plan: &Subscription) -> ApiError {
+    ApiError::conflict(
+        "plan_canceling",
+        match plan.current_period_end {
+            Some(end) => format!(
+                "This plan is set to end (period end {end}): keep it in Manage billing first, \
+                 then add modules."
+            ),
+            None => "This plan is set to end: keep it in Manage billing first, then add modules."
+                .to_owned(),
+        },
+    )
+}
+
+/// The open invoice of a change still waiting for its payment (or of a plan that owes one).
 async fn pending_invoice_url(syncer: &Syncer, raw: &StripeSubscription) -> Option<String> {
     let invoice = raw.latest_invoice.as_ref()?;
     if let Some(object) = invoice.object() {
@@ -359,7 +380,8 @@ pub async fn preview(
     };
     let plan = match plan_for(&context.stored, request.interval) {
         Plan::None => return Ok(checkout_preview(&request, &context.prices, &catalog, now)),
-        Plan::Blocked(_) => return Err(payment_past_due()),
+        Plan::Blocked(owing) => return Err(payment_past_due(syncer, context.raw_of(owing)).await),
+        Plan::Ending(ending) => return Err(plan_canceling(ending)),
         Plan::Live(plan) => plan,
     };
     if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
@@ -370,14 +392,14 @@ pub async fn preview(
         &context.customer,
         plan.id.as_str(),
         &prices,
-        now,
+        Some(now),
         PreviewProration::AlwaysInvoice,
     );
     let renewal = preview_request(
         &context.customer,
         plan.id.as_str(),
         &prices,
-        now,
+        None,
         PreviewProration::None,
     );
     // Independent: both run at once, so the buyer waits for one Stripe round trip.
@@ -412,6 +434,54 @@ pub async fn preview(
     })
 }
 
+/// The add made no invoice of its own (a replayed answer, or a change costing nothing): what
+/// counts is the subscription as Stripe has it now, read again and stored.
+async fn settled_without_new_invoice(
+    syncer: &Syncer,
+    org: &OrgId,
+    plan: &Subscription,
+    request: &PlanRequest,
+) -> Result<PlanChangeView, ApiError> {
+    let fetched_at = crate::domain::FetchTime::now();
+    let raw = syncer.stripe.subscription(plan.id.as_str()).await?;
+    let pending = match raw.pending_update {
+        Some(_) => Some(pending_invoice_url(syncer, &raw).await),
+        None => None,
+    };
+    syncer.store_read(raw, fetched_at, None).await?;
+    tracing::info!(org = %org, subscription = %plan.id, "addition settled by a re-read");
+    if let Some(url) = pending {
+        return Err(payment_incomplete(url));
+    }
+    let stored = super::stored_subscriptions(&syncer.store, org).await?;
+    let now_held = held_in(&stored, &request.modules);
+    if now_held.len() < request.modules.len() {
+        return Err(ApiError::conflict(
+            "preview_expired",
+            "The price shown is out of date: preview again to see today's price.",
+        ));
+    }
+    Ok(PlanChangeView {
+        added: request.modules.clone(),
+        amount_charged: 0,
+        currency: "usd".to_owned(),
+        invoice_id: None,
+        hosted_invoice_url: None,
+        subscription: super::subscription(&syncer.store, org, syncer.policy).await?,
+    })
+}
+
+fn payment_incomplete(hosted_invoice_url: Option<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "payment_incomplete",
+        "The charge did not go through (the card was declined or needs confirmation), so \
+         nothing was added. Open the invoice to pay or confirm it, and the modules are added \
+         then.",
+    )
+    .with_invoice_url(hosted_invoice_url)
+}
+
 fn no_subscription(interval: BillingInterval) -> ApiError {
     ApiError::conflict(
         "no_subscription",
@@ -437,7 +507,8 @@ pub async fn add_modules(
     };
     let plan = match plan_for(&context.stored, request.interval) {
         Plan::None => return Err(no_subscription(request.interval)),
-        Plan::Blocked(_) => return Err(payment_past_due()),
+        Plan::Blocked(owing) => return Err(payment_past_due(syncer, context.raw_of(owing)).await),
+        Plan::Ending(ending) => return Err(plan_canceling(ending)),
         Plan::Live(plan) => plan,
     };
     if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
@@ -463,7 +534,14 @@ pub async fn add_modules(
     // The same preview confirmed twice (a double click, two admins on one preview) is one
     // change: Stripe replays the first answer. A different preview makes a different key;
     // Stripe then refuses the second copy of a price on the subscription.
-    let key = idempotency_key("add", org, &canonical_encoding(&update), 3600);
+    // No time window in the key: the proration date in the request makes it one preview's,
+    // and a window boundary between two confirms would make two keys.
+    let key = request_key("add", org, &canonical_encoding(&update));
+    let previous_invoice = context
+        .raw_of(plan)
+        .and_then(|r| r.latest_invoice.as_ref())
+        .map(|i| i.id().to_owned());
+    let started = Timestamp::now();
     let fetched_at = crate::domain::FetchTime::now();
     let updated = match syncer.stripe.update_subscription(&update, &key).await {
         Ok(updated) => updated,
@@ -484,20 +562,22 @@ pub async fn add_modules(
         .as_ref()
         .and_then(|i| i.object())
         .cloned();
+    // An invoice made by this request: Stripe replays a reused key's first answer, which may
+    // be stale (the module removed since), and a change costing nothing makes no invoice.
+    let made_now = invoice.as_ref().is_some_and(|i| {
+        Some(&i.id) != previous_invoice.as_ref()
+            && i.created.unwrap_or(0) >= started.unix() - super::REPLAY_AGE_SECONDS
+    });
+    if !made_now {
+        return settled_without_new_invoice(syncer, org, plan, &request).await;
+    }
     let pending = updated.pending_update.is_some();
     // Stored as Stripe answered: the new items when paid, the old ones while pending, so the
     // modules open at once when the charge succeeded and not before.
     syncer.store_read(updated, fetched_at, None).await?;
     let hosted_invoice_url = invoice.as_ref().and_then(|i| i.hosted_invoice_url.clone());
     if pending {
-        return Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "payment_incomplete",
-            "The charge did not go through (the card was declined or needs confirmation), so \
-             nothing was added. Open the invoice to pay or confirm it, and the modules are \
-             added then.",
-        )
-        .with_invoice_url(hosted_invoice_url));
+        return Err(payment_incomplete(hosted_invoice_url));
     }
     tracing::info!(org = %org, subscription = %plan.id, "modules added to the plan");
     let overview = super::subscription(&syncer.store, org, syncer.policy).await?;
@@ -553,7 +633,7 @@ mod tests {
             &customer,
             "sub_1",
             &["price_email".to_owned()],
-            Timestamp::from_unix(1_796_119_200),
+            Some(Timestamp::from_unix(1_796_119_200)),
             PreviewProration::AlwaysInvoice,
         );
         let form = canonical_encoding(&preview);
@@ -566,6 +646,19 @@ mod tests {
         ] {
             assert!(form.contains(pair), "{pair} missing from {form}");
         }
+        let renewal = preview_request(
+            &customer,
+            "sub_1",
+            &["price_email".to_owned()],
+            None,
+            PreviewProration::None,
+        );
+        let form = canonical_encoding(&renewal);
+        assert!(form.contains("subscription_details[proration_behavior]=none"));
+        assert!(
+            !form.contains("proration_date"),
+            "Stripe refuses a proration date without prorations: {form}"
+        );
     }
 
     #[test]

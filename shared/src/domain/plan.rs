@@ -11,8 +11,12 @@ pub enum Plan<'a> {
     None,
     /// A subscription of that interval that is paid up: modules are added to it.
     Live(&'a Subscription),
-    /// A subscription of that interval that waits on a payment (past due, unpaid, incomplete,
-    /// paused): nothing is added until it is paid, or the new items would share its dunning.
+    /// A paid-up subscription of that interval set to end (`cancel_at_period_end` or
+    /// `cancel_at`): an added module would be charged for the rest of the period and end
+    /// with it, so nothing is added until the plan is renewed.
+    Ending(&'a Subscription),
+    /// A subscription of that interval that owes an invoice (past due, unpaid): nothing is
+    /// added until it is paid, or the new items would share its dunning.
     Blocked(&'a Subscription),
 }
 
@@ -29,18 +33,38 @@ fn is_live(status: SubscriptionStatus) -> bool {
     )
 }
 
+fn owes(status: SubscriptionStatus) -> bool {
+    matches!(
+        status,
+        SubscriptionStatus::PastDue | SubscriptionStatus::Unpaid
+    )
+}
+
+fn ends(subscription: &Subscription) -> bool {
+    subscription.cancel_at_period_end || subscription.cancel_at.is_some()
+}
+
 /// The org's plan of `interval`. With several subscriptions of one interval (bought before
-/// purchases were merged into one), the oldest live one takes new items.
+/// purchases were merged into one), the oldest live one takes new items. An `incomplete`
+/// (a first payment never made) or `paused` subscription grants nothing and is no plan: the
+/// org may buy the interval afresh rather than be locked out by it.
 pub fn plan_for(subscriptions: &[Subscription], interval: BillingInterval) -> Plan<'_> {
     let mut candidates: Vec<&Subscription> = subscriptions
         .iter()
         .filter(|s| !s.status.is_terminal() && of_interval(s, interval))
         .collect();
     candidates.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
-    if let Some(live) = candidates.iter().find(|s| is_live(s.status)) {
-        return Plan::Live(live);
+    let live = || candidates.iter().filter(|s| is_live(s.status));
+    if let Some(renewing) = live().find(|s| !ends(s)) {
+        return Plan::Live(renewing);
     }
-    candidates.first().map_or(Plan::None, |s| Plan::Blocked(s))
+    if let Some(ending) = live().next() {
+        return Plan::Ending(ending);
+    }
+    candidates
+        .iter()
+        .find(|s| owes(s.status))
+        .map_or(Plan::None, |s| Plan::Blocked(s))
 }
 
 /// How long a preview's `proration_date` may be used to charge: past this the buyer sees
@@ -132,6 +156,30 @@ mod tests {
         assert_eq!(plan_for(&[], Year), Plan::None);
         let owing = vec![sub("sub_due", PastDue, Month, 1)];
         assert_eq!(plan_for(&owing, Month), Plan::Blocked(&owing[0]));
+        let unpaid = vec![sub("sub_unpaid", Unpaid, Month, 1)];
+        assert_eq!(plan_for(&unpaid, Month), Plan::Blocked(&unpaid[0]));
+        // A first payment never made, or a paused plan, grants nothing and locks nothing out.
+        for status in [Incomplete, Paused] {
+            assert_eq!(
+                plan_for(&[sub("sub_x", status, Month, 1)], Month),
+                Plan::None
+            );
+        }
+        // A plan set to end takes no new module; a renewing one of the interval does.
+        let mut ending = sub("sub_ending", Active, Month, 1);
+        ending.cancel_at_period_end = true;
+        assert_eq!(
+            plan_for(std::slice::from_ref(&ending), Month),
+            Plan::Ending(&ending)
+        );
+        let mut at = sub("sub_cancel_at", Active, Month, 1);
+        at.cancel_at = Some(Timestamp::from_unix(3_000));
+        assert_eq!(
+            plan_for(std::slice::from_ref(&at), Month),
+            Plan::Ending(&at)
+        );
+        let both = vec![ending.clone(), sub("sub_renewing", Active, Month, 2)];
+        assert_eq!(plan_for(&both, Month), Plan::Live(&both[1]));
         // A paid-up subscription of the interval wins over one that owes.
         let both = vec![
             sub("sub_due", PastDue, Month, 1),
