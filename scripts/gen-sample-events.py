@@ -120,6 +120,9 @@ EVENTS = [
     ("invoice.payment_action_required", "invoice", None),
     ("payment_method.automatically_updated", "payment_method", {"card": {"exp_month": 8, "exp_year": 2026}}),
     ("customer.deleted", "customer", None),
+    # A change made with payment_behavior=pending_if_incomplete was paid, or lapsed unpaid.
+    ("customer.subscription.pending_update_applied", "subscription", None),
+    ("customer.subscription.pending_update_expired", "subscription", None),
 ]
 
 

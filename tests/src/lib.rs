@@ -191,6 +191,38 @@ pub async fn localstripe_subscribe(
     .await
 }
 
+/// What Stripe's Checkout does when a customer pays, done directly in the fixture Stripe (which
+/// owns subscriptions, also in front of localstripe): a subscription of `customer` to the
+/// catalog price `lookup_key`, paid by Stripe's test card, attributed to `org`.
+pub async fn fake_subscribe(
+    fake_url: &str,
+    customer: &str,
+    lookup_key: &str,
+    org: &str,
+) -> serde_json::Value {
+    let prices = stripe_call(
+        "GET",
+        format!("{fake_url}/v1/prices?lookup_keys[0]={lookup_key}&active=true"),
+        vec![],
+    )
+    .await;
+    let price = prices["data"][0]["id"]
+        .as_str()
+        .expect("a price")
+        .to_owned();
+    stripe_call(
+        "POST",
+        format!("{fake_url}/v1/subscriptions"),
+        vec![
+            ("customer", customer.to_owned()),
+            ("items[0][price]", price),
+            ("default_payment_method", "pm_card_visa".to_owned()),
+            ("metadata[organization_id]", org.to_owned()),
+        ],
+    )
+    .await
+}
+
 /// A local stack on free ports with emulators of its own, as `scripts/local-stack` starts it.
 /// The emulators stop when this value is dropped.
 pub struct EmulatedStack {

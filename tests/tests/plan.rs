@@ -553,7 +553,7 @@ async fn a_stale_or_invented_proration_date_is_refused_before_stripe_is_asked() 
         .unwrap_err();
     assert_eq!(
         (future.status.as_u16(), future.code),
-        (422, "invalid_proration_date")
+        (409, "preview_expired")
     );
     let after = w
         .requests_to("POST", format!("/v1/subscriptions/{sub}"))

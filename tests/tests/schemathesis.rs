@@ -18,7 +18,7 @@ use billing::api::handlers;
 use billing::api::leads::MAX_PAGE_SIZE;
 use billing::domain::Lead;
 use billing::domain::OrgId;
-use pss_billing_tests::localstripe_subscribe;
+use pss_billing_tests::fake_subscribe;
 use pss_local::emulators::{venv_bin, workspace_root};
 use pss_local::http::{blocking, request};
 use pss_local::stack::{self};
@@ -191,7 +191,7 @@ fn ndjson_in(dir: &Path) -> PathBuf {
 /// The demo org (the Owner and Member callers) pays for LeadGeneration, as Stripe would report
 /// it through its webhook, and has a few leads: the paywalled route, the portal, invoices and
 /// the 409 of a second checkout are then reached, not only their refusals.
-async fn unlock_lead_generation(stack: &stack::LocalStack, localstripe_url: &str) {
+async fn unlock_lead_generation(stack: &stack::LocalStack, fake_url: &str) {
     let url = format!("{}/api/billing/checkout", stack.base_url);
     let body = serde_json::json!({"services": ["LeadGeneration"], "interval": "month",
         "successUrl": "http://localhost:5173/billing/done", "cancelUrl": "http://localhost:5173/billing"})
@@ -217,10 +217,13 @@ async fn unlock_lead_generation(stack: &stack::LocalStack, localstripe_url: &str
         .await
         .unwrap()
         .expect("a customer");
-    localstripe_subscribe(
-        localstripe_url,
+    // In the fixture Stripe, which owns subscriptions (localstripe holds one item each), so
+    // the plan's preview and additions have a current-shape subscription to work on.
+    fake_subscribe(
+        fake_url,
         profile.customer_id.as_str(),
         "leadgen_monthly",
+        stack::DEMO_ORG,
     )
     .await;
     // More leads than the largest page, so every first page has a `nextCursor` for the
@@ -263,8 +266,8 @@ async fn the_api_holds_its_contract_under_schemathesis() {
     let EmulatedStack {
         stack,
         moto: _moto,
-        localstripe,
-        fake: _fake,
+        localstripe: _localstripe,
+        fake,
     } = emulated_stack("pss-billing-schemathesis", Vec::new()).await;
 
     // The stack answers an undeclared method as API Gateway does, without the authorizer.
@@ -275,7 +278,7 @@ async fn the_api_holds_its_contract_under_schemathesis() {
         (403, pss_local::gateway::MISSING_AUTHENTICATION_TOKEN_BODY)
     );
 
-    unlock_lead_generation(&stack, &localstripe.url).await;
+    unlock_lead_generation(&stack, &fake.url).await;
 
     let out = workspace_root().join("target/schemathesis");
     let _ = std::fs::remove_dir_all(&out);

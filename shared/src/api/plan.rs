@@ -517,13 +517,8 @@ pub async fn add_modules(
     let date = request.proration_date.unwrap_or_else(Timestamp::now);
     match check_proration_date(date, Timestamp::now(), plan.current_period_start) {
         Ok(()) => {}
-        Err(ProrationDateError::InTheFuture) => {
-            return Err(unprocessable(
-                "invalid_proration_date",
-                "prorationDate is not a preview's: preview again.",
-            ));
-        }
-        Err(ProrationDateError::Expired) => {
+        // A date no preview gave (in the future) is answered as an old one: preview again.
+        Err(ProrationDateError::InTheFuture | ProrationDateError::Expired) => {
             return Err(ApiError::conflict(
                 "preview_expired",
                 "The price shown is out of date: preview again to see today's price.",
