@@ -28,6 +28,7 @@ const preview: PlanPreview = {
   prorationDate: 1_765_497_600,
   amountDueToday: 3267,
   nextInvoice: { amount: 14800, date: 1_767_225_600 },
+  trialDays: null,
   lines: [
     {
       description: "Remaining time on 1 × Email Automation after 12 Dec 2025",
@@ -94,9 +95,12 @@ function overview(status: SubscriptionOverview["subscriptions"][number]["status"
         cancelAt: null,
         trialEnd: null,
         gracePeriodEnd: null,
+        trialWillEnd: false,
         items: [{ module: "LeadGeneration", interval, quantity: 1, priceId: "price_lg", unitAmount: 9900, currency: "usd" }],
       },
     ],
+    trialDays: 14,
+    trialedModules: [],
   };
 }
 
