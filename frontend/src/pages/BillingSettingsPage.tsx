@@ -3,6 +3,7 @@ import { canManageBilling } from "../auth";
 import { InvoiceList } from "../components/billing/InvoiceList";
 import { PaymentMethods } from "../components/billing/PaymentMethods";
 import { SubscriptionStatus } from "../components/billing/SubscriptionStatus";
+import { TrialEnding } from "../components/billing/TrialEnding";
 import { ErrorMessage, Loading } from "../components/Status";
 import { useApp } from "../context";
 import { useLoad, useRedirect } from "../hooks";
@@ -35,6 +36,14 @@ export function BillingSettingsPage() {
   return (
     <section aria-labelledby="billing-title" className="stack">
       <h1 id="billing-title">Billing settings</h1>
+      {overview.state === "ready" && (
+        <TrialEnding
+          overview={overview.data}
+          catalog={catalog.state === "ready" ? catalog.data : []}
+          methods={methods.state === "ready" ? methods.data : null}
+          canManage={canManageBilling(session)}
+        />
+      )}
       {canManageBilling(session) ? <ManageBilling overview={overview.state === "ready" ? overview.data : null} /> : <p className="note">Only an Owner or Admin can change billing.</p>}
       {overview.state === "loading" && <Loading what="subscription" />}
       {overview.state === "error" && <ErrorMessage error={overview.error} retry={reloadOverview} />}

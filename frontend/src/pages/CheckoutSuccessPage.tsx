@@ -2,6 +2,7 @@ import { ErrorMessage, Loading } from "../components/Status";
 import { useApp } from "../context";
 import { useLoad } from "../hooks";
 import { onLinkClick, useLocation } from "../router";
+import { trialStatus } from "../trial";
 
 /** Stripe's success_url: sync at once (no waiting for the webhook) and show what is unlocked. */
 export function CheckoutSuccessPage() {
@@ -15,6 +16,15 @@ export function CheckoutSuccessPage() {
       {overview.state === "error" && <ErrorMessage error={overview.error} retry={reload} />}
       {overview.state === "ready" && (
         <>
+          {overview.data.subscriptions
+            .filter((sub) => sub.status === "trialing")
+            .slice(0, 1)
+            .map((sub) => (
+              <p key={sub.id} data-testid="trial-started">
+                {trialStatus(sub)}: nothing is charged until then. Add a card under Billing settings before it ends to keep your
+                modules.
+              </p>
+            ))}
           {overview.data.entitlements.some((e) => e.unlocked && e.module !== "BasicCRM") ? (
             <>
               <p>These modules are unlocked for your organization:</p>

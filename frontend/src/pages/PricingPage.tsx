@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import type { BillingInterval, PaidModule, PlanChange, Service } from "../api/billing";
 import { canManageBilling } from "../auth";
 import { AddToPlan } from "../components/billing/AddToPlan";
-import { CheckoutButton } from "../components/billing/CheckoutButton";
+import { CheckoutOffer } from "../components/billing/CheckoutOffer";
 import { ErrorMessage, Loading } from "../components/Status";
 import { useApp } from "../context";
 import { formatMoney, formatPercent } from "../format";
@@ -10,6 +10,7 @@ import { useLoad } from "../hooks";
 import { formatAmount, hasPlan, moduleNames } from "../plan";
 import { isPaidModule, priceOf, purchasable, selectionTotal, yearlySaving } from "../pricing";
 import { onLinkClick, useLocation } from "../router";
+import { moduleOffersTrial, trialBadge } from "../trial";
 
 /** After "Add to your plan" succeeded: what was added and charged, and where to go next. */
 function Added({ change, catalog }: { change: PlanChange; catalog: Service[] }) {
@@ -154,6 +155,11 @@ export function PricingPage() {
                       Save {formatMoney(yearly.amount, priceOf(service, "year")?.currency ?? "usd")} a year ({formatPercent(yearly.fraction)})
                     </p>
                   )}
+                  {!service.free && !owned && price && moduleOffersTrial(overview, service.id, onPlan) && (
+                    <p className="trial-offer" data-testid={`trial-${service.id}`}>
+                      {trialBadge(overview?.trialDays ?? 0)}
+                    </p>
+                  )}
                   {service.free ? (
                     <p className="badge ok">Always on</p>
                   ) : owned ? (
@@ -202,10 +208,12 @@ export function PricingPage() {
                     }}
                   />
                 ) : (
-                  <CheckoutButton
+                  <CheckoutOffer
+                    key={`${interval}:${toBuy.join(",")}`}
                     services={toBuy}
                     interval={interval}
-                    label="Subscribe"
+                    overview={overview}
+                    catalog={catalog}
                     onPlanExists={() => {
                       setKnownPlans((known) => new Set([...known, interval]));
                       reloadPlans();

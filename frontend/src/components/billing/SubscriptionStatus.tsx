@@ -1,6 +1,7 @@
 import type { Service, SubscriptionOverview } from "../../api/billing";
 import { formatDate } from "../../format";
 import { formatAmount, intervalWord, itemLine, planTotal } from "../../plan";
+import { trialStatus } from "../../trial";
 
 const STATUS_WORDS: Record<SubscriptionOverview["status"], string> = {
   none: "No subscription",
@@ -28,10 +29,11 @@ export function SubscriptionStatus({ overview, catalog = [] }: { overview: Subsc
         <ul className="subscriptions">
           {overview.subscriptions.map((sub) => {
             const total = planTotal(sub.items);
+            const trial = trialStatus(sub);
             return (
-              <li key={sub.id} data-subscription={sub.id}>
+              <li key={sub.id} data-subscription={sub.id} data-status={sub.status}>
                 <p>
-                  <strong>{STATUS_WORDS[sub.status]}</strong>
+                  <strong data-testid="subscription-status">{trial ?? STATUS_WORDS[sub.status]}</strong>
                   {total && (
                     <span data-testid="plan-total">
                       {` · ${formatAmount(total.amount, total.currency)} per ${intervalWord(total.interval)} for ${sub.items.length} module${sub.items.length === 1 ? "" : "s"}`}
@@ -52,7 +54,8 @@ export function SubscriptionStatus({ overview, catalog = [] }: { overview: Subsc
                       <dd data-testid="cancels-on">{formatDate(sub.cancelAt ?? sub.currentPeriodEnd)} (canceled at period end)</dd>
                     </>
                   ) : (
-                    sub.status !== "canceled" && (
+                    sub.status !== "canceled" &&
+                    sub.status !== "trialing" && (
                       <>
                         <dt>Renews on</dt>
                         <dd>{formatDate(sub.currentPeriodEnd)}</dd>
@@ -63,6 +66,15 @@ export function SubscriptionStatus({ overview, catalog = [] }: { overview: Subsc
                     <>
                       <dt>Trial ends</dt>
                       <dd>{formatDate(sub.trialEnd)}</dd>
+                    </>
+                  )}
+                  {sub.status === "trialing" && !sub.cancelAtPeriodEnd && total && (
+                    <>
+                      <dt>Then</dt>
+                      <dd>
+                        {formatAmount(total.amount, total.currency)} per {intervalWord(total.interval)}, charged to your default payment method; without one
+                        the subscription ends with the trial
+                      </dd>
                     </>
                   )}
                   {sub.gracePeriodEnd !== null && (
