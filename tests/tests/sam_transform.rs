@@ -226,7 +226,8 @@ fn only_the_webhook_is_public_and_only_through_its_function_url() {
 // ---- alarms against the metrics that exist ---------------------------------------------------
 
 /// Every (metric, dimension set with values) the code's EMF formatters emit, from the
-/// formatters themselves: each outcome, decision, drift kind and the Stripe statuses alarmed.
+/// formatters themselves: each outcome, decision, checkout outcome, drift kind and the Stripe
+/// statuses alarmed.
 fn emitted() -> BTreeSet<(String, BTreeMap<String, String>)> {
     let mut lines = Vec::new();
     let outcomes = [
@@ -255,6 +256,9 @@ fn emitted() -> BTreeSet<(String, BTreeMap<String, String>)> {
         lines.push(metrics::authorizer_line(d, 1));
     }
     lines.push(metrics::authorizer_cache_line(true, 1));
+    for o in metrics::CHECKOUT_OUTCOMES {
+        lines.push(metrics::checkout_session_line(o, 1));
+    }
     let mut report = Report::default();
     report.drift.insert(
         DriftKind::StaleSubscription,

@@ -2,10 +2,15 @@
 //! the functions, their API events against the route table, the gateway responses against the
 //! authorizer's bodies, and the operations resources (alarms, log groups, protection).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use billing::auth::UNAUTHORIZED_BODY;
+use billing::metrics::{self, CHECKOUT_OUTCOMES, CHECKOUT_SESSIONS};
 use billing::routes::ROUTES;
 use billing::store::table::{BILLING_MODE, KEY_SCHEMA, TTL_ATTRIBUTE};
-use pss_billing_tests::template::{self, api_events, apis, gateway_responses, resources, tagged};
+use pss_billing_tests::template::{
+    self, Json, api_events, apis, gateway_responses, resources, tagged,
+};
 use pss_billing_tests::workspace_root;
 use serde_yaml::Value;
 
@@ -304,6 +309,438 @@ fn logs_are_retained_and_the_webhook_cannot_starve_the_api() {
         t["Parameters"]["ReconcileSchedule"]["Default"].as_str(),
         Some("rate(1 hour)")
     );
+}
+
+// ---- the checkout success rate: its alarm and the dashboard against the code's EMF ----------
+
+/// One query of a metric-math alarm or graph: an expression, or the `CheckoutSessions` of one
+/// `Outcome`.
+#[derive(Debug)]
+enum Query {
+    Expression(String),
+    Sessions(String),
+}
+
+/// Metric math at one timestamp, as CloudWatch evaluates it, for the forms the template uses:
+/// numbers, ids, `+ - * /`, comparisons, `IF(condition, then[, else])`, `FILL(series, value)`.
+/// `None` is a missing data point: arithmetic on one is missing, FILL replaces it, and an IF
+/// without an else has no data point where its condition is false.
+fn evaluate(
+    id: &str,
+    queries: &BTreeMap<String, Query>,
+    sessions: &BTreeMap<&'static str, f64>,
+) -> Option<f64> {
+    match queries.get(id).unwrap_or_else(|| panic!("no query {id}")) {
+        Query::Sessions(outcome) => sessions.get(outcome.as_str()).copied(),
+        Query::Expression(expression) => {
+            let tokens = tokenize(expression);
+            let mut math = Math {
+                tokens: &tokens,
+                at: 0,
+                queries,
+                sessions,
+            };
+            let value = math.comparison();
+            assert_eq!(math.at, tokens.len(), "{expression}: trailing input");
+            value
+        }
+    }
+}
+
+fn tokenize(expression: &str) -> Vec<String> {
+    let chars: Vec<char> = expression.chars().collect();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = i;
+        if chars[i].is_whitespace() {
+            i += 1;
+            continue;
+        } else if word(chars[i]) {
+            while i < chars.len() && word(chars[i]) {
+                i += 1;
+            }
+        } else if "<>=!".contains(chars[i]) && chars.get(i + 1) == Some(&'=') {
+            i += 2;
+        } else {
+            i += 1;
+        }
+        out.push(chars[start..i].iter().collect());
+    }
+    out
+}
+
+struct Math<'a> {
+    tokens: &'a [String],
+    at: usize,
+    queries: &'a BTreeMap<String, Query>,
+    sessions: &'a BTreeMap<&'static str, f64>,
+}
+
+impl Math<'_> {
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.at).map(String::as_str)
+    }
+
+    fn take(&mut self) -> String {
+        let token = self.tokens.get(self.at).expect("more input").clone();
+        self.at += 1;
+        token
+    }
+
+    fn expect(&mut self, token: &str) {
+        assert_eq!(self.take(), token);
+    }
+
+    fn comparison(&mut self) -> Option<f64> {
+        let left = self.sum();
+        let op = self.peek().unwrap_or_default().to_owned();
+        if !["<", "<=", ">", ">=", "==", "!="].contains(&op.as_str()) {
+            return left;
+        }
+        self.at += 1;
+        let right = self.sum();
+        let (a, b) = (left?, right?);
+        let holds = match op.as_str() {
+            "<" => a < b,
+            "<=" => a <= b,
+            ">" => a > b,
+            ">=" => a >= b,
+            "==" => a == b,
+            _ => a != b,
+        };
+        Some(if holds { 1.0 } else { 0.0 })
+    }
+
+    fn sum(&mut self) -> Option<f64> {
+        let mut value = self.product();
+        while let Some(op) = self
+            .peek()
+            .filter(|t| *t == "+" || *t == "-")
+            .map(str::to_owned)
+        {
+            self.at += 1;
+            let right = self.product();
+            value = match (value, right) {
+                (Some(a), Some(b)) if op == "+" => Some(a + b),
+                (Some(a), Some(b)) => Some(a - b),
+                _ => None,
+            };
+        }
+        value
+    }
+
+    fn product(&mut self) -> Option<f64> {
+        let mut value = self.primary();
+        while let Some(op) = self
+            .peek()
+            .filter(|t| *t == "*" || *t == "/")
+            .map(str::to_owned)
+        {
+            self.at += 1;
+            let right = self.primary();
+            value = match (value, right) {
+                (Some(a), Some(b)) if op == "*" => Some(a * b),
+                (Some(a), Some(b)) => Some(a / b),
+                _ => None,
+            };
+        }
+        value
+    }
+
+    fn primary(&mut self) -> Option<f64> {
+        let token = self.take();
+        if token == "(" {
+            let value = self.comparison();
+            self.expect(")");
+            return value;
+        }
+        if let Ok(n) = token.parse::<f64>() {
+            return Some(n);
+        }
+        if self.peek() != Some("(") {
+            return evaluate(&token, self.queries, self.sessions);
+        }
+        self.at += 1;
+        let mut args = vec![self.comparison()];
+        while self.peek() == Some(",") {
+            self.at += 1;
+            args.push(self.comparison());
+        }
+        self.expect(")");
+        match (token.as_str(), args.as_slice()) {
+            ("IF", [condition, then]) => (*condition).filter(|c| *c != 0.0).and(*then),
+            ("IF", [condition, then, otherwise]) => match *condition {
+                None => None,
+                Some(c) if c != 0.0 => *then,
+                Some(_) => *otherwise,
+            },
+            ("FILL", [series, value]) => (*series).or(*value),
+            (f, _) => panic!("{f} with {} arguments is not evaluated here", args.len()),
+        }
+    }
+}
+
+/// The success rate is completed ÷ (completed + expired) × 100, and nothing on a day without
+/// ended sessions (so the alarm, which treats missing data as not breaching, stays quiet).
+fn assert_is_the_success_rate(queries: &BTreeMap<String, Query>, returned: &str, what: &str) {
+    // The answer (of the returned id) for a day with these sessions; an outcome absent from
+    // the list has no data point that day.
+    let rate = |day: &[(&'static str, f64)]| {
+        let sessions: BTreeMap<&'static str, f64> = day.iter().copied().collect();
+        evaluate(returned, queries, &sessions)
+    };
+    assert_eq!(
+        rate(&[("completed", 19.0), ("expired", 1.0)]),
+        Some(95.0),
+        "{what}"
+    );
+    assert_eq!(
+        rate(&[("completed", 1.0), ("expired", 3.0)]),
+        Some(25.0),
+        "{what}"
+    );
+    // One outcome without data that day counts as none of it.
+    assert_eq!(rate(&[("completed", 5.0)]), Some(100.0), "{what}");
+    assert_eq!(rate(&[("expired", 2.0)]), Some(0.0), "{what}");
+    // Sessions only created (still open, or none at all): no data point.
+    assert_eq!(rate(&[("created", 4.0)]), None, "{what}");
+    assert_eq!(rate(&[]), None, "{what}");
+    assert_eq!(
+        rate(&[("completed", 0.0), ("expired", 0.0)]),
+        None,
+        "{what}"
+    );
+}
+
+#[test]
+fn the_checkout_success_rate_alarm_reads_the_sessions_the_code_counts() {
+    let t = template::load();
+    let p = &t["Resources"]["CheckoutSuccessRateAlarm"]["Properties"];
+    assert_eq!(
+        t["Resources"]["CheckoutSuccessRateAlarm"]["Type"].as_str(),
+        Some("AWS::CloudWatch::Alarm")
+    );
+    let mut queries = BTreeMap::new();
+    let mut returned = Vec::new();
+    for q in p["Metrics"].as_sequence().expect("metric math") {
+        let id = q["Id"].as_str().expect("Id").to_owned();
+        if q["ReturnData"].as_bool() == Some(true) {
+            returned.push(id.clone());
+        }
+        if let Some(expression) = q["Expression"].as_str() {
+            queries.insert(id, Query::Expression(expression.to_owned()));
+            continue;
+        }
+        // Exactly the metric and dimension the code emits, summed over 24 hours.
+        let stat = &q["MetricStat"];
+        let metric = &stat["Metric"];
+        assert_eq!(
+            metric["Namespace"].as_str(),
+            Some(metrics::NAMESPACE),
+            "{id}"
+        );
+        assert_eq!(
+            metric["MetricName"].as_str(),
+            Some(CHECKOUT_SESSIONS),
+            "{id}"
+        );
+        let dims = metric["Dimensions"].as_sequence().expect("Dimensions");
+        assert_eq!(dims.len(), 1, "{id}: {dims:?}");
+        assert_eq!(dims[0]["Name"].as_str(), Some("Outcome"), "{id}");
+        let outcome = dims[0]["Value"].as_str().expect("a literal Outcome");
+        assert!(
+            CHECKOUT_OUTCOMES.contains(&outcome),
+            "{id}: the code never emits Outcome={outcome}"
+        );
+        assert_eq!(stat["Period"].as_u64(), Some(86400), "{id}: 24 hours");
+        assert_eq!(stat["Stat"].as_str(), Some("Sum"), "{id}");
+        queries.insert(id, Query::Sessions(outcome.to_owned()));
+    }
+    let mut read: Vec<&str> = queries
+        .values()
+        .filter_map(|q| match q {
+            Query::Sessions(outcome) => Some(outcome.as_str()),
+            Query::Expression(_) => None,
+        })
+        .collect();
+    read.sort();
+    assert_eq!(read, ["completed", "expired"], "the sessions that ended");
+    assert_eq!(returned.len(), 1, "one returned expression: {returned:?}");
+    assert!(matches!(queries[&returned[0]], Query::Expression(_)));
+    assert_is_the_success_rate(&queries, &returned[0], "CheckoutSuccessRateAlarm");
+
+    // Below the parameter (a percentage, 95 by default), over one day.
+    assert_eq!(
+        tagged(&p["Threshold"], "Ref"),
+        Some("CheckoutSuccessRateThreshold")
+    );
+    let threshold = &t["Parameters"]["CheckoutSuccessRateThreshold"];
+    assert_eq!(threshold["Type"].as_str(), Some("Number"));
+    assert_eq!(threshold["Default"].as_u64(), Some(95));
+    assert_eq!(threshold["MinValue"].as_u64(), Some(0));
+    assert_eq!(threshold["MaxValue"].as_u64(), Some(100));
+    assert_eq!(p["ComparisonOperator"].as_str(), Some("LessThanThreshold"));
+    assert_eq!(p["EvaluationPeriods"].as_u64(), Some(1));
+    assert_eq!(p["TreatMissingData"].as_str(), Some("notBreaching"));
+}
+
+/// The dashboard's body: `!Sub` of a JSON document, with the two values it substitutes.
+fn dashboard(t: &Value) -> Json {
+    let dashboard = &t["Resources"]["BillingDashboard"];
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+    let body = tagged(&dashboard["Properties"]["DashboardBody"], "Sub")
+        .expect("DashboardBody is a !Sub of JSON");
+    let body = body
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${CheckoutSuccessRateThreshold}", "95");
+    assert!(
+        !body.contains("${"),
+        "a substitution not resolved here: {body}"
+    );
+    serde_json::from_str(&body).expect("DashboardBody is JSON")
+}
+
+/// Every (metric, sorted "Name=Value" dimensions) the code's EMF formatters emit for the
+/// metrics the dashboard shows: each webhook outcome, authorizer decision, checkout outcome,
+/// and a reconciliation run's totals.
+fn emitted() -> BTreeSet<(String, Vec<String>)> {
+    use billing::reconcile::{DriftCount, DriftKind, Report};
+    use billing::store::Applied;
+    use billing::webhook::Outcome;
+    let mut lines = Vec::new();
+    let outcomes = [
+        Outcome::Rejected("invalid_signature"),
+        Outcome::Ignored,
+        Outcome::Duplicate,
+        Outcome::Processed(Applied::Written),
+        Outcome::Processed(Applied::Stale),
+        Outcome::Parked("x".into()),
+        Outcome::Failed("x".into()),
+    ];
+    for o in &outcomes {
+        lines.push(metrics::webhook_line("invoice.paid", o.label(), 1.0, 1));
+    }
+    for d in ["allow", "deny", "unauthorized", "error"] {
+        lines.push(metrics::authorizer_line(d, 1));
+    }
+    for o in CHECKOUT_OUTCOMES {
+        lines.push(metrics::checkout_session_line(o, 1));
+    }
+    let mut report = Report::default();
+    report.drift.insert(
+        DriftKind::StaleSubscription,
+        DriftCount {
+            found: 1,
+            repaired: 1,
+        },
+    );
+    lines.extend(billing::reconcile::report::metric_lines(&report, 1));
+    let mut out = BTreeSet::new();
+    for line in lines {
+        let v: Json = serde_json::from_str(&line).unwrap();
+        for d in v["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(d["Namespace"], metrics::NAMESPACE);
+            for set in d["Dimensions"].as_array().unwrap() {
+                let mut dims: Vec<String> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| {
+                        let n = n.as_str().unwrap();
+                        format!("{n}={}", v[n].as_str().unwrap())
+                    })
+                    .collect();
+                dims.sort();
+                for m in d["Metrics"].as_array().unwrap() {
+                    out.insert((m["Name"].as_str().unwrap().to_owned(), dims.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_shows_only_metrics_the_code_emits_and_the_alarms_success_rate() {
+    let t = template::load();
+    let body = dashboard(&t);
+    let emitted = emitted();
+    let mut shown = BTreeSet::new();
+    let mut rate_widgets = 0;
+    for widget in body["widgets"].as_array().expect("widgets") {
+        let p = &widget["properties"];
+        let title = p["title"].as_str().expect("a title");
+        assert_eq!(widget["type"], "metric", "{title}");
+        assert_eq!(p["region"], "us-east-1", "{title}: the stack's region");
+        let mut queries = BTreeMap::new();
+        let mut returned = Vec::new();
+        for row in p["metrics"].as_array().expect("metrics") {
+            let row = row.as_array().expect("a metric row");
+            let options = row.iter().find(|e| e.is_object());
+            let id = options.and_then(|o| o["id"].as_str()).map(str::to_owned);
+            if let Some(expression) = options.and_then(|o| o["expression"].as_str()) {
+                let id = id.expect("an expression has an id");
+                if options.unwrap()["visible"] != false {
+                    returned.push(id.clone());
+                }
+                queries.insert(id, Query::Expression(expression.to_owned()));
+                continue;
+            }
+            // [namespace, metric, dimension name, value, ..., options]
+            let names: Vec<&str> = row.iter().filter_map(Json::as_str).collect();
+            assert!(names.len() >= 2 && names.len() % 2 == 0, "{title}: {row:?}");
+            assert_eq!(names[0], metrics::NAMESPACE, "{title}");
+            let metric = names[1];
+            assert!(
+                metrics::ALL.contains(&metric),
+                "{title}: {metric} is not a metric of billing::metrics::ALL"
+            );
+            let mut dims: Vec<String> = names[2..]
+                .chunks(2)
+                .map(|d| format!("{}={}", d[0], d[1]))
+                .collect();
+            dims.sort();
+            assert!(
+                emitted.contains(&(metric.to_owned(), dims.clone())),
+                "{title}: the code never emits {metric} with {dims:?}"
+            );
+            shown.insert(metric.to_owned());
+            if let Some(id) = id {
+                assert_eq!(metric, CHECKOUT_SESSIONS, "{title}: {id}");
+                let outcome = names[2..]
+                    .chunks(2)
+                    .find(|d| d[0] == "Outcome")
+                    .map(|d| d[1].to_owned())
+                    .expect("an Outcome");
+                queries.insert(id, Query::Sessions(outcome));
+            }
+        }
+        if !returned.is_empty() {
+            // The graph of the success rate is the alarm's math, over the same day.
+            rate_widgets += 1;
+            assert_eq!(returned.len(), 1, "{title}: {returned:?}");
+            assert_eq!(p["period"], 86400, "{title}");
+            assert_is_the_success_rate(&queries, &returned[0], title);
+        }
+    }
+    assert_eq!(rate_widgets, 1, "one graph of the checkout success rate");
+    for metric in [
+        CHECKOUT_SESSIONS,
+        metrics::WEBHOOK_EVENTS,
+        metrics::AUTHORIZER_DECISIONS,
+        metrics::RECONCILE_DRIFT_FOUND,
+        metrics::RECONCILE_DRIFT_REPAIRED,
+    ] {
+        assert!(
+            shown.contains(metric),
+            "the dashboard does not show {metric}"
+        );
+    }
 }
 
 // ---- drift between the route table and template.yaml ------------------------------------------
