@@ -60,7 +60,7 @@ export function CheckoutOffer({
     <>
       <CheckoutButton services={services} interval={interval} label={label} onPlanExists={onPlanExists} />
       {services.length > 0 && (
-        <div className="full offer" data-testid="checkout-offer" data-trial={offer.kind}>
+        <div className="full offer" data-testid="checkout-offer" data-trial={offer.kind} aria-live="polite">
           {shown && (
             <p className="preview-summary" data-testid="checkout-preview">
               {previewSummary(shown)}

@@ -62,9 +62,9 @@ export function SubscriptionStatus({ overview, catalog = [] }: { overview: Subsc
                       </>
                     )
                   )}
-                  {sub.trialEnd !== null && (
+                  {sub.trialEnd !== null && sub.status !== "trialing" && (
                     <>
-                      <dt>Trial ends</dt>
+                      <dt>{sub.trialEnd * 1000 <= Date.now() ? "Trial ended" : "Trial ends"}</dt>
                       <dd>{formatDate(sub.trialEnd)}</dd>
                     </>
                   )}
