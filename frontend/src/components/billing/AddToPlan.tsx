@@ -3,6 +3,7 @@ import type { BillingApiError, BillingInterval, PaidModule, PlanChange, PlanPrev
 import { useApp } from "../../context";
 import { asApiError } from "../../hooks";
 import { confirmLabel, formatAmount, intervalWord, moduleNames, needsNewPreview, planErrorMessage, previewSummary } from "../../plan";
+import { trialCallToAction, trialNote } from "../../trial";
 import { DataTable } from "../DataTable";
 import { CheckoutButton } from "./CheckoutButton";
 
@@ -122,6 +123,8 @@ export function AddToPlan({
   const { preview, confirming, repriced } = state;
   const names = moduleNames(preview.services, catalog);
   const summary = previewSummary(preview);
+  // A checkout that starts a free trial (then nothing is due today).
+  const trialDays = preview.mode === "checkout" ? (preview.trialDays ?? 0) : 0;
   // An invoice waits for payment (declined, 3-D Secure, past due): confirming again would not help.
   const unpaid = confirmError !== null && UNPAID.includes(confirmError.code);
   return (
@@ -146,6 +149,11 @@ export function AddToPlan({
         <p>
           Your organization has no {preview.interval === "year" ? "yearly" : "monthly"} plan yet, so these modules start one through
           Checkout.
+        </p>
+      )}
+      {trialDays > 0 && preview.nextInvoice.date !== null && (
+        <p className="note" data-testid="trial-note">
+          {trialNote(preview.nextInvoice.date, preview.services.length)}
         </p>
       )}
       <p className="preview-summary" data-testid="preview-summary">
@@ -201,7 +209,11 @@ export function AddToPlan({
         </>
       ) : (
         <div className="actions">
-          <CheckoutButton services={preview.services} interval={preview.interval} label="Continue to Checkout" />
+          <CheckoutButton
+            services={preview.services}
+            interval={preview.interval}
+            label={trialDays > 0 ? trialCallToAction(trialDays) : "Continue to Checkout"}
+          />
           <button type="button" onClick={cancel}>
             Cancel
           </button>
