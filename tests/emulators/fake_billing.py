@@ -30,7 +30,28 @@ What it follows (docs.stripe.com):
   * `POST /v1/invoices/create_preview`: what the same update would invoice, not stored; the
     preview of `always_invoice` with a `proration_date` equals what the update with that date
     charges;
-  * events: `customer.subscription.created|updated|deleted|pending_update_applied`,
+  * tax: NOT Stripe Tax, a fixed rate table (see "tax" below: DE 19 %, FR 20 %, GB 20 %, NL 21 %,
+    elsewhere 0 % `not_collecting`; an EU/UK VAT ID of the buyer's country: reverse charge 0 %),
+    on every invoice of a subscription with `automatic_tax[enabled]` (first invoice, prorations,
+    renewals, previews): lines' `taxes`, the invoice's `total_taxes` ({amount, tax_behavior,
+    tax_rate_details{tax_rate}, taxability_reason, taxable_amount, type}), `subtotal`,
+    `subtotal_excluding_tax`, `total_excluding_tax`, `total`, `amount_due`, and the customer's
+    `customer_name|email|address|tax_ids|tax_exempt` copied onto it;
+  * discounts: `discounts[]` ({coupon} | {promotion_code}) on subscriptions (Checkout's promotion
+    code puts one there): percent_off or amount_off on the discountable lines (prorations are not
+    discountable, as invoice items default), before tax; the invoice's `discounts`,
+    `total_discount_amounts` ({amount, discount}) and lines' `discount_amounts`; `once` is used up
+    by the first invoice it reduces, `repeating` ends `duration_in_months` after it starts;
+  * trials (`trial_period_days`, `trial_end`, `trial_settings.end_behavior.missing_payment_method`):
+    status `trialing`, the period [start, trial_end], a paid $0 invoice ("Trial period for ...");
+    `customer.subscription.trial_will_end` 3 days before the end; at the end, with a payment
+    method: `active`, a `subscription_cycle` invoice charged; without one: `cancel` -> canceled
+    (`customer.subscription.deleted`), `pause` -> paused, `create_invoice` -> past_due;
+  * the clock (`advance`, `POST /_test/clock`): `now()` is the wall clock plus the advance;
+    moving it runs what falls due in time order (trial_will_end, trial ends, renewals at the
+    period end with a `subscription_cycle` invoice charged at once, declines -> past_due and
+    `invoice.payment_failed`, cancel_at_period_end endings);
+  * events: `customer.subscription.created|updated|deleted|paused|trial_will_end|pending_update_applied`,
     `invoice.created|finalized|paid|payment_succeeded|payment_failed|payment_action_required`.
 """
 import calendar

@@ -16,8 +16,24 @@ test of its own in tests/tests/fake_stripe.rs):
     (stripe_params.py): an unknown one answers 400 `parameter_unknown` naming it, a wrong type
     or enum value 400 `parameter_invalid_*` (or, for booleans and enums, Stripe's
     `invalid_request_error` with `param` and no code); an endpoint Stripe does not have, 404.
-  * Checkout Sessions can be expired (`POST /v1/checkout/sessions/{id}/expire`, open ones only)
-    and completed (a test control, standing in for the customer paying).
+  * Checkout Sessions can be expired (`POST /v1/checkout/sessions/{id}/expire`, open ones only;
+    also when the test clock passes `expires_at`, 24 h after creation: `checkout.session.expired`
+    is stored and delivered) and completed (a test control, standing in for the customer paying).
+  * Checkout's B2B parameters (stripe_params.py) and Stripe's refusals of combinations:
+    `customer_update` without `customer`; `tax_id_collection[enabled]` for an existing customer
+    without `customer_update[name]=auto`; `automatic_tax[enabled]` for an existing customer with
+    no address unless `customer_update[address|shipping]=auto`; `allow_promotion_codes` with
+    `discounts`; `payment_method_collection` or `subscription_data` outside subscription mode;
+    `subscription_data[trial_period_days]` outside 1..730. The completed session carries
+    `customer_details` (name, business_name, email, address, tax_ids), `amount_subtotal`,
+    `amount_total`, `total_details` (amount_discount, amount_tax), `discounts`
+    ({coupon, promotion_code}), `payment_status` (`no_payment_required` for a trial); the customer
+    gets `name`/`address` where `customer_update` says `auto`, and the tax ID (retrieve it with
+    `expand[]=tax_ids`). Tax, discounts and trials: fake_billing.py.
+  * prices keep `tax_behavior` (`unspecified` by default); once `inclusive` or `exclusive` it
+    cannot change (400, param `tax_behavior`; Stripe's reference: "Once specified as either
+    inclusive or exclusive, it cannot be changed"); products keep `tax_code`;
+    `POST /v1/customers/{id}` updates name, email, address, metadata, tax_exempt.
   * a deleted customer is still retrievable, as `{"id": ..., "deleted": true}`.
   * events (stored with the `/_test/objects` control) are retrievable (`GET /v1/events/{id}`)
     and listed with `delivery_success` (false: `pending_webhooks` > 0), `type` and
@@ -43,7 +59,11 @@ that localstripe made itself (a test subscribing there directly) is still read, 
 there: an id the fake does not hold is forwarded, and lists join localstripe's to the fake's.
 
 Control endpoints (tests only):
-  POST   /_test/objects          JSON object with "id": store or replace it
+  POST   /_test/objects          JSON object with "id": store or replace it (e.g. a promotion code:
+                                 {"id": "promo_1", "object": "promotion_code", "code": "TWENTY",
+                                 "active": true, "coupon": {"id": "c_1", "object": "coupon",
+                                 "percent_off": 20 | "amount_off": 500, "duration": "once" |
+                                 "forever" | "repeating", "duration_in_months": 3}})
   DELETE /_test/objects/<id>     forget one object
   GET    /_test/requests         every API request received so far
   POST   /_test/fail             {"status": 503, "count": 2}: the next N API calls fail
@@ -54,7 +74,26 @@ Control endpoints (tests only):
                                  replica behind or a clock ahead would
   GET    /_test/held             paths whose GET is read and waiting to be released
   POST   /_test/release          {"path": ...}: let a held GET answer (with what it read)
-  POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid
+  POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid (the
+                                 session only names that subscription), or, without
+                                 "subscription", the buyer completes it as on the local page:
+                                 {"business_name": "Acme GmbH", "email": "...", "address":
+                                 {"country": "DE", "line1": "...", "city": "...", "postal_code":
+                                 "..."}, "vat_id": "DE123456789" (or "tax_id": {"type": "eu_vat",
+                                 "value": ...}), "promotion_code": "TWENTY", "payment_method":
+                                 "pm_card_visa"} (all optional; the session's requirements are
+                                 checked; the payment method defaults to pm_card_visa unless
+                                 `payment_method_collection=if_required` and nothing is due):
+                                 the subscription is created (trial, tax, discount), answers the
+                                 completed session
+  POST   /_test/checkout/<id>/expire    the session's expires_at passed: expired, event sent
+  GET    /_test/clock            {"now": ..., "offset": seconds ahead of the wall clock}
+  POST   /_test/clock            {"advance_seconds": N} or {"to": unix time}: moves the fixture's
+                                 clock forward (a test clock for the whole fixture), doing in
+                                 time order what falls due: trial_will_end (3 days before a trial
+                                 ends), trial ends, renewals at the period end, cancel-at-period-
+                                 end endings, Checkout Sessions expiring; answers "now" and
+                                 "happened" [{"at", "what", "id"}]
   GET    /_test/events           every event stored so far, oldest first (to deliver them in a test)
   POST   /_test/invoices/<id>/authenticate  the buyer completed 3-D Secure: the open invoice is paid
                                  (and a pending update it carries applied)
@@ -63,7 +102,8 @@ Control endpoints (tests only):
   POST   /_test/account          {"id": "acct_..."}: the account the key belongs to from now on
                                  (another than acct_1LocalPssFixture: every object answers 404)
   POST   /_test/reset            forget everything (objects, events, prorations pending, payment-
-                                 method behaviours set by tests; registered webhooks stay)
+                                 method behaviours set by tests, the clock's advance; registered
+                                 webhooks stay)
 """
 import argparse
 import copy

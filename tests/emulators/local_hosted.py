@@ -10,7 +10,14 @@ keeps them:
     creates ONE subscription with one item per line item (like real Checkout), with
     `subscription_data[metadata]` on it and the card as its `default_payment_method`, its first
     invoice paid; completes the Checkout Session; sends `customer.subscription.created`, the
-    invoice events and `checkout.session.completed`.
+    invoice events and `checkout.session.completed`. What the session collects is asked for
+    (labelled fields): company name and VAT number (`tax_id_collection`), the billing address
+    (country, line 1, city, postal code: `billing_address_collection=required`, or the country
+    for `automatic_tax`), a promotion code (`allow_promotion_codes`, "Apply code" recomputes the
+    summary); the summary shows the discount, the tax line (fake_billing.py's rate table) and the
+    total; a trial shows "Start N-day free trial", "Nothing to pay today" and the total after
+    it, and asks for no card with `payment_method_collection=if_required`. The name and address
+    are saved to the customer as `customer_update` allows, the VAT number always.
   * the portal: lists the customer's subscriptions; cancels at period end (or undoes it), cancels
     now, changes the default card; the monthly/yearly switch is offered on single-item
     subscriptions only (Stripe's portal cannot update subscriptions with several items).
