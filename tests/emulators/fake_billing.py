@@ -30,7 +30,28 @@ What it follows (docs.stripe.com):
   * `POST /v1/invoices/create_preview`: what the same update would invoice, not stored; the
     preview of `always_invoice` with a `proration_date` equals what the update with that date
     charges;
-  * events: `customer.subscription.created|updated|deleted|pending_update_applied`,
+  * tax: NOT Stripe Tax, a fixed rate table (see "tax" below: DE 19 %, FR 20 %, GB 20 %, NL 21 %,
+    elsewhere 0 % `not_collecting`; an EU/UK VAT ID of the buyer's country: reverse charge 0 %),
+    on every invoice of a subscription with `automatic_tax[enabled]` (first invoice, prorations,
+    renewals, previews): lines' `taxes`, the invoice's `total_taxes` ({amount, tax_behavior,
+    tax_rate_details{tax_rate}, taxability_reason, taxable_amount, type}), `subtotal`,
+    `subtotal_excluding_tax`, `total_excluding_tax`, `total`, `amount_due`, and the customer's
+    `customer_name|email|address|tax_ids|tax_exempt` copied onto it;
+  * discounts: `discounts[]` ({coupon} | {promotion_code}) on subscriptions (Checkout's promotion
+    code puts one there): percent_off or amount_off on the discountable lines (prorations are not
+    discountable, as invoice items default), before tax; the invoice's `discounts`,
+    `total_discount_amounts` ({amount, discount}) and lines' `discount_amounts`; `once` is used up
+    by the first invoice it reduces, `repeating` ends `duration_in_months` after it starts;
+  * trials (`trial_period_days`, `trial_end`, `trial_settings.end_behavior.missing_payment_method`):
+    status `trialing`, the period [start, trial_end], a paid $0 invoice ("Trial period for ...");
+    `customer.subscription.trial_will_end` 3 days before the end; at the end, with a payment
+    method: `active`, a `subscription_cycle` invoice charged; without one: `cancel` -> canceled
+    (`customer.subscription.deleted`), `pause` -> paused, `create_invoice` -> past_due;
+  * the clock (`advance`, `POST /_test/clock`): `now()` is the wall clock plus the advance;
+    moving it runs what falls due in time order (trial_will_end, trial ends, renewals at the
+    period end with a `subscription_cycle` invoice charged at once, declines -> past_due and
+    `invoice.payment_failed`, cancel_at_period_end endings);
+  * events: `customer.subscription.created|updated|deleted|paused|trial_will_end|pending_update_applied`,
     `invoice.created|finalized|paid|payment_succeeded|payment_failed|payment_action_required`.
 """
 import calendar
@@ -59,6 +80,14 @@ PENDING_UPDATE_PARAMS = {"expand", "payment_behavior", "proration_behavior", "pr
                          "billing_cycle_anchor", "items", "trial_end", "trial_from_plan", "add_invoice_items"}
 PENDING_UPDATE_ITEM_PARAMS = {"id", "price", "quantity"}
 PENDING_UPDATE_SECONDS = 23 * 3600
+# customer id -> its tax ids ({"id", "object": "tax_id", "type", "value", ...}), as Checkout's
+# tax ID collection saves them; CUSTOMER_DETAILS: customer id -> {"name", "email", "address"}
+# Checkout saved (read when the customer object itself lacks them, e.g. localstripe refused).
+TAX_IDS: dict = {}
+CUSTOMER_DETAILS: dict = {}
+# subscriptions whose `customer.subscription.trial_will_end` was sent
+TRIAL_WILL_END_SENT: set = set()
+TRIAL_WILL_END_SECONDS = 3 * 86400
 
 
 def bind(objects, emit, customer_lookup=None) -> None:
@@ -66,6 +95,10 @@ def bind(objects, emit, customer_lookup=None) -> None:
 
 
 def reset() -> None:
+    CLOCK["offset"] = 0.0
+    TAX_IDS.clear()
+    CUSTOMER_DETAILS.clear()
+    TRIAL_WILL_END_SENT.clear()
     PM_BEHAVIOUR.clear()
     PM_BEHAVIOUR.update(TEST_PM_BEHAVIOUR)
     PENDING_ITEMS.clear()
@@ -96,8 +129,24 @@ def err(status, message, code=None, param=None, kind="invalid_request_error", **
     return status, {"error": body}
 
 
+# The fixture's clock: `POST /_test/clock` moves it forward (as a Stripe test clock does); every
+# time fake_billing reads or stamps is `now()`.
+CLOCK = {"offset": 0.0}
+
+
 def now() -> int:
-    return int(time.time())
+    return int(time.time() + CLOCK["offset"])
+
+
+def set_now(ts: int) -> None:
+    """Moves the clock to `ts` (never backwards)."""
+    CLOCK["offset"] = max(CLOCK["offset"], ts - time.time())
+
+
+def half_up(num: int, den: int) -> int:
+    """num / den rounded half away from zero (den > 0)."""
+    q = (2 * abs(num) + den) // (2 * den)
+    return q if num >= 0 else -q
 
 
 # ---- periods and money ---------------------------------------------------------------------------
@@ -135,6 +184,269 @@ def day_text(ts: int) -> str:
 def money_text(amount: int, currency: str) -> str:
     symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency, "")
     return f"{symbol}{amount / 100:,.2f}" if symbol else f"{amount / 100:,.2f} {currency.upper()}"
+
+
+# ---- tax: a fixed rate table standing in for Stripe Tax ------------------------------------------
+#
+# NOT Stripe Tax's engine: a small fixed table, enough to check that tax reaches invoices.
+# The account is a US account (acct_1LocalPssFixture, `country: US`) registered to collect VAT in
+# DE, FR, GB and NL and nowhere else; prices are exclusive of tax unless their `tax_behavior`
+# says `inclusive` (the account's default tax behavior is taken to be `exclusive`).
+# Rules, after docs.stripe.com/tax/zero-tax (taxability reasons) and /tax/checkout/tax-ids:
+#   * the buyer's location is the customer's address country (Checkout saves it with
+#     `customer_update[address]=auto`);
+#   * a customer with `tax_exempt: reverse`, or with a VAT ID of its own country (`eu_vat` for an
+#     EU country, `gb_vat` for GB) pays 0 %, `taxability_reason: reverse_charge` (B2B: the buyer
+#     accounts for the VAT; the seller is outside the EU/UK, so every such sale is cross-border);
+#     `tax_exempt: exempt` pays 0 %, `customer_exempt`;
+#   * otherwise the country's standard rate from TAX_RATES, `standard_rated`; a country the account
+#     is not registered in (the US included) 0 %, `not_collecting`;
+#   * tax is computed per invoice line on the line's amount after its discounts, rounded half up
+#     to the cent; exclusive: tax = round(net x rate), added to the total; inclusive:
+#     taxable = round(net / (1 + rate)), tax = net - taxable, inside the total.
+SELLER_COUNTRY = "US"
+TAX_RATES = {"DE": 19, "FR": 20, "GB": 20, "NL": 21}
+EU_COUNTRIES = {"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+                "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"}
+
+
+def vat_id_problem(kind: str, value: str, country: str):
+    """Why this VAT ID cannot be a tax ID of a buyer in `country` (None when it can): `eu_vat`
+    is the country's two-letter prefix (EL for Greece) and 2-12 letters or digits, `gb_vat` GB
+    and 9 or 12 digits, as Stripe's tax ID formats (docs.stripe.com/tax/checkout/tax-ids)."""
+    value = (value or "").replace(" ", "").upper()
+    if kind == "eu_vat":
+        if country not in EU_COUNTRIES:
+            return "An EU VAT number is for a buyer in the EU."
+        prefix = "EL" if country == "GR" else country
+        body = value[2:]
+        if not value.startswith(prefix) or not 2 <= len(body) <= 12 or not body.isalnum():
+            return f"Invalid value for eu_vat: {value or '(empty)'}."
+        return None
+    if kind == "gb_vat":
+        if country != "GB":
+            return "A UK VAT number is for a buyer in the United Kingdom."
+        if not value.startswith("GB") or not value[2:].isdigit() or len(value[2:]) not in (9, 12):
+            return f"Invalid value for gb_vat: {value or '(empty)'}."
+        return None
+    return f"Tax ID type {kind} is not collected here (eu_vat, gb_vat)."
+
+
+def vat_id_type(country: str):
+    return "eu_vat" if country in EU_COUNTRIES else "gb_vat" if country == "GB" else None
+
+
+def customer_tax_ids(customer_id) -> list:
+    held = list(TAX_IDS.get(customer_id) or [])
+    cust = lookup_customer(customer_id) or {}
+    listed = cust.get("tax_ids")
+    listed = listed.get("data") if isinstance(listed, dict) else listed
+    for t in listed or []:
+        if isinstance(t, dict) and t.get("value") not in {h.get("value") for h in held}:
+            held.append(t)
+    return held
+
+
+def customer_details_of(customer_id) -> dict:
+    cust = lookup_customer(customer_id) or {}
+    saved = CUSTOMER_DETAILS.get(customer_id) or {}
+    address = cust.get("address") if (cust.get("address") or {}).get("country") else saved.get("address")
+    return {"name": cust.get("name") or saved.get("name"), "email": cust.get("email") or saved.get("email"),
+            "address": address, "tax_exempt": cust.get("tax_exempt") or "none",
+            "tax_ids": customer_tax_ids(customer_id)}
+
+
+def tax_treatment(customer_id):
+    """(rate percent, taxability_reason, country) for this customer's invoices."""
+    details = customer_details_of(customer_id)
+    country = ((details.get("address") or {}).get("country") or "").upper()
+    return treatment_for(country, details["tax_ids"], details["tax_exempt"])
+
+
+def treatment_for(country: str, tax_ids: list, tax_exempt: str = "none"):
+    country = (country or "").upper()
+    if tax_exempt == "exempt":
+        return 0, "customer_exempt", country
+    if tax_exempt == "reverse":
+        return 0, "reverse_charge", country
+    if country not in TAX_RATES:
+        return 0, "not_collecting", country
+    for t in tax_ids:
+        if t.get("type") in ("eu_vat", "gb_vat") and vat_id_problem(t["type"], t.get("value"), country) is None:
+            return 0, "reverse_charge", country
+    return TAX_RATES[country], "standard_rated", country
+
+
+def tax_rate_id(country: str, percent: int) -> str:
+    """The id of the tax rate Stripe Tax would name (one per country and percentage)."""
+    return f"txr_fake_{(country or 'xx').lower()}_{percent}"
+
+
+def price_tax_behavior(price: dict) -> str:
+    held = price_object(price.get("id")) if price.get("id") else None
+    behaviour = (held or price).get("tax_behavior")
+    return behaviour if behaviour in ("inclusive", "exclusive") else "exclusive"
+
+
+# ---- discounts: promotion codes and their coupons ------------------------------------------------
+
+def find_promotion_code(code: str):
+    """The active promotion code whose `code` (case-insensitive, as Stripe matches them) or id this
+    is, None otherwise."""
+    wanted = (code or "").strip().lower()
+    for obj in STATE["objects"].values():
+        if obj.get("object") == "promotion_code" and wanted in ((obj.get("code") or "").lower(), obj.get("id", "").lower()):
+            if obj.get("active", True) is False:
+                return None
+            if obj.get("expires_at") and obj["expires_at"] <= now():
+                return None
+            return obj
+    return None
+
+
+def coupon_of(ref):
+    """A coupon object from an id, an embedded coupon, or a promotion code (`coupon` in API
+    versions before 2025-09-30, `promotion.coupon` since)."""
+    if isinstance(ref, dict) and ref.get("object") == "promotion_code":
+        ref = ref.get("coupon") or (ref.get("promotion") or {}).get("coupon")
+    if isinstance(ref, dict):
+        return ref
+    held = STATE["objects"].get(ref) if ref else None
+    return held if held and held.get("object") == "coupon" else None
+
+
+def new_discount(coupon: dict, customer, sub_id, promotion=None, session=None) -> dict:
+    t = now()
+    end = None
+    if coupon.get("duration") == "repeating":
+        end = add_interval(t, "month", int(coupon.get("duration_in_months") or 1))
+    disc = {"id": new_id("di"), "object": "discount", "checkout_session": session, "customer": customer,
+            "customer_account": None, "end": end, "invoice": None, "invoice_item": None,
+            "promotion_code": promotion.get("id") if promotion else None,
+            "source": {"coupon": coupon.get("id"), "type": "coupon"}, "start": t,
+            "subscription": sub_id, "subscription_item": None}
+    DISCOUNTS[disc["id"]] = {"discount": disc, "coupon": copy.deepcopy(coupon), "used": False}
+    if promotion is not None:
+        promotion["times_redeemed"] = (promotion.get("times_redeemed") or 0) + 1
+    return disc
+
+
+# discount id -> {"discount": the discount object, "coupon": its coupon, "used": a `once` one applied}
+DISCOUNTS: dict = {}
+
+
+def discounts_from_params(entries, customer, sub_id, param="discounts"):
+    """`discounts[]` entries ({coupon} | {promotion_code} | {discount}) as discount ids."""
+    ids = []
+    for n, entry in enumerate(indexed(entries)):
+        if entry.get("discount") in DISCOUNTS:
+            ids.append(entry["discount"])
+            continue
+        promotion = None
+        if entry.get("promotion_code"):
+            promotion = find_promotion_code(entry["promotion_code"])
+            if promotion is None:
+                return None, err(400, f"No such promotion code: '{entry['promotion_code']}'", "resource_missing",
+                                 f"{param}[{n}][promotion_code]")
+            coupon = coupon_of(promotion)
+        else:
+            coupon = coupon_of(entry.get("coupon"))
+        if coupon is None:
+            return None, err(400, f"No such coupon: '{entry.get('coupon')}'", "resource_missing", f"{param}[{n}][coupon]")
+        ids.append(new_discount(coupon, customer, sub_id, promotion)["id"])
+    return ids, None
+
+
+def live_discounts(sub: dict, at: int) -> list:
+    out = []
+    for did in sub.get("discounts") or []:
+        did = did.get("id") if isinstance(did, dict) else did
+        held = DISCOUNTS.get(did)
+        if held is None or held["used"]:
+            continue
+        end = held["discount"].get("end")
+        if end and end <= at:
+            continue
+        out.append(held)
+    return out
+
+
+def finish_invoice(inv: dict, sub: dict, consume: bool = True) -> dict:
+    """Discounts (before tax), tax (automatic tax on the subscription) and the totals of an
+    invoice whose lines are set. `consume`: a `once` discount that reduced it is used up (not for
+    previews)."""
+    lines = inv["lines"]["data"]
+    for l in lines:
+        l["discount_amounts"], l["discounts"], l["taxes"] = [], [], []
+    discounts = live_discounts(sub, inv.get("period_end") or now())
+    totals = []
+    for held in discounts:
+        coupon, did = held["coupon"], held["discount"]["id"]
+        open_lines = [l for l in lines if l.get("discountable") and
+                      l["amount"] - sum(d["amount"] for d in l["discount_amounts"]) > 0]
+        remaining = {l["id"]: l["amount"] - sum(d["amount"] for d in l["discount_amounts"]) for l in open_lines}
+        if coupon.get("percent_off") is not None:
+            pct = float(coupon["percent_off"])
+            cuts = {lid: min(left, half_up(int(round(left * pct * 100)), 10000)) for lid, left in remaining.items()}
+        else:
+            want = min(int(coupon.get("amount_off") or 0), sum(remaining.values()))
+            base = sum(remaining.values())
+            cuts, given = {}, 0
+            for n, (lid, left) in enumerate(remaining.items()):
+                cut = want - given if n == len(remaining) - 1 else (want * left) // base if base else 0
+                cuts[lid], given = cut, given + cut
+        total = 0
+        for l in open_lines:
+            if cuts.get(l["id"]):
+                l["discount_amounts"].append({"amount": cuts[l["id"]], "discount": did})
+                l["discounts"].append(did)
+                total += cuts[l["id"]]
+        totals.append({"amount": total, "discount": did})
+        if consume and total > 0 and coupon.get("duration") == "once":
+            held["used"] = True
+    enabled = bool((sub.get("automatic_tax") or {}).get("enabled"))
+    customer = inv.get("customer")
+    details = customer_details_of(customer) if customer else {"tax_ids": [], "tax_exempt": "none"}
+    total_taxes = {}
+    inclusive_tax = exclusive_tax = 0
+    if enabled:
+        pct, reason, country = tax_treatment(customer)
+        rate = tax_rate_id(country, pct)
+        for l in lines:
+            net = l["amount"] - sum(d["amount"] for d in l["discount_amounts"])
+            behaviour = price_tax_behavior({"id": ((l.get("pricing") or {}).get("price_details") or {}).get("price")})
+            if behaviour == "inclusive":
+                taxable = half_up(net * 100, 100 + pct)
+                tax = net - taxable
+                inclusive_tax += tax
+            else:
+                taxable, tax = net, half_up(net * pct, 100)
+                exclusive_tax += tax
+            entry = {"amount": tax, "tax_behavior": behaviour, "tax_rate_details": {"tax_rate": rate},
+                     "taxability_reason": reason, "taxable_amount": taxable, "type": "tax_rate_details"}
+            l["taxes"] = [entry]
+            key = (behaviour, reason, rate)
+            agg = total_taxes.setdefault(key, dict(entry, amount=0, taxable_amount=0))
+            agg["amount"] += tax
+            agg["taxable_amount"] += taxable
+    subtotal = sum(l["amount"] for l in lines)
+    discount = sum(t["amount"] for t in totals)
+    total = subtotal - discount + exclusive_tax
+    preview = inv["id"].startswith("upcoming_")
+    inv.update(
+        subtotal=subtotal, subtotal_excluding_tax=subtotal - inclusive_tax,
+        total_excluding_tax=subtotal - discount - inclusive_tax, total=total,
+        amount_due=max(total, 0), amount_remaining=max(total, 0),
+        ending_balance=None if preview else min(total, 0),
+        total_discount_amounts=totals, discounts=[t["discount"] for t in totals],
+        total_taxes=list(total_taxes.values()),
+        automatic_tax={"disabled_reason": None, "enabled": enabled, "liability": {"type": "self"} if enabled else None,
+                       "provider": "stripe" if enabled else None, "status": "complete" if enabled else None},
+        customer_name=details.get("name"), customer_email=details.get("email"),
+        customer_address=details.get("address"), customer_tax_exempt=details.get("tax_exempt") or "none",
+        customer_tax_ids=[{"type": t.get("type"), "value": t.get("value")} for t in details.get("tax_ids") or []],
+    )
+    return inv
 
 
 # ---- prices and items ----------------------------------------------------------------------------
@@ -371,7 +683,7 @@ def invoice_object(sub: dict, lines: list, reason: str, period, preview=False) -
     if preview:
         inv.pop("id")
         inv["id"] = iid
-    return inv
+    return finish_invoice(inv, sub, consume=not preview)
 
 
 def store_invoice(inv: dict) -> dict:
@@ -506,9 +818,15 @@ def create_subscription(params: dict, expands=(), paid_by_checkout=False, pm_ove
     if problem:
         return problem
     interval, count = price_interval(items[0]["price"])
-    end = add_interval(start, interval, count)
+    trial_end, problem = trial_end_of(params, start)
+    if problem:
+        return problem
+    end = trial_end or add_interval(start, interval, count)
     for item in items:
         item["current_period_end"] = end
+    discount_ids, problem = discounts_from_params(params.get("discounts"), customer, sid)
+    if problem:
+        return problem
     sub = fixture("subscription")
     sub.update(
         id=sid, object="subscription", created=start, start_date=start, billing_cycle_anchor=start,
@@ -524,10 +842,21 @@ def create_subscription(params: dict, expands=(), paid_by_checkout=False, pm_ove
         test_clock=None, transfer_data=None, trial_end=None, trial_start=None, managed_payments=None,
         items={"object": "list", "data": items, "has_more": False, "total_count": len(items),
                "url": f"/v1/subscription_items?subscription={sid}"},
-        discounts=[], description=params.get("description"),
+        discounts=discount_ids, description=params.get("description"),
+        automatic_tax={"disabled_reason": None,
+                       "enabled": ((params.get("automatic_tax") or {}).get("enabled")) == "true",
+                       "liability": {"type": "self"} if ((params.get("automatic_tax") or {}).get("enabled")) == "true" else None},
     )
-    sub["trial_settings"] = {"end_behavior": {"missing_payment_method": "create_invoice"}}
-    inv = invoice_object(sub, [full_line(sid, i, start, end) for i in items], "subscription_create", (start, start))
+    if trial_end:
+        sub.update(trial_start=start, trial_end=trial_end, billing_cycle_anchor=trial_end)
+    behaviour_at_end = (((params.get("trial_settings") or {}).get("end_behavior") or {})
+                        .get("missing_payment_method")) or "create_invoice"
+    sub["trial_settings"] = {"end_behavior": {"missing_payment_method": behaviour_at_end}}
+    if trial_end:
+        lines = [trial_line(sid, i, start, end) for i in items]
+    else:
+        lines = [full_line(sid, i, start, end) for i in items]
+    inv = invoice_object(sub, lines, "subscription_create", (start, start))
     behaviour = params.get("payment_behavior") or "allow_incomplete"
     if paid_by_checkout:
         AUTHENTICATED.add(inv["id"])
@@ -549,11 +878,42 @@ def create_subscription(params: dict, expands=(), paid_by_checkout=False, pm_ove
         outcome = charge(inv, sub, pm_override, attempt=behaviour != "default_incomplete")
     finally:
         STATE["emit"] = sink
-    sub["status"] = "active" if outcome is None else "incomplete"
+    sub["status"] = ("trialing" if trial_end else "active") if outcome is None else "incomplete"
     emit("customer.subscription.created", sub)
     for kind, obj, previous in later:
         emit(kind, obj, previous)
+    if trial_end and trial_end - TRIAL_WILL_END_SECONDS <= start:
+        # A trial of 3 days or less: Stripe sends trial_will_end at once.
+        TRIAL_WILL_END_SENT.add(sid)
+        emit("customer.subscription.trial_will_end", sub)
     return 200, expand(sub, expands)
+
+
+def trial_end_of(params: dict, start: int):
+    """The trial's end from `trial_period_days` or `trial_end` (None: no trial), or an error."""
+    days, end = params.get("trial_period_days"), params.get("trial_end")
+    if days not in (None, "") and end not in (None, ""):
+        return None, err(400, "You may only specify one of these parameters: trial_end, trial_period_days.",
+                         None, "trial_end")
+    if days not in (None, ""):
+        days = int(days)
+        if days < 1 or days > 730:
+            return None, err(400, "The number of trial period days must be between 1 and 730.", None,
+                             "trial_period_days")
+        return start + days * 86400, None
+    if end not in (None, "") and end != "now":
+        end = int(end)
+        if end <= start + 1:
+            return None, err(400, "Invalid timestamp: must be an integer Unix timestamp in the future.", None,
+                             "trial_end")
+        return end, None
+    return None, None
+
+
+def trial_line(sub_id, item, start, end):
+    price = item["price"]
+    qty = item.get("quantity") or 1
+    return line(sub_id, item, 0, f"Trial period for {product_name(price)}", start, end, False)
 
 
 def pending_update_refusal(form_params: dict):
@@ -657,6 +1017,16 @@ def update_subscription(sid: str, params: dict, expands=()):
         new["default_payment_method"] = params["default_payment_method"] or None
     if "description" in params:
         new["description"] = params["description"] or None
+    if "automatic_tax" in params:
+        enabled = (params["automatic_tax"] or {}).get("enabled") == "true" if isinstance(params["automatic_tax"], dict) else False
+        new["automatic_tax"] = {"disabled_reason": None, "enabled": enabled,
+                                "liability": {"type": "self"} if enabled else None}
+    if "discounts" in params:
+        ids, problem = discounts_from_params(params["discounts"] if isinstance(params["discounts"], dict) else [],
+                                             new.get("customer"), sid)
+        if problem:
+            return problem
+        new["discounts"] = ids
     for field in ("currency",):
         new[field] = (change["items"][0]["price"].get("currency") if change else new.get(field))
 
@@ -726,6 +1096,124 @@ def cancel_subscription(sid: str, expands=()):
     PENDING_ITEMS.pop(sid, None)
     emit("customer.subscription.deleted", sub)
     return 200, expand(sub, expands)
+
+
+# ---- the clock: what happens as time passes (trials, renewals) -----------------------------------
+
+def due_times(sub: dict) -> list:
+    """(when, order, what) this subscription has coming: trial_will_end 3 days before its trial
+    ends, the trial's end, the period's end (a renewal, or the end of a subscription set to
+    cancel at period end)."""
+    status = sub.get("status")
+    sid = sub["id"]
+    if status == "trialing" and sub.get("trial_end"):
+        due = []
+        if sid not in TRIAL_WILL_END_SENT:
+            due.append((sub["trial_end"] - TRIAL_WILL_END_SECONDS, 0, "trial_will_end"))
+        due.append((sub["trial_end"], 1, "trial_end"))
+        return due
+    if status in ("active", "past_due", "unpaid"):
+        _, end = period_of(sub)
+        if end:
+            return [(end, 2, "period_end")]
+    return []
+
+
+def advance(target: int, timers=None) -> list:
+    """Moves the clock to `target`, doing in time order what falls due on the way (as Stripe's
+    test clocks do): subscriptions' trial_will_end, trial ends and renewals, and the extra
+    `timers()` of the caller ([(when, key, action)], e.g. Checkout Sessions expiring). Returns
+    what happened, [(when, what, id)]."""
+    done = []
+    while True:
+        due = []
+        for obj in list(STATE["objects"].values()):
+            if obj.get("object") == "subscription":
+                due += [(at, order, obj["id"], what) for at, order, what in due_times(obj) if at <= target]
+        extra = {}
+        for at, key, action in (timers() if timers else []):
+            if at <= target:
+                due.append((at, 3, key, "timer"))
+                extra[key] = action
+        if not due:
+            break
+        at, _, oid, what = min(due)
+        set_now(at)
+        if what == "timer":
+            extra[oid]()
+        elif what == "trial_will_end":
+            TRIAL_WILL_END_SENT.add(oid)
+            emit("customer.subscription.trial_will_end", STATE["objects"][oid])
+        elif what == "trial_end":
+            end_trial(oid, at)
+        else:
+            renew(oid, at)
+        done.append((at, what, oid))
+    set_now(target)
+    return done
+
+
+def end_trial(sid: str, at: int) -> None:
+    """The trial is over: with a payment method the first paid period starts and is invoiced;
+    without one, `trial_settings.end_behavior.missing_payment_method` says: `cancel` cancels,
+    `pause` pauses, `create_invoice` invoices (the invoice stays open, the subscription
+    past_due) (docs.stripe.com/billing/subscriptions/trials/free-trials)."""
+    sub = STATE["objects"][sid]
+    behaviour = ((sub.get("trial_settings") or {}).get("end_behavior") or {}).get("missing_payment_method") \
+        or "create_invoice"
+    if not payment_method_for(sub):
+        if behaviour == "cancel":
+            before = copy.deepcopy(sub)
+            sub.update(status="canceled", canceled_at=at, ended_at=at, pending_update=None)
+            sub["cancellation_details"] = {"comment": None, "feedback": None, "reason": None}
+            PENDING_ITEMS.pop(sid, None)
+            emit("customer.subscription.deleted", sub, changed_fields(before, sub))
+            return
+        if behaviour == "pause":
+            before = copy.deepcopy(sub)
+            sub["status"] = "paused"
+            emit("customer.subscription.paused", sub)
+            emit("customer.subscription.updated", sub, changed_fields(before, sub))
+            return
+    renew(sid, at, from_trial=True)
+
+
+def renew(sid: str, at: int, from_trial: bool = False) -> None:
+    """The period ends at `at`: a subscription set to cancel at period end ends; otherwise a new
+    period begins and its invoice (the items at full price, pending prorations, discounts, tax)
+    is finalized and charged at once (Stripe leaves it a draft for about an hour first) to the
+    default payment method; a failed charge leaves the subscription past_due."""
+    objects = STATE["objects"]
+    sub = objects[sid]
+    before = copy.deepcopy(sub)
+    if sub.get("cancel_at_period_end") and not from_trial:
+        sub.update(status="canceled", ended_at=at, canceled_at=sub.get("canceled_at") or at)
+        PENDING_ITEMS.pop(sid, None)
+        emit("customer.subscription.deleted", sub, changed_fields(before, sub))
+        return
+    start, _ = period_of(sub)
+    items = items_of(sub)
+    interval = price_interval(items[0]["price"])
+    anchor = datetime.datetime.fromtimestamp(sub.get("billing_cycle_anchor") or at, datetime.timezone.utc).day
+    end = add_interval(at, *interval, anchor_day=anchor)
+    for item in items:
+        item["current_period_start"], item["current_period_end"] = at, end
+    if from_trial:
+        sub["status"] = "active"
+    lines = PENDING_ITEMS.pop(sid, []) + [full_line(sid, i, at, end) for i in items]
+    inv = invoice_object(sub, lines, "subscription_cycle", (start, at))
+    sub["latest_invoice"] = inv["id"]
+    emit("customer.subscription.updated", sub, changed_fields(before, sub))
+    store_invoice(inv)
+    outcome = charge(inv, sub)
+    if outcome is not None and sub.get("status") != "past_due":
+        again = copy.deepcopy(sub)
+        sub["status"] = "past_due"
+        emit("customer.subscription.updated", sub, changed_fields(again, sub))
+    elif outcome is None and sub.get("status") == "past_due":
+        again = copy.deepcopy(sub)
+        sub["status"] = "active"
+        emit("customer.subscription.updated", sub, changed_fields(again, sub))
 
 
 def pay_invoice(iid: str, params: dict, expands=()):
@@ -818,6 +1306,8 @@ def preview(params: dict, expands=()):
         start, end = change["start"], change["end"]
         items = change["items"]
         shape = dict(sub, items={"data": items})
+        if "automatic_tax" in params:
+            shape["automatic_tax"] = {"enabled": (params.get("automatic_tax") or {}).get("enabled") == "true"}
         if change["interval_change"]:
             inv = invoice_object(shape, change["lines"], "subscription_update", (change["at"], change["at"]), True)
         elif change["proration"] == "always_invoice":
@@ -842,7 +1332,8 @@ def preview(params: dict, expands=()):
         return err(400, "You must specify at least one of `subscription`, `subscription_details[items]`, "
                         "`schedule` or `invoice_items`.", None, "subscription_details[items]")
     start = now()
-    sub = {"id": None, "customer": customer, "metadata": details.get("metadata") or {}}
+    sub = {"id": None, "customer": customer, "metadata": details.get("metadata") or {},
+           "automatic_tax": {"enabled": (params.get("automatic_tax") or {}).get("enabled") == "true"}}
     items = []
     for n, change in enumerate(changes):
         if change.get("id") or change.get("deleted"):

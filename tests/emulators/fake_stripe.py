@@ -16,8 +16,24 @@ test of its own in tests/tests/fake_stripe.rs):
     (stripe_params.py): an unknown one answers 400 `parameter_unknown` naming it, a wrong type
     or enum value 400 `parameter_invalid_*` (or, for booleans and enums, Stripe's
     `invalid_request_error` with `param` and no code); an endpoint Stripe does not have, 404.
-  * Checkout Sessions can be expired (`POST /v1/checkout/sessions/{id}/expire`, open ones only)
-    and completed (a test control, standing in for the customer paying).
+  * Checkout Sessions can be expired (`POST /v1/checkout/sessions/{id}/expire`, open ones only;
+    also when the test clock passes `expires_at`, 24 h after creation: `checkout.session.expired`
+    is stored and delivered) and completed (a test control, standing in for the customer paying).
+  * Checkout's B2B parameters (stripe_params.py) and Stripe's refusals of combinations:
+    `customer_update` without `customer`; `tax_id_collection[enabled]` for an existing customer
+    without `customer_update[name]=auto`; `automatic_tax[enabled]` for an existing customer with
+    no address unless `customer_update[address|shipping]=auto`; `allow_promotion_codes` with
+    `discounts`; `payment_method_collection` or `subscription_data` outside subscription mode;
+    `subscription_data[trial_period_days]` outside 1..730. The completed session carries
+    `customer_details` (name, business_name, email, address, tax_ids), `amount_subtotal`,
+    `amount_total`, `total_details` (amount_discount, amount_tax), `discounts`
+    ({coupon, promotion_code}), `payment_status` (`no_payment_required` for a trial); the customer
+    gets `name`/`address` where `customer_update` says `auto`, and the tax ID (retrieve it with
+    `expand[]=tax_ids`). Tax, discounts and trials: fake_billing.py.
+  * prices keep `tax_behavior` (`unspecified` by default); once `inclusive` or `exclusive` it
+    cannot change (400, param `tax_behavior`; Stripe's reference: "Once specified as either
+    inclusive or exclusive, it cannot be changed"); products keep `tax_code`;
+    `POST /v1/customers/{id}` updates name, email, address, metadata, tax_exempt.
   * a deleted customer is still retrievable, as `{"id": ..., "deleted": true}`.
   * events (stored with the `/_test/objects` control) are retrievable (`GET /v1/events/{id}`)
     and listed with `delivery_success` (false: `pending_webhooks` > 0), `type` and
@@ -43,7 +59,11 @@ that localstripe made itself (a test subscribing there directly) is still read, 
 there: an id the fake does not hold is forwarded, and lists join localstripe's to the fake's.
 
 Control endpoints (tests only):
-  POST   /_test/objects          JSON object with "id": store or replace it
+  POST   /_test/objects          JSON object with "id": store or replace it (e.g. a promotion code:
+                                 {"id": "promo_1", "object": "promotion_code", "code": "TWENTY",
+                                 "active": true, "coupon": {"id": "c_1", "object": "coupon",
+                                 "percent_off": 20 | "amount_off": 500, "duration": "once" |
+                                 "forever" | "repeating", "duration_in_months": 3}})
   DELETE /_test/objects/<id>     forget one object
   GET    /_test/requests         every API request received so far
   POST   /_test/fail             {"status": 503, "count": 2}: the next N API calls fail
@@ -54,7 +74,26 @@ Control endpoints (tests only):
                                  replica behind or a clock ahead would
   GET    /_test/held             paths whose GET is read and waiting to be released
   POST   /_test/release          {"path": ...}: let a held GET answer (with what it read)
-  POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid
+  POST   /_test/checkout/<id>/complete  {"subscription": "sub_..."}: the customer paid (the
+                                 session only names that subscription), or, without
+                                 "subscription", the buyer completes it as on the local page:
+                                 {"business_name": "Acme GmbH", "email": "...", "address":
+                                 {"country": "DE", "line1": "...", "city": "...", "postal_code":
+                                 "..."}, "vat_id": "DE123456789" (or "tax_id": {"type": "eu_vat",
+                                 "value": ...}), "promotion_code": "TWENTY", "payment_method":
+                                 "pm_card_visa"} (all optional; the session's requirements are
+                                 checked; the payment method defaults to pm_card_visa unless
+                                 `payment_method_collection=if_required` and nothing is due):
+                                 the subscription is created (trial, tax, discount), answers the
+                                 completed session
+  POST   /_test/checkout/<id>/expire    the session's expires_at passed: expired, event sent
+  GET    /_test/clock            {"now": ..., "offset": seconds ahead of the wall clock}
+  POST   /_test/clock            {"advance_seconds": N} or {"to": unix time}: moves the fixture's
+                                 clock forward (a test clock for the whole fixture), doing in
+                                 time order what falls due: trial_will_end (3 days before a trial
+                                 ends), trial ends, renewals at the period end, cancel-at-period-
+                                 end endings, Checkout Sessions expiring; answers "now" and
+                                 "happened" [{"at", "what", "id"}]
   GET    /_test/events           every event stored so far, oldest first (to deliver them in a test)
   POST   /_test/invoices/<id>/authenticate  the buyer completed 3-D Secure: the open invoice is paid
                                  (and a pending update it carries applied)
@@ -63,7 +102,8 @@ Control endpoints (tests only):
   POST   /_test/account          {"id": "acct_..."}: the account the key belongs to from now on
                                  (another than acct_1LocalPssFixture: every object answers 404)
   POST   /_test/reset            forget everything (objects, events, prorations pending, payment-
-                                 method behaviours set by tests; registered webhooks stay)
+                                 method behaviours set by tests, the clock's advance; registered
+                                 webhooks stay)
 """
 import argparse
 import copy
@@ -199,12 +239,20 @@ def upstream_customer(customer_id):
 
 def create(path: str, form: dict):
     params = nested(form)
-    now = int(time.time())
+    now = fake_billing.now()
     if path == "/v1/customers":
         obj = fixture("customer")
         obj.update(id=new_id("cus"), created=now, email=params.get("email"), name=params.get("name"),
-                   description=params.get("description"), metadata=params.get("metadata", {}), livemode=False)
+                   description=params.get("description"), metadata=params.get("metadata", {}), livemode=False,
+                   tax_exempt=params.get("tax_exempt") or "none", discount=None, phone=params.get("phone"))
+        if isinstance(params.get("address"), dict):
+            obj["address"] = {k: params["address"].get(k) for k in ("city", "country", "line1", "line2",
+                                                                     "postal_code", "state")}
         obj["invoice_settings"]["default_payment_method"] = None
+        for data in fake_billing.indexed(params.get("tax_id_data")):
+            fake_billing.TAX_IDS.setdefault(obj["id"], []).append({
+                "id": new_id("txi"), "object": "tax_id", "customer": obj["id"], "type": data.get("type"),
+                "value": data.get("value"), "created": now, "livemode": False})
     elif path == "/v1/checkout/sessions":
         for required in ("mode", "success_url"):
             if not params.get(required):
@@ -215,9 +263,30 @@ def create(path: str, form: dict):
         known = OBJECTS.get(customer) if customer else None
         if customer and not UPSTREAM["url"] and (known is None or known.get("deleted")):
             return error(400, f"No such customer: '{customer}'", "resource_missing")
+        refused = checkout_constraints(params, known if known is not None or not UPSTREAM["url"]
+                                       else upstream_customer(customer))
+        if refused is not None:
+            return refused
         obj = fixture("checkout.session")
         sid = new_id("cs_test")
-        obj.update(id=sid, created=now, expires_at=now + 86400, mode=params.get("mode"),
+        tax_on = (params.get("automatic_tax") or {}).get("enabled") == "true"
+        ids = params.get("tax_id_collection") or {}
+        amount = 0
+        for entry in fake_billing.indexed(params.get("line_items")):
+            price = OBJECTS.get(entry.get("price")) or {}
+            amount += int(price.get("unit_amount") or 0) * int(entry.get("quantity") or 1)
+        obj.update(
+            allow_promotion_codes=params.get("allow_promotion_codes") == "true" if "allow_promotion_codes" in params else None,
+            automatic_tax={"enabled": tax_on, "liability": {"type": "self"} if tax_on else None,
+                           "provider": "stripe" if tax_on else None, "status": "requires_location_inputs" if tax_on else None},
+            billing_address_collection=params.get("billing_address_collection"),
+            tax_id_collection={"enabled": ids.get("enabled") == "true", "required": ids.get("required") or "never"},
+            payment_method_collection=params.get("payment_method_collection") or ("always" if params.get("mode") == "subscription" else None),
+            customer_details=None, discounts=[], invoice=None, payment_intent=None, currency=None,
+            amount_subtotal=amount, amount_total=amount,
+            total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+            collected_information=None, customer_email=params.get("customer_email"))
+        obj.update(id=sid, created=now, expires_at=int(params.get("expires_at") or now + 86400), mode=params.get("mode"),
                    customer=customer, client_reference_id=params.get("client_reference_id"),
                    metadata=params.get("metadata", {}), success_url=params.get("success_url"),
                    cancel_url=params.get("cancel_url"), status="open", payment_status="unpaid",
@@ -237,7 +306,7 @@ def create(path: str, form: dict):
         obj = fixture("product")
         obj.update(id=params.get("id") or new_id("prod"), created=now, name=params.get("name"),
                    description=params.get("description"), metadata=params.get("metadata", {}),
-                   active=True, livemode=False)
+                   active=True, livemode=False, tax_code=params.get("tax_code") or None)
     elif path == "/v1/prices":
         for required in ("currency", "product"):
             if not params.get(required):
@@ -255,6 +324,7 @@ def create(path: str, form: dict):
                    unit_amount=int(params.get("unit_amount", 0)), unit_amount_decimal=params.get("unit_amount"),
                    lookup_key=key, product=params.get("product"), metadata=params.get("metadata", {}),
                    active=True, livemode=False, type="recurring",
+                   tax_behavior=params.get("tax_behavior") or "unspecified",
                    recurring={"interval": recurring.get("interval"), "interval_count": 1, "meter": None,
                               "trial_period_days": None, "usage_type": "licensed"})
     else:
@@ -270,11 +340,63 @@ def expire_session(sid: str):
     if obj.get("status") != "open":
         return error(400, 'Only Checkout Sessions with a status in ["open"] can be expired.', None)
     obj.update(status="expired", url=None)
+    emit("checkout.session.expired", obj)
     return 200, obj
+
+
+def session_timers():
+    """Open Checkout Sessions expire at `expires_at` as the clock passes it."""
+    return [(o["expires_at"], o["id"], (lambda sid=o["id"]: expire_session(sid)))
+            for o in list(OBJECTS.values())
+            if o.get("object") == "checkout.session" and o.get("status") == "open" and o.get("expires_at")]
+
+
+def checkout_constraints(params: dict, customer):
+    """Stripe's refusals of Checkout parameter combinations (docs.stripe.com/api/checkout/sessions/create)."""
+    update = params.get("customer_update") or {}
+    if "customer_update" in params and not params.get("customer"):
+        return param_error("customer_update", "`customer_update` can only be used with `customer`.")
+    if "allow_promotion_codes" in params and "discounts" in params:
+        return param_error("allow_promotion_codes",
+                           "You may only specify one of these parameters: allow_promotion_codes, discounts.")
+    if "payment_method_collection" in params and params.get("mode") != "subscription":
+        return param_error("payment_method_collection",
+                           "`payment_method_collection` can only be used in `subscription` mode.")
+    data = params.get("subscription_data") or {}
+    if data and params.get("mode") != "subscription":
+        return param_error("subscription_data", "`subscription_data` can only be used in `subscription` mode.")
+    if data.get("trial_period_days") not in (None, ""):
+        days = int(data["trial_period_days"])
+        if not 1 <= days <= 730:
+            return param_error("subscription_data[trial_period_days]",
+                               "The number of trial period days must be between 1 and 730.")
+        if data.get("trial_end") not in (None, ""):
+            return param_error("subscription_data[trial_end]", "You may only specify one of these parameters: "
+                               "subscription_data[trial_end], subscription_data[trial_period_days].")
+    if (params.get("tax_id_collection") or {}).get("enabled") == "true" and params.get("customer") \
+            and update.get("name") != "auto":
+        return param_error("tax_id_collection[enabled]",
+                           "Tax ID collection requires updating business name on the customer. To enable tax ID "
+                           "collection for an existing customer, please set `customer_update[name]` to `auto`.")
+    if (params.get("automatic_tax") or {}).get("enabled") == "true" and params.get("customer") \
+            and "auto" not in (update.get("address"), update.get("shipping")) \
+            and not (((customer or {}).get("address") or {}).get("country")):
+        return param_error("automatic_tax[enabled]",
+                           "Automatic tax calculation in Checkout requires a valid address on the Customer. Add "
+                           "a valid address to the Customer or set either `customer_update[address]` to 'auto' or "
+                           "`customer_update[shipping]` to 'auto' to save the address entered in Checkout to the "
+                           "Customer.")
+    return None
+
+
+def param_error(param: str, message: str):
+    return 400, {"error": {"type": "invalid_request_error", "message": message, "param": param}}
 
 
 def update(path: str, form: dict):
     params = nested(form)
+    if path.startswith("/v1/customers/") and path.count("/") == 3:
+        return update_customer(path, params)
     if path.startswith("/v1/checkout/sessions/") and path.endswith("/expire"):
         return expire_session(path[len("/v1/checkout/sessions/"):-len("/expire")])
     for collection in ("prices", "products"):
@@ -285,6 +407,15 @@ def update(path: str, form: dict):
                 return error(404, "No such object")
             if "active" in params:
                 obj["active"] = params["active"] == "true"
+            if collection == "prices" and params.get("tax_behavior"):
+                held = obj.get("tax_behavior") or "unspecified"
+                if held in ("inclusive", "exclusive") and params["tax_behavior"] != held:
+                    return param_error("tax_behavior", "The tax_behavior of a price cannot be changed once it is "
+                                       f"set to inclusive or exclusive (this price is {held}). Create a new price "
+                                       "instead.")
+                obj["tax_behavior"] = params["tax_behavior"]
+            if collection == "products" and "tax_code" in params:
+                obj["tax_code"] = params["tax_code"] or None
             for field in ("name", "description", "lookup_key"):
                 if field in params:
                     obj[field] = params[field] or None
@@ -292,6 +423,28 @@ def update(path: str, form: dict):
                 obj.setdefault("metadata", {}).update(params["metadata"])
             return 200, obj
     return None
+
+
+def update_customer(path: str, params: dict):
+    cid = path[len("/v1/customers/"):]
+    obj = OBJECTS.get(cid)
+    if obj is None or obj.get("object") != "customer" or obj.get("deleted"):
+        return error(404, f"No such customer: '{cid}'")
+    before = copy.deepcopy(obj)
+    for field in ("name", "email", "description", "phone", "tax_exempt"):
+        if field in params:
+            obj[field] = params[field] or None
+    if "address" in params:
+        obj["address"] = ({k: params["address"].get(k) for k in ("city", "country", "line1", "line2", "postal_code",
+                                                                 "state")} if isinstance(params["address"], dict) else None)
+    if "metadata" in params and isinstance(params["metadata"], dict):
+        obj.setdefault("metadata", {}).update(params["metadata"])
+        obj["metadata"] = {k: v for k, v in obj["metadata"].items() if v != ""}
+    pm = (params.get("invoice_settings") or {}).get("default_payment_method") if isinstance(params.get("invoice_settings"), dict) else None
+    if pm is not None:
+        obj["invoice_settings"]["default_payment_method"] = pm or None
+    emit("customer.updated", obj, fake_billing.changed_fields(before, obj))
+    return 200, obj
 
 
 def delete(path: str):
@@ -460,6 +613,12 @@ class Handler(BaseHTTPRequestHandler):
                 pairs = parse_qsl(url.query, keep_blank_values=True)
                 result = (fake_billing.route("GET", url.path, nested(query), query, pairs)
                           or get_one(url.path) or self.merged_list(url.path, query))
+                if (result and result[0] == 200 and (result[1] or {}).get("object") == "customer"
+                        and "tax_ids" in fake_billing.expands_of(pairs)):
+                    ids = fake_billing.TAX_IDS.get(result[1]["id"], [])
+                    result = (200, dict(result[1], tax_ids={"object": "list", "data": copy.deepcopy(ids),
+                                                            "has_more": False,
+                                                            "url": f"/v1/customers/{result[1]['id']}/tax_ids"}))
                 hold = HOLDS.get(url.path)
                 if hold is not None and hold["armed"]:
                     hold.update(armed=False, held=True)
@@ -594,9 +753,39 @@ class Handler(BaseHTTPRequestHandler):
                 if session is None or session.get("status") != "open":
                     return self.reply(400, {"error": "session is not open"})
                 spec = json.loads(raw or b"{}")
-                session.update(status="complete", payment_status="paid", url=None,
-                               subscription=spec.get("subscription"))
-                return self.reply(200, session)
+                if "subscription" in spec:
+                    session.update(status="complete", payment_status="paid", url=None,
+                                   subscription=spec.get("subscription"))
+                    return self.reply(200, session)
+                # The buyer completes the session as on the Checkout page (without it).
+                details, problem = local_hosted.read_details(session, spec)
+                if problem:
+                    return self.reply(400, {"error": {"type": "invalid_request_error", "message": problem}})
+                due = local_hosted.checkout_quote(sid, details)["today"]["total"]
+                pm = spec.get("payment_method")
+                if pm is None and (due > 0 or session.get("payment_method_collection") != "if_required"):
+                    pm = "pm_card_visa"
+                if pm:
+                    customer = OBJECTS.get(session.get("customer"))
+                    if customer is not None and customer.get("object") == "customer":
+                        customer["invoice_settings"]["default_payment_method"] = pm
+                return self.reply(*local_hosted.complete_checkout(sid, details, pm or None))
+            if method == "POST" and path.startswith("/_test/checkout/") and path.endswith("/expire"):
+                # The session's `expires_at` passed (without moving the clock).
+                sid = path[len("/_test/checkout/"):-len("/expire")]
+                return self.reply(*expire_session(sid))
+            if method == "GET" and path == "/_test/clock":
+                return self.reply(200, {"now": fake_billing.now(), "offset": int(fake_billing.CLOCK["offset"])})
+            if method == "POST" and path == "/_test/clock":
+                spec = json.loads(raw or b"{}")
+                start = fake_billing.now()
+                target = int(spec["to"]) if "to" in spec else start + int(spec.get("advance_seconds", 0))
+                if target < start:
+                    return self.reply(400, {"error": {"type": "invalid_request_error",
+                                                      "message": "The clock only moves forward."}})
+                done = fake_billing.advance(target, session_timers)
+                return self.reply(200, {"now": fake_billing.now(), "offset": int(fake_billing.CLOCK["offset"]),
+                                        "happened": [{"at": at, "what": what, "id": oid} for at, what, oid in done]})
             if method == "GET" and path == "/_test/events":
                 events = [o for o in OBJECTS.values() if o.get("object") == "event"]
                 return self.reply(200, sorted(events, key=lambda e: e["id"]))

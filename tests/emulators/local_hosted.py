@@ -10,7 +10,14 @@ keeps them:
     creates ONE subscription with one item per line item (like real Checkout), with
     `subscription_data[metadata]` on it and the card as its `default_payment_method`, its first
     invoice paid; completes the Checkout Session; sends `customer.subscription.created`, the
-    invoice events and `checkout.session.completed`.
+    invoice events and `checkout.session.completed`. What the session collects is asked for
+    (labelled fields): company name and VAT number (`tax_id_collection`), the billing address
+    (country, line 1, city, postal code: `billing_address_collection=required`, or the country
+    for `automatic_tax`), a promotion code (`allow_promotion_codes`, "Apply code" recomputes the
+    summary); the summary shows the discount, the tax line (fake_billing.py's rate table) and the
+    total; a trial shows "Start N-day free trial", "Nothing to pay today" and the total after
+    it, and asks for no card with `payment_method_collection=if_required`. The name and address
+    are saved to the customer as `customer_update` allows, the VAT number always.
   * the portal: lists the customer's subscriptions; cancels at period end (or undoes it), cancels
     now, changes the default card; the monthly/yearly switch is offered on single-item
     subscriptions only (Stripe's portal cannot update subscriptions with several items).
@@ -71,15 +78,223 @@ def enabled() -> bool:
 
 
 def on_checkout_session(obj: dict, params: dict) -> None:
-    """Called when a Checkout Session is created: remember its line items, point its URL here."""
-    if not enabled():
-        return
+    """Called when a Checkout Session is created: remember what it was created with (its line
+    items, what it collects, its trial), point its URL here (with an upstream)."""
     lines = params.get("line_items", {})
+    data = params.get("subscription_data") or {}
     CHECKOUTS[obj["id"]] = {
         "lines": [lines[k] for k in sorted(lines, key=int)],
-        "subscription_metadata": params.get("subscription_data", {}).get("metadata", {}),
+        "subscription_metadata": data.get("metadata", {}),
+        "trial_period_days": int(data["trial_period_days"]) if data.get("trial_period_days") else None,
+        "trial_end": int(data["trial_end"]) if data.get("trial_end") else None,
+        "missing_payment_method": ((data.get("trial_settings") or {}).get("end_behavior") or {}).get(
+            "missing_payment_method"),
+        "customer_update": params.get("customer_update") or {},
     }
-    obj["url"] = f"{STATE['base']}/c/pay/{obj['id']}"
+    if enabled():
+        obj["url"] = f"{STATE['base']}/c/pay/{obj['id']}"
+
+
+# ---- completing a Checkout Session (the page, and the test control) ---------------------------
+
+def session_flags(session: dict) -> dict:
+    return {"tax": bool((session.get("automatic_tax") or {}).get("enabled")),
+            "tax_ids": bool((session.get("tax_id_collection") or {}).get("enabled")),
+            "tax_id_required": (session.get("tax_id_collection") or {}).get("required") == "if_supported",
+            "address": session.get("billing_address_collection") == "required",
+            "promotion_codes": bool(session.get("allow_promotion_codes")),
+            "if_required": session.get("payment_method_collection") == "if_required"}
+
+
+def read_details(session: dict, given: dict):
+    """The buyer's details from a form or a test control's JSON, checked against what the session
+    collects: (details, problem). `given`: business_name|name, email, address{country, line1,
+    city, postal_code, ...} or the same keys flat, tax_id{type, value} or vat_id, promotion_code."""
+    flags = session_flags(session)
+    address = dict(given.get("address") or {})
+    for key in ("country", "line1", "line2", "city", "postal_code", "state"):
+        if given.get(key):
+            address[key] = given[key]
+    address = {k: (str(v).strip().upper() if k == "country" else str(v).strip()) for k, v in address.items() if v}
+    if address:
+        address = {k: address.get(k) for k in ("city", "country", "line1", "line2", "postal_code", "state")}
+    business = (given.get("business_name") or given.get("company") or "").strip() or None
+    tax_id = given.get("tax_id")
+    if not tax_id and (given.get("vat_id") or "").strip():
+        tax_id = {"type": fake_billing.vat_id_type(address.get("country") if address else ""),
+                  "value": given["vat_id"]}
+    if tax_id:
+        tax_id = {"type": tax_id.get("type"), "value": (tax_id.get("value") or "").replace(" ", "").upper()}
+    country = (address or {}).get("country")
+    if flags["address"] and not all((address or {}).get(k) for k in ("country", "line1", "city", "postal_code")):
+        return None, "Enter your billing address: country, address line 1, city and postal code."
+    if flags["tax"] and not country:
+        customer = fake_billing.customer_details_of(session.get("customer")) if session.get("customer") else {}
+        if not ((customer.get("address") or {}).get("country")):
+            return None, "Enter your billing country: tax is computed from it."
+    if tax_id:
+        if not flags["tax_ids"]:
+            return None, "This checkout does not collect tax IDs."
+        if not tax_id.get("type"):
+            return None, "A VAT number is collected for buyers in the EU and the United Kingdom only."
+        problem = fake_billing.vat_id_problem(tax_id["type"], tax_id["value"], country or "")
+        if problem:
+            return None, problem
+        if not business:
+            return None, "Enter the company name that goes with the VAT number."
+    elif flags["tax_id_required"] and fake_billing.vat_id_type(country or ""):
+        return None, "Enter your VAT number."
+    code = (given.get("promotion_code") or "").strip()
+    promotion = None
+    if code:
+        if not flags["promotion_codes"]:
+            return None, "This checkout does not accept promotion codes."
+        promotion = fake_billing.find_promotion_code(code)
+        if promotion is None or fake_billing.coupon_of(promotion) is None:
+            return None, "This code is invalid."
+    return {"business_name": business, "name": business or (given.get("name") or "").strip() or None,
+            "email": given.get("email"), "address": address or None, "tax_id": tax_id,
+            "promotion": promotion}, None
+
+
+def checkout_quote(sid: str, details: dict) -> dict:
+    """What the first invoice of this session comes to with these details (shown on the page):
+    subtotal, discount, tax, total due today, and the renewal total after a trial."""
+    session = STATE["objects"][sid]
+    info = CHECKOUTS[sid]
+    rows = checkout_lines(sid)
+    currency = rows[0]["price"].get("currency", "usd") if rows else "usd"
+    full = sum((r["price"].get("unit_amount") or 0) * r["quantity"] for r in rows)
+    coupon = fake_billing.coupon_of(details["promotion"]) if details.get("promotion") else None
+
+    def priced(subtotal):
+        discount = 0
+        if coupon and subtotal > 0:
+            if coupon.get("percent_off") is not None:
+                discount = fake_billing.half_up(int(round(subtotal * float(coupon["percent_off"]) * 100)), 10000)
+            else:
+                discount = min(int(coupon.get("amount_off") or 0), subtotal)
+        tax, reason = 0, None
+        if session_flags(session)["tax"]:
+            customer = fake_billing.customer_details_of(session.get("customer")) if session.get("customer") else {}
+            country = ((details.get("address") or {}).get("country")
+                       or ((customer.get("address") or {}).get("country")) or "")
+            ids = ([details["tax_id"]] if details.get("tax_id") else []) + list(customer.get("tax_ids") or [])
+            pct, reason, _ = fake_billing.treatment_for(country, ids, customer.get("tax_exempt") or "none")
+            tax = fake_billing.half_up((subtotal - discount) * pct, 100)
+        return {"subtotal": subtotal, "discount": discount, "tax": tax, "reason": reason,
+                "total": subtotal - discount + tax}
+
+    trial = info.get("trial_period_days")
+    now = fake_billing.now()
+    trial_end = now + trial * 86400 if trial else info.get("trial_end")
+    today = priced(0 if trial_end else full)
+    later = priced(full) if trial_end else None
+    return {"currency": currency, "today": today, "later": later, "trial_days": trial,
+            "trial_end": trial_end, "rows": rows}
+
+
+def complete_checkout(sid: str, details: dict, pm_id=None):
+    """Completes an open session as Stripe does when the buyer pays (call with the lock held):
+    saves the buyer's details to the customer (name and address as `customer_update` allows,
+    the tax ID always), creates the subscription (trial, automatic tax, the promotion code's
+    discount), completes the session with `customer_details`, totals and discounts, and sends
+    `checkout.session.completed`. Returns (status, session | error)."""
+    objects = STATE["objects"]
+    session = objects.get(sid)
+    info = CHECKOUTS.get(sid)
+    if session is None or info is None or session.get("status") != "open":
+        return fake_billing.err(400, "This Checkout Session is not open.")
+    customer = session.get("customer")
+    if not customer:
+        return fake_billing.err(400, "This fixture completes sessions of an existing customer only.")
+    save_customer(customer, info.get("customer_update") or {}, details)
+    params = {"customer": customer,
+              "items": {str(n): {"price": row["price"]["id"], "quantity": str(row["quantity"])}
+                        for n, row in enumerate(checkout_lines(sid))},
+              "metadata": dict(info["subscription_metadata"])}
+    if info.get("trial_period_days"):
+        params["trial_period_days"] = str(info["trial_period_days"])
+    elif info.get("trial_end"):
+        params["trial_end"] = str(info["trial_end"])
+    if info.get("missing_payment_method"):
+        params["trial_settings"] = {"end_behavior": {"missing_payment_method": info["missing_payment_method"]}}
+    if session_flags(session)["tax"]:
+        params["automatic_tax"] = {"enabled": "true"}
+    if details.get("promotion"):
+        params["discounts"] = {"0": {"promotion_code": details["promotion"]["id"]}}
+    status, sub = fake_billing.create_subscription(params, paid_by_checkout=True, pm_override=pm_id)
+    if status != 200:
+        return status, sub
+    inv = objects.get(sub.get("latest_invoice")) or {}
+    customer_view = fake_billing.customer_details_of(customer)
+    tax_total = sum(t.get("amount") or 0 for t in inv.get("total_taxes") or [])
+    discount_total = sum(d.get("amount") or 0 for d in inv.get("total_discount_amounts") or [])
+    session.update(
+        status="complete", url=None, subscription=sub["id"], invoice=sub.get("latest_invoice"),
+        payment_status="paid" if (inv.get("amount_due") or 0) > 0 else "no_payment_required",
+        amount_subtotal=inv.get("subtotal"), amount_total=inv.get("total"),
+        total_details={"amount_discount": discount_total, "amount_shipping": 0, "amount_tax": tax_total},
+        discounts=[{"coupon": (fake_billing.coupon_of(details["promotion"]) or {}).get("id"),
+                    "promotion_code": details["promotion"]["id"]}] if details.get("promotion") else [],
+        collected_information={"business_name": details.get("business_name"), "individual_name": None,
+                               "shipping_details": None},
+        customer_details={
+            "address": details.get("address") or customer_view.get("address"),
+            "business_name": details.get("business_name"), "individual_name": None,
+            "email": details.get("email") or customer_view.get("email"),
+            "name": details.get("name") or customer_view.get("name"), "phone": None,
+            "tax_exempt": customer_view.get("tax_exempt") or "none",
+            "tax_ids": [details["tax_id"]] if details.get("tax_id") else []},
+    )
+    STATE["emit"]("checkout.session.completed", json.loads(json.dumps(session)), None)
+    return 200, session
+
+
+def save_customer(customer: str, allowed: dict, details: dict) -> None:
+    """What Checkout saves to an existing customer: `name` and `address` where `customer_update`
+    says `auto` (docs.stripe.com/api/checkout/sessions/create#customer_update), the tax ID
+    collected (docs.stripe.com/tax/checkout/tax-ids). Sends customer.updated and
+    customer.tax_id.created."""
+    update = {}
+    if allowed.get("name") == "auto" and details.get("name"):
+        update["name"] = details["name"]
+    if allowed.get("address") == "auto" and details.get("address"):
+        update["address"] = details["address"]
+    saved = fake_billing.CUSTOMER_DETAILS.setdefault(customer, {})
+    saved.update(update)
+    if details.get("email") and not saved.get("email"):
+        saved["email"] = details["email"]
+    tax_id = None
+    if details.get("tax_id"):
+        tax_id = {"id": fake_billing.new_id("txi"), "object": "tax_id", "country": details["address"]["country"]
+                  if details.get("address") else None, "created": fake_billing.now(), "customer": customer,
+                  "livemode": False, "owner": {"type": "customer", "customer": customer},
+                  "type": details["tax_id"]["type"], "value": details["tax_id"]["value"],
+                  "verification": {"status": "pending", "verified_address": None, "verified_name": None}}
+        fake_billing.TAX_IDS.setdefault(customer, []).append(tax_id)
+    held = STATE["objects"].get(customer)
+    if held is not None and held.get("object") == "customer":
+        held.update(update)
+        obj = held
+    else:
+        obj = None
+        if update and enabled():
+            form = {}
+            if "name" in update:
+                form["name"] = update["name"]
+            for k, v in (update.get("address") or {}).items():
+                if v:
+                    form[f"address[{k}]"] = v
+            try:
+                obj = upstream("POST", f"/v1/customers/{quote(customer)}", form)
+            except RuntimeError:
+                obj = None
+    if update:
+        STATE["emit"]("customer.updated", obj or dict(id=customer, object="customer", **update),
+                      {k: None for k in update})
+    if tax_id:
+        STATE["emit"]("customer.tax_id.created", tax_id, None)
 
 
 def on_portal_session(obj: dict) -> None:
@@ -139,7 +354,7 @@ body{font-family:system-ui,sans-serif;margin:0;background:#f6f9fc;color:#1a1f36}
 main{max-width:34rem;margin:0 auto;padding:1rem}
 .box{background:#fff;border:1px solid #e3e8ee;border-radius:.5rem;padding:1rem;margin:1rem 0}
 label{display:block;margin:.6rem 0 .2rem;font-weight:600}
-input{font:inherit;width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #c1c9d2;border-radius:.3rem}
+input,select{font:inherit;width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #c1c9d2;border-radius:.3rem}
 button{font:inherit;background:#635bff;color:#fff;border:0;border-radius:.3rem;padding:.6rem 1rem;margin-top:.8rem;cursor:pointer;min-height:2.5rem}
 button.secondary{background:#fff;color:#635bff;border:1px solid #635bff}
 :focus-visible{outline:3px solid #f4b400;outline-offset:2px}
@@ -202,28 +417,91 @@ def checkout_lines(sid: str):
     return rows
 
 
-def checkout_page(sid: str, error: str = "") -> tuple:
+COUNTRIES = [("US", "United States"), ("DE", "Germany"), ("FR", "France"), ("GB", "United Kingdom"),
+             ("NL", "Netherlands"), ("AT", "Austria"), ("BE", "Belgium"), ("ES", "Spain"), ("IE", "Ireland"),
+             ("IT", "Italy"), ("PL", "Poland"), ("SE", "Sweden"), ("CA", "Canada"), ("CH", "Switzerland")]
+
+
+def field(name: str, label: str, value: str = "", required: bool = False, autocomplete: str = "", hint: str = "") -> str:
+    described = f" aria-describedby={name}-hint" if hint else ""
+    note = f"<p class=note id={name}-hint>{html.escape(hint)}</p>" if hint else ""
+    return (f"<label for={name}>{html.escape(label)}{'' if required else ' (optional)'}</label>"
+            f"<input id={name} name={name} value='{html.escape(value or '', quote=True)}'"
+            f"{' required' if required else ''}{f' autocomplete={autocomplete}' if autocomplete else ''}{described}>{note}")
+
+
+def checkout_page(sid: str, error: str = "", form=None) -> tuple:
     session = STATE["objects"].get(sid)
     if session is None or sid not in CHECKOUTS:
         return 404, page("Not found", "<h1>This checkout link is not valid.</h1>")
     if session.get("status") != "open":
         return 410, page("Checkout", "<h1>This checkout is no longer available.</h1>"
                          f"<p>Its status is {html.escape(str(session.get('status')))}.</p>")
-    rows = checkout_lines(sid)
-    total = sum((r["price"].get("unit_amount") or 0) * r["quantity"] for r in rows)
-    currency = rows[0]["price"].get("currency", "usd") if rows else "usd"
+    form = form or {}
+    flags = session_flags(session)
+    details, _ = read_details(session, form)
+    if details is None:
+        details, _ = read_details(session, {})
+        details = details or {"promotion": None}
+        if form.get("promotion_code") and flags["promotion_codes"]:
+            details["promotion"] = fake_billing.find_promotion_code(form["promotion_code"])
+    q = checkout_quote(sid, details)
+    currency, today, later = q["currency"], q["today"], q["later"]
     items = "".join(
         f"<tr><td>{html.escape(r['name'])} <span class=note>billed "
         f"{html.escape(str((r['price'].get('recurring') or {}).get('interval', '')))}ly</span></td>"
         f"<td class=amount>{money((r['price'].get('unit_amount') or 0) * r['quantity'], currency)}</td></tr>"
-        for r in rows)
+        for r in q["rows"])
+    summary_of = later or today
+    rows = items
+    if summary_of["discount"]:
+        rows += (f"<tr><td>Discount ({html.escape(details['promotion'].get('code') or '')})</td>"
+                 f"<td class=amount>−{money(summary_of['discount'], currency)}</td></tr>")
+    if flags["tax"]:
+        label = {"reverse_charge": "Tax (reverse charge, 0 %)", "not_collecting": "Tax"}.get(summary_of["reason"], "Tax")
+        rows += f"<tr><td>{label}</td><td class=amount>{money(summary_of['tax'], currency)}</td></tr>"
+    if later:
+        ends = time.strftime("%b %d, %Y", time.gmtime(q["trial_end"]))
+        heading = f"Start {q['trial_days']}-day free trial" if q["trial_days"] else "Start free trial"
+        rows += (f"<tr><td>Total after the trial, from {ends}</td><td class=amount>{money(later['total'], currency)}</td></tr>"
+                 f"<tr><td><strong>Total due today</strong></td><td class=amount><strong>{money(0, currency)}</strong></td></tr>")
+        due_note = "<p class=note>Nothing to pay today.</p>"
+        button = heading
+    else:
+        heading = "Subscribe"
+        rows += (f"<tr><td><strong>Total due today</strong></td>"
+                 f"<td class=amount><strong>{money(today['total'], currency)}</strong></td></tr>")
+        due_note = ""
+        button = "Subscribe"
+    need_card = today["total"] > 0 or not flags["if_required"]
     alert = f"<p class=error role=alert>{html.escape(error)}</p>" if error else ""
-    body = (f"<h1>Subscribe</h1><p class=note>Local test Checkout (no real payment).</p>"
-            f"<section class=box aria-label='Order summary'><table>{items}"
-            f"<tr><td><strong>Total due today</strong></td><td class=amount><strong>{money(total, currency)}</strong></td></tr>"
-            f"</table></section>{alert}"
-            f"<form method=post class=box aria-label='Pay with card'>{card_fields()}"
-            f"<button type=submit>Subscribe</button></form>"
+    v = lambda k: form.get(k, "")  # noqa: E731
+    company = ""
+    if flags["tax_ids"]:
+        company = (field("business_name", "Company name", v("business_name"), False, "organization")
+                   + field("vat_id", "VAT number", v("vat_id"), flags["tax_id_required"], "",
+                           "EU or UK VAT number, e.g. DE123456789: a business buyer pays no VAT here (reverse charge)."))
+    address = ""
+    if flags["address"] or flags["tax"]:
+        chosen = (v("country") or "").upper()
+        options = "".join(f"<option value={c}{' selected' if c == chosen else ''}>{html.escape(n)}</option>"
+                          for c, n in COUNTRIES)
+        address = (f"<label for=country>Country</label><select id=country name=country required autocomplete=country>"
+                   f"<option value=''>Choose a country</option>{options}</select>"
+                   + field("line1", "Address line 1", v("line1"), flags["address"], "address-line1")
+                   + field("city", "City", v("city"), flags["address"], "address-level2")
+                   + field("postal_code", "Postal code", v("postal_code"), flags["address"], "postal-code"))
+    promo = ""
+    if flags["promotion_codes"]:
+        promo = (field("promotion_code", "Promotion code", v("promotion_code"))
+                 + "<button type=submit name=action value=apply class=secondary formnovalidate>Apply code</button>")
+    body = (f"<h1>{html.escape(heading)}</h1><p class=note>Local test Checkout (no real payment).</p>"
+            f"<section class=box aria-label='Order summary'><table>{rows}</table>{due_note}</section>{alert}"
+            f"<form method=post class=box aria-label='{'Pay with card' if need_card else 'Your details'}'>"
+            f"{field('email', 'Email', v('email'), False, 'email')}"
+            f"{company}{address}{promo}"
+            f"{card_fields() if need_card else '<p class=note>No card needed now.</p>'}"
+            f"<button type=submit name=action value=pay>{html.escape(button)}</button></form>"
             f"<p><a href='{html.escape(session.get('cancel_url') or '/')}'>Back without paying</a></p>")
     return (402 if error else 200), page("Checkout", body)
 
@@ -234,22 +512,24 @@ def pay(sid: str, form: dict) -> tuple:
         session = objects.get(sid)
         if session is None or sid not in CHECKOUTS or session.get("status") != "open":
             return checkout_page(sid)
-    number, declined = card_problem(form, charging=True)
-    if declined:
-        return checkout_page(sid, declined)
+        details, problem = read_details(session, form)
+        if problem:
+            return checkout_page(sid, problem, form)
+        if form.get("action") == "apply":
+            return checkout_page(sid, "", form)
+        due = checkout_quote(sid, details)["today"]["total"]
+        need_card = due > 0 or not session_flags(session)["if_required"]
+    pm_id = None
     customer = session.get("customer")
-    pm = attach_card(customer, number, form)
-    params = {"customer": customer,
-              "items": {str(n): {"price": row["price"]["id"], "quantity": str(row["quantity"])}
-                        for n, row in enumerate(checkout_lines(sid))},
-              "metadata": dict(CHECKOUTS[sid]["subscription_metadata"])}
+    if need_card:
+        number, declined = card_problem(form, charging=due > 0)
+        if declined:
+            return checkout_page(sid, declined, form)
+        pm_id = attach_card(customer, number, form)["id"]
     with STATE["lock"]:
-        status, sub = fake_billing.create_subscription(params, paid_by_checkout=True, pm_override=pm["id"])
+        status, body = complete_checkout(sid, details, pm_id)
         if status != 200:
-            return checkout_page(sid, sub["error"]["message"])
-        session.update(status="complete", payment_status="paid", subscription=sub["id"],
-                       invoice=sub.get("latest_invoice"))
-        STATE["emit"]("checkout.session.completed", json.loads(json.dumps(session)), None)
+            return checkout_page(sid, body["error"]["message"], form)
     target = (session.get("success_url") or "/").replace("{CHECKOUT_SESSION_ID}", sid)
     return 303, target
 

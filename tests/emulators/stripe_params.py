@@ -67,6 +67,11 @@ PAYMENT_METHOD_TYPES = enum(
     "sepa_debit", "sequra", "sofort", "sunbit", "swish", "twint", "upi", "us_bank_account",
     "wechat_pay", "zip")
 
+# `trial_settings` (Checkout's `subscription_data`, subscriptions create and update).
+TRIAL_SETTINGS = hash_of(end_behavior=hash_of(missing_payment_method=enum("cancel", "create_invoice", "pause")))
+# `discounts[]` on subscriptions (create, update): a coupon, a promotion code or an existing discount.
+SUBSCRIPTION_DISCOUNTS = array_of(hash_of(coupon=ID, discount=ID, promotion_code=ID))
+
 # docs.stripe.com/api/checkout/sessions/create
 CHECKOUT_SESSION_CREATE = dict(
     EXPAND,
@@ -87,8 +92,9 @@ CHECKOUT_SESSION_CREATE = dict(
     customer_account=ID,
     customer_creation=enum("always", "if_required"),
     customer_email=STRING,
-    customer_update=ANY_HASH,
-    discounts=array_of(ANY_HASH),
+    customer_update=hash_of(address=enum("auto", "never"), name=enum("auto", "never"),
+                            shipping=enum("auto", "never")),
+    discounts=array_of(hash_of(coupon=ID, promotion_code=ID)),
     excluded_payment_method_types=array_of(PAYMENT_METHOD_TYPES),
     expires_at=INTEGER,
     integration_identifier=STRING,
@@ -137,7 +143,7 @@ CHECKOUT_SESSION_CREATE = dict(
         transfer_data=ANY_HASH,
         trial_end=INTEGER,
         trial_period_days=INTEGER,
-        trial_settings=ANY_HASH,
+        trial_settings=TRIAL_SETTINGS,
     ),
     success_url=STRING,
     tax_id_collection=hash_of(enabled=BOOLEAN, required=enum("if_supported", "never")),
@@ -148,7 +154,7 @@ CHECKOUT_SESSION_CREATE = dict(
 # docs.stripe.com/api/customers/create
 CUSTOMER_CREATE = dict(
     EXPAND,
-    address=ANY_HASH,
+    address=hash_of(city=STRING, country=STRING, line1=STRING, line2=STRING, postal_code=STRING, state=STRING),
     balance=INTEGER,
     business_name=STRING,
     cash_balance=ANY_HASH,
@@ -167,8 +173,34 @@ CUSTOMER_CREATE = dict(
     source=ID,
     tax=ANY_HASH,
     tax_exempt=enum("exempt", "none", "reverse"),
-    tax_id_data=array_of(ANY_HASH),
+    tax_id_data=array_of(hash_of(type=STRING, value=STRING)),
     test_clock=ID,
+    validate=BOOLEAN,
+)
+
+# docs.stripe.com/api/customers/update
+CUSTOMER_UPDATE = dict(
+    EXPAND,
+    address=hash_of(city=STRING, country=STRING, line1=STRING, line2=STRING, postal_code=STRING, state=STRING),
+    balance=INTEGER,
+    business_name=STRING,
+    cash_balance=ANY_HASH,
+    default_source=ID,
+    description=STRING,
+    email=STRING,
+    individual_name=STRING,
+    invoice_prefix=STRING,
+    invoice_settings=hash_of(custom_fields=ANY_HASH, default_payment_method=STRING, footer=STRING,
+                             rendering_options=ANY_HASH),
+    metadata=METADATA,
+    name=STRING,
+    next_invoice_sequence=INTEGER,
+    phone=STRING,
+    preferred_locales=array_of(STRING),
+    shipping=ANY_HASH,
+    source=ID,
+    tax=ANY_HASH,
+    tax_exempt=enum("exempt", "none", "reverse"),
     validate=BOOLEAN,
 )
 
@@ -320,7 +352,7 @@ SUBSCRIPTION_CREATE = dict(
     default_source=ID,
     default_tax_rates=array_of(ID),
     description=STRING,
-    discounts=array_of(ANY_HASH),
+    discounts=SUBSCRIPTION_DISCOUNTS,
     invoice_settings=ANY_HASH,
     items=array_of(SUBSCRIPTION_CREATE_ITEM),
     metadata=METADATA,
@@ -334,7 +366,7 @@ SUBSCRIPTION_CREATE = dict(
     trial_end=STRING,
     trial_from_plan=BOOLEAN,
     trial_period_days=INTEGER,
-    trial_settings=ANY_HASH,
+    trial_settings=TRIAL_SETTINGS,
 )
 
 # docs.stripe.com/api/subscriptions/update
@@ -355,7 +387,7 @@ SUBSCRIPTION_UPDATE = dict(
     default_source=ID,
     default_tax_rates=array_of(ID),
     description=STRING,
-    discounts=array_of(ANY_HASH),
+    discounts=SUBSCRIPTION_DISCOUNTS,
     invoice_settings=ANY_HASH,
     items=array_of(SUBSCRIPTION_UPDATE_ITEM),
     metadata=METADATA,
@@ -370,7 +402,7 @@ SUBSCRIPTION_UPDATE = dict(
     transfer_data=ANY_HASH,
     trial_end=STRING,
     trial_from_plan=BOOLEAN,
-    trial_settings=ANY_HASH,
+    trial_settings=TRIAL_SETTINGS,
 )
 
 # docs.stripe.com/api/invoices/create_preview
@@ -478,6 +510,8 @@ ENDPOINTS = [
     ("POST", "/v1/customers", CUSTOMER_CREATE),
     # docs.stripe.com/api/customers/retrieve
     ("GET", "/v1/customers/{id}", dict(EXPAND)),
+    # docs.stripe.com/api/customers/update
+    ("POST", "/v1/customers/{id}", CUSTOMER_UPDATE),
     # docs.stripe.com/api/customers/delete (tests delete customers as Stripe would)
     ("DELETE", "/v1/customers/{id}", {}),
     # docs.stripe.com/api/payment_methods/customer_list
