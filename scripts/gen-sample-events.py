@@ -123,6 +123,8 @@ EVENTS = [
     # A change made with payment_behavior=pending_if_incomplete was paid, or lapsed unpaid.
     ("customer.subscription.pending_update_applied", "subscription", None),
     ("customer.subscription.pending_update_expired", "subscription", None),
+    # A Checkout Session left unpaid until it expired (counted for the checkout success rate).
+    ("checkout.session.expired", "checkout.session", None),
 ]
 
 

@@ -30,6 +30,14 @@ pub const STRIPE_ACCOUNT_MISMATCH: &str = "StripeAccountMismatch";
 /// Stripe answered 404 for an object with nothing else confirming its deletion (no deletion
 /// event, no `deleted: true`): almost only a key of another account, so nothing was ended.
 pub const STRIPE_NOT_FOUND_UNCONFIRMED: &str = "StripeNotFoundUnconfirmed";
+/// Checkout Sessions by `Outcome`: `created` (the API made one), `completed` (its
+/// `checkout.session.completed` event was processed), `expired` (its
+/// `checkout.session.expired` event was). The checkout success rate is
+/// completed ÷ (completed + expired).
+pub const CHECKOUT_SESSIONS: &str = "CheckoutSessions";
+
+/// The `Outcome` values of [`CHECKOUT_SESSIONS`].
+pub const CHECKOUT_OUTCOMES: [&str; 3] = ["created", "completed", "expired"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -235,6 +243,22 @@ pub fn authorizer(decision: &str) {
     emit(&authorizer_line(decision, now_ms()));
 }
 
+/// One Checkout Session outcome (one of [`CHECKOUT_OUTCOMES`]).
+pub fn checkout_session_line(outcome: &str, timestamp_ms: i64) -> String {
+    line(
+        &[Directive {
+            dimension_sets: &[&["Outcome"]],
+            metrics: &[(CHECKOUT_SESSIONS, 1.0, Unit::Count)],
+        }],
+        &[("Outcome", outcome)],
+        timestamp_ms,
+    )
+}
+
+pub fn checkout_session(outcome: &str) {
+    emit(&checkout_session_line(outcome, now_ms()));
+}
+
 /// One entitlements lookup of the authorizer: from its cache or from DynamoDB.
 pub fn authorizer_cache_line(hit: bool, timestamp_ms: i64) -> String {
     let (hits, misses) = if hit { (1.0, 0.0) } else { (0.0, 1.0) };
@@ -256,7 +280,7 @@ pub fn authorizer_cache(hit: bool) {
 }
 
 /// Every metric this service emits, for the template test (an alarm or a dashboard for each).
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     WEBHOOK_EVENTS,
     WEBHOOK_DURATION,
     PARKED_EVENTS,
@@ -271,6 +295,7 @@ pub const ALL: [&str; 14] = [
     RECONCILE_ORGS_CHECKED,
     STRIPE_ACCOUNT_MISMATCH,
     STRIPE_NOT_FOUND_UNCONFIRMED,
+    CHECKOUT_SESSIONS,
 ];
 
 #[cfg(test)]

@@ -255,6 +255,14 @@ impl Syncer {
         let mut subscription = raw.to_domain(&self.catalog)?;
         let unmapped_prices = self.resolve_modules_by_product(&mut subscription).await?;
         let org = self.org_of(&subscription.customer_id).await?;
+        if subscription.status == SubscriptionStatus::Trialing {
+            // Before access is granted: a module's trial is offered once per org, so its use
+            // is on record whatever happens to the subscription or the customer later.
+            let modules: Vec<_> = subscription.modules().collect();
+            self.store
+                .record_trials(&org, &modules, Timestamp::now())
+                .await?;
+        }
         let applied = self
             .store
             .apply_subscription(&org, &subscription, fetched_at, marker, self.policy)

@@ -452,6 +452,12 @@ def delete(path: str):
         cid = path[len("/v1/customers/"):]
         if cid not in OBJECTS or OBJECTS[cid].get("deleted"):
             return error(404, f"No such customer: '{cid}'")
+        # Stripe: deleting a customer "also immediately cancels any active subscriptions on
+        # the customer" (each with its customer.subscription.deleted event).
+        for sid in [o["id"] for o in list(OBJECTS.values())
+                    if o.get("object") == "subscription" and customer_of(o) == cid
+                    and o.get("status") not in ("canceled", "incomplete_expired")]:
+            fake_billing.cancel_subscription(sid)
         OBJECTS[cid] = {"id": cid, "object": "customer", "deleted": True}
         return 200, OBJECTS[cid]
     return None

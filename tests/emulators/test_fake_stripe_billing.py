@@ -326,6 +326,18 @@ class Billing(unittest.TestCase):
         upcoming = self.api.ok("POST", "/v1/invoices/create_preview", {"subscription": sub2["id"]})
         self.assertEqual(sorted(l["amount"] for l in upcoming["lines"]["data"]), [2000, 4900])
 
+    def test_deleting_a_customer_cancels_its_subscriptions(self):
+        # Stripe's reference (delete a customer): "Also immediately cancels any active
+        # subscriptions on the customer."
+        sub = self.subscribe("leadgen_monthly")
+        self.api.ok("DELETE", f"/v1/customers/{sub['customer']}")
+        after = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")
+        self.assertEqual(after["status"], "canceled")
+        self.assertIsNotNone(after["ended_at"])
+        kinds = [e["type"] for e in self.api.control("GET", "/_test/events")
+                 if e["data"]["object"].get("id") == sub["id"]]
+        self.assertIn("customer.subscription.deleted", kinds)
+
     # ---- previews ----------------------------------------------------------------------------
 
     def test_the_preview_of_always_invoice_equals_the_charge_for_the_same_proration_date(self):

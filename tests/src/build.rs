@@ -62,5 +62,9 @@ pub fn invoice(id: &str, customer: &str, created: i64) -> Invoice {
         hosted_invoice_url: Some(format!("https://invoice.stripe.test/{id}")),
         invoice_pdf: Some(format!("https://invoice.stripe.test/{id}.pdf")),
         attempt_count: 1,
+        subtotal: Some(9900),
+        tax: Some(0),
+        discount: Some(0),
+        total: Some(9900),
     }
 }

@@ -23,6 +23,7 @@ async fn every_billing_sample_event_gets_its_status() {
     let config = ApiConfig {
         origins: OriginAllowlist::parse("https://app.example.test"),
         sync_per_minute: 5,
+        offer: Default::default(),
     };
     let policy = GracePolicy::default();
 

@@ -11,8 +11,14 @@ use billing::routes::Role;
 use billing::store::BillingStore;
 use billing::stripe::StripeApi;
 use billing::stripe::requests::{
-    CheckoutSessionMode, CreateBillingPortalSession, CreateCheckoutSession,
-    CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, CreateCustomer,
+    CheckoutSessionBillingAddressCollection, CheckoutSessionMode, CreateBillingPortalSession,
+    CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
+    CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentMethodCollection,
+    CreateCheckoutSessionSubscriptionData, CreateCheckoutSessionSubscriptionDataTrialSettings,
+    CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehavior,
+    CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehaviorMissingPaymentMethod,
+    CreateCheckoutSessionTaxIdCollection, CreateCustomer,
 };
 use billing::sync::Syncer;
 use lambda_http::http::StatusCode;
@@ -31,6 +37,7 @@ fn config(sync_per_minute: u32) -> ApiConfig {
     ApiConfig {
         origins: OriginAllowlist::parse(ORIGIN),
         sync_per_minute,
+        offer: Default::default(),
     }
 }
 
@@ -209,6 +216,16 @@ async fn checkout_sends_the_exact_stripe_request() {
         "organization_id".to_owned(),
         org.to_string(),
     )]));
+    // A first purchase by this org: the default 14-day trial, no card up front.
+    subscription_data.trial_period_days = Some(14);
+    subscription_data.trial_settings = Some(CreateCheckoutSessionSubscriptionDataTrialSettings::new(
+        CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehavior::new(
+            CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehaviorMissingPaymentMethod::Cancel,
+        ),
+    ));
+    let mut customer_update = CreateCheckoutSessionCustomerUpdate::new();
+    customer_update.name = Some(CreateCheckoutSessionCustomerUpdateName::Auto);
+    customer_update.address = Some(CreateCheckoutSessionCustomerUpdateAddress::Auto);
     let expected = CreateCheckoutSession::new()
         .mode(CheckoutSessionMode::Subscription)
         .customer(profile.customer_id.as_str())
@@ -225,7 +242,13 @@ async fn checkout_sends_the_exact_stripe_request() {
         .success_url(format!(
             "{ORIGIN}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
         ))
-        .cancel_url(format!("{ORIGIN}/billing"));
+        .cancel_url(format!("{ORIGIN}/billing"))
+        .billing_address_collection(CheckoutSessionBillingAddressCollection::Required)
+        .tax_id_collection(CreateCheckoutSessionTaxIdCollection::new(true))
+        .customer_update(customer_update)
+        .automatic_tax(CreateCheckoutSessionAutomaticTax::new(true))
+        .allow_promotion_codes(true)
+        .payment_method_collection(CreateCheckoutSessionPaymentMethodCollection::IfRequired);
     assert_eq!(form_of(session), encoding_of(&expected));
     assert!(
         session["idempotency_key"]

@@ -71,6 +71,7 @@ async fn only_sessions_this_service_created_attribute_a_customer() {
     let api_config = api::ApiConfig {
         origins: api::OriginAllowlist::parse("https://app.example.test"),
         sync_per_minute: 5,
+        offer: Default::default(),
     };
     let portal = api::portal(
         rig.handler.syncer(),

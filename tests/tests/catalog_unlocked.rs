@@ -56,6 +56,7 @@ async fn catalog(authorizer: &Authorizer, token: Option<&str>) -> Value {
     let config = billing::api::ApiConfig {
         origins: billing::api::OriginAllowlist::parse(""),
         sync_per_minute: 5,
+        offer: Default::default(),
     };
     let response = billing::api::handlers::billing_services(&config, &request);
     assert_eq!(response.status(), 200);

@@ -56,6 +56,7 @@ impl LeadsHandler {
         let config = ApiConfig {
             origins: OriginAllowlist::parse(""),
             sync_per_minute: 5,
+            offer: Default::default(),
         };
         Self { store, config }
     }

@@ -329,6 +329,7 @@ fn the_served_document_is_the_committed_file() {
     let config = ApiConfig {
         origins: OriginAllowlist::parse("https://app.example.test"),
         sync_per_minute: 5,
+        offer: Default::default(),
     };
     let response = handlers::openapi(&config);
     assert_eq!(response.status(), 200);
@@ -890,6 +891,7 @@ fn allowed(org: &OrgId, role: Role, unlocked: ModuleSet) -> Map<String, Value> {
             org: org.clone(),
             user: UserId::parse("user_openapi").unwrap(),
             role,
+            details: Default::default(),
         }),
         entitlements: Some(unlocked),
     }
@@ -1021,6 +1023,7 @@ async fn every_response_is_documented() {
     let config = ApiConfig {
         origins: OriginAllowlist::parse("https://app.example.com"),
         sync_per_minute: 1,
+        offer: Default::default(),
     };
     let all: ModuleSet = ServiceModule::ALL.into_iter().collect();
     let org = build::org("openapi");
@@ -1089,6 +1092,21 @@ async fn every_response_is_documented() {
             operation,
             views::overview(&[], &EntitlementSet::default(), grace, now),
         );
+        let mut ending = build::subscription(
+            "sub_openapi_trial_ending",
+            "cus_openapi",
+            SubscriptionStatus::Trialing,
+            &[ServiceModule::LeadGeneration],
+        );
+        ending.trial_end = Some(now.plus_seconds(86_400));
+        let mut trialed = views::overview(&[ending], &grants, grace, now);
+        trialed.trial_days = 14;
+        trialed.trialed_modules = Catalog::standard()
+            .paid_entries()
+            .map(|e| e.module)
+            .collect();
+        assert!(trialed.subscriptions[0].trial_will_end);
+        c.view(operation, trialed);
         for (i, status) in SubscriptionStatus::ALL.into_iter().enumerate() {
             let one = build::subscription(
                 &format!("sub_openapi_{i}"),
@@ -1472,6 +1490,7 @@ async fn every_response_is_documented() {
             currency: "usd".to_owned(),
             services: paid.clone(),
             proration_date: Some(now),
+            trial_days: None,
             amount_due_today: 3267,
             next_invoice: NextInvoiceView {
                 amount: 17_700,
@@ -1480,7 +1499,26 @@ async fn every_response_is_documented() {
             lines,
         },
     );
-    let overview = views::overview(&subscriptions(now), &grants, grace, now);
+    c.view(
+        &preview,
+        PlanPreviewView {
+            mode: PurchaseMode::Checkout,
+            interval: BillingInterval::Year,
+            currency: "usd".to_owned(),
+            services: vec![ServiceModule::LeadGeneration],
+            proration_date: None,
+            trial_days: Some(14),
+            amount_due_today: 0,
+            next_invoice: NextInvoiceView {
+                amount: 99_900,
+                date: Some(now.plus_seconds(14 * 86_400)),
+            },
+            lines: vec![line(Some(ServiceModule::LeadGeneration), true)],
+        },
+    );
+    let mut overview = views::overview(&subscriptions(now), &grants, grace, now);
+    overview.trial_days = 14;
+    overview.trialed_modules = paid.clone();
     c.view(
         &modules,
         PlanChangeView {
@@ -1889,6 +1927,7 @@ fn the_served_frontend_url_schema_admits_exactly_what_the_validator_accepts() {
     let config = ApiConfig {
         origins: OriginAllowlist::parse("http://localhost:5173, https://App.Example.test"),
         sync_per_minute: 5,
+        offer: Default::default(),
     };
     let served: Value =
         serde_json::from_slice(body_bytes(handlers::openapi(&config).body())).unwrap();

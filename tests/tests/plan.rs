@@ -5,6 +5,7 @@
 //! Stripe documents (tests/emulators/test_fake_stripe_billing.py checks them against
 //! Stripe's own figures).
 
+use billing::api::checkout::CheckoutOffer;
 use billing::api::plan;
 use billing::catalog_sync::sync_catalog;
 use billing::domain::{Catalog, GracePolicy, OrgId};
@@ -15,6 +16,13 @@ use billing::sync::Syncer;
 use pss_billing_tests::http::{blocking, get, post_json, stripe_form};
 use pss_billing_tests::rig::{Rig, STRIPE_KEY, customer_object, fake_put};
 use serde_json::{Value, json};
+
+/// This binary's checkouts offer no trial (trials are tested in tests/tests/b2b_checkout.rs).
+const NO_TRIAL: CheckoutOffer = CheckoutOffer {
+    automatic_tax: true,
+    promotion_codes: true,
+    trial_days: 0,
+};
 
 struct Plan {
     rig: Rig,
@@ -114,7 +122,7 @@ impl Plan {
         interval: &str,
     ) -> Result<Value, ApiError> {
         let body = json!({"services": services, "interval": interval}).to_string();
-        plan::preview(&self.syncer, org, Role::Admin, body.as_bytes())
+        plan::preview(&self.syncer, &NO_TRIAL, org, Role::Admin, body.as_bytes())
             .await
             .map(|v| serde_json::to_value(v).unwrap())
     }
@@ -128,7 +136,7 @@ impl Plan {
     ) -> Result<Value, ApiError> {
         let body =
             json!({"services": services, "interval": interval, "prorationDate": date}).to_string();
-        plan::add_modules(&self.syncer, org, Role::Admin, body.as_bytes())
+        plan::add_modules(&self.syncer, &NO_TRIAL, org, Role::Admin, body.as_bytes())
             .await
             .map(|v| serde_json::to_value(v).unwrap())
     }
@@ -345,6 +353,7 @@ async fn a_yearly_module_on_a_monthly_plan_goes_through_checkout() {
     let config = billing::api::ApiConfig {
         origins: billing::api::OriginAllowlist::parse("https://app.example.test"),
         sync_per_minute: 5,
+        offer: NO_TRIAL,
     };
     let body = |interval: &str| {
         json!({"services": ["AdvancedAnalytics"], "interval": interval,

@@ -39,6 +39,7 @@ async fn every_sample_event_in_events_dir_is_handled() {
         ("customer.subscription.trial_will_end", "processed"),
         ("customer.subscription.pending_update_applied", "processed"),
         ("customer.subscription.pending_update_expired", "processed"),
+        ("checkout.session.expired", "processed"),
         ("invoice.voided", "processed"),
         ("invoice.marked_uncollectible", "processed"),
         ("payment_method.updated", "processed"),

@@ -7,8 +7,14 @@ use serde::Deserialize;
 use crate::domain::{BillingInterval, Catalog, CustomerId, OrgId, ServiceModule};
 use crate::http::{ApiError, OriginAllowlist};
 use crate::stripe::requests::{
-    CheckoutSessionMode, CreateCheckoutSession, CreateCheckoutSessionLineItems,
-    CreateCheckoutSessionSubscriptionData,
+    CheckoutSessionBillingAddressCollection, CheckoutSessionMode, CreateCheckoutSession,
+    CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
+    CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentMethodCollection,
+    CreateCheckoutSessionSubscriptionData, CreateCheckoutSessionSubscriptionDataTrialSettings,
+    CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehavior,
+    CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehaviorMissingPaymentMethod as MissingCard,
+    CreateCheckoutSessionTaxIdCollection,
 };
 use crate::sync::ORG_METADATA_KEY;
 use lambda_http::http::StatusCode;
@@ -155,15 +161,47 @@ pub fn success_url_with_session(url: &str) -> String {
     }
 }
 
+/// What a deployment's checkouts offer a buyer (template parameters `AutomaticTax`,
+/// `AllowPromotionCodes`, `TrialDays`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckoutOffer {
+    /// Stripe Tax computes the tax of the session and of the subscription's invoices.
+    pub automatic_tax: bool,
+    /// The buyer may enter a promotion code.
+    pub promotion_codes: bool,
+    /// Days of free trial a first purchase of modules gets (0: none).
+    pub trial_days: u32,
+}
+
+impl Default for CheckoutOffer {
+    fn default() -> Self {
+        Self {
+            automatic_tax: true,
+            promotion_codes: true,
+            trial_days: DEFAULT_TRIAL_DAYS,
+        }
+    }
+}
+
+pub const DEFAULT_TRIAL_DAYS: u32 = 14;
+
 /// The Checkout Session request: subscription mode, one line item per module, the org in the
 /// session's and the subscription's metadata. `request_key`, once known, names the API request
 /// that made the session (see [`super::CHECKOUT_REQUEST_METADATA_KEY`]).
+///
+/// Companies buy here: the billing address and a tax ID are collected and saved on the
+/// customer (`customer_update`), and tax is computed by Stripe Tax when `offer` says so. With
+/// `trial_days`, the subscription starts with a free trial and no card is asked for
+/// (`payment_method_collection=if_required`): a trial that ends without a card cancels
+/// (`missing_payment_method=cancel`), so nothing is granted unpaid after it.
 pub fn checkout_session_request(
     org: &OrgId,
     customer: &CustomerId,
     request: &CheckoutRequest,
     price_ids: &[String],
     request_key: Option<&str>,
+    offer: &CheckoutOffer,
+    trial_days: Option<u32>,
 ) -> CreateCheckoutSession {
     let org_metadata = || HashMap::from([(ORG_METADATA_KEY.to_owned(), org.to_string())]);
     let mut metadata = org_metadata();
@@ -175,6 +213,15 @@ pub fn checkout_session_request(
     }
     let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
     subscription_data.metadata = Some(org_metadata());
+    if let Some(days) = trial_days.filter(|d| *d > 0) {
+        subscription_data.trial_period_days = Some(days);
+        subscription_data.trial_settings =
+            Some(CreateCheckoutSessionSubscriptionDataTrialSettings::new(
+                CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehavior::new(
+                    MissingCard::Cancel,
+                ),
+            ));
+    }
     let line_items: Vec<CreateCheckoutSessionLineItems> = price_ids
         .iter()
         .map(|price| {
@@ -184,7 +231,10 @@ pub fn checkout_session_request(
             item
         })
         .collect();
-    CreateCheckoutSession::new()
+    let mut customer_update = CreateCheckoutSessionCustomerUpdate::new();
+    customer_update.name = Some(CreateCheckoutSessionCustomerUpdateName::Auto);
+    customer_update.address = Some(CreateCheckoutSessionCustomerUpdateAddress::Auto);
+    let mut session = CreateCheckoutSession::new()
         .mode(CheckoutSessionMode::Subscription)
         .customer(customer.as_str())
         .client_reference_id(org.to_string())
@@ -193,6 +243,20 @@ pub fn checkout_session_request(
         .success_url(success_url_with_session(&request.success_url))
         .cancel_url(request.cancel_url.as_str())
         .line_items(line_items)
+        .billing_address_collection(CheckoutSessionBillingAddressCollection::Required)
+        .tax_id_collection(CreateCheckoutSessionTaxIdCollection::new(true))
+        .customer_update(customer_update);
+    if offer.automatic_tax {
+        session = session.automatic_tax(CreateCheckoutSessionAutomaticTax::new(true));
+    }
+    if offer.promotion_codes {
+        session = session.allow_promotion_codes(true);
+    }
+    if trial_days.is_some_and(|d| d > 0) {
+        session = session
+            .payment_method_collection(CreateCheckoutSessionPaymentMethodCollection::IfRequired);
+    }
+    session
 }
 
 #[cfg(test)]

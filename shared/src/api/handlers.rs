@@ -90,7 +90,7 @@ pub async fn subscription(
     request: &Request,
 ) -> Response<Body> {
     for_caller(request, config, |caller| async move {
-        super::subscription(store, &caller.org, policy).await
+        super::subscription_offered(store, &caller.org, policy, &config.offer).await
     })
     .await
 }
@@ -121,7 +121,15 @@ pub async fn payment_methods(
 pub async fn checkout(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {
     for_caller(request, config, |caller| async move {
         let body = body_bytes(request.body());
-        super::checkout(syncer, config, &caller.org, caller.role, body).await
+        super::checkout_for(
+            syncer,
+            config,
+            &caller.org,
+            caller.role,
+            &caller.details,
+            body,
+        )
+        .await
     })
     .await
 }
@@ -139,11 +147,11 @@ pub async fn plan(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Res
     for_caller(request, config, |caller| async move {
         let body = body_bytes(request.body());
         if request.uri().path().ends_with("/preview") {
-            super::plan::preview(syncer, &caller.org, caller.role, body)
+            super::plan::preview(syncer, &config.offer, &caller.org, caller.role, body)
                 .await
                 .map(PlanAnswer::Preview)
         } else {
-            super::plan::add_modules(syncer, &caller.org, caller.role, body)
+            super::plan::add_modules(syncer, &config.offer, &caller.org, caller.role, body)
                 .await
                 .map(PlanAnswer::Change)
         }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use lambda_http::http::StatusCode;
 use sha2::{Digest, Sha256};
 
+use crate::auth::BuyerDetails;
 use crate::config::{self, ConfigError};
 use crate::domain::{
     BillingInterval, BillingProfile, Catalog, CustomerId, GracePolicy, OrgId, Plan, ServiceModule,
@@ -40,14 +41,21 @@ pub const DEFAULT_SYNC_PER_MINUTE: u32 = 5;
 pub struct ApiConfig {
     pub origins: OriginAllowlist,
     pub sync_per_minute: u32,
+    pub offer: checkout::CheckoutOffer,
 }
 
 impl ApiConfig {
-    /// `FRONTEND_ORIGINS` (comma-separated) and `SYNC_RATE_PER_MINUTE`.
+    /// `FRONTEND_ORIGINS` (comma-separated), `SYNC_RATE_PER_MINUTE`, and what checkouts offer:
+    /// `CHECKOUT_AUTOMATIC_TAX`, `CHECKOUT_PROMOTION_CODES` (`true`/`false`), `TRIAL_DAYS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             origins: OriginAllowlist::parse(&config::required("FRONTEND_ORIGINS")?),
             sync_per_minute: config::parse_or("SYNC_RATE_PER_MINUTE", DEFAULT_SYNC_PER_MINUTE)?,
+            offer: checkout::CheckoutOffer {
+                automatic_tax: config::parse_or("CHECKOUT_AUTOMATIC_TAX", true)?,
+                promotion_codes: config::parse_or("CHECKOUT_PROMOTION_CODES", true)?,
+                trial_days: config::parse_or("TRIAL_DAYS", checkout::DEFAULT_TRIAL_DAYS)?,
+            },
         })
     }
 }
@@ -69,16 +77,29 @@ pub async fn subscription(
     org: &OrgId,
     policy: GracePolicy,
 ) -> Result<SubscriptionOverview, ApiError> {
-    let (subs, entitlements) =
-        tokio::try_join!(store.subscriptions(org), store.entitlements(org, false))?;
+    let (subs, entitlements, trialed) = tokio::try_join!(
+        store.subscriptions(org),
+        store.entitlements(org, false),
+        store.trialed_modules(org)
+    )?;
     let subs: Vec<_> = subs.into_iter().map(|s| s.subscription).collect();
     let set = entitlements.map(|e| e.set).unwrap_or_default();
-    Ok(views::overview(
-        &subs,
-        &set,
-        policy.past_due_grace_seconds,
-        Timestamp::now(),
-    ))
+    let mut overview =
+        views::overview(&subs, &set, policy.past_due_grace_seconds, Timestamp::now());
+    overview.trialed_modules = trialed;
+    Ok(overview)
+}
+
+/// [`subscription`], with the trial length this deployment offers.
+pub async fn subscription_offered(
+    store: &BillingStore,
+    org: &OrgId,
+    policy: GracePolicy,
+    offer: &checkout::CheckoutOffer,
+) -> Result<SubscriptionOverview, ApiError> {
+    let mut overview = subscription(store, org, policy).await?;
+    overview.trial_days = offer.trial_days;
+    Ok(overview)
 }
 
 /// `GET /api/billing/invoices?limit=&cursor=`
@@ -136,16 +157,29 @@ fn request_key(kind: &str, org: &OrgId, payload: &str) -> String {
 /// The org's Stripe customer, created once. Two concurrent first checkouts send the same
 /// idempotency key, so Stripe returns one customer, and the conditional profile write lets
 /// exactly one mapping win.
-async fn ensure_customer(syncer: &Syncer, org: &OrgId) -> Result<CustomerId, ApiError> {
+///
+/// The customer carries the org's name and billing email when the token has them (never
+/// invented: absent claims leave the fields empty; Checkout then saves what the buyer enters).
+async fn ensure_customer(
+    syncer: &Syncer,
+    org: &OrgId,
+    details: &BuyerDetails,
+) -> Result<CustomerId, ApiError> {
     if let Some(profile) = syncer.store.billing_profile(org).await? {
         return Ok(profile.customer_id);
     }
-    let create = CreateCustomer::new()
+    let mut create = CreateCustomer::new()
         .metadata(HashMap::from([(
             ORG_METADATA_KEY.to_owned(),
             org.to_string(),
         )]))
         .description(format!("CRM organization {org}"));
+    if let Some(name) = &details.org_name {
+        create = create.name(name.as_str());
+    }
+    if let Some(email) = &details.email {
+        create = create.email(email.as_str());
+    }
     // Keyed per org and 10-minute window: concurrent first checkouts share one customer, and
     // an org whose customer was deleted gets a new one (a fixed key would replay the old id).
     let key = idempotency_key("customer", org, "", 600);
@@ -332,12 +366,35 @@ async fn refuse_held_or_planned(
 /// A session answered with a `created` older than this came from an idempotent replay.
 const REPLAY_AGE_SECONDS: i64 = 2;
 
-/// `POST /api/billing/checkout`
+/// `POST /api/billing/checkout` for a caller the token says nothing more of.
 pub async fn checkout(
     syncer: &Syncer,
     config: &ApiConfig,
     org: &OrgId,
     role: Role,
+    body: &[u8],
+) -> Result<CheckoutView, ApiError> {
+    checkout_for(syncer, config, org, role, &BuyerDetails::default(), body).await
+}
+
+/// The trial a checkout of `modules` gets: the configured days, unless the org has had a
+/// trial of any of them (Stripe's trial covers the whole subscription).
+fn trial_for(
+    offer: &checkout::CheckoutOffer,
+    modules: &[ServiceModule],
+    trialed: &[ServiceModule],
+) -> Option<u32> {
+    (offer.trial_days > 0 && !modules.iter().any(|m| trialed.contains(m)))
+        .then_some(offer.trial_days)
+}
+
+/// `POST /api/billing/checkout`
+pub async fn checkout_for(
+    syncer: &Syncer,
+    config: &ApiConfig,
+    org: &OrgId,
+    role: Role,
+    details: &BuyerDetails,
     body: &[u8],
 ) -> Result<CheckoutView, ApiError> {
     require_admin(role)?;
@@ -352,13 +409,30 @@ pub async fn checkout(
         .into_iter()
         .map(|(_, p)| p.id)
         .collect();
-    let customer = ensure_customer(syncer, org).await?;
+    let (customer, trialed) = tokio::try_join!(ensure_customer(syncer, org, details), async {
+        Ok(syncer.store.trialed_modules(org).await?)
+    },)?;
+    let trial = trial_for(&config.offer, &request.modules, &trialed);
+    let session_request = |key: Option<&str>| {
+        checkout::checkout_session_request(
+            org,
+            &customer,
+            &request,
+            &price_ids,
+            key,
+            &config.offer,
+            trial,
+        )
+    };
     // The key covers every parameter of the session (its canonical encoding), so the same
     // request within the window replays the same session and any other one makes a new one.
-    let unkeyed = checkout::checkout_session_request(org, &customer, &request, &price_ids, None);
-    let key = idempotency_key("checkout", org, &canonical_encoding(&unkeyed), 600);
-    let create =
-        checkout::checkout_session_request(org, &customer, &request, &price_ids, Some(&key));
+    let key = idempotency_key(
+        "checkout",
+        org,
+        &canonical_encoding(&session_request(None)),
+        600,
+    );
+    let create = session_request(Some(&key));
     // The table can be behind Stripe (a slow or failing webhook, a success page closed before
     // its sync): Stripe's own list of the customer's subscriptions is stored first, so a
     // module already paid for is refused rather than sold twice. Refused before anything is
@@ -375,6 +449,8 @@ pub async fn checkout(
     // so its current state is read. (A new session was created a moment ago.)
     if session.created.unwrap_or(0) < Timestamp::now().unix() - REPLAY_AGE_SECONDS {
         session = syncer.stripe.checkout_session(&session.id).await?;
+    } else {
+        crate::metrics::checkout_session("created");
     }
     match session.status.as_deref() {
         // An idempotent replay of a session paid meanwhile: what it bought counts now.
@@ -396,6 +472,7 @@ pub async fn checkout(
         Some(status) if status != "open" => {
             let fresh_key = format!("{key}-after-{}", session.id);
             session = syncer.stripe.write(&create, Some(&fresh_key)).await?;
+            crate::metrics::checkout_session("created");
         }
         _ => {}
     }
@@ -478,7 +555,7 @@ pub async fn sync(
         }
     }
     syncer.sync_org(org).await?;
-    subscription(&syncer.store, org, syncer.policy).await
+    subscription_offered(&syncer.store, org, syncer.policy, &config.offer).await
 }
 
 fn not_found_session() -> ApiError {

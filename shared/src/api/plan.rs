@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use lambda_http::http::StatusCode;
 use serde::Deserialize;
 
-use super::checkout::{parse_purchase, unprocessable};
+use super::checkout::{CheckoutOffer, parse_purchase, unprocessable};
 use super::views::{
     NextInvoiceView, PlanChangeView, PlanPreviewView, PreviewLineView, PurchaseMode,
 };
@@ -190,39 +190,54 @@ fn charged(invoice: &StripeInvoice) -> i64 {
 
 /// Checkout's first invoice for prices with no subscription of the interval yet: each
 /// module at its full price for one period, renewing at the same amount a period later.
+/// With a free trial of `trial_days`, nothing is due today and the first charge is at the
+/// trial's end.
 pub fn checkout_preview(
     request: &PlanRequest,
     prices: &[(ServiceModule, StripePrice)],
     catalog: &Catalog,
     now: Timestamp,
+    trial_days: Option<u32>,
 ) -> PlanPreviewView {
     let months = match request.interval {
         BillingInterval::Month => 1,
         BillingInterval::Year => 12,
     };
-    let end = now.plus_months(months);
+    let start = trial_days.map_or(now, |days| now.plus_seconds(i64::from(days) * 86_400));
+    let end = start.plus_months(months);
     let lines: Vec<PreviewLineView> = prices
         .iter()
         .map(|(module, price)| PreviewLineView {
-            description: format!("1 × {}", catalog.entry(*module).name),
-            amount: price.unit_amount.unwrap_or(0),
+            description: match trial_days {
+                Some(days) => format!(
+                    "1 × {} ({days}-day free trial)",
+                    catalog.entry(*module).name
+                ),
+                None => format!("1 × {}", catalog.entry(*module).name),
+            },
+            amount: if trial_days.is_some() {
+                0
+            } else {
+                price.unit_amount.unwrap_or(0)
+            },
             service: Some(*module),
             proration: false,
             period_start: Some(now),
-            period_end: Some(end),
+            period_end: Some(if trial_days.is_some() { start } else { end }),
         })
         .collect();
-    let total: i64 = lines.iter().map(|l| l.amount).sum();
+    let full: i64 = prices.iter().map(|(_, p)| p.unit_amount.unwrap_or(0)).sum();
     PlanPreviewView {
         mode: PurchaseMode::Checkout,
         interval: request.interval,
         currency: currency_of(prices.iter().map(|(_, p)| p)),
         services: request.modules.clone(),
         proration_date: None,
-        amount_due_today: total,
+        trial_days,
+        amount_due_today: lines.iter().map(|l| l.amount).sum(),
         next_invoice: NextInvoiceView {
-            amount: total,
-            date: Some(end),
+            amount: full,
+            date: Some(if trial_days.is_some() { start } else { end }),
         },
         lines,
     }
@@ -366,6 +381,7 @@ impl Context {
 /// `POST /api/billing/preview`
 pub async fn preview(
     syncer: &Syncer,
+    offer: &CheckoutOffer,
     org: &OrgId,
     role: Role,
     body: &[u8],
@@ -374,12 +390,31 @@ pub async fn preview(
     let catalog = Catalog::standard();
     let request = parse_preview(body, &catalog)?;
     let now = Timestamp::now();
+    let trial = |trialed: &[ServiceModule]| super::trial_for(offer, &request.modules, trialed);
     let Some(context) = Context::load(syncer, org, &request).await? else {
-        let prices = price_ids(syncer, &catalog, &request.modules, request.interval).await?;
-        return Ok(checkout_preview(&request, &prices, &catalog, now));
+        let (prices, trialed) = tokio::try_join!(
+            price_ids(syncer, &catalog, &request.modules, request.interval),
+            async { Ok(syncer.store.trialed_modules(org).await?) },
+        )?;
+        return Ok(checkout_preview(
+            &request,
+            &prices,
+            &catalog,
+            now,
+            trial(&trialed),
+        ));
     };
     let plan = match plan_for(&context.stored, request.interval) {
-        Plan::None => return Ok(checkout_preview(&request, &context.prices, &catalog, now)),
+        Plan::None => {
+            let trialed = syncer.store.trialed_modules(org).await?;
+            return Ok(checkout_preview(
+                &request,
+                &context.prices,
+                &catalog,
+                now,
+                trial(&trialed),
+            ));
+        }
         Plan::Blocked(owing) => return Err(payment_past_due(syncer, context.raw_of(owing)).await),
         Plan::Ending(ending) => return Err(plan_canceling(ending)),
         Plan::Live(plan) => plan,
@@ -425,6 +460,7 @@ pub async fn preview(
             .unwrap_or_else(|| currency_of(context.prices.iter().map(|(_, p)| p))),
         services: request.modules.clone(),
         proration_date: Some(now),
+        trial_days: None,
         amount_due_today: charged(&today),
         next_invoice: NextInvoiceView {
             amount: charged(&renewal),
@@ -438,6 +474,7 @@ pub async fn preview(
 /// counts is the subscription as Stripe has it now, read again and stored.
 async fn settled_without_new_invoice(
     syncer: &Syncer,
+    offer: &CheckoutOffer,
     org: &OrgId,
     plan: &Subscription,
     request: &PlanRequest,
@@ -467,7 +504,7 @@ async fn settled_without_new_invoice(
         currency: "usd".to_owned(),
         invoice_id: None,
         hosted_invoice_url: None,
-        subscription: super::subscription(&syncer.store, org, syncer.policy).await?,
+        subscription: super::subscription_offered(&syncer.store, org, syncer.policy, offer).await?,
     })
 }
 
@@ -495,6 +532,7 @@ fn no_subscription(interval: BillingInterval) -> ApiError {
 /// `POST /api/billing/modules`
 pub async fn add_modules(
     syncer: &Syncer,
+    offer: &CheckoutOffer,
     org: &OrgId,
     role: Role,
     body: &[u8],
@@ -564,7 +602,7 @@ pub async fn add_modules(
             && i.created.unwrap_or(0) >= started.unix() - super::REPLAY_AGE_SECONDS
     });
     if !made_now {
-        return settled_without_new_invoice(syncer, org, plan, &request).await;
+        return settled_without_new_invoice(syncer, offer, org, plan, &request).await;
     }
     let pending = updated.pending_update.is_some();
     // Stored as Stripe answered: the new items when paid, the old ones while pending, so the
@@ -575,7 +613,7 @@ pub async fn add_modules(
         return Err(payment_incomplete(hosted_invoice_url));
     }
     tracing::info!(org = %org, subscription = %plan.id, "modules added to the plan");
-    let overview = super::subscription(&syncer.store, org, syncer.policy).await?;
+    let overview = super::subscription_offered(&syncer.store, org, syncer.policy, offer).await?;
     Ok(PlanChangeView {
         added: request.modules,
         amount_charged: invoice
@@ -720,6 +758,7 @@ mod tests {
             ],
             &catalog,
             now,
+            None,
         );
         assert_eq!(view.mode, PurchaseMode::Checkout);
         assert_eq!(view.amount_due_today, 14_800);
@@ -731,5 +770,25 @@ mod tests {
         );
         assert_eq!(view.lines.len(), 2);
         assert!(view.proration_date.is_none());
+
+        // With a 14-day trial: nothing today, the full price from the trial's end.
+        let trial = checkout_preview(
+            &request,
+            &[
+                (ServiceModule::LeadGeneration, price("price_lead", 9900)),
+                (ServiceModule::EmailAutomation, price("price_email", 4900)),
+            ],
+            &catalog,
+            now,
+            Some(14),
+        );
+        assert_eq!(trial.trial_days, Some(14));
+        assert_eq!(trial.amount_due_today, 0);
+        assert_eq!(trial.next_invoice.amount, 14_800);
+        assert_eq!(
+            trial.next_invoice.date,
+            Some(Timestamp::from_unix(1_796_119_200 + 14 * 86_400))
+        );
+        assert!(trial.lines.iter().all(|l| l.amount == 0));
     }
 }

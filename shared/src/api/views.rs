@@ -84,6 +84,9 @@ pub struct SubscriptionView {
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<Timestamp>,
     pub trial_end: Option<Timestamp>,
+    /// A trial that ends within [`TRIAL_ENDING_SECONDS`] (when Stripe sends
+    /// `customer.subscription.trial_will_end`): the buyer should add a card to keep it.
+    pub trial_will_end: bool,
     /// When a past_due subscription loses its modules.
     pub grace_period_end: Option<Timestamp>,
     pub items: Vec<ItemView>,
@@ -106,7 +109,15 @@ pub struct SubscriptionOverview {
     pub status: &'static str,
     pub subscriptions: Vec<SubscriptionView>,
     pub entitlements: Vec<EntitlementView>,
+    /// Days of free trial a first purchase gets in this deployment (0: none).
+    pub trial_days: u32,
+    /// Modules the org has had a trial of: they get no second one.
+    pub trialed_modules: Vec<ServiceModule>,
 }
+
+/// How long before its end a trial counts as ending: Stripe sends
+/// `customer.subscription.trial_will_end` three days before `trial_end`.
+pub const TRIAL_ENDING_SECONDS: i64 = 3 * 86_400;
 
 fn rank(status: SubscriptionStatus) -> u8 {
     use SubscriptionStatus::*;
@@ -147,6 +158,10 @@ pub fn overview(
                 cancel_at_period_end: s.cancel_at_period_end,
                 cancel_at: s.cancel_at,
                 trial_end: s.trial_end,
+                trial_will_end: s.status == SubscriptionStatus::Trialing
+                    && s.trial_end.is_some_and(|end| {
+                        end.unix() > now.unix() && end.unix() - now.unix() <= TRIAL_ENDING_SECONDS
+                    }),
                 grace_period_end: (s.status == SubscriptionStatus::PastDue)
                     .then(|| s.past_due_since.or(s.current_period_start))
                     .flatten()
@@ -177,6 +192,8 @@ pub fn overview(
                     .filter(|_| entitlements.unlocks(m, now)),
             })
             .collect(),
+        trial_days: 0,
+        trialed_modules: Vec::new(),
     }
 }
 
@@ -195,6 +212,14 @@ pub struct InvoiceView {
     pub paid_at: Option<Timestamp>,
     pub hosted_invoice_url: Option<String>,
     pub invoice_pdf: Option<String>,
+    /// Before discounts and tax (cents).
+    pub subtotal: i64,
+    /// Tax (cents), 0 without any.
+    pub tax: i64,
+    /// Discounts (cents, positive), 0 without any.
+    pub discount: i64,
+    /// After discounts and tax (cents).
+    pub total: i64,
 }
 
 impl From<Invoice> for InvoiceView {
@@ -212,6 +237,10 @@ impl From<Invoice> for InvoiceView {
             paid_at: i.paid_at,
             hosted_invoice_url: i.hosted_invoice_url,
             invoice_pdf: i.invoice_pdf,
+            subtotal: i.subtotal.unwrap_or(i.amount_due),
+            tax: i.tax.unwrap_or(0),
+            discount: i.discount.unwrap_or(0),
+            total: i.total.unwrap_or(i.amount_due),
         }
     }
 }
@@ -323,6 +352,9 @@ pub struct PlanPreviewView {
     /// The time the proration was computed for; `POST /api/billing/modules` charges for the
     /// same instant, so the charge equals this preview. Null in checkout mode.
     pub proration_date: Option<Timestamp>,
+    /// Checkout mode: the days of free trial this checkout starts (then nothing is due
+    /// today); null without one, and in add mode.
+    pub trial_days: Option<u32>,
     pub amount_due_today: i64,
     pub next_invoice: NextInvoiceView,
     pub lines: Vec<PreviewLineView>,

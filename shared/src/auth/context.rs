@@ -46,8 +46,14 @@ impl AuthContext {
             .ok_or_else(ApiError::unauthorized)?;
         let role = text("role").and_then(Role::parse).unwrap_or(Role::Member);
         let entitlements = ModuleSet::from_csv(text("entitlements").unwrap_or(""));
+        let details = super::BuyerDetails::from_claims(text("orgName"), text("email"));
         Ok(Self {
-            caller: Caller { org, user, role },
+            caller: Caller {
+                org,
+                user,
+                role,
+                details,
+            },
             entitlements,
         })
     }

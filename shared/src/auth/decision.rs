@@ -178,6 +178,13 @@ impl Decision {
                     "entitlements",
                     entitlements.map(ModuleSet::to_csv).unwrap_or_default(),
                 );
+                let details = caller.as_ref().map(|c| &c.details);
+                if let Some(name) = details.and_then(|d| d.org_name.clone()) {
+                    put("orgName", name);
+                }
+                if let Some(email) = details.and_then(|d| d.email.clone()) {
+                    put("email", email);
+                }
             }
             Decision::Deny { denial, .. } => {
                 put("error", denial.code().to_owned());
@@ -253,6 +260,7 @@ mod tests {
         Caller {
             org: OrgId::parse("org_1").unwrap(),
             user: UserId::parse("user_1").unwrap(),
+            details: Default::default(),
             role,
         }
     }

@@ -58,6 +58,8 @@ pub struct ClaimNames {
     pub org: String,
     pub user: String,
     pub role: String,
+    pub org_name: String,
+    pub email: String,
 }
 
 impl Default for ClaimNames {
@@ -66,6 +68,8 @@ impl Default for ClaimNames {
             org: "org_id".to_owned(),
             user: "sub".to_owned(),
             role: "role".to_owned(),
+            org_name: "org_name".to_owned(),
+            email: "email".to_owned(),
         }
     }
 }
@@ -102,7 +106,8 @@ impl JwtSettings {
     /// From the Lambda environment: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ALGORITHM`; the HS256
     /// secret from `JWT_SECRET` (local) or the SSM parameter named by `JWT_SECRET_PARAMETER`;
     /// RS256/ES256 keys from `JWT_JWKS_URL` or `JWT_PUBLIC_KEY_PEM`; `JWT_LEEWAY_SECONDS`;
-    /// `JWT_ORG_CLAIM`, `JWT_USER_CLAIM`, `JWT_ROLE_CLAIM`.
+    /// `JWT_ORG_CLAIM`, `JWT_USER_CLAIM`, `JWT_ROLE_CLAIM`, `JWT_ORG_NAME_CLAIM`,
+    /// `JWT_EMAIL_CLAIM`.
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let issuer = config::required("JWT_ISSUER")?;
         let audience = config::required("JWT_AUDIENCE")?;
@@ -144,6 +149,8 @@ impl JwtSettings {
                 org: config::optional("JWT_ORG_CLAIM").unwrap_or(defaults.org),
                 user: config::optional("JWT_USER_CLAIM").unwrap_or(defaults.user),
                 role: config::optional("JWT_ROLE_CLAIM").unwrap_or(defaults.role),
+                org_name: config::optional("JWT_ORG_NAME_CLAIM").unwrap_or(defaults.org_name),
+                email: config::optional("JWT_EMAIL_CLAIM").unwrap_or(defaults.email),
             },
         })
     }
@@ -311,7 +318,17 @@ pub fn caller_from_claims(
         _ => None,
     }
     .unwrap_or(Role::Member);
-    Ok(Caller { org, user, role })
+    let text = |name: &str| match claims.get(name) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let details = super::BuyerDetails::from_claims(text(&names.org_name), text(&names.email));
+    Ok(Caller {
+        org,
+        user,
+        role,
+        details,
+    })
 }
 
 /// The label and DER bytes of the first PEM block in `text`. Accepts `\n` written literally
@@ -407,12 +424,26 @@ mod tests {
             org: "https://crm.example/org".into(),
             user: "uid".into(),
             role: "crm_role".into(),
+            org_name: "company".into(),
+            email: "billing_email".into(),
         };
         let caller = caller_from_claims(
-            &map(json!({"https://crm.example/org":"o","uid":"u","crm_role":"Owner","org_id":"x"})),
+            &map(
+                json!({"https://crm.example/org":"o","uid":"u","crm_role":"Owner","org_id":"x",
+                "company":"  Acme GmbH ","billing_email":"ap@acme.test","email":"me@x.test"}),
+            ),
             &names,
         )
         .unwrap();
+        assert_eq!(caller.details.org_name.as_deref(), Some("Acme GmbH"));
+        assert_eq!(caller.details.email.as_deref(), Some("ap@acme.test"));
+        // Absent or unusable claims give nothing, never a guess.
+        let bare = caller_from_claims(
+            &map(json!({"https://crm.example/org":"o","uid":"u","billing_email":"not mail"})),
+            &names,
+        )
+        .unwrap();
+        assert_eq!(bare.details, crate::auth::BuyerDetails::default());
         assert_eq!((caller.org.as_str(), caller.role), ("o", Role::Owner));
     }
 

@@ -45,6 +45,41 @@ pub struct Caller {
     pub org: OrgId,
     pub user: UserId,
     pub role: Role,
+    /// What the token says of the organization, for its Stripe customer (never invented).
+    pub details: BuyerDetails,
+}
+
+/// The organization's name and a billing email, when the token carries them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuyerDetails {
+    pub org_name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl BuyerDetails {
+    /// Longest name or email kept (Stripe's customer fields allow more; a longer claim is
+    /// not a name or an address).
+    pub const MAX_LEN: usize = 200;
+
+    /// From claim values: trimmed, non-empty, at most [`Self::MAX_LEN`] characters without
+    /// control characters; an email must look like one (`x@y`, no spaces).
+    pub fn from_claims(org_name: Option<&str>, email: Option<&str>) -> Self {
+        let clean = |v: Option<&str>| {
+            v.map(str::trim)
+                .filter(|v| !v.is_empty() && v.chars().count() <= Self::MAX_LEN)
+                .filter(|v| !v.chars().any(char::is_control))
+                .map(str::to_owned)
+        };
+        let email = clean(email).filter(|e| {
+            !e.contains(char::is_whitespace)
+                && e.split_once('@')
+                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        });
+        Self {
+            org_name: clean(org_name),
+            email,
+        }
+    }
 }
 
 /// Why the authorizer produced no policy.

@@ -182,6 +182,18 @@ pub struct Invoice {
     pub hosted_invoice_url: Option<String>,
     pub invoice_pdf: Option<String>,
     pub attempt_count: u64,
+    /// Before discounts and tax (cents); `None` on copies stored before it was kept.
+    #[serde(default)]
+    pub subtotal: Option<i64>,
+    /// Tax (cents), 0 without any.
+    #[serde(default)]
+    pub tax: Option<i64>,
+    /// Discounts (cents, positive), 0 without any.
+    #[serde(default)]
+    pub discount: Option<i64>,
+    /// After discounts and tax (cents).
+    #[serde(default)]
+    pub total: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ pub const SUB_PREFIX: &str = "SUB#";
 pub const INVOICE_PREFIX: &str = "INV#";
 pub const PAYMENT_METHOD_PREFIX: &str = "PM#";
 pub const LEAD_PREFIX: &str = "LEAD#";
+pub const TRIAL_PREFIX: &str = "TRIAL#";
 pub const RECONCILE_PK: &str = "RECONCILE";
 
 pub fn org(org: &OrgId) -> String {
@@ -40,6 +41,11 @@ pub fn subscription(sub: &SubscriptionId) -> String {
 /// Query. `created` never changes for an invoice, so the key is stable across syncs.
 pub fn invoice(created: Timestamp, id: &InvoiceId) -> String {
     format!("{INVOICE_PREFIX}{:012}#{id}", created.unix().max(0))
+}
+
+/// One item per module the org has had a free trial of.
+pub fn trial(module: crate::domain::ServiceModule) -> String {
+    format!("{TRIAL_PREFIX}{}", module.as_str())
 }
 
 pub fn payment_method(id: &PaymentMethodId) -> String {

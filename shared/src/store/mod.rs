@@ -13,6 +13,7 @@ mod rate_limit;
 pub mod reconcile;
 mod subscriptions;
 pub mod table;
+mod trials;
 
 use query::Order;
 

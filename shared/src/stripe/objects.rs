@@ -96,6 +96,8 @@ pub struct StripePrice {
     #[serde(default)]
     pub active: Option<bool>,
     pub metadata: Option<Metadata>,
+    /// `inclusive`, `exclusive` or `unspecified` (absent in older shapes).
+    pub tax_behavior: Option<String>,
 }
 
 /// The pre-2018 predecessor of a price (localstripe has no prices, only plans).
@@ -344,8 +346,24 @@ pub struct StripeInvoice {
     pub invoice_pdf: Option<String>,
     pub attempt_count: Option<u64>,
     pub subtotal: Option<i64>,
+    /// Since 2025: the taxes, one entry per rate; before, `tax`.
+    pub total_taxes: Option<Vec<Amount>>,
+    pub tax: Option<i64>,
+    pub total_discount_amounts: Option<Vec<Amount>>,
     /// The lines (an invoice preview carries them; a retrieved invoice its first page).
     pub lines: Option<List<StripeInvoiceLine>>,
+}
+
+/// An amount of a tax or discount breakdown.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Amount {
+    pub amount: Option<i64>,
+}
+
+fn sum(amounts: &Option<Vec<Amount>>) -> Option<i64> {
+    amounts
+        .as_ref()
+        .map(|list| list.iter().filter_map(|a| a.amount).sum())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -456,6 +474,10 @@ impl StripeInvoice {
             hosted_invoice_url: self.hosted_invoice_url.clone(),
             invoice_pdf: self.invoice_pdf.clone(),
             attempt_count: self.attempt_count.unwrap_or(0),
+            subtotal: self.subtotal,
+            tax: Some(sum(&self.total_taxes).or(self.tax).unwrap_or(0)),
+            discount: Some(sum(&self.total_discount_amounts).unwrap_or(0)),
+            total: self.total,
         })
     }
 }
@@ -584,6 +606,7 @@ pub struct StripeProduct {
     pub name: Option<String>,
     pub active: Option<bool>,
     pub metadata: Option<Metadata>,
+    pub tax_code: Option<Expandable>,
 }
 
 /// The webhook envelope. Only ids are read from `data.object`: the object itself is re-fetched.

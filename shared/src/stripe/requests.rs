@@ -18,8 +18,14 @@ pub use stripe_billing::subscription::{
     UpdateSubscriptionProrationBehavior,
 };
 pub use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
-    ExpireCheckoutSession, ListCheckoutSession, RetrieveCheckoutSession,
+    CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
+    CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentMethodCollection,
+    CreateCheckoutSessionSubscriptionData, CreateCheckoutSessionSubscriptionDataTrialSettings,
+    CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehavior,
+    CreateCheckoutSessionSubscriptionDataTrialSettingsEndBehaviorMissingPaymentMethod,
+    CreateCheckoutSessionTaxIdCollection, ExpireCheckoutSession, ListCheckoutSession,
+    RetrieveCheckoutSession,
 };
 pub use stripe_connect::account::RetrieveForMyAccountAccount;
 pub use stripe_core::customer::{CreateCustomer, ListPaymentMethodsCustomer, RetrieveCustomer};
@@ -28,5 +34,8 @@ pub use stripe_product::price::{
     CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
 };
 pub use stripe_product::product::{CreateProduct, RetrieveProduct, UpdateProduct};
-pub use stripe_shared::{CheckoutSessionMode, CheckoutSessionStatus};
+pub use stripe_shared::{
+    CheckoutSessionBillingAddressCollection, CheckoutSessionMode, CheckoutSessionStatus,
+    PriceTaxBehavior,
+};
 pub use stripe_types::{Currency, RangeQueryTs};

@@ -7,6 +7,9 @@ use crate::stripe::StripeEvent;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     CompleteCheckout(String),
+    /// A Checkout Session expired unpaid: nothing to sync or grant, only counted (the
+    /// checkout success rate) once per event.
+    CheckoutExpired(String),
     SyncSubscription(SubscriptionId),
     SyncInvoice(InvoiceId),
     SyncCustomer(CustomerId),
@@ -18,6 +21,7 @@ pub enum Action {
 pub const HANDLED_EVENT_TYPES: &[&str] = &[
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
+    "checkout.session.expired",
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
@@ -51,6 +55,9 @@ pub fn decide(event: &StripeEvent) -> Result<Action, InvalidId> {
         return Ok(Action::Ignore);
     }
     Ok(match kind.split_once('.').map(|(prefix, _)| prefix) {
+        Some("checkout") if kind == "checkout.session.expired" => {
+            Action::CheckoutExpired(object.id.clone())
+        }
         Some("checkout") => Action::CompleteCheckout(object.id.clone()),
         Some("customer") if kind.starts_with("customer.subscription.") => {
             Action::SyncSubscription(SubscriptionId::parse(&object.id)?)
@@ -122,6 +129,10 @@ mod tests {
                 Ok(Action::SyncInvoice(InvoiceId::parse("in_1").unwrap()))
             );
         }
+        assert_eq!(
+            decide(&event("checkout.session.expired", r#"{"id":"cs_2"}"#)),
+            Ok(Action::CheckoutExpired("cs_2".to_owned()))
+        );
         assert_eq!(
             decide(&event("checkout.session.completed", r#"{"id":"cs_1"}"#)),
             Ok(Action::CompleteCheckout("cs_1".to_owned()))

@@ -342,7 +342,34 @@ impl WebhookHandler {
         };
         let syncer = &self.syncer;
         let result = match &action {
-            Action::CompleteCheckout(id) => syncer.complete_checkout(id, Some(&marker)).await,
+            Action::CompleteCheckout(id) => {
+                let completed = syncer.complete_checkout(id, Some(&marker)).await;
+                if matches!(
+                    completed,
+                    Ok(Synced {
+                        applied: Applied::Written,
+                        ..
+                    })
+                ) && event.event_type == "checkout.session.completed"
+                {
+                    crate::metrics::checkout_session("completed");
+                }
+                completed
+            }
+            Action::CheckoutExpired(id) => {
+                // Nothing was bought: the session is not read, nothing is granted; the marker
+                // makes a redelivery a duplicate, so the expiry is counted once.
+                return match syncer.store.record_event(&marker).await {
+                    Ok(Applied::Written) => {
+                        tracing::info!(session = %id, "checkout session expired unpaid");
+                        crate::metrics::checkout_session("expired");
+                        Outcome::Processed(Applied::Written)
+                    }
+                    Ok(Applied::Duplicate) => Outcome::Duplicate,
+                    Ok(applied) => Outcome::Processed(applied),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+            }
             Action::SyncSubscription(id) => {
                 syncer
                     .sync_subscription_as(id, event_customer.as_ref(), Some(&marker), deletion)

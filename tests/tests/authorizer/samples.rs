@@ -182,6 +182,7 @@ async fn every_sample_leads_event_gets_its_documented_answer() {
     let config = ApiConfig {
         origins: OriginAllowlist::parse(""),
         sync_per_minute: 5,
+        offer: Default::default(),
     };
     for (name, text) in sample_files("leads") {
         let request =

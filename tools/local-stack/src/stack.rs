@@ -259,6 +259,7 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
         api: ApiConfig {
             origins: OriginAllowlist::parse(&origins),
             sync_per_minute: 30,
+            offer: Default::default(),
         },
         policy,
     });

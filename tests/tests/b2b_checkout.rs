@@ -1,0 +1,372 @@
+//! What a company buying at checkout gets: its billing address and tax ID collected and saved,
+//! Stripe Tax, promotion codes, one free trial per module and organization, and the checkout
+//! success rate counted. The exact Stripe parameters are asserted as Stripe's API reference
+//! spells them (the fixture Stripe records each request and refuses unknown parameters).
+
+use billing::api::checkout::CheckoutOffer;
+use billing::api::{self, ApiConfig, OriginAllowlist};
+use billing::auth::BuyerDetails;
+use billing::catalog_sync::sync_catalog;
+use billing::domain::{Catalog, GracePolicy};
+use billing::routes::Role;
+use billing::stripe::StripeApi;
+use billing::sync::Syncer;
+use pss_billing_tests::http::{blocking, get};
+use pss_billing_tests::rig::{self, Rig, STRIPE_KEY, customer_object, fake_put};
+use pss_billing_tests::{build, fake_stripe};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+const ORIGIN: &str = "https://app.example.test";
+
+/// The metric lines are captured process-wide: this binary's tests run one at a time, so each
+/// counts only its own.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn config(offer: CheckoutOffer) -> ApiConfig {
+    ApiConfig {
+        origins: OriginAllowlist::parse(ORIGIN),
+        sync_per_minute: 5,
+        offer,
+    }
+}
+
+async fn world() -> (Rig, Syncer) {
+    billing::metrics::capture();
+    let rig = Rig::on_fake_stripe().await;
+    let stripe = StripeApi::new(STRIPE_KEY, Some(&rig.stripe_url)).unwrap();
+    sync_catalog(&stripe, Catalog::standard().entries())
+        .await
+        .unwrap();
+    let syncer = Syncer::new(rig.store.clone(), stripe, GracePolicy::default());
+    (rig, syncer)
+}
+
+fn body(services: &[&str], interval: &str) -> Vec<u8> {
+    json!({"services": services, "interval": interval,
+        "successUrl": format!("{ORIGIN}/billing/done"), "cancelUrl": format!("{ORIGIN}/billing")})
+    .to_string()
+    .into_bytes()
+}
+
+/// The form of every request the fixture Stripe received to `path` that mentions `needle`.
+async fn forms(path: &'static str, needle: String) -> Vec<BTreeMap<String, String>> {
+    let url = format!("{}/_test/requests", fake_stripe().url);
+    let all = blocking(move || get(&url).json()).await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == path && r.to_string().contains(&needle))
+        .map(|r| {
+            assert!(r.get("refused").is_none(), "Stripe would refuse: {r}");
+            serde_json::from_value(r["form"].clone()).unwrap()
+        })
+        .collect()
+}
+
+fn has(form: &BTreeMap<String, String>, key: &str, value: &str) -> bool {
+    form.get(key).map(String::as_str) == Some(value)
+}
+
+#[tokio::test]
+async fn a_first_checkout_collects_company_details_tax_promotion_codes_and_starts_a_trial() {
+    let _serial = SERIAL.lock().await;
+    let (_rig, syncer) = world().await;
+    let org = build::org("b2b-first");
+    let details = BuyerDetails::from_claims(Some("Acme GmbH"), Some("billing@acme.test"));
+    let config = config(CheckoutOffer::default());
+    api::checkout_for(
+        &syncer,
+        &config,
+        &org,
+        Role::Admin,
+        &details,
+        &body(&["LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap();
+    let sessions = forms("/v1/checkout/sessions", org.to_string()).await;
+    assert_eq!(sessions.len(), 1);
+    let session = &sessions[0];
+    // As Stripe's reference names them.
+    for (key, value) in [
+        ("billing_address_collection", "required"),
+        ("tax_id_collection[enabled]", "true"),
+        ("customer_update[name]", "auto"),
+        ("customer_update[address]", "auto"),
+        ("automatic_tax[enabled]", "true"),
+        ("allow_promotion_codes", "true"),
+        ("payment_method_collection", "if_required"),
+        ("subscription_data[trial_period_days]", "14"),
+        (
+            "subscription_data[trial_settings][end_behavior][missing_payment_method]",
+            "cancel",
+        ),
+        ("subscription_data[metadata][organization_id]", org.as_str()),
+    ] {
+        assert!(
+            has(session, key, value),
+            "{key}={value} missing: {session:?}"
+        );
+    }
+    // The customer carries what the token said of the org.
+    let customers = forms("/v1/customers", org.to_string()).await;
+    assert_eq!(customers.len(), 1);
+    assert!(
+        has(&customers[0], "name", "Acme GmbH"),
+        "{:?}",
+        customers[0]
+    );
+    assert!(has(&customers[0], "email", "billing@acme.test"));
+}
+
+#[tokio::test]
+async fn switched_off_tax_and_codes_are_not_sent_and_absent_claims_invent_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (_rig, syncer) = world().await;
+    let org = build::org("b2b-off");
+    let offer = CheckoutOffer {
+        automatic_tax: false,
+        promotion_codes: false,
+        trial_days: 0,
+    };
+    api::checkout_for(
+        &syncer,
+        &config(offer),
+        &org,
+        Role::Admin,
+        &BuyerDetails::from_claims(None, Some("not an email")),
+        &body(&["SocialInbox"], "year"),
+    )
+    .await
+    .unwrap();
+    let session = &forms("/v1/checkout/sessions", org.to_string()).await[0];
+    for absent in [
+        "automatic_tax[enabled]",
+        "allow_promotion_codes",
+        "payment_method_collection",
+        "subscription_data[trial_period_days]",
+    ] {
+        assert!(!session.contains_key(absent), "{absent} sent: {session:?}");
+    }
+    // Company details are still collected: they are the invoice's, tax or not.
+    assert!(has(session, "billing_address_collection", "required"));
+    assert!(has(session, "tax_id_collection[enabled]", "true"));
+    let customer = &forms("/v1/customers", org.to_string()).await[0];
+    assert!(
+        !customer.contains_key("name") && !customer.contains_key("email"),
+        "{customer:?}"
+    );
+}
+
+/// A module's trial is offered once per organization: the trial's use is kept in the table,
+/// so a later checkout of it (even with a new Stripe customer after the old one was deleted)
+/// is charged at once.
+#[tokio::test]
+async fn a_second_trial_of_a_module_is_refused_even_after_the_customer_was_deleted() {
+    let _serial = SERIAL.lock().await;
+    let (rig, syncer) = world().await;
+    let (customer, org) = rig.billed_customer("b2b-trialed").await;
+    let mut sub = rig::subscription_object(
+        &billing_sub_id(),
+        &customer,
+        "trialing",
+        &[("leadgen_monthly", 1)],
+    );
+    sub["trial_end"] = (billing::domain::Timestamp::now().unix() + 10 * 86_400).into();
+    fake_put(&rig.stripe_url, &sub).await;
+    syncer.sync_org(&org).await.unwrap();
+    let trialed = rig.store.trialed_modules(&org).await.unwrap();
+    assert_eq!(trialed, [billing::domain::ServiceModule::LeadGeneration]);
+
+    // The customer is deleted in Stripe (its subscriptions with it) and the webhook applies it.
+    let reply = rig::delete_customer(&rig.stripe_url, &customer).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (status, answer) = rig.deliver_new("customer.subscription.deleted", &sub).await;
+    assert_eq!(status, 200, "{answer}");
+    let deleted = customer_object(&customer, Some(&org));
+    let (status, answer) = rig.deliver_new("customer.deleted", &deleted).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
+
+    let config = config(CheckoutOffer::default());
+    let view = api::checkout_for(
+        &syncer,
+        &config,
+        &org,
+        Role::Admin,
+        &BuyerDetails::default(),
+        &body(&["LeadGeneration", "EmailAutomation"], "month"),
+    )
+    .await
+    .unwrap();
+    assert!(view.url.contains("cs_"), "{}", view.url);
+    let sessions = forms("/v1/checkout/sessions", org.to_string()).await;
+    let session = sessions.last().unwrap();
+    assert!(
+        !session.contains_key("subscription_data[trial_period_days]"),
+        "a second trial of LeadGeneration: {session:?}"
+    );
+    assert!(!session.contains_key("payment_method_collection"));
+    // A module never trialled still gets its trial.
+    let fresh = api::checkout_for(
+        &syncer,
+        &config,
+        &org,
+        Role::Admin,
+        &BuyerDetails::default(),
+        &body(&["EmailAutomation"], "month"),
+    )
+    .await;
+    assert!(fresh.is_ok(), "{fresh:?}");
+    let sessions = forms("/v1/checkout/sessions", org.to_string()).await;
+    assert!(has(
+        sessions.last().unwrap(),
+        "subscription_data[trial_period_days]",
+        "14"
+    ));
+}
+
+fn billing_sub_id() -> String {
+    pss_billing_tests::unique("sub_b2b_")
+}
+
+fn outcomes(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("CheckoutSessions").is_some())
+        .map(|v| {
+            // An EMF line as CloudWatch reads it: the metric under the `Outcome` dimension.
+            let directive = &v["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(directive["Namespace"], "PssBilling");
+            assert_eq!(directive["Dimensions"], json!([["Outcome"]]));
+            assert_eq!(directive["Metrics"][0]["Name"], "CheckoutSessions");
+            assert_eq!(v["CheckoutSessions"], 1.0);
+            v["Outcome"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Each outcome is counted where it happens, once: `created` by the checkout, `completed` by
+/// the webhook's completion event, `expired` by the webhook's expiry event, which grants
+/// nothing (and a redelivery counts nothing more).
+#[tokio::test]
+async fn checkout_outcomes_are_counted_once_and_an_expired_session_grants_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (rig, syncer) = world().await;
+    let org = build::org("b2b-outcomes");
+    let before = billing::metrics::captured().len();
+    let view = api::checkout_for(
+        &syncer,
+        &config(CheckoutOffer::default()),
+        &org,
+        Role::Admin,
+        &BuyerDetails::default(),
+        &body(&["Integrations"], "month"),
+    )
+    .await
+    .unwrap();
+    // The buyer never pays: Stripe expires the session, then sends the event.
+    let url = format!(
+        "{}/v1/checkout/sessions/{}/expire",
+        fake_stripe().url,
+        view.session_id
+    );
+    let reply = blocking(move || pss_billing_tests::http::stripe_form("POST", &url, &[])).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = stripe_get(&format!("/v1/checkout/sessions/{}", view.session_id)).await;
+    let expired = rig::event(
+        &pss_billing_tests::unique("evt_"),
+        "checkout.session.expired",
+        &session,
+    );
+    let (status, answer) = rig.deliver(&expired).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("processed")),
+        "{answer}"
+    );
+    let (status, again) = rig.deliver(&expired).await;
+    assert_eq!(
+        (status, again["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{again}"
+    );
+    assert_eq!(
+        rig.unlocked(&org).await,
+        ["BasicCRM"],
+        "an expired session grants nothing"
+    );
+
+    // Another checkout, paid: its completion event counts once.
+    let view = api::checkout_for(
+        &syncer,
+        &config(CheckoutOffer::default()),
+        &org,
+        Role::Admin,
+        &BuyerDetails::default(),
+        &body(&["Integrations", "SocialInbox"], "month"),
+    )
+    .await
+    .unwrap();
+    let profile = rig.store.billing_profile(&org).await.unwrap().unwrap();
+    let sub = rig
+        .put_subscription(profile.customer_id.as_str(), "integrations_monthly")
+        .await;
+    let url = format!(
+        "{}/_test/checkout/{}/complete",
+        fake_stripe().url,
+        view.session_id
+    );
+    let paid = json!({"subscription": sub["id"]});
+    let reply = blocking(move || pss_billing_tests::http::post_json(&url, &paid)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = stripe_get(&format!("/v1/checkout/sessions/{}", view.session_id)).await;
+    let completed = rig::event(
+        &pss_billing_tests::unique("evt_"),
+        "checkout.session.completed",
+        &session,
+    );
+    let (status, answer) = rig.deliver(&completed).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("processed")),
+        "{answer}"
+    );
+    let (_, again) = rig.deliver(&completed).await;
+    assert_eq!(again["outcome"], "duplicate");
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "Integrations"]);
+
+    let lines = billing::metrics::captured()[before..].to_vec();
+    let counted = outcomes(&lines);
+    assert_eq!(
+        counted.iter().filter(|o| *o == "expired").count(),
+        1,
+        "{counted:?}"
+    );
+    assert_eq!(
+        counted.iter().filter(|o| *o == "created").count(),
+        2,
+        "{counted:?}"
+    );
+    assert_eq!(
+        counted.iter().filter(|o| *o == "completed").count(),
+        1,
+        "{counted:?}"
+    );
+}
+
+async fn stripe_get(path: &str) -> Value {
+    let url = format!("{}{path}", fake_stripe().url);
+    blocking(move || {
+        pss_billing_tests::http::request(
+            "GET",
+            &url,
+            &[("Authorization", "Bearer sk_test_b2b")],
+            b"",
+        )
+        .json()
+    })
+    .await
+}
