@@ -15,25 +15,18 @@ export type LeadPage = Schemas["LeadPage"];
 export type SubscriptionItem = Schemas["SubscriptionItem"];
 export type PlanPreviewLine = Schemas["PreviewLine"];
 
-// Free trials, tax and discounts (issue 21), typed by hand to match the API until openapi.json
-// describes them; then these become the generated schemas again.
 /** `trialWillEnd`: Stripe announced that the trial ends within 3 days. */
-export type Subscription = Schemas["Subscription"] & { trialWillEnd: boolean };
-export type SubscriptionOverview = Omit<Schemas["SubscriptionOverview"], "subscriptions"> & {
-  subscriptions: Subscription[];
-  /** The free trial a first purchase of a module starts, in days; 0: this deployment offers none. */
-  trialDays: number;
-  /** Modules the org has had a trial of: none of them gets a second one. */
-  trialedModules: PaidModule[];
-};
+export type Subscription = Schemas["Subscription"];
+/** With `trialDays` (0: no trials) and `trialedModules` (no second trial of these). */
+export type SubscriptionOverview = Schemas["SubscriptionOverview"];
 /** Cents; `tax` and `discount` are 0 when there is none. */
-export type Invoice = Schemas["Invoice"] & { subtotal: number; tax: number; discount: number; total: number };
-export type InvoicePage = Omit<Schemas["InvoicePage"], "invoices"> & { invoices: Invoice[] };
+export type Invoice = Schemas["Invoice"];
+export type InvoicePage = Schemas["InvoicePage"];
 /** What buying modules costs, before anything is charged (POST /api/billing/preview). `trialDays`:
  * the free trial a checkout would start (then nothing is due today); null in add mode. */
-export type PlanPreview = Schemas["PlanPreview"] & { trialDays: number | null };
+export type PlanPreview = Schemas["PlanPreview"];
 /** The modules added to a plan and the charge (POST /api/billing/modules). */
-export type PlanChange = Omit<Schemas["PlanChange"], "subscription"> & { subscription: SubscriptionOverview };
+export type PlanChange = Schemas["PlanChange"];
 
 /** An API failure, in words a person can act on. */
 export class BillingApiError extends Error {
@@ -133,13 +126,13 @@ export function createBillingApi(baseUrl: string, token: string | null): Billing
   });
   return {
     services: async () => (await unwrap(client.GET("/api/billing/services"))).services,
-    subscription: () => unwrap(client.GET("/api/billing/subscription")) as Promise<SubscriptionOverview>,
+    subscription: () => unwrap(client.GET("/api/billing/subscription")),
     invoices: (cursor, limit = 10) =>
       unwrap(
         client.GET("/api/billing/invoices", {
           params: { query: cursor ? { limit, cursor } : { limit } },
         }),
-      ) as Promise<InvoicePage>,
+      ),
     paymentMethods: async () =>
       (await unwrap(client.GET("/api/billing/payment-methods"))).paymentMethods,
     checkout: (services, interval, successUrl, cancelUrl) =>
@@ -149,9 +142,9 @@ export function createBillingApi(baseUrl: string, token: string | null): Billing
         }),
       ),
     preview: (services, interval) =>
-      unwrap(client.POST("/api/billing/preview", { body: { services, interval } })) as Promise<PlanPreview>,
+      unwrap(client.POST("/api/billing/preview", { body: { services, interval } })),
     addModules: (services, interval, prorationDate) =>
-      unwrap(client.POST("/api/billing/modules", { body: { services, interval, prorationDate } })) as Promise<PlanChange>,
+      unwrap(client.POST("/api/billing/modules", { body: { services, interval, prorationDate } })),
     portal: async (returnUrl) =>
       (await unwrap(client.POST("/api/billing/portal", { body: { returnUrl } }))).url,
     sync: (sessionId) =>
@@ -159,7 +152,7 @@ export function createBillingApi(baseUrl: string, token: string | null): Billing
         client.POST("/api/billing/sync", {
           params: { query: sessionId ? { session_id: sessionId } : {} },
         }),
-      ) as Promise<SubscriptionOverview>,
+      ),
     leads: () => unwrap(client.GET("/api/leads")),
   };
 }
