@@ -78,3 +78,25 @@ export async function expectNoSidewaysScroll(page: Page, what: string): Promise<
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow, `${what} scrolls sideways`).toBeLessThanOrEqual(0);
 }
+
+/** A date as the app shows it ("Dec 15, 2026"): Unix seconds, UTC, en-US medium. */
+export function shownDate(unixSeconds: number): string {
+  return new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeZone: "UTC" }).format(new Date(unixSeconds * 1000));
+}
+
+/** Matches the date `days` after one of the instants between `from` and `to` (Unix seconds): a
+ * trial started between them ends on one of these, even across midnight UTC. */
+export function dateAfter(days: number, from: number, to: number): string {
+  const dates = new Set([shownDate(from + days * 86_400), shownDate(to + days * 86_400)]);
+  return `(?:${[...dates].map((d) => d.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`;
+}
+
+/** The local Checkout's company fields: a German company with its VAT number. */
+export async function enterGermanCompany(page: Page): Promise<void> {
+  await page.getByLabel("Company name").fill("Musterfirma GmbH");
+  await page.getByLabel("Country").selectOption("DE");
+  await page.getByLabel("Address line 1").fill("Friedrichstraße 123");
+  await page.getByLabel("City").fill("Berlin");
+  await page.getByLabel("Postal code").fill("10117");
+  await page.getByLabel("VAT number").fill("DE123456789");
+}
