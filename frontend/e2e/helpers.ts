@@ -54,8 +54,14 @@ export async function signInWithToken(page: Page, token: string): Promise<void> 
   await expect(page.getByRole("heading", { name: "Your modules" })).toBeVisible();
 }
 
+/** Pays on the local Checkout as a US company (no tax in the fixture's table), with `card`. */
 export async function payOnCheckout(page: Page, card: string): Promise<void> {
   await expect(page.getByRole("heading", { name: "Subscribe" })).toBeVisible();
+  // Checkout requires the billing address (billing_address_collection=required).
+  await page.getByLabel("Country").selectOption("US");
+  await page.getByLabel("Address line 1").fill("1 Main Street");
+  await page.getByLabel("City").fill("Springfield");
+  await page.getByLabel("Postal code").fill("12345");
   await page.getByLabel("Card number").fill(card);
   await page.getByLabel("Expiry (MM / YY)").fill("12 / 34");
   await page.getByLabel("CVC").fill("123");

@@ -7,6 +7,17 @@ import { expect, test } from "@playwright/test";
 import { app, dateAfter, enterGermanCompany, eventually, expectNoSidewaysScroll, localToken, shot, signInWithToken, soon } from "./helpers";
 
 const ORG = "org_trial";
+
+// This spec runs against the stack that offers trials (global-setup.ts starts it beside the
+// paid-path one); `app()` reads PSS_FRONTEND_URL.
+let paidStack: string | undefined;
+test.beforeAll(() => {
+  paidStack = process.env.PSS_FRONTEND_URL;
+  process.env.PSS_FRONTEND_URL = process.env.PSS_TRIAL_FRONTEND_URL;
+});
+test.afterAll(() => {
+  process.env.PSS_FRONTEND_URL = paidStack;
+});
 const now = () => Math.floor(Date.now() / 1000);
 
 test("an Admin starts a free trial as a company with a VAT number and no card, and gets no second one", async ({ page }) => {

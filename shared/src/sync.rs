@@ -155,6 +155,9 @@ pub fn checkout_claim(session: &StripeCheckoutSession) -> Result<CheckoutClaim, 
     Ok(CheckoutClaim { org, customer })
 }
 
+/// The event that announces a trial's end, three days before it.
+const TRIAL_WILL_END: &str = "customer.subscription.trial_will_end";
+
 /// Reads from Stripe, writes to the store.
 #[derive(Debug, Clone)]
 pub struct Syncer {
@@ -253,6 +256,9 @@ impl Syncer {
             return Err(SyncError::UnknownStatus(raw.status));
         }
         let mut subscription = raw.to_domain(&self.catalog)?;
+        if marker.is_some_and(|m| m.event_type == TRIAL_WILL_END) {
+            subscription.trial_end_notice = subscription.trial_end;
+        }
         let unmapped_prices = self.resolve_modules_by_product(&mut subscription).await?;
         let org = self.org_of(&subscription.customer_id).await?;
         if subscription.status == SubscriptionStatus::Trialing {

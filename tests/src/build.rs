@@ -42,6 +42,7 @@ pub fn subscription(
         default_payment_method: None,
         past_due_since: None,
         ended_unseen: false,
+        trial_end_notice: None,
     }
 }
 

@@ -254,6 +254,12 @@ pub async fn emulated_stack_caching(
         table: table.to_owned(),
         cache_seconds,
         frontend_origins,
+        // The paid path (a card on the local Checkout); trials are tested in b2b_checkout.rs
+        // against the fixture Stripe and in the browser against a stack of their own.
+        offer: billing::api::checkout::CheckoutOffer {
+            trial_days: 0,
+            ..Default::default()
+        },
     })
     .await
     .expect("the local stack starts");

@@ -32,8 +32,12 @@ fn config(offer: CheckoutOffer) -> ApiConfig {
 }
 
 async fn world() -> (Rig, Syncer) {
+    world_on(&fake_stripe().url).await
+}
+
+async fn world_on(stripe_url: &str) -> (Rig, Syncer) {
     billing::metrics::capture();
-    let rig = Rig::on_fake_stripe().await;
+    let rig = Rig::new(stripe_url).await;
     let stripe = StripeApi::new(STRIPE_KEY, Some(&rig.stripe_url)).unwrap();
     sync_catalog(&stripe, Catalog::standard().entries())
         .await
@@ -369,4 +373,212 @@ async fn stripe_get(path: &str) -> Value {
         .json()
     })
     .await
+}
+
+/// The fixture Stripe's events not delivered yet by this test, delivered to the webhook.
+async fn deliver_new_events(rig: &Rig, seen: &mut std::collections::BTreeSet<String>) {
+    let url = format!("{}/_test/events", rig.stripe_url);
+    let events = blocking(move || get(&url).json()).await;
+    for event in events.as_array().unwrap() {
+        let id = event["id"].as_str().unwrap().to_owned();
+        if seen.insert(id) {
+            let (status, body) = rig.deliver(event).await;
+            assert_eq!(status, 200, "{}: {body}", event["type"]);
+        }
+    }
+}
+
+async fn events_seen_so_far(stripe_url: &str) -> std::collections::BTreeSet<String> {
+    let url = format!("{stripe_url}/_test/events");
+    let events = blocking(move || get(&url).json()).await;
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn control(stripe_url: &str, path: &str, body: Value) -> Value {
+    let url = format!("{stripe_url}{path}");
+    let reply = blocking(move || pss_billing_tests::http::post_json(&url, &body)).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    reply.json()
+}
+
+fn german_company(vat_id: Option<&str>) -> Value {
+    let mut buyer = json!({"business_name": "Acme GmbH", "email": "ap@acme.test",
+        "address": {"country": "DE", "line1": "Hauptstr. 1", "city": "Berlin", "postal_code": "10115"}});
+    if let Some(vat) = vat_id {
+        buyer["vat_id"] = vat.into();
+    }
+    buyer
+}
+
+/// A trial started at checkout with company details and no card: trialing (unlocked) with the
+/// trial on record, told three days before the end to add a card, then canceled and locked
+/// when it ends without one (`missing_payment_method=cancel`).
+#[tokio::test]
+async fn a_trial_without_a_card_is_announced_then_ends_canceled_and_locked() {
+    let _serial = SERIAL.lock().await;
+    // A fixture Stripe of its own: its clock moves forward only, and this test moves it.
+    let fake =
+        pss_billing_tests::emulators::start_fake_stripe(pss_billing_tests::free_port(), None);
+    let (rig, syncer) = world_on(&fake.url).await;
+    let mut seen = events_seen_so_far(&rig.stripe_url).await;
+    let org = build::org("b2b-trial");
+    let config = config(CheckoutOffer::default());
+    let view = api::checkout_for(
+        &syncer,
+        &config,
+        &org,
+        Role::Admin,
+        &BuyerDetails::default(),
+        &body(&["LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap();
+    let session = control(
+        &rig.stripe_url,
+        &format!("/_test/checkout/{}/complete", view.session_id),
+        german_company(Some("DE123456789")),
+    )
+    .await;
+    assert_eq!(
+        session["payment_status"], "no_payment_required",
+        "{session}"
+    );
+    deliver_new_events(&rig, &mut seen).await;
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+    let overview = |at: &'static str| {
+        let (store, config, org) = (rig.store.clone(), config.clone(), org.clone());
+        async move {
+            let o = api::subscription_offered(&store, &org, GracePolicy::default(), &config.offer)
+                .await
+                .unwrap();
+            serde_json::to_value(o).map(|v| (at, v)).unwrap()
+        }
+    };
+    let (_, first) = overview("started").await;
+    assert_eq!(first["trialDays"], 14);
+    assert_eq!(first["trialedModules"], json!(["LeadGeneration"]));
+    let sub = &first["subscriptions"][0];
+    assert_eq!(sub["status"], "trialing", "{first}");
+    assert_eq!(sub["trialWillEnd"], false);
+    let trial_end = sub["trialEnd"].as_i64().unwrap();
+    let clock = control(&rig.stripe_url, "/_test/clock", json!({})).await;
+    let started = clock["now"].as_i64().unwrap_or(trial_end - 14 * 86_400);
+    assert!(
+        (trial_end - started - 14 * 86_400).abs() <= 5,
+        "14 days: {trial_end} {started}"
+    );
+
+    // Eleven days later Stripe announces the end.
+    control(
+        &rig.stripe_url,
+        "/_test/clock",
+        json!({"advance_seconds": 11 * 86_400 + 60}),
+    )
+    .await;
+    deliver_new_events(&rig, &mut seen).await;
+    let (_, announced) = overview("announced").await;
+    assert_eq!(
+        announced["subscriptions"][0]["trialWillEnd"], true,
+        "{announced}"
+    );
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+
+    // The trial ends with no card: canceled, locked; its trial stays on record.
+    control(
+        &rig.stripe_url,
+        "/_test/clock",
+        json!({"advance_seconds": 3 * 86_400}),
+    )
+    .await;
+    deliver_new_events(&rig, &mut seen).await;
+    let (_, ended) = overview("ended").await;
+    assert_eq!(ended["subscriptions"][0]["status"], "canceled", "{ended}");
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM"]);
+    assert_eq!(ended["trialedModules"], json!(["LeadGeneration"]));
+}
+
+/// Tax computed by Stripe Tax on the buyer's address and a promotion code reach the invoice
+/// list; a module added later is taxed too (the subscription keeps automatic tax).
+#[tokio::test]
+async fn tax_and_discount_reach_the_invoices_and_an_addition_is_taxed_too() {
+    let _serial = SERIAL.lock().await;
+    let (rig, syncer) = world().await;
+    let mut seen = events_seen_so_far(&rig.stripe_url).await;
+    let code = pss_billing_tests::unique("TWENTY");
+    fake_put(
+        &rig.stripe_url,
+        &json!({"id": pss_billing_tests::unique("promo_"), "object": "promotion_code", "code": code,
+            "active": true, "coupon": {"id": pss_billing_tests::unique("coupon_"), "object": "coupon",
+            "percent_off": 20, "duration": "forever"}}),
+    )
+    .await;
+    let org = build::org("b2b-tax");
+    let offer = CheckoutOffer {
+        trial_days: 0,
+        ..CheckoutOffer::default()
+    };
+    let view = api::checkout_for(
+        &syncer,
+        &config(offer),
+        &org,
+        Role::Admin,
+        &BuyerDetails::default(),
+        &body(&["LeadGeneration"], "month"),
+    )
+    .await
+    .unwrap();
+    let mut buyer = german_company(None);
+    buyer["promotion_code"] = code.clone().into();
+    buyer["payment_method"] = "pm_card_visa".into();
+    control(
+        &rig.stripe_url,
+        &format!("/_test/checkout/{}/complete", view.session_id),
+        buyer,
+    )
+    .await;
+    deliver_new_events(&rig, &mut seen).await;
+    assert_eq!(rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+    let page = api::invoices(&rig.store, &org, None, None).await.unwrap();
+    let page = serde_json::to_value(page).unwrap();
+    let invoice = &page["invoices"][0];
+    // Computed by hand: $99.00, 20 % off = $19.80, German VAT 19 % of $79.20 = $15.05.
+    assert_eq!(
+        (
+            &invoice["subtotal"],
+            &invoice["discount"],
+            &invoice["tax"],
+            &invoice["total"]
+        ),
+        (&json!(9900), &json!(1980), &json!(1505), &json!(9425)),
+        "{invoice}"
+    );
+
+    // An addition to the taxed plan: the charge carries tax on top of its lines.
+    let preview = billing::api::plan::preview(
+        &syncer,
+        &offer,
+        &org,
+        Role::Admin,
+        br#"{"services":["EmailAutomation"],"interval":"month"}"#,
+    )
+    .await
+    .unwrap();
+    let lines: i64 = preview.lines.iter().map(|l| l.amount).sum();
+    assert!(lines > 0);
+    assert!(
+        preview.amount_due_today > lines * 80 / 100,
+        "taxed: {} for lines of {lines}",
+        preview.amount_due_today
+    );
+    let sub_id = rig.store.subscriptions(&org).await.unwrap()[0]
+        .subscription
+        .id
+        .to_string();
+    let sub = stripe_get(&format!("/v1/subscriptions/{sub_id}")).await;
+    assert_eq!(sub["automatic_tax"]["enabled"], true, "{sub}");
 }

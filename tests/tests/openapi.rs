@@ -1099,6 +1099,7 @@ async fn every_response_is_documented() {
             &[ServiceModule::LeadGeneration],
         );
         ending.trial_end = Some(now.plus_seconds(86_400));
+        ending.trial_end_notice = ending.trial_end;
         let mut trialed = views::overview(&[ending], &grants, grace, now);
         trialed.trial_days = 14;
         trialed.trialed_modules = Catalog::standard()

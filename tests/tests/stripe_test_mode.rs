@@ -58,6 +58,7 @@ async fn test_mode_uses_the_account_key_and_the_stripe_cli_secret() {
             table: "pss-billing-test-mode".to_owned(),
             cache_seconds: 1,
             frontend_origins: Vec::new(),
+            offer: Default::default(),
         },
         StripeSetup::test_mode(keys),
     )

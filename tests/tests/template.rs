@@ -693,7 +693,10 @@ fn the_dashboard_shows_only_metrics_the_code_emits_and_the_alarms_success_rate()
             }
             // [namespace, metric, dimension name, value, ..., options]
             let names: Vec<&str> = row.iter().filter_map(Json::as_str).collect();
-            assert!(names.len() >= 2 && names.len().is_multiple_of(2), "{title}: {row:?}");
+            assert!(
+                names.len() >= 2 && names.len().is_multiple_of(2),
+                "{title}: {row:?}"
+            );
             assert_eq!(names[0], metrics::NAMESPACE, "{title}");
             let metric = names[1];
             assert!(

@@ -185,6 +185,19 @@ impl Default for CheckoutOffer {
 
 pub const DEFAULT_TRIAL_DAYS: u32 = 14;
 
+impl CheckoutOffer {
+    /// `CHECKOUT_AUTOMATIC_TAX`, `CHECKOUT_PROMOTION_CODES` (`true`/`false`, default true) and
+    /// `TRIAL_DAYS` (default 14; 0: no trials).
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        use crate::config;
+        Ok(Self {
+            automatic_tax: config::parse_or("CHECKOUT_AUTOMATIC_TAX", true)?,
+            promotion_codes: config::parse_or("CHECKOUT_PROMOTION_CODES", true)?,
+            trial_days: config::parse_or("TRIAL_DAYS", DEFAULT_TRIAL_DAYS)?,
+        })
+    }
+}
+
 /// The Checkout Session request: subscription mode, one line item per module, the org in the
 /// session's and the subscription's metadata. `request_key`, once known, names the API request
 /// that made the session (see [`super::CHECKOUT_REQUEST_METADATA_KEY`]).

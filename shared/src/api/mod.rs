@@ -51,11 +51,7 @@ impl ApiConfig {
         Ok(Self {
             origins: OriginAllowlist::parse(&config::required("FRONTEND_ORIGINS")?),
             sync_per_minute: config::parse_or("SYNC_RATE_PER_MINUTE", DEFAULT_SYNC_PER_MINUTE)?,
-            offer: checkout::CheckoutOffer {
-                automatic_tax: config::parse_or("CHECKOUT_AUTOMATIC_TAX", true)?,
-                promotion_codes: config::parse_or("CHECKOUT_PROMOTION_CODES", true)?,
-                trial_days: config::parse_or("TRIAL_DAYS", checkout::DEFAULT_TRIAL_DAYS)?,
-            },
+            offer: checkout::CheckoutOffer::from_env()?,
         })
     }
 }

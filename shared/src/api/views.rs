@@ -84,8 +84,8 @@ pub struct SubscriptionView {
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<Timestamp>,
     pub trial_end: Option<Timestamp>,
-    /// A trial that ends within [`TRIAL_ENDING_SECONDS`] (when Stripe sends
-    /// `customer.subscription.trial_will_end`): the buyer should add a card to keep it.
+    /// Stripe announced the trial's end (`customer.subscription.trial_will_end`, three days
+    /// before it): the buyer should add a card to keep the modules.
     pub trial_will_end: bool,
     /// When a past_due subscription loses its modules.
     pub grace_period_end: Option<Timestamp>,
@@ -114,10 +114,6 @@ pub struct SubscriptionOverview {
     /// Modules the org has had a trial of: they get no second one.
     pub trialed_modules: Vec<ServiceModule>,
 }
-
-/// How long before its end a trial counts as ending: Stripe sends
-/// `customer.subscription.trial_will_end` three days before `trial_end`.
-pub const TRIAL_ENDING_SECONDS: i64 = 3 * 86_400;
 
 fn rank(status: SubscriptionStatus) -> u8 {
     use SubscriptionStatus::*;
@@ -158,10 +154,7 @@ pub fn overview(
                 cancel_at_period_end: s.cancel_at_period_end,
                 cancel_at: s.cancel_at,
                 trial_end: s.trial_end,
-                trial_will_end: s.status == SubscriptionStatus::Trialing
-                    && s.trial_end.is_some_and(|end| {
-                        end.unix() > now.unix() && end.unix() - now.unix() <= TRIAL_ENDING_SECONDS
-                    }),
+                trial_will_end: s.trial_ending(),
                 grace_period_end: (s.status == SubscriptionStatus::PastDue)
                     .then(|| s.past_due_since.or(s.current_period_start))
                     .flatten()

@@ -137,6 +137,7 @@ mod tests {
             default_payment_method: None,
             past_due_since: None,
             ended_unseen: false,
+            trial_end_notice: None,
         }
     }
 

@@ -105,6 +105,11 @@ pub struct Subscription {
     /// read of the subscription replaces it.
     #[serde(default)]
     pub ended_unseen: bool,
+    /// The `trial_end` that Stripe's `customer.subscription.trial_will_end` announced (three
+    /// days before it): kept across syncs while the trial end stays the same, so the buyer is
+    /// told "trial ends on DATE; add a card" until the trial ends or changes.
+    #[serde(default)]
+    pub trial_end_notice: Option<Timestamp>,
 }
 
 impl Subscription {
@@ -137,7 +142,20 @@ impl Subscription {
             }
             _ => None,
         };
+        // The trial-end notice outlives the sync that brought it, for the same trial end.
+        if self.trial_end_notice.is_none() {
+            self.trial_end_notice = stored
+                .and_then(|s| s.trial_end_notice)
+                .filter(|notice| Some(*notice) == self.trial_end);
+        }
         self
+    }
+
+    /// Whether Stripe announced the end of the trial this subscription is in.
+    pub fn trial_ending(&self) -> bool {
+        self.status == SubscriptionStatus::Trialing
+            && self.trial_end.is_some()
+            && self.trial_end_notice == self.trial_end
     }
 }
 

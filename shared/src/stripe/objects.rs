@@ -303,6 +303,7 @@ impl StripeSubscription {
                 .and_then(|pm| PaymentMethodId::parse(pm.id()).ok()),
             past_due_since: None,
             ended_unseen: false,
+            trial_end_notice: None,
         })
     }
 }

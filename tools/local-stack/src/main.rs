@@ -3,8 +3,9 @@
 //! template.yaml at http://127.0.0.1:3000 behind the real authorizer. Ctrl-C stops it all.
 //!
 //! Ports: PSS_PORT (3000), PSS_MOTO_PORT (3001), PSS_STRIPE_PORT (3002), PSS_LOCALSTRIPE_PORT
-//! (3003); env.local.json names the defaults. The frontend: PSS_FRONTEND_PORT (5173; 0 for a
-//! free one).
+//! (3003); env.local.json names the defaults; 0 picks a free port. The frontend:
+//! PSS_FRONTEND_PORT (5173; 0 for a free one). What checkouts offer, as in AWS: TRIAL_DAYS
+//! (14), CHECKOUT_AUTOMATIC_TAX and CHECKOUT_PROMOTION_CODES (true).
 //!
 //! Stripe test mode instead of the emulators: `STRIPE_SECRET_KEY=sk_test_...` and
 //! `STRIPE_WEBHOOK_SECRETS=$(stripe listen --print-secret)`; live keys are refused.
@@ -24,6 +25,11 @@ fn port(name: &str, default: u16) -> u16 {
         .unwrap_or(default)
 }
 
+/// 0 asks for a free port (two stacks side by side, as the browser tests start them).
+fn free_if_zero(port: u16) -> u16 {
+    if port == 0 { free_port() } else { port }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     billing::telemetry::init();
@@ -41,13 +47,15 @@ async fn main() -> std::process::ExitCode {
         0 => free_port(),
         p => p,
     };
-    let moto = start_moto(port("PSS_MOTO_PORT", DEFAULT_MOTO_PORT));
+    let moto = start_moto(free_if_zero(port("PSS_MOTO_PORT", DEFAULT_MOTO_PORT)));
     let (emulators, setup, stripe_line, webhook_line) = match mode {
         StripeMode::Emulated => {
-            let localstripe =
-                start_localstripe(port("PSS_LOCALSTRIPE_PORT", DEFAULT_LOCALSTRIPE_PORT));
+            let localstripe = start_localstripe(free_if_zero(port(
+                "PSS_LOCALSTRIPE_PORT",
+                DEFAULT_LOCALSTRIPE_PORT,
+            )));
             let stripe = start_fake_stripe(
-                port("PSS_STRIPE_PORT", DEFAULT_STRIPE_PORT),
+                free_if_zero(port("PSS_STRIPE_PORT", DEFAULT_STRIPE_PORT)),
                 Some(&localstripe.url),
             );
             let lines = (
@@ -81,7 +89,15 @@ async fn main() -> std::process::ExitCode {
             )
         }
     };
+    let offer = match billing::api::checkout::CheckoutOffer::from_env() {
+        Ok(offer) => offer,
+        Err(e) => {
+            eprintln!("local-stack: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let config = StackConfig {
+        offer,
         port: gateway_port,
         dynamodb_url: moto.url.clone(),
         stripe_url: setup.api_base.clone().unwrap_or_default(),

@@ -44,6 +44,8 @@ pub struct StackConfig {
     /// Origins of a frontend besides the defaults (the Vite dev server on 5173 and the API's
     /// own origin): CORS and checkout/portal redirect URLs accept them.
     pub frontend_origins: Vec<String>,
+    /// What checkouts offer (trials, tax, promotion codes), as the functions' environment says.
+    pub offer: billing::api::checkout::CheckoutOffer,
 }
 
 pub struct LocalStack {
@@ -259,7 +261,8 @@ pub async fn start_with(mut config: StackConfig, setup: StripeSetup) -> Result<L
         api: ApiConfig {
             origins: OriginAllowlist::parse(&origins),
             sync_per_minute: 30,
-            offer: Default::default(),
+            // As in AWS: `TRIAL_DAYS`, `CHECKOUT_AUTOMATIC_TAX`, `CHECKOUT_PROMOTION_CODES`.
+            offer: config.offer,
         },
         policy,
     });
