@@ -64,3 +64,73 @@ async fn catalog_sync_is_idempotent_and_moves_lookup_keys_on_price_changes() {
     let fourth = sync_catalog(&stripe, &changed).await.unwrap();
     assert!(fourth.changes.is_empty(), "{fourth:?}");
 }
+
+/// Stripe Tax: every price created with the tax behaviour, every product with the tax code; a
+/// price whose behaviour is `unspecified` gets it set once; one set otherwise is never changed
+/// (Stripe refuses): catalog-sync stops and says how to migrate.
+#[tokio::test]
+async fn prices_carry_the_tax_behaviour_which_is_set_once_and_never_changed() {
+    use billing::catalog_sync::{
+        CatalogSyncError, SAAS_TAX_CODE, TaxBehavior, TaxSettings, sync_catalog_with,
+    };
+    // A fixture Stripe of its own: this test rewrites the catalog's prices.
+    let fake =
+        pss_billing_tests::emulators::start_fake_stripe(pss_billing_tests::free_port(), None);
+    let stripe = StripeApi::new("sk_test_catalog_tax", Some(&fake.url)).unwrap();
+    let entries = Catalog::standard().entries();
+    sync_catalog(&stripe, entries).await.unwrap();
+    let get = |path: String| {
+        let url = format!("{}{path}", fake.url);
+        async move {
+            pss_billing_tests::http::blocking(move || {
+                pss_billing_tests::http::request(
+                    "GET",
+                    &url,
+                    &[("Authorization", "Bearer sk_test_catalog_tax")],
+                    b"",
+                )
+                .json()
+            })
+            .await
+        }
+    };
+    let price =
+        get("/v1/prices?lookup_keys[0]=leadgen_monthly".to_owned()).await["data"][0].clone();
+    assert_eq!(price["tax_behavior"], "exclusive", "{price}");
+    let product = get("/v1/products/pss_leadgeneration".to_owned()).await;
+    assert_eq!(product["tax_code"], SAAS_TAX_CODE, "{product}");
+
+    // A price made before tax settings existed: `unspecified`, set once.
+    let mut legacy = price.clone();
+    legacy["tax_behavior"] = "unspecified".into();
+    pss_billing_tests::rig::fake_put(&fake.url, &legacy).await;
+    let report = sync_catalog(&stripe, entries).await.unwrap();
+    assert!(
+        report.changes.iter().any(|c| matches!(c, Change::PriceTaxBehaviorSet { lookup_key, .. } if lookup_key == "leadgen_monthly")),
+        "{report:?}"
+    );
+    let again =
+        get("/v1/prices?lookup_keys[0]=leadgen_monthly".to_owned()).await["data"][0].clone();
+    assert_eq!(again["tax_behavior"], "exclusive");
+
+    // Asking for inclusive now: refused, with the way to migrate, and nothing sent to change it.
+    let inclusive = TaxSettings {
+        behavior: TaxBehavior::Inclusive,
+        tax_code: SAAS_TAX_CODE.to_owned(),
+    };
+    let err = sync_catalog_with(&stripe, entries, &inclusive)
+        .await
+        .unwrap_err();
+    let CatalogSyncError::TaxBehaviorLocked {
+        current, wanted, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!((current.as_str(), *wanted), ("exclusive", "inclusive"));
+    let message = err.to_string();
+    assert!(message.contains("transfer_lookup_key=true"), "{message}");
+    let still =
+        get("/v1/prices?lookup_keys[0]=leadgen_monthly".to_owned()).await["data"][0].clone();
+    assert_eq!(still["tax_behavior"], "exclusive");
+}

@@ -109,6 +109,44 @@ mod tests {
         assert_eq!(auth.caller.role, Role::Admin);
         assert!(auth.entitlements.contains(ServiceModule::LeadGeneration));
         assert_eq!(Caller::from_request(&req).unwrap(), auth.caller);
+        assert_eq!(auth.caller.details, super::super::BuyerDetails::default());
+    }
+
+    #[test]
+    fn the_org_name_and_email_the_authorizer_passed_on_reach_the_function() {
+        use crate::auth::{BuyerDetails, Decision};
+        let caller = Caller {
+            org: OrgId::parse("org_1").unwrap(),
+            user: UserId::parse("u_1").unwrap(),
+            role: Role::Owner,
+            details: BuyerDetails::from_claims(Some("Acme GmbH"), Some("ap@acme.test")),
+        };
+        let context = Decision::Allow {
+            caller: Some(caller.clone()),
+            entitlements: None,
+        }
+        .context();
+        assert_eq!(context["orgName"], "Acme GmbH");
+        assert_eq!(context["email"], "ap@acme.test");
+        let fields: Vec<(String, String)> = context
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(Caller::from_request(&request(&fields)).unwrap(), caller);
+        // Without the claims, the context carries neither.
+        let bare = Decision::Allow {
+            caller: Some(Caller {
+                details: BuyerDetails::default(),
+                ..caller
+            }),
+            entitlements: None,
+        }
+        .context();
+        assert!(!bare.contains_key("orgName") && !bare.contains_key("email"));
     }
 
     #[test]
