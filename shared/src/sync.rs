@@ -31,6 +31,11 @@ use crate::stripe::{
 /// The metadata key this service writes on the customers and Checkout Sessions it creates.
 pub const ORG_METADATA_KEY: &str = "organization_id";
 
+/// Metadata key on this service's Checkout Sessions naming the request that created them, so a
+/// retried or concurrent identical request never expires the session Stripe will hand back to
+/// it, and the webhook counts only this service's sessions.
+pub const CHECKOUT_REQUEST_METADATA_KEY: &str = "pss_checkout_request";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
@@ -261,9 +266,11 @@ impl Syncer {
         }
         let unmapped_prices = self.resolve_modules_by_product(&mut subscription).await?;
         let org = self.org_of(&subscription.customer_id).await?;
-        if subscription.status == SubscriptionStatus::Trialing {
+        if subscription.trial_end.is_some() {
             // Before access is granted: a module's trial is offered once per org, so its use
-            // is on record whatever happens to the subscription or the customer later.
+            // is on record whatever happens to the subscription or the customer later (and
+            // whatever status the first copy stored shows: a trial canceled or paid before
+            // any sync still counts).
             let modules: Vec<_> = subscription.modules().collect();
             self.store
                 .record_trials(&org, &modules, Timestamp::now())

@@ -347,6 +347,9 @@ pub fn subscription_object(id: &str, customer: &str, status: &str, items: &[(&st
     sub["customer"] = customer.into();
     sub["status"] = status.into();
     sub["cancel_at_period_end"] = false.into();
+    // Stripe's example object shows a pending update; a subscription has none unless a
+    // change waits for its payment.
+    sub["pending_update"] = Value::Null;
     for field in ["cancel_at", "canceled_at", "ended_at", "trial_end"] {
         sub[field] = Value::Null;
     }

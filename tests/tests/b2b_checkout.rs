@@ -271,7 +271,8 @@ async fn checkout_outcomes_are_counted_once_and_an_expired_session_grants_nothin
     )
     .await
     .unwrap();
-    // The buyer never pays: Stripe expires the session, then sends the event.
+    // The buyer never pays: at `expires_at` Stripe expires the session and sends the event
+    // (here at that time: the fixture's expiry is immediate, its timer is the clock).
     let url = format!(
         "{}/v1/checkout/sessions/{}/expire",
         fake_stripe().url,
@@ -280,10 +281,24 @@ async fn checkout_outcomes_are_counted_once_and_an_expired_session_grants_nothin
     let reply = blocking(move || pss_billing_tests::http::stripe_form("POST", &url, &[])).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let session = stripe_get(&format!("/v1/checkout/sessions/{}", view.session_id)).await;
-    let expired = rig::event(
+    let mut expired = rig::event(
         &pss_billing_tests::unique("evt_"),
         "checkout.session.expired",
         &session,
+    );
+    expired["created"] = session["expires_at"].clone();
+    // The same session expired before its time (by a later checkout, or by hand): not an
+    // abandoned checkout, so not counted.
+    let early = rig::event(
+        &pss_billing_tests::unique("evt_"),
+        "checkout.session.expired",
+        &session,
+    );
+    let (status, answer) = rig.deliver(&early).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("processed")),
+        "{answer}"
     );
     let (status, answer) = rig.deliver(&expired).await;
     assert_eq!(
@@ -581,4 +596,121 @@ async fn tax_and_discount_reach_the_invoices_and_an_addition_is_taxed_too() {
         .to_string();
     let sub = stripe_get(&format!("/v1/subscriptions/{sub_id}")).await;
     assert_eq!(sub["automatic_tax"]["enabled"], true, "{sub}");
+}
+
+/// A trial is for a module's first purchase: a returning customer (the module held in an ended
+/// subscription) gets none; a customer paying for another plan gets its trial with the card
+/// confirmed up front (it would otherwise cancel for want of a card it has); and a module had
+/// before cannot ride another plan's trial by being added to it.
+#[tokio::test]
+async fn trials_are_for_first_purchases_only() {
+    let _serial = SERIAL.lock().await;
+    let (rig, syncer) = world().await;
+    let config = config(CheckoutOffer::default());
+    let checkout =
+        |org: billing::domain::OrgId, services: &'static [&'static str], interval: &'static str| {
+            let (syncer, config) = (syncer.clone(), config.clone());
+            async move {
+                api::checkout_for(
+                    &syncer,
+                    &config,
+                    &org,
+                    Role::Admin,
+                    &BuyerDetails::default(),
+                    &body(services, interval),
+                )
+                .await
+            }
+        };
+    let last_session = |org: billing::domain::OrgId| async move {
+        forms("/v1/checkout/sessions", org.to_string())
+            .await
+            .pop()
+            .expect("a session")
+    };
+
+    // Paid for LeadGeneration once, canceled since: buying it again starts no trial.
+    let (customer, returning) = rig.billed_customer("b2b-returning").await;
+    let ended = rig::subscription_object(
+        &billing_sub_id(),
+        &customer,
+        "canceled",
+        &[("leadgen_monthly", 1)],
+    );
+    fake_put(&rig.stripe_url, &ended).await;
+    syncer.sync_org(&returning).await.unwrap();
+    checkout(returning.clone(), &["LeadGeneration"], "month")
+        .await
+        .unwrap();
+    let session = last_session(returning.clone()).await;
+    assert!(
+        !session.contains_key("subscription_data[trial_period_days]"),
+        "{session:?}"
+    );
+
+    // Paying monthly, buying a yearly module never had: a trial, and the card confirmed.
+    let (customer, paying) = rig.billed_customer("b2b-paying").await;
+    let live = rig.put_subscription(&customer, "leadgen_monthly").await;
+    syncer.sync_org(&paying).await.unwrap();
+    checkout(paying.clone(), &["SocialInbox"], "year")
+        .await
+        .unwrap();
+    let session = last_session(paying.clone()).await;
+    assert!(
+        has(&session, "subscription_data[trial_period_days]", "14"),
+        "{session:?}"
+    );
+    assert!(
+        !session.contains_key("payment_method_collection"),
+        "{session:?}"
+    );
+    assert!(live["id"].is_string());
+
+    // In a trial of LeadGeneration, having had SocialInbox before: adding it is refused;
+    // adding a module never had is not.
+    let (customer, trialing) = rig.billed_customer("b2b-trialing").await;
+    let mut sub = rig::subscription_object(
+        &billing_sub_id(),
+        &customer,
+        "trialing",
+        &[("leadgen_monthly", 1)],
+    );
+    sub["trial_end"] = (billing::domain::Timestamp::now().unix() + 10 * 86_400).into();
+    fake_put(&rig.stripe_url, &sub).await;
+    syncer.sync_org(&trialing).await.unwrap();
+    rig.store
+        .record_trials(
+            &trialing,
+            &[billing::domain::ServiceModule::SocialInbox],
+            billing::domain::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let preview = |services: &'static [u8]| {
+        let (syncer, org) = (syncer.clone(), trialing.clone());
+        async move {
+            billing::api::plan::preview(
+                &syncer,
+                &CheckoutOffer::default(),
+                &org,
+                Role::Admin,
+                services,
+            )
+            .await
+        }
+    };
+    let refused = preview(br#"{"services":["SocialInbox"],"interval":"month"}"#)
+        .await
+        .unwrap_err();
+    assert_eq!((refused.status.as_u16(), refused.code), (409, "trial_used"));
+    let refused = preview(br#"{"services":["EmailAutomation","SocialInbox"],"interval":"month"}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, "trial_used");
+    let stripe_sub = stripe_get(&format!(
+        "/v1/subscriptions/{}",
+        sub["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(stripe_sub["status"], "trialing");
 }

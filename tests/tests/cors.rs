@@ -71,7 +71,7 @@ async fn functions_answer_cors_themselves_and_the_gateway_only_for_its_own_respo
             "POST",
             &page,
             &[("Content-Type", "application/x-www-form-urlencoded")],
-            b"card=4242+4242+4242+4242&exp=12%2F34&cvc=123",
+            b"country=US&line1=1+Main+Street&city=Springfield&postal_code=12345&card=4242+4242+4242+4242&exp=12%2F34&cvc=123",
         )
     })
     .await;

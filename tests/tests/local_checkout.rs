@@ -139,7 +139,7 @@ async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
     // A declined card: an error in words, no subscription, the session still open.
     let declined = form(
         page_url.clone(),
-        "card=4000000000000002&exp=12%2F34&cvc=123",
+        "country=US&line1=1+Main+Street&city=Springfield&postal_code=12345&card=4000000000000002&exp=12%2F34&cvc=123",
     )
     .await;
     assert_eq!(declined.status, 402);
@@ -154,7 +154,7 @@ async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
     // Paying: back to the success URL with the session id; the session is complete.
     let paid = form(
         page_url.clone(),
-        "card=4242+4242+4242+4242&exp=12%2F34&cvc=123",
+        "country=US&line1=1+Main+Street&city=Springfield&postal_code=12345&card=4242+4242+4242+4242&exp=12%2F34&cvc=123",
     )
     .await;
     assert_eq!(paid.status, 303);
@@ -178,7 +178,7 @@ async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
     assert_eq!(subs[0]["metadata"]["organization_id"], "org_demo");
     // A second payment of the same session is refused: it is no longer open.
     assert_eq!(
-        form(page_url, "card=4242424242424242&exp=12%2F34&cvc=1")
+        form(page_url, "country=US&line1=1+Main+Street&city=Springfield&postal_code=12345&card=4242424242424242&exp=12%2F34&cvc=1")
             .await
             .status,
         410

@@ -1412,6 +1412,10 @@ async fn every_response_is_documented() {
             operation,
             ApiError::conflict("plan_canceling", "This plan is set to end."),
         );
+        c.error(
+            operation,
+            ApiError::conflict("trial_used", "The plan is in its free trial."),
+        );
         c.error(operation, StoreError::Conflict("billing data").into());
         c.error(
             operation,

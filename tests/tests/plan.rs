@@ -141,6 +141,13 @@ impl Plan {
             .map(|v| serde_json::to_value(v).unwrap())
     }
 
+    /// The proration date of a preview of adding `services` (an add-mode preview).
+    async fn previewed_date(&self, org: &OrgId, services: &[&str], interval: &str) -> i64 {
+        let preview = self.preview(org, services, interval).await.unwrap();
+        assert_eq!(preview["mode"], "add", "{preview}");
+        preview["prorationDate"].as_i64().unwrap()
+    }
+
     async fn subscription(&self, id: &str) -> Value {
         stripe(format!("{}/v1/subscriptions/{id}", self.url), "GET", vec![]).await
     }
@@ -452,9 +459,7 @@ async fn a_charge_that_needs_authentication_is_finished_on_the_invoice_page() {
             &["leadgen_monthly"],
         )
         .await;
-    let date = w.preview(&org, &["Integrations"], "month").await.unwrap()["prorationDate"]
-        .as_i64()
-        .unwrap();
+    let date = w.previewed_date(&org, &["Integrations"], "month").await;
     let refused = w
         .add(&org, &["Integrations"], "month", date)
         .await
@@ -486,12 +491,7 @@ async fn concurrent_adds_of_one_module_end_with_one_item() {
     let (org, _, sub) = w
         .paying_org("plan-race", "pm_card_visa", &["leadgen_monthly"])
         .await;
-    let date = w
-        .preview(&org, &["EmailAutomation"], "month")
-        .await
-        .unwrap()["prorationDate"]
-        .as_i64()
-        .unwrap();
+    let date = w.previewed_date(&org, &["EmailAutomation"], "month").await;
     // The update takes 400 ms, so the two requests overlap.
     let url = format!("{}/_test/latency", w.url);
     let path = format!("/v1/subscriptions/{sub}");
@@ -583,12 +583,7 @@ async fn an_item_added_in_stripe_directly_ends_in_the_same_state_as_one_added_he
     let (there, _, there_sub) = w
         .paying_org("plan-there", "pm_card_visa", &["leadgen_monthly"])
         .await;
-    let date = w
-        .preview(&here, &["EmailAutomation"], "month")
-        .await
-        .unwrap()["prorationDate"]
-        .as_i64()
-        .unwrap();
+    let date = w.previewed_date(&here, &["EmailAutomation"], "month").await;
     w.add(&here, &["EmailAutomation"], "month", date)
         .await
         .unwrap();
@@ -680,12 +675,7 @@ async fn a_replayed_answer_after_a_removal_unlocks_nothing() {
     let (org, _, sub) = w
         .paying_org("plan-replay", "pm_card_visa", &["leadgen_monthly"])
         .await;
-    let date = w
-        .preview(&org, &["EmailAutomation"], "month")
-        .await
-        .unwrap()["prorationDate"]
-        .as_i64()
-        .unwrap();
+    let date = w.previewed_date(&org, &["EmailAutomation"], "month").await;
     w.add(&org, &["EmailAutomation"], "month", date)
         .await
         .unwrap();

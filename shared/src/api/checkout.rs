@@ -204,7 +204,8 @@ impl CheckoutOffer {
 ///
 /// Companies buy here: the billing address and a tax ID are collected and saved on the
 /// customer (`customer_update`), and tax is computed by Stripe Tax when `offer` says so. With
-/// `trial_days`, the subscription starts with a free trial and no card is asked for
+/// `trial_days`, the subscription starts with a free trial and, unless `card_up_front` (the
+/// customer already pays for another plan), no card is asked for
 /// (`payment_method_collection=if_required`): a trial that ends without a card cancels
 /// (`missing_payment_method=cancel`), so nothing is granted unpaid after it.
 pub fn checkout_session_request(
@@ -215,6 +216,7 @@ pub fn checkout_session_request(
     request_key: Option<&str>,
     offer: &CheckoutOffer,
     trial_days: Option<u32>,
+    card_up_front: bool,
 ) -> CreateCheckoutSession {
     let org_metadata = || HashMap::from([(ORG_METADATA_KEY.to_owned(), org.to_string())]);
     let mut metadata = org_metadata();
@@ -265,7 +267,7 @@ pub fn checkout_session_request(
     if offer.promotion_codes {
         session = session.allow_promotion_codes(true);
     }
-    if trial_days.is_some_and(|d| d > 0) {
+    if trial_days.is_some_and(|d| d > 0) && !card_up_front {
         session = session
             .payment_method_collection(CreateCheckoutSessionPaymentMethodCollection::IfRequired);
     }

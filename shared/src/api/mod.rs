@@ -178,7 +178,14 @@ async fn ensure_customer(
     }
     // Keyed per org and 10-minute window: concurrent first checkouts share one customer, and
     // an org whose customer was deleted gets a new one (a fixed key would replay the old id).
-    let key = idempotency_key("customer", org, "", 600);
+    // The details are in the key: two admins with other claims racing to the first checkout
+    // send other parameters, which under one key Stripe would refuse.
+    let payload = format!(
+        "{}|{}",
+        details.org_name.as_deref().unwrap_or_default(),
+        details.email.as_deref().unwrap_or_default()
+    );
+    let key = idempotency_key("customer", org, &payload, 600);
     let created = syncer.stripe.create_customer(&create, &key).await?;
     let customer = CustomerId::parse(created)
         .map_err(|_| ApiError::bad_gateway("Stripe returned an invalid customer id."))?;
@@ -285,9 +292,7 @@ fn already_subscribed(held: &[ServiceModule]) -> ApiError {
     )
 }
 
-/// Metadata key on our Checkout Sessions naming the request that created them, so a retried
-/// or concurrent identical request never expires the session Stripe will hand back to it.
-pub const CHECKOUT_REQUEST_METADATA_KEY: &str = "pss_checkout_request";
+pub use crate::sync::CHECKOUT_REQUEST_METADATA_KEY;
 
 /// At most one payable Checkout Session per org: every other open session of the customer is
 /// expired. One that completed meanwhile is synced at once, so the caller's 409 check sees it.
@@ -332,14 +337,14 @@ async fn refuse_held_or_planned(
     store: &BillingStore,
     org: &OrgId,
     request: &checkout::CheckoutRequest,
-) -> Result<(), ApiError> {
+) -> Result<Vec<Subscription>, ApiError> {
     let stored = stored_subscriptions(store, org).await?;
     let held = held_in(&stored, &request.modules);
     if !held.is_empty() {
         return Err(already_subscribed(&held));
     }
     match plan_for(&stored, request.interval) {
-        Plan::None => Ok(()),
+        Plan::None => Ok(stored),
         Plan::Live(_) => Err(ApiError::conflict(
             "plan_exists",
             format!(
@@ -373,15 +378,31 @@ pub async fn checkout(
     checkout_for(syncer, config, org, role, &BuyerDetails::default(), body).await
 }
 
-/// The trial a checkout of `modules` gets: the configured days, unless the org has had a
-/// trial of any of them (Stripe's trial covers the whole subscription).
+/// The trial a checkout of `modules` gets: the configured days for a first purchase, unless
+/// the org has had a trial of any of them, or has held any of them in a subscription (ended
+/// ones included: a returning customer gets no trial). Stripe's trial covers the whole
+/// subscription, so one such module means no trial.
 fn trial_for(
     offer: &checkout::CheckoutOffer,
     modules: &[ServiceModule],
     trialed: &[ServiceModule],
+    stored: &[Subscription],
 ) -> Option<u32> {
-    (offer.trial_days > 0 && !modules.iter().any(|m| trialed.contains(m)))
+    (offer.trial_days > 0 && had_before(modules, trialed, stored).is_empty())
         .then_some(offer.trial_days)
+}
+
+/// The requested modules the org has had: a trial of, or in any subscription, ended or not.
+fn had_before(
+    modules: &[ServiceModule],
+    trialed: &[ServiceModule],
+    stored: &[Subscription],
+) -> Vec<ServiceModule> {
+    modules
+        .iter()
+        .copied()
+        .filter(|m| trialed.contains(m) || stored.iter().any(|s| s.modules().any(|h| h == *m)))
+        .collect()
 }
 
 /// `POST /api/billing/checkout`
@@ -405,10 +426,21 @@ pub async fn checkout_for(
         .into_iter()
         .map(|(_, p)| p.id)
         .collect();
-    let (customer, trialed) = tokio::try_join!(ensure_customer(syncer, org, details), async {
-        Ok(syncer.store.trialed_modules(org).await?)
-    },)?;
-    let trial = trial_for(&config.offer, &request.modules, &trialed);
+    let customer = ensure_customer(syncer, org, details).await?;
+    // The table can be behind Stripe (a slow or failing webhook, a success page closed before
+    // its sync): Stripe's own list of the customer's subscriptions is stored first, so a
+    // module already paid for is refused rather than sold twice (and a trial it had is on
+    // record). Refused before anything is expired, so a refused request leaves another
+    // admin's open session alone.
+    syncer.sync_customer_subscriptions(&customer).await?;
+    let (stored, trialed) = tokio::try_join!(
+        refuse_held_or_planned(&syncer.store, org, &request),
+        async { Ok(syncer.store.trialed_modules(org).await?) },
+    )?;
+    let trial = trial_for(&config.offer, &request.modules, &trialed, &stored);
+    // A customer that pays for another plan has a card on file: Checkout confirms it rather
+    // than start a trial that cancels for want of one.
+    let card_up_front = stored.iter().any(|s| !s.status.is_terminal());
     let session_request = |key: Option<&str>| {
         checkout::checkout_session_request(
             org,
@@ -418,6 +450,7 @@ pub async fn checkout_for(
             key,
             &config.offer,
             trial,
+            card_up_front,
         )
     };
     // The key covers every parameter of the session (its canonical encoding), so the same
@@ -429,12 +462,6 @@ pub async fn checkout_for(
         600,
     );
     let create = session_request(Some(&key));
-    // The table can be behind Stripe (a slow or failing webhook, a success page closed before
-    // its sync): Stripe's own list of the customer's subscriptions is stored first, so a
-    // module already paid for is refused rather than sold twice. Refused before anything is
-    // expired, so a refused request leaves another admin's open session alone.
-    syncer.sync_customer_subscriptions(&customer).await?;
-    refuse_held_or_planned(&syncer.store, org, &request).await?;
     // Then: a session left open by an earlier attempt can no longer be paid. If one was paid
     // meanwhile (it is synced as it is found), what it bought is refused here.
     expire_other_sessions(syncer, &customer, &key, None).await?;

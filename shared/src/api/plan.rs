@@ -325,6 +325,8 @@ struct Context {
     raw: Vec<StripeSubscription>,
     stored: Vec<Subscription>,
     prices: Vec<(ServiceModule, StripePrice)>,
+    /// Modules the org has had a free trial of.
+    trialed: Vec<ServiceModule>,
 }
 
 impl Context {
@@ -338,9 +340,10 @@ impl Context {
             return Ok(None);
         };
         let customer = profile.customer_id;
-        let ((raw, stored), prices) = tokio::try_join!(
+        let ((raw, stored), prices, trialed) = tokio::try_join!(
             current_subscriptions(syncer, org, &customer),
             price_ids(syncer, &catalog, &request.modules, request.interval),
+            async { Ok(syncer.store.trialed_modules(org).await?) },
         )?;
         let held = held_in(&stored, &request.modules);
         if !held.is_empty() {
@@ -351,7 +354,34 @@ impl Context {
             raw,
             stored,
             prices,
+            trialed,
         }))
+    }
+
+    /// Refuses to add, to a plan in its free trial, a module the org has had before (a trial
+    /// of, or in an ended subscription): Stripe's trial covers every item, so it would ride
+    /// the plan's trial for free, a second trial.
+    fn refuse_second_trial(
+        &self,
+        plan: &Subscription,
+        modules: &[ServiceModule],
+    ) -> Result<(), ApiError> {
+        if plan.status != crate::domain::SubscriptionStatus::Trialing {
+            return Ok(());
+        }
+        let had = super::had_before(modules, &self.trialed, &self.stored);
+        if had.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = had.iter().map(|m| m.as_str()).collect();
+        Err(ApiError::conflict(
+            "trial_used",
+            format!(
+                "The plan is in its free trial, and the organization has had {} before: add it \
+                 when the trial ends.",
+                names.join(", ")
+            ),
+        ))
     }
 
     fn raw_of(&self, subscription: &Subscription) -> Option<&StripeSubscription> {
@@ -390,29 +420,24 @@ pub async fn preview(
     let catalog = Catalog::standard();
     let request = parse_preview(body, &catalog)?;
     let now = Timestamp::now();
-    let trial = |trialed: &[ServiceModule]| super::trial_for(offer, &request.modules, trialed);
     let Some(context) = Context::load(syncer, org, &request).await? else {
         let (prices, trialed) = tokio::try_join!(
             price_ids(syncer, &catalog, &request.modules, request.interval),
             async { Ok(syncer.store.trialed_modules(org).await?) },
         )?;
-        return Ok(checkout_preview(
-            &request,
-            &prices,
-            &catalog,
-            now,
-            trial(&trialed),
-        ));
+        let trial = super::trial_for(offer, &request.modules, &trialed, &[]);
+        return Ok(checkout_preview(&request, &prices, &catalog, now, trial));
     };
     let plan = match plan_for(&context.stored, request.interval) {
         Plan::None => {
-            let trialed = syncer.store.trialed_modules(org).await?;
+            let trial =
+                super::trial_for(offer, &request.modules, &context.trialed, &context.stored);
             return Ok(checkout_preview(
                 &request,
                 &context.prices,
                 &catalog,
                 now,
-                trial(&trialed),
+                trial,
             ));
         }
         Plan::Blocked(owing) => return Err(payment_past_due(syncer, context.raw_of(owing)).await),
@@ -422,6 +447,7 @@ pub async fn preview(
     if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
         return Err(payment_pending(syncer, raw).await);
     }
+    context.refuse_second_trial(plan, &request.modules)?;
     let prices = context.price_ids();
     let today = preview_request(
         &context.customer,
@@ -552,6 +578,7 @@ pub async fn add_modules(
     if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
         return Err(payment_pending(syncer, raw).await);
     }
+    context.refuse_second_trial(plan, &request.modules)?;
     let date = request.proration_date.unwrap_or_else(Timestamp::now);
     match check_proration_date(date, Timestamp::now(), plan.current_period_start) {
         Ok(()) => {}

@@ -444,6 +444,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bare.details, crate::auth::BuyerDetails::default());
+        for not_an_email in [
+            "a@b.c@d",
+            "a@.com",
+            "@acme.test",
+            "ap@acme",
+            "ap@acme..test",
+        ] {
+            assert_eq!(
+                crate::auth::BuyerDetails::from_claims(None, Some(not_an_email)).email,
+                None,
+                "{not_an_email}"
+            );
+        }
         assert_eq!((caller.org.as_str(), caller.role), ("o", Role::Owner));
     }
 

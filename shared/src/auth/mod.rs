@@ -70,10 +70,16 @@ impl BuyerDetails {
                 .filter(|v| !v.chars().any(char::is_control))
                 .map(str::to_owned)
         };
+        // Stripe refuses a customer email it cannot read as one: one `@`, a local part, and a
+        // domain of non-empty labels with a dot.
         let email = clean(email).filter(|e| {
             !e.contains(char::is_whitespace)
-                && e.split_once('@')
-                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+                && e.matches('@').count() == 1
+                && e.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty()
+                        && domain.contains('.')
+                        && domain.split('.').all(|label| !label.is_empty())
+                })
         });
         Self {
             org_name: clean(org_name),

@@ -22,34 +22,27 @@ impl BillingStore {
         Ok(modules)
     }
 
-    /// Records that the org has a free trial of `modules` (seen on a trialing subscription):
-    /// the first time each is kept, later ones change nothing. One round trip for all.
+    /// Records that the org has had a free trial of `modules` (seen on a subscription with a
+    /// trial): the first time each is kept, later ones change nothing. Plain conditional-free
+    /// updates, one per module: idempotent, so concurrent syncs of one subscription never
+    /// conflict (a transaction over the same items would be cancelled).
     pub async fn record_trials(
         &self,
         org: &OrgId,
         modules: &[ServiceModule],
         seen_at: Timestamp,
     ) -> Result<(), StoreError> {
-        if modules.is_empty() {
-            return Ok(());
-        }
-        let mut actions = Vec::with_capacity(modules.len());
         for module in modules {
-            let update = Update::builder()
+            self.client
+                .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::org(org), keys::trial(*module))))
                 .update_expression("SET first_seen_at = if_not_exists(first_seen_at, :at)")
                 .expression_attribute_values(":at", number_value(seen_at.unix()))
-                .build()
+                .send()
+                .await
                 .map_err(StoreError::unavailable)?;
-            actions.push(TransactWriteItem::builder().update(update).build());
         }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
         Ok(())
     }
 }

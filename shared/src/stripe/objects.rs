@@ -635,6 +635,10 @@ pub struct EventObject {
     pub object: Option<String>,
     pub customer: Option<Expandable>,
     pub subscription: Option<Expandable>,
+    /// A Checkout Session's, for counting only this service's sessions.
+    pub metadata: Option<Metadata>,
+    /// A Checkout Session's: its timed expiry.
+    pub expires_at: Option<i64>,
 }
 
 #[cfg(test)]

@@ -344,10 +344,12 @@ impl WebhookHandler {
         let result = match &action {
             Action::CompleteCheckout(id) => {
                 let completed = syncer.complete_checkout(id, Some(&marker)).await;
+                // Counted once: a redelivery is a `Duplicate`, never counted; a newer copy
+                // stored first (`Stale`) still means this event was applied the first time.
                 if matches!(
                     completed,
                     Ok(Synced {
-                        applied: Applied::Written,
+                        applied: Applied::Written | Applied::Stale,
                         ..
                     })
                 ) && event.event_type == "checkout.session.completed"
@@ -361,8 +363,10 @@ impl WebhookHandler {
                 // makes a redelivery a duplicate, so the expiry is counted once.
                 return match syncer.store.record_event(&marker).await {
                     Ok(Applied::Written) => {
-                        tracing::info!(session = %id, "checkout session expired unpaid");
-                        crate::metrics::checkout_session("expired");
+                        if abandoned_checkout(event) {
+                            tracing::info!(session = %id, "checkout session expired unpaid");
+                            crate::metrics::checkout_session("expired");
+                        }
                         Outcome::Processed(Applied::Written)
                     }
                     Ok(Applied::Duplicate) => Outcome::Duplicate,
@@ -429,4 +433,21 @@ impl WebhookHandler {
         }
         Outcome::Parked(reason)
     }
+}
+
+/// Whether an expired Checkout Session counts against the checkout success rate: one this
+/// service created (its request key in the metadata) that Stripe's timer expired (the event at
+/// or after `expires_at`). One expired earlier was expired on purpose: by a later checkout of
+/// the same org (the buyer changed the basket) or by hand, not abandoned.
+fn abandoned_checkout(event: &StripeEvent) -> bool {
+    let session = &event.data.object;
+    let ours = session
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.contains_key(crate::sync::CHECKOUT_REQUEST_METADATA_KEY));
+    let timed_out = match (event.created, session.expires_at) {
+        (Some(created), Some(expires_at)) => created + 60 >= expires_at,
+        _ => false,
+    };
+    ours && timed_out
 }
