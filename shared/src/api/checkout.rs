@@ -185,6 +185,15 @@ impl Default for CheckoutOffer {
 
 pub const DEFAULT_TRIAL_DAYS: u32 = 14;
 
+/// The free trial a checkout starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trial {
+    pub days: u32,
+    /// The customer already pays for another plan (a card is on file): Checkout confirms a
+    /// card rather than start a no-card trial.
+    pub card_up_front: bool,
+}
+
 impl CheckoutOffer {
     /// `CHECKOUT_AUTOMATIC_TAX`, `CHECKOUT_PROMOTION_CODES` (`true`/`false`, default true) and
     /// `TRIAL_DAYS` (default 14; 0: no trials).
@@ -215,9 +224,10 @@ pub fn checkout_session_request(
     price_ids: &[String],
     request_key: Option<&str>,
     offer: &CheckoutOffer,
-    trial_days: Option<u32>,
-    card_up_front: bool,
+    trial: Option<Trial>,
 ) -> CreateCheckoutSession {
+    let trial_days = trial.map(|t| t.days);
+    let card_up_front = trial.is_some_and(|t| t.card_up_front);
     let org_metadata = || HashMap::from([(ORG_METADATA_KEY.to_owned(), org.to_string())]);
     let mut metadata = org_metadata();
     if let Some(key) = request_key {

@@ -437,10 +437,13 @@ pub async fn checkout_for(
         refuse_held_or_planned(&syncer.store, org, &request),
         async { Ok(syncer.store.trialed_modules(org).await?) },
     )?;
-    let trial = trial_for(&config.offer, &request.modules, &trialed, &stored);
     // A customer that pays for another plan has a card on file: Checkout confirms it rather
     // than start a trial that cancels for want of one.
-    let card_up_front = stored.iter().any(|s| !s.status.is_terminal());
+    let trial =
+        trial_for(&config.offer, &request.modules, &trialed, &stored).map(|days| checkout::Trial {
+            days,
+            card_up_front: stored.iter().any(|s| !s.status.is_terminal()),
+        });
     let session_request = |key: Option<&str>| {
         checkout::checkout_session_request(
             org,
@@ -450,7 +453,6 @@ pub async fn checkout_for(
             key,
             &config.offer,
             trial,
-            card_up_front,
         )
     };
     // The key covers every parameter of the session (its canonical encoding), so the same
