@@ -482,8 +482,9 @@ impl Math<'_> {
     }
 }
 
-/// The success rate is completed ÷ (completed + expired) × 100, and nothing on a day without
-/// ended sessions (so the alarm, which treats missing data as not breaching, stays quiet).
+/// The success rate is completed ÷ (completed + expired) × 100, and nothing on a day with fewer
+/// than 10 ended sessions (so the alarm, which treats missing data as not breaching, stays
+/// quiet when one abandoned checkout on a quiet day would read 0 %).
 fn assert_is_the_success_rate(queries: &BTreeMap<String, Query>, returned: &str, what: &str) {
     // The answer (of the returned id) for a day with these sessions; an outcome absent from
     // the list has no data point that day.
@@ -497,13 +498,16 @@ fn assert_is_the_success_rate(queries: &BTreeMap<String, Query>, returned: &str,
         "{what}"
     );
     assert_eq!(
-        rate(&[("completed", 1.0), ("expired", 3.0)]),
+        rate(&[("completed", 3.0), ("expired", 9.0)]),
         Some(25.0),
         "{what}"
     );
+    // Too few to tell: no data point.
+    assert_eq!(rate(&[("completed", 1.0), ("expired", 3.0)]), None, "{what}");
+    assert_eq!(rate(&[("expired", 1.0)]), None, "{what}");
     // One outcome without data that day counts as none of it.
-    assert_eq!(rate(&[("completed", 5.0)]), Some(100.0), "{what}");
-    assert_eq!(rate(&[("expired", 2.0)]), Some(0.0), "{what}");
+    assert_eq!(rate(&[("completed", 12.0)]), Some(100.0), "{what}");
+    assert_eq!(rate(&[("expired", 10.0)]), Some(0.0), "{what}");
     // Sessions only created (still open, or none at all): no data point.
     assert_eq!(rate(&[("created", 4.0)]), None, "{what}");
     assert_eq!(rate(&[]), None, "{what}");
