@@ -503,7 +503,11 @@ fn assert_is_the_success_rate(queries: &BTreeMap<String, Query>, returned: &str,
         "{what}"
     );
     // Too few to tell: no data point.
-    assert_eq!(rate(&[("completed", 1.0), ("expired", 3.0)]), None, "{what}");
+    assert_eq!(
+        rate(&[("completed", 1.0), ("expired", 3.0)]),
+        None,
+        "{what}"
+    );
     assert_eq!(rate(&[("expired", 1.0)]), None, "{what}");
     // One outcome without data that day counts as none of it.
     assert_eq!(rate(&[("completed", 12.0)]), Some(100.0), "{what}");
