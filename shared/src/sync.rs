@@ -246,19 +246,19 @@ impl Syncer {
             Err(StripeApiError::NotFound) => return Err(not_found_unconfirmed("subscription")),
             Err(e) => return Err(e.into()),
         };
-        self.store_read(raw, fetched_at, marker).await
+        self.store_read(&raw, fetched_at, marker).await
     }
 
     /// Stores a subscription as read from Stripe at `fetched_at` (a retrieve, or one object of
     /// a list: the same guards apply either way).
     pub async fn store_read(
         &self,
-        raw: crate::stripe::StripeSubscription,
+        raw: &crate::stripe::StripeSubscription,
         fetched_at: FetchTime,
         marker: Option<&EventMarker>,
     ) -> Result<Synced, SyncError> {
         if SubscriptionStatus::parse(&raw.status).is_none() {
-            return Err(SyncError::UnknownStatus(raw.status));
+            return Err(SyncError::UnknownStatus(raw.status.clone()));
         }
         let mut subscription = raw.to_domain(&self.catalog)?;
         if marker.is_some_and(|m| m.event_type == TRIAL_WILL_END) {
@@ -266,11 +266,12 @@ impl Syncer {
         }
         let unmapped_prices = self.resolve_modules_by_product(&mut subscription).await?;
         let org = self.org_of(&subscription.customer_id).await?;
-        if subscription.trial_end.is_some() {
+        if subscription.status == SubscriptionStatus::Trialing {
             // Before access is granted: a module's trial is offered once per org, so its use
-            // is on record whatever happens to the subscription or the customer later (and
-            // whatever status the first copy stored shows: a trial canceled or paid before
-            // any sync still counts).
+            // is on record whatever happens to the subscription or the customer later. Only
+            // while it runs (not on every later sync of a subscription that once had a trial):
+            // a trial that ended before any sync is still refused a second time, by the
+            // stored subscription that holds its module (`api::had_before`).
             let modules: Vec<_> = subscription.modules().collect();
             self.store
                 .record_trials(&org, &modules, Timestamp::now())
@@ -582,7 +583,7 @@ impl Syncer {
             .customer_subscriptions(customer.as_str())
             .await?;
         for raw in &listed {
-            self.store_read(raw.clone(), fetched_at, None).await?;
+            self.store_read(raw, fetched_at, None).await?;
         }
         Ok(listed)
     }

@@ -139,8 +139,7 @@ pub async fn payment_methods(
 /// first Stripe object instead of creating another.
 fn idempotency_key(kind: &str, org: &OrgId, payload: &str, window_seconds: i64) -> String {
     let window = Timestamp::now().unix() / window_seconds.max(1);
-    let digest = Sha256::digest(format!("{org}|{payload}|{window}").as_bytes());
-    format!("pss-{kind}-{}", &hex::encode(digest)[..40])
+    request_key(kind, org, &format!("{payload}|{window}"))
 }
 
 /// A key naming one request for as long as Stripe keeps keys (24 hours): for requests whose

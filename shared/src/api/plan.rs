@@ -511,7 +511,7 @@ async fn settled_without_new_invoice(
         Some(_) => Some(pending_invoice_url(syncer, &raw).await),
         None => None,
     };
-    syncer.store_read(raw, fetched_at, None).await?;
+    syncer.store_read(&raw, fetched_at, None).await?;
     tracing::info!(org = %org, subscription = %plan.id, "addition settled by a re-read");
     if let Some(url) = pending {
         return Err(payment_incomplete(url));
@@ -634,7 +634,7 @@ pub async fn add_modules(
     let pending = updated.pending_update.is_some();
     // Stored as Stripe answered: the new items when paid, the old ones while pending, so the
     // modules open at once when the charge succeeded and not before.
-    syncer.store_read(updated, fetched_at, None).await?;
+    syncer.store_read(&updated, fetched_at, None).await?;
     let hosted_invoice_url = invoice.as_ref().and_then(|i| i.hosted_invoice_url.clone());
     if pending {
         return Err(payment_incomplete(hosted_invoice_url));
