@@ -787,6 +787,8 @@ def expand(sub: dict, expands) -> dict:
             out["latest_invoice"] = copy.deepcopy(STATE["objects"].get(out["latest_invoice"])) or out["latest_invoice"]
         if path == "customer" and isinstance(out.get("customer"), str):
             out["customer"] = copy.deepcopy(lookup_customer(out["customer"])) or out["customer"]
+        if path == "schedule" and isinstance(out.get("schedule"), str):
+            out["schedule"] = copy.deepcopy(STATE["objects"].get(out["schedule"])) or out["schedule"]
     return out
 
 
@@ -961,7 +963,9 @@ def plan_change(sub, params, param_prefix="", behaviour_default="create_proratio
     if interval_change:
         # A new interval resets the billing cycle anchor: the period starts now and is invoiced at
         # once, with credit for the unused time of the old prices (when prorating).
-        new_start = at
+        # Stripe: "the billing cycle anchor is reset to the time of the change" (now); the credit
+        # for the unused time is taken at the proration date.
+        new_start = max(at, now())
         new_end = add_interval(new_start, *new_interval)
         lines = []
         if proration != "none":
@@ -976,11 +980,20 @@ def plan_change(sub, params, param_prefix="", behaviour_default="create_proratio
     return result, None
 
 
-def update_subscription(sid: str, params: dict, expands=()):
+def update_subscription(sid: str, params: dict, expands=(), from_schedule=False):
     objects = STATE["objects"]
     sub = objects.get(sid)
     if sub is None or sub.get("object") != "subscription":
         return err(404, f"No such subscription: '{sid}'", "resource_missing", "id")
+    sched = schedule_of(sub)
+    if sched is not None and sched.get("status") == "active":
+        # Stripe: a subscription managed by a schedule changes its cancellation through the
+        # schedule (end_behavior, phases), never directly.
+        for name in ("cancel_at_period_end", "cancel_at"):
+            if name in params:
+                return err(400, f"The subscription is managed by the subscription schedule `{sched['id']}`, and "
+                                "updating any cancelation behavior directly is not allowed. Please update the "
+                                "schedule instead.", None, name)
     behaviour = params.get("payment_behavior") or "allow_incomplete"
     if behaviour == "pending_if_incomplete":
         problem = pending_update_refusal(params)
@@ -1005,6 +1018,11 @@ def update_subscription(sid: str, params: dict, expands=()):
         new["items"]["total_count"] = len(change["items"])
         if change["interval_change"]:
             new["billing_cycle_anchor"] = change["start"]
+        if sched is not None and sched.get("status") == "active" and not from_schedule:
+            # A direct item change of a scheduled subscription is the current phase's too.
+            for phase in sched["phases"]:
+                if phase["start_date"] == (sched.get("current_phase") or {}).get("start_date"):
+                    phase["items"] = [schedule_phase_item(i["price"], i.get("quantity") or 1) for i in change["items"]]
     if "metadata" in params:
         meta = params["metadata"] if isinstance(params["metadata"], dict) else {}
         merged = {**(new.get("metadata") or {}), **meta}
@@ -1092,6 +1110,10 @@ def cancel_subscription(sid: str, expands=()):
     if sub.get("status") == "canceled":
         return err(400, f"This subscription is already canceled: '{sid}'.", None)
     t = now()
+    sched = schedule_of(sub)
+    if sched is not None and sched.get("status") == "active":
+        sched.update(status="canceled", canceled_at=t, current_phase=None)
+        emit("subscription_schedule.canceled", sched)
     sub.update(status="canceled", canceled_at=t, ended_at=t, pending_update=None)
     PENDING_ITEMS.pop(sid, None)
     emit("customer.subscription.deleted", sub)
@@ -1186,6 +1208,11 @@ def renew(sid: str, at: int, from_trial: bool = False) -> None:
     objects = STATE["objects"]
     sub = objects[sid]
     before = copy.deepcopy(sub)
+    if phase_transition(sub, at):
+        sub.update(status="canceled", ended_at=at, canceled_at=at, cancel_at=None)
+        PENDING_ITEMS.pop(sid, None)
+        emit("customer.subscription.deleted", sub, changed_fields(before, sub))
+        return
     if sub.get("cancel_at_period_end") and not from_trial:
         sub.update(status="canceled", ended_at=at, canceled_at=sub.get("canceled_at") or at)
         PENDING_ITEMS.pop(sid, None)
@@ -1436,6 +1463,8 @@ def route(method: str, path: str, params: dict, query: dict, pairs: list):
             return 200, expand(sub, expands)
     if path.startswith("/v1/subscription_items"):
         return item_call(method, path, params, query, expands)
+    if path.startswith("/v1/subscription_schedules"):
+        return schedule_call(method, path, params, query, expands)
     if path == "/v1/invoices/create_preview" and method == "POST":
         return preview(params, expands)
     if path.startswith("/v1/invoices/") and path.endswith("/pay") and method == "POST":
@@ -1445,4 +1474,376 @@ def route(method: str, path: str, params: dict, query: dict, pairs: list):
         if inv is None or inv.get("object") != "invoice":
             return None
         return 200, strip(inv)
+    return None
+
+
+# ---- subscription schedules ----------------------------------------------------------------------
+#
+# docs.stripe.com/api/subscription_schedules: `from_subscription` makes a schedule of one phase, the
+# subscription's current period ("a subscription schedule will be created using the subscription's
+# item(s), set to auto-renew using the subscription's interval. When using this parameter, other
+# parameters (such as phase values) cannot be set"); updating it replaces its phases from the current
+# one on ("past phases can be omitted"; "the end_date of one phase will always equal the start_date
+# of the next phase"); at the end of a phase the next one's items become the subscription's; at the
+# end of the last phase `end_behavior` says: `release` keeps the subscription running (the schedule
+# `released`), `cancel` cancels it (the schedule `completed`); "Releases the subscription schedule
+# immediately, which will stop scheduling of its phases, but leave any existing subscription in
+# place ... releasing it will remove its subscription property and set the subscription's ID to the
+# released_subscription property".
+#
+# Fixture limits: phases change the subscription only at the end of a billing period (the current
+# phase must end at the current period's end, later phases last whole intervals of their prices);
+# classic billing mode (one interval per phase).
+
+def schedule_phase_item(price: dict, quantity: int) -> dict:
+    return {"billing_thresholds": None, "discounts": [], "metadata": {}, "plan": price["id"],
+            "price": price["id"], "quantity": quantity, "tax_rates": []}
+
+
+def schedule_phase(start: int, end: int, items: list, currency: str, trial_end=None,
+                   proration_behavior="create_prorations") -> dict:
+    return {"add_invoice_items": [], "application_fee_percent": None, "automatic_tax": None,
+            "billing_cycle_anchor": None, "billing_thresholds": None, "collection_method": None,
+            "currency": currency, "default_payment_method": None, "default_tax_rates": [],
+            "description": None, "discounts": [], "end_date": end, "invoice_settings": None,
+            "items": items, "metadata": {}, "on_behalf_of": None,
+            "proration_behavior": proration_behavior, "start_date": start, "transfer_data": None,
+            "trial_end": trial_end}
+
+
+def schedule_of(sub: dict):
+    sched = STATE["objects"].get(sub.get("schedule") or "")
+    return sched if sched and sched.get("object") == "subscription_schedule" else None
+
+
+def create_schedule(params: dict, expands=()):
+    """`POST /v1/subscription_schedules` (only `from_subscription` here)."""
+    sid = params.get("from_subscription")
+    if not sid:
+        if not params.get("customer"):
+            return err(400, "Missing required param: from_subscription.", "parameter_missing", "from_subscription")
+        return err(400, "The fixture Stripe creates schedules from a subscription only (`from_subscription`).",
+                   None, "customer")
+    others = [k for k in params if k not in ("from_subscription", "expand")]
+    if others:
+        name = sorted(others)[0]
+        return err(400, f"You cannot set `{name}` if `from_subscription` is set. Create the schedule from the "
+                        "subscription first, then update the schedule.", None, name)
+    sub = STATE["objects"].get(sid)
+    if sub is None or sub.get("object") != "subscription":
+        return err(400, f"No such subscription: '{sid}'", "resource_missing", "from_subscription")
+    if sub.get("status") in ("canceled", "incomplete_expired"):
+        return err(400, f"You cannot create a subscription schedule from a subscription with status "
+                        f"`{sub['status']}`.", None, "from_subscription")
+    if sub.get("schedule"):
+        return err(400, f"The subscription `{sid}` is already attached to the subscription schedule "
+                        f"`{sub['schedule']}`.", None, "from_subscription")
+    t = now()
+    start, end = period_of(sub)
+    items = [schedule_phase_item(i["price"], i.get("quantity") or 1) for i in items_of(sub)]
+    trial_end = sub.get("trial_end") if sub.get("status") == "trialing" else None
+    # A subscription set to cancel at its period end: the schedule's one phase ends then and the
+    # schedule cancels it (end_behavior `cancel`), the subscription itself no longer set to cancel.
+    cancels = bool(sub.get("cancel_at_period_end"))
+    phase = schedule_phase(start, end, items, sub.get("currency") or items_of(sub)[0]["price"].get("currency"),
+                           trial_end)
+    sched = {"id": new_id("sub_sched"), "object": "subscription_schedule", "application": None,
+             "billing_mode": {"type": (sub.get("billing_mode") or {}).get("type") or "classic", "flexible": None},
+             "canceled_at": None, "completed_at": None, "created": t,
+             "current_phase": {"end_date": end, "start_date": start},
+             "customer": sub.get("customer"), "customer_account": None,
+             "default_settings": {"application_fee_percent": None,
+                                  "automatic_tax": {"disabled_reason": None,
+                                                    "enabled": bool((sub.get("automatic_tax") or {}).get("enabled")),
+                                                    "liability": (sub.get("automatic_tax") or {}).get("liability")},
+                                  "billing_cycle_anchor": "automatic", "billing_thresholds": None,
+                                  "collection_method": "charge_automatically",
+                                  "default_payment_method": sub.get("default_payment_method"),
+                                  "description": None,
+                                  "invoice_settings": {"account_tax_ids": None, "days_until_due": None,
+                                                       "issuer": {"type": "self"}},
+                                  "on_behalf_of": None, "transfer_data": None},
+             "end_behavior": "cancel" if cancels else "release", "livemode": False, "metadata": {},
+             "phases": [phase], "released_at": None, "released_subscription": None, "status": "active",
+             "subscription": sid, "test_clock": None}
+    STATE["objects"][sched["id"]] = sched
+    before = copy.deepcopy(sub)
+    sub["schedule"] = sched["id"]
+    if cancels:
+        sub.update(cancel_at_period_end=False, cancel_at=end)
+    emit("subscription_schedule.created", sched)
+    emit("customer.subscription.updated", sub, changed_fields(before, sub))
+    return 200, expand_schedule(sched, expands)
+
+
+def expand_schedule(sched: dict, expands) -> dict:
+    out = copy.deepcopy(sched)
+    for path in expands or []:
+        if path == "subscription" and isinstance(out.get("subscription"), str):
+            out["subscription"] = copy.deepcopy(STATE["objects"].get(out["subscription"])) or out["subscription"]
+        if path == "customer" and isinstance(out.get("customer"), str):
+            out["customer"] = copy.deepcopy(lookup_customer(out["customer"])) or out["customer"]
+    return out
+
+
+def timestamp_param(raw, param):
+    if raw in (None, ""):
+        return None, None
+    if raw == "now":
+        return now(), None
+    try:
+        return int(raw), None
+    except ValueError:
+        return None, err(400, f"Invalid timestamp: must be an integer Unix timestamp or `now`.", None, param)
+
+
+def update_schedule(sched_id: str, params: dict, expands=()):
+    """`POST /v1/subscription_schedules/{id}`: end_behavior, metadata, and the phases from the
+    current one on."""
+    objects = STATE["objects"]
+    sched = objects.get(sched_id)
+    if sched is None or sched.get("object") != "subscription_schedule":
+        return err(404, f"No such subscription_schedule: '{sched_id}'", "resource_missing", "id")
+    if sched.get("status") not in ("active", "not_started"):
+        return err(400, f"You cannot update a subscription schedule that is `{sched['status']}`.", None)
+    sub = objects.get(sched.get("subscription")) or {}
+    before = copy.deepcopy(sched)
+    new_phases = None
+    proration = params.get("proration_behavior") or "create_prorations"
+    if "phases" in params:
+        new_phases, problem = read_phases(sched, sub, indexed(params.get("phases")))
+        if problem:
+            return problem
+    if params.get("end_behavior"):
+        if params["end_behavior"] not in ("cancel", "release"):
+            return err(400, "The fixture Stripe ends schedules with `release` or `cancel` only.", None, "end_behavior")
+        sched["end_behavior"] = params["end_behavior"]
+    if isinstance(params.get("metadata"), dict):
+        merged = {**(sched.get("metadata") or {}), **params["metadata"]}
+        sched["metadata"] = {k: v for k, v in merged.items() if v != ""}
+    if new_phases is not None:
+        past, current, later = new_phases
+        # The current phase's items differ from the subscription's: the subscription changes now.
+        wanted = {(i["price"], i["quantity"]) for i in current["items"]}
+        held = {(i["price"]["id"], i.get("quantity") or 1) for i in items_of(sub)}
+        if sub and wanted != held:
+            changes, by_price = {}, {i["price"]["id"]: i for i in items_of(sub)}
+            n = 0
+            for i in current["items"]:
+                old = by_price.pop(i["price"], None)
+                changes[str(n)] = ({"id": old["id"], "quantity": str(i["quantity"])} if old else
+                                   {"price": i["price"], "quantity": str(i["quantity"])})
+                n += 1
+            for old in by_price.values():
+                changes[str(n)] = {"id": old["id"], "deleted": "true"}
+                n += 1
+            status, body = update_subscription(sub["id"], {"items": changes, "proration_behavior": proration},
+                                               from_schedule=True)
+            if status != 200:
+                return status, body
+        sched["phases"] = past + [current] + later
+        sched["current_phase"] = {"end_date": current["end_date"], "start_date": current["start_date"]}
+    previous = changed_fields(before, sched)
+    emit("subscription_schedule.updated", sched, previous)
+    return 200, expand_schedule(sched, expands)
+
+
+def read_phases(sched: dict, sub: dict, given: list):
+    """The phases of an update as (past phases kept, the current phase, later phases), or an error."""
+    if not given:
+        return None, err(400, "A subscription schedule must have at least one phase.", None, "phases")
+    stored = sched.get("phases") or []
+    cur = sched.get("current_phase") or {}
+    cur_start = cur.get("start_date")
+    past_stored = [p for p in stored if p["end_date"] <= (cur_start or 0)]
+    _, period_end = period_of(sub) if sub else (0, 0)
+    anchor = datetime.datetime.fromtimestamp(sub.get("billing_cycle_anchor") or now(), datetime.timezone.utc).day \
+        if sub else None
+    out, prev_end = [], None
+    for n, raw in enumerate(given):
+        here = f"phases[{n}]"
+        start, problem = timestamp_param(raw.get("start_date"), f"{here}[start_date]")
+        if problem:
+            return None, problem
+        if n == 0 and start is None:
+            return None, err(400, "Missing required param: phases[0][start_date].", "parameter_missing",
+                             "phases[0][start_date]")
+        if n > 0:
+            if start is not None and start != prev_end:
+                return None, err(400, f"The start_date of phase {n} must equal the end_date of phase {n - 1}: "
+                                      "phases must be contiguous.", None, f"{here}[start_date]")
+            start = prev_end
+        entries = indexed(raw.get("items"))
+        if not entries:
+            return None, err(400, f"Missing required param: {here}[items].", "parameter_missing", f"{here}[items]")
+        items, prices = [], []
+        for m, entry in enumerate(entries):
+            price, problem = resolve_price(entry.get("price") or entry.get("plan"), f"{here}[items][{m}][price]")
+            if problem:
+                return None, problem
+            qty = int(entry.get("quantity") or 1)
+            prices.append(new_item(None, price, qty, 0, 0))
+            items.append(schedule_phase_item(price, qty))
+        problem = check_items(prices, f"{here}[items]")
+        if problem:
+            return None, problem
+        end, problem = timestamp_param(raw.get("end_date"), f"{here}[end_date]")
+        if problem:
+            return None, problem
+        duration = raw.get("duration") if isinstance(raw.get("duration"), dict) else None
+        if end is not None and duration:
+            return None, err(400, f"You may only specify one of these parameters: {here}[duration], "
+                                  f"{here}[end_date].", None, f"{here}[duration]")
+        if duration:
+            if not duration.get("interval"):
+                return None, err(400, f"Missing required param: {here}[duration][interval].", "parameter_missing",
+                                 f"{here}[duration][interval]")
+            end = add_interval(start, duration["interval"], int(duration.get("interval_count") or 1), anchor)
+        elif end is None:
+            # Neither: the phase lasts one interval of its prices.
+            end = add_interval(start, *price_interval(prices[0]["price"]), anchor_day=anchor)
+        if end <= start:
+            return None, err(400, f"The end_date of phase {n} must be after its start_date.", None, f"{here}[end_date]")
+        trial_end, problem = timestamp_param(raw.get("trial_end"), f"{here}[trial_end]")
+        if problem:
+            return None, problem
+        phase = schedule_phase(start, end, items, prices[0]["price"].get("currency"), trial_end,
+                               raw.get("proration_behavior") or "create_prorations")
+        out.append(phase)
+        prev_end = end
+    # Which given phase is the current one: the first one that has not ended.
+    first = out[0]
+    if first["start_date"] != cur_start:
+        match = next((p for p in past_stored if p["start_date"] == first["start_date"]), None)
+        if match is None:
+            return None, err(400, "You can not modify the start date of the current phase.", None,
+                             "phases[0][start_date]")
+    past, current, later = [], None, []
+    for n, phase in enumerate(out):
+        if current is None and phase["end_date"] <= (cur_start or 0):
+            stored_phase = next((p for p in past_stored if p["start_date"] == phase["start_date"]), None)
+            same = stored_phase is not None and stored_phase["end_date"] == phase["end_date"] and \
+                [(i["price"], i["quantity"]) for i in stored_phase["items"]] == \
+                [(i["price"], i["quantity"]) for i in phase["items"]]
+            if not same:
+                return None, err(400, "You can not modify a phase that has already ended.", None, f"phases[{n}]")
+            past.append(stored_phase)
+        elif current is None:
+            if phase["start_date"] != cur_start:
+                return None, err(400, "You can not modify the start date of the current phase.", None,
+                                 f"phases[{n}][start_date]")
+            if phase["end_date"] <= now():
+                return None, err(400, "The end_date of the current phase must be in the future.", None,
+                                 f"phases[{n}][end_date]")
+            if sub and phase["end_date"] != period_end:
+                return None, err(400, "The fixture Stripe ends the current phase only at the end of the current "
+                                      "billing period (the current period's end).", None, f"phases[{n}][end_date]")
+            current = phase
+        else:
+            later.append(phase)
+    if current is None:
+        return None, err(400, "The phases must include the current phase.", None, "phases")
+    return (past, current, later), None
+
+
+def release_schedule(sched_id: str, expands=(), at=None):
+    """`POST /v1/subscription_schedules/{id}/release`."""
+    objects = STATE["objects"]
+    sched = objects.get(sched_id)
+    if sched is None or sched.get("object") != "subscription_schedule":
+        return err(404, f"No such subscription_schedule: '{sched_id}'", "resource_missing", "id")
+    if sched.get("status") not in ("active", "not_started"):
+        return err(400, f"You cannot release a subscription schedule that is currently in the `{sched['status']}` "
+                        "status. It must be in one of the following statuses: `not_started`, `active`.", None)
+    sid = sched.get("subscription")
+    sched.update(status="released", released_at=at or now(), released_subscription=sid, subscription=None,
+                 current_phase=None)
+    emit("subscription_schedule.released", sched)
+    sub = objects.get(sid)
+    if sub is not None and at is None:
+        before = copy.deepcopy(sub)
+        sub["schedule"] = None
+        emit("customer.subscription.updated", sub, changed_fields(before, sub))
+    elif sub is not None:
+        sub["schedule"] = None
+    return 200, expand_schedule(sched, expands)
+
+
+def cancel_schedule(sched_id: str, expands=()):
+    """`POST /v1/subscription_schedules/{id}/cancel`: the schedule and its subscription end now."""
+    sched = STATE["objects"].get(sched_id)
+    if sched is None or sched.get("object") != "subscription_schedule":
+        return err(404, f"No such subscription_schedule: '{sched_id}'", "resource_missing", "id")
+    if sched.get("status") not in ("active", "not_started"):
+        return err(400, f"You cannot cancel a subscription schedule that is `{sched['status']}`.", None)
+    sid = sched.get("subscription")
+    sched.update(status="canceled", canceled_at=now(), current_phase=None)
+    emit("subscription_schedule.canceled", sched)
+    if sid in STATE["objects"]:
+        STATE["objects"][sid]["schedule"] = None
+        cancel_subscription(sid)
+    return 200, expand_schedule(sched, expands)
+
+
+def phase_transition(sub: dict, at: int) -> bool:
+    """At `at` the subscription's period ends: its schedule's current phase ends too; the next
+    phase's items become the subscription's, or the last phase's end releases (or cancels)
+    it. Returns True when the subscription is to be canceled now (end_behavior `cancel`)."""
+    sched = schedule_of(sub)
+    if sched is None or sched.get("status") != "active":
+        return False
+    cur = sched.get("current_phase") or {}
+    if not cur.get("end_date") or cur["end_date"] > at:
+        return False
+    later = [p for p in sched["phases"] if p["start_date"] >= cur["end_date"]]
+    if not later:
+        if sched.get("end_behavior") == "cancel":
+            sched.update(status="completed", completed_at=at, current_phase=None)
+            sub["schedule"] = None
+            emit("subscription_schedule.completed", sched)
+            return True
+        release_schedule(sched["id"], at=at)
+        return False
+    nxt = later[0]
+    by_price = {i["price"]["id"]: i for i in items_of(sub)}
+    items = []
+    for entry in nxt["items"]:
+        old = by_price.get(entry["price"])
+        if old is not None:
+            item = copy.deepcopy(old)
+            item["quantity"] = entry["quantity"]
+        else:
+            price = price_object(entry["price"])
+            item = new_item(sub["id"], price, entry["quantity"], at, 0)
+        items.append(item)
+    old_interval = {price_interval(i["price"]) for i in items_of(sub)}
+    sub["items"]["data"] = items
+    sub["items"]["total_count"] = len(items)
+    if price_interval(items[0]["price"]) not in old_interval:
+        sub["billing_cycle_anchor"] = at
+    before = copy.deepcopy(sched)
+    sched["current_phase"] = {"end_date": nxt["end_date"], "start_date": nxt["start_date"]}
+    emit("subscription_schedule.updated", sched, changed_fields(before, sched))
+    return False
+
+
+def schedule_call(method: str, path: str, params: dict, query: dict, expands=()):
+    rest = path[len("/v1/subscription_schedules"):].strip("/")
+    if not rest:
+        if method == "POST":
+            return create_schedule(params, expands)
+        return None  # the list: fake_stripe's query_list
+    parts = rest.split("/")
+    if len(parts) == 2 and method == "POST" and parts[1] == "release":
+        return release_schedule(parts[0], expands)
+    if len(parts) == 2 and method == "POST" and parts[1] == "cancel":
+        return cancel_schedule(parts[0], expands)
+    if len(parts) == 1:
+        if method == "GET":
+            sched = STATE["objects"].get(parts[0])
+            if sched is None or sched.get("object") != "subscription_schedule":
+                return err(404, f"No such subscription_schedule: '{parts[0]}'", "resource_missing", "id")
+            return 200, expand_schedule(sched, expands)
+        if method == "POST":
+            return update_schedule(parts[0], params, expands)
     return None

@@ -118,6 +118,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import fake_billing  # subscriptions with several items, invoices, prorations, previews
 import local_hosted  # the local stack's Checkout, portal and invoice pages
+import portal_config  # billing-portal configurations, and what a portal session may ask for
 import stripe_params  # the parameters Stripe accepts on each endpoint the code calls
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "stripe")
@@ -134,7 +135,8 @@ HOLDS: dict = {}
 COUNTER = itertools.count(1)
 UPSTREAM = {"url": None}
 OWNED_PREFIXES = ("/v1/checkout/", "/v1/billing_portal/", "/v1/prices", "/v1/products", "/v1/account",
-                  "/v1/subscriptions", "/v1/subscription_items", "/v1/invoices", "/v1/events")
+                  "/v1/subscriptions", "/v1/subscription_items", "/v1/subscription_schedules", "/v1/invoices",
+                  "/v1/events")
 # Owned, but a subscription or invoice that localstripe made itself (a test subscribing there
 # directly) is still read, changed and listed there.
 SHARED_COLLECTIONS = ("/v1/subscriptions", "/v1/invoices")
@@ -187,6 +189,8 @@ COLLECTIONS = {
     "prices": "price",
     "products": "product",
     "events": "event",
+    "subscription_schedules": "subscription_schedule",
+    "billing_portal/configurations": "billing_portal.configuration",
 }
 
 
@@ -292,12 +296,23 @@ def create(path: str, form: dict):
                    cancel_url=params.get("cancel_url"), status="open", payment_status="unpaid",
                    subscription=None, url=f"https://checkout.stripe.test/c/pay/{sid}", livemode=False)
         local_hosted.on_checkout_session(obj, params)
+    elif path == "/v1/billing_portal/configurations":
+        return portal_config.create(params, now, new_id, OBJECTS)
     elif path == "/v1/billing_portal/sessions":
         if not params.get("customer"):
             return missing("customer")
+        config, problem = portal_config.session_configuration(params, OBJECTS)
+        if problem:
+            return problem
+        flow, problem = portal_config.session_flow(params, config, OBJECTS)
+        if problem:
+            return problem
         obj = fixture("billing_portal.session")
         sid = new_id("bps")
-        obj.update(id=sid, created=now, customer=params.get("customer"), return_url=params.get("return_url"),
+        obj.update(id=sid, created=now, customer=params.get("customer"),
+                   return_url=params.get("return_url") or config.get("default_return_url"),
+                   configuration=config["id"], flow=flow, locale=params.get("locale"),
+                   on_behalf_of=params.get("on_behalf_of"), customer_account=None,
                    url=f"https://billing.stripe.test/p/session/{sid}", livemode=False)
         local_hosted.on_portal_session(obj)
     elif path == "/v1/products":
@@ -395,6 +410,8 @@ def param_error(param: str, message: str):
 
 def update(path: str, form: dict):
     params = nested(form)
+    if path.startswith("/v1/billing_portal/configurations/") and path.count("/") == 4:
+        return portal_config.update(path.rsplit("/", 1)[1], params, fake_billing.now(), OBJECTS)
     if path.startswith("/v1/customers/") and path.count("/") == 3:
         return update_customer(path, params)
     if path.startswith("/v1/checkout/sessions/") and path.endswith("/expire"):
@@ -540,6 +557,8 @@ def query_list(path: str, query: dict):
         data = [o for o in data if o.get("lookup_key") in keys]
     if "active" in query:
         data = [o for o in data if bool(o.get("active")) == (query["active"] == "true")]
+    if "is_default" in query:
+        data = [o for o in data if bool(o.get("is_default")) == (query["is_default"] == "true")]
     return page(data, path, query)
 
 
@@ -619,6 +638,10 @@ class Handler(BaseHTTPRequestHandler):
                 pairs = parse_qsl(url.query, keep_blank_values=True)
                 result = (fake_billing.route("GET", url.path, nested(query), query, pairs)
                           or get_one(url.path) or self.merged_list(url.path, query))
+                listed = [e[len("data."):] for e in fake_billing.expands_of(pairs) if e.startswith("data.")]
+                if listed and result and result[0] == 200 and (result[1] or {}).get("object") == "list" \
+                        and url.path == "/v1/subscriptions":
+                    result = (200, dict(result[1], data=[fake_billing.expand(o, listed) for o in result[1]["data"]]))
                 if (result and result[0] == 200 and (result[1] or {}).get("object") == "customer"
                         and "tax_ids" in fake_billing.expands_of(pairs)):
                     ids = fake_billing.TAX_IDS.get(result[1]["id"], [])
@@ -732,6 +755,8 @@ class Handler(BaseHTTPRequestHandler):
             if method == "DELETE" and path.startswith("/_test/objects/"):
                 OBJECTS.pop(path.rsplit("/", 1)[1], None)
                 return self.reply(200, {})
+            if method == "POST" and path == "/_test/portal/default":
+                return self.reply(200, portal_config.default_configuration(OBJECTS, fake_billing.now(), new_id))
             if method == "GET" and path == "/_test/requests":
                 return self.reply(200, REQUESTS)
             if method == "POST" and path == "/_test/fail":

@@ -210,7 +210,20 @@ PORTAL_SESSION_CREATE = dict(
     configuration=ID,
     customer=ID,
     customer_account=ID,
-    flow_data=ANY_HASH,
+    flow_data=hash_of(
+        after_completion=hash_of(
+            hosted_confirmation=hash_of(custom_message=STRING),
+            redirect=hash_of(return_url=STRING),
+            type=enum("hosted_confirmation", "portal_homepage", "redirect"),
+        ),
+        subscription_cancel=hash_of(subscription=ID, retention=ANY_HASH),
+        subscription_update=hash_of(subscription=ID),
+        subscription_update_confirm=hash_of(
+            subscription=ID, discounts=array_of(hash_of(coupon=ID, promotion_code=ID)),
+            items=array_of(hash_of(id=ID, price=ID, quantity=INTEGER))),
+        type=enum("payment_method_update", "subscription_cancel", "subscription_update",
+                  "subscription_update_confirm"),
+    ),
     locale=STRING,
     on_behalf_of=ID,
     return_url=STRING,
@@ -460,6 +473,102 @@ SUBSCRIPTION_ITEM_UPDATE = dict(EXPAND, off_session=BOOLEAN, **SUBSCRIPTION_ITEM
 SUBSCRIPTION_ITEM_DELETE = dict(clear_usage=BOOLEAN, payment_behavior=PAYMENT_BEHAVIOR,
                                 proration_behavior=PRORATION_BEHAVIOR, proration_date=INTEGER)
 
+# docs.stripe.com/api/subscription_schedules/create, /update: one phase (`phases[]`) and its
+# items. API 2026-09-30: a phase lasts `duration` ({interval, interval_count}) or until `end_date`
+# (`iterations` is gone).
+SCHEDULE_PHASE_ITEM = hash_of(
+    billing_thresholds=ANY_HASH,
+    discounts=array_of(ANY_HASH),
+    metadata=METADATA,
+    plan=ID,
+    price=ID,
+    price_data=ANY_HASH,
+    quantity=INTEGER,
+    tax_rates=array_of(ID),
+    trial=ANY_HASH,
+)
+SCHEDULE_PHASE = hash_of(
+    add_invoice_items=array_of(ANY_HASH),
+    application_fee_percent=NUMBER,
+    automatic_tax=hash_of(enabled=BOOLEAN, liability=ANY_HASH),
+    billing_cycle_anchor=enum("automatic", "phase_start"),
+    billing_thresholds=ANY_HASH,
+    collection_method=enum("charge_automatically", "send_invoice"),
+    currency=CURRENCY,
+    default_payment_method=ID,
+    default_tax_rates=array_of(ID),
+    description=STRING,
+    discounts=array_of(ANY_HASH),
+    duration=hash_of(interval=RECURRING_INTERVAL, interval_count=INTEGER),
+    end_date=STRING,
+    invoice_settings=ANY_HASH,
+    items=array_of(SCHEDULE_PHASE_ITEM),
+    metadata=METADATA,
+    on_behalf_of=ID,
+    proration_behavior=PRORATION_BEHAVIOR,
+    start_date=STRING,
+    transfer_data=ANY_HASH,
+    trial=BOOLEAN,
+    trial_continuation=enum("continue", "none"),
+    trial_end=STRING,
+    trial_settings=ANY_HASH,
+)
+SCHEDULE_END_BEHAVIOR = enum("cancel", "none", "release", "renew")
+SCHEDULE_CREATE = dict(
+    EXPAND,
+    billing_mode=ANY_HASH,
+    customer=ID,
+    customer_account=ID,
+    default_settings=ANY_HASH,
+    end_behavior=SCHEDULE_END_BEHAVIOR,
+    from_subscription=ID,
+    metadata=METADATA,
+    phases=array_of(SCHEDULE_PHASE),
+    start_date=STRING,
+)
+SCHEDULE_UPDATE = dict(
+    EXPAND,
+    default_settings=ANY_HASH,
+    end_behavior=SCHEDULE_END_BEHAVIOR,
+    metadata=METADATA,
+    phases=array_of(SCHEDULE_PHASE),
+    proration_behavior=PRORATION_BEHAVIOR,
+)
+
+# docs.stripe.com/api/customer_portal/configurations/create, /update
+PORTAL_FEATURES = hash_of(
+    customer_update=hash_of(
+        allowed_updates=array_of(enum("address", "email", "name", "phone", "shipping", "tax_id")),
+        enabled=BOOLEAN),
+    invoice_history=hash_of(enabled=BOOLEAN),
+    payment_method_update=hash_of(enabled=BOOLEAN, payment_method_configuration=ID),
+    subscription_cancel=hash_of(
+        cancellation_reason=hash_of(enabled=BOOLEAN, options=array_of(enum(
+            "customer_service", "low_quality", "missing_features", "other", "switched_service",
+            "too_complex", "too_expensive", "unused"))),
+        enabled=BOOLEAN,
+        mode=enum("at_period_end", "immediately"),
+        proration_behavior=PRORATION_BEHAVIOR),
+    subscription_update=hash_of(
+        billing_cycle_anchor=enum("now", "unchanged"),
+        default_allowed_updates=array_of(enum("price", "promotion_code", "quantity")),
+        enabled=BOOLEAN,
+        products=array_of(hash_of(adjustable_quantity=ANY_HASH, prices=array_of(ID), product=ID)),
+        proration_behavior=PRORATION_BEHAVIOR,
+        schedule_at_period_end=ANY_HASH,
+        trial_update_behavior=enum("continue_trial", "end_trial")),
+)
+PORTAL_CONFIGURATION_CREATE = dict(
+    EXPAND,
+    business_profile=hash_of(headline=STRING, privacy_policy_url=STRING, terms_of_service_url=STRING),
+    default_return_url=STRING,
+    features=PORTAL_FEATURES,
+    login_page=hash_of(enabled=BOOLEAN),
+    metadata=METADATA,
+    name=STRING,
+)
+PORTAL_CONFIGURATION_UPDATE = dict(PORTAL_CONFIGURATION_CREATE, active=BOOLEAN)
+
 # (method, path pattern, parameters). `{id}` is one path segment. Only these requests are
 # served: any other gets Stripe's 404 "Unrecognized request URL".
 ENDPOINTS = [
@@ -537,6 +646,21 @@ ENDPOINTS = [
     ("POST", "/v1/checkout/sessions/{id}/expire", dict(EXPAND)),
     # docs.stripe.com/api/customer_portal/sessions/create
     ("POST", "/v1/billing_portal/sessions", PORTAL_SESSION_CREATE),
+    # docs.stripe.com/api/customer_portal/configurations (create, list, retrieve, update)
+    ("POST", "/v1/billing_portal/configurations", PORTAL_CONFIGURATION_CREATE),
+    ("GET", "/v1/billing_portal/configurations", dict(
+        EXPAND, **PAGING, active=BOOLEAN, is_default=BOOLEAN)),
+    ("GET", "/v1/billing_portal/configurations/{id}", dict(EXPAND)),
+    ("POST", "/v1/billing_portal/configurations/{id}", PORTAL_CONFIGURATION_UPDATE),
+    # docs.stripe.com/api/subscription_schedules (create, retrieve, update, release, cancel, list)
+    ("POST", "/v1/subscription_schedules", SCHEDULE_CREATE),
+    ("GET", "/v1/subscription_schedules", dict(
+        EXPAND, **PAGING, canceled_at=RANGE, completed_at=RANGE, created=RANGE, customer=ID,
+        customer_account=ID, released_at=RANGE, scheduled=BOOLEAN)),
+    ("GET", "/v1/subscription_schedules/{id}", dict(EXPAND)),
+    ("POST", "/v1/subscription_schedules/{id}", SCHEDULE_UPDATE),
+    ("POST", "/v1/subscription_schedules/{id}/release", dict(EXPAND, preserve_cancel_date=BOOLEAN)),
+    ("POST", "/v1/subscription_schedules/{id}/cancel", dict(EXPAND, invoice_now=BOOLEAN, prorate=BOOLEAN)),
     # docs.stripe.com/api/prices/list
     ("GET", "/v1/prices", dict(
         EXPAND, **PAGING,

@@ -563,6 +563,9 @@ class LocalStack(unittest.TestCase):
 
     def setUp(self):
         self.api.control("POST", "/_test/reset")
+        # The account's default portal configuration (a fresh account has none: sessions without
+        # `configuration` are refused until the portal settings are saved).
+        self.api.control("POST", "/_test/portal/default")
 
     def catalog(self):
         prices = []

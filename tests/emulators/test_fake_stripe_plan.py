@@ -1,0 +1,285 @@
+"""The fixture Stripe's plan changes against Stripe's documented behaviour: subscription schedules
+(a module removed at the period end, released to undo it), the last module canceled at the period
+end, a plan's interval switched (prorations by hand), a renewal that fails (past due, paid on the
+hosted invoice page), billing-portal configurations and the local portal page that follows them.
+Expected amounts are worked out by hand in each test, never by the double's own code.
+
+Run: .venv/bin/python -m unittest tests/emulators/test_fake_stripe_plan.py
+"""
+import os
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_fake_stripe_billing import (DAY, Client, have_localstripe, next_month, start_fake,  # noqa: E402
+                                      free_port, wait_for, VENV_BIN)
+import subprocess  # noqa: E402
+
+
+class Plan(unittest.TestCase):
+    """Test mode: the fixture Stripe alone (customers held by it)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, url = start_fake()
+        cls.api = Client(url)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(timeout=10)
+        cls.proc.stderr.close()
+
+    def setUp(self):
+        self.api.control("POST", "/_test/reset")
+        self.prices = {}
+        for name, key, amount, interval in [
+            ("Lead Generation", "leadgen_monthly", 2000, "month"),
+            ("Email Automation", "email_monthly", 4900, "month"),
+            ("Lead Generation", "leadgen_yearly", 20000, "year"),
+            ("Pro", "pro_monthly", 9900, "month"),
+            ("Pro", "pro_yearly", 99900, "year"),
+        ]:
+            product = self.api.ok("POST", "/v1/products", {"name": name})
+            price = self.api.ok("POST", "/v1/prices", {
+                "currency": "usd", "product": product["id"], "unit_amount": amount,
+                "recurring[interval]": interval, "lookup_key": key})
+            self.prices[key] = price["id"]
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def customer(self, pm="pm_card_visa", **fields):
+        cus = self.api.ok("POST", "/v1/customers", dict({"email": "owner@example.com"}, **fields))
+        cus["invoice_settings"]["default_payment_method"] = pm
+        self.api.control("POST", "/_test/objects", cus)
+        return cus["id"]
+
+    def subscribe(self, *keys, pm="pm_card_visa", **extra):
+        params = dict({"customer": self.customer(pm), "metadata[organization_id]": "org_1"}, **extra)
+        for n, key in enumerate(keys):
+            params[f"items[{n}][price]"] = self.prices[key]
+        return self.api.ok("POST", "/v1/subscriptions", params)
+
+    def events(self, kind=None):
+        return [e for e in self.api.control("GET", "/_test/events") if kind is None or e["type"] == kind]
+
+    def period(self, sub):
+        item = sub["items"]["data"][0]
+        return item["current_period_start"], item["current_period_end"]
+
+    def advance_to(self, ts):
+        return self.api.control("POST", "/_test/clock", {"to": ts})
+
+    def schedule_removing(self, sub, keep_keys, key="k1"):
+        """The lead's two calls: a schedule from the subscription, then phase 1 without a module."""
+        sched = self.api.ok("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]},
+                            idempotency=f"sched-{key}")
+        start, end = self.period(sub)
+        params = {"end_behavior": "release", "proration_behavior": "none",
+                  "phases[0][start_date]": start, "phases[0][end_date]": end}
+        for n, item in enumerate(sub["items"]["data"]):
+            params[f"phases[0][items][{n}][price]"] = item["price"]["id"]
+            params[f"phases[0][items][{n}][quantity]"] = item["quantity"]
+        for n, k in enumerate(keep_keys):
+            params[f"phases[1][items][{n}][price]"] = self.prices[k]
+            params[f"phases[1][items][{n}][quantity]"] = 1
+        params["phases[1][duration][interval]"] = "month"
+        params["phases[1][duration][interval_count]"] = 1
+        return sched, self.api.ok("POST", f"/v1/subscription_schedules/{sched['id']}", params)
+
+    # ---- schedules ---------------------------------------------------------------------------
+
+    def test_a_schedule_from_a_subscription_is_its_current_period(self):
+        sub = self.subscribe("leadgen_monthly", "email_monthly")
+        start, end = self.period(sub)
+        sched = self.api.ok("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]},
+                            idempotency="one")
+        self.assertEqual((sched["object"], sched["status"], sched["end_behavior"], sched["subscription"]),
+                         ("subscription_schedule", "active", "release", sub["id"]))
+        self.assertTrue(sched["id"].startswith("sub_sched_"))
+        self.assertEqual(sched["current_phase"], {"start_date": start, "end_date": end})
+        self.assertEqual(len(sched["phases"]), 1)
+        phase = sched["phases"][0]
+        self.assertEqual((phase["start_date"], phase["end_date"], phase["trial_end"]), (start, end, None))
+        self.assertEqual([(i["price"], i["quantity"]) for i in phase["items"]],
+                         [(self.prices["leadgen_monthly"], 1), (self.prices["email_monthly"], 1)])
+        again = self.api.ok("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]},
+                            idempotency="one")
+        self.assertEqual(again["id"], sched["id"])
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}", {"expand[]": "schedule"})
+        self.assertEqual(got["schedule"]["id"], sched["id"])
+        self.assertEqual(self.api.ok("GET", f"/v1/subscription_schedules/{sched['id']}")["status"], "active")
+        listed = self.api.ok("GET", "/v1/subscriptions", [("customer", sub["customer"]),
+                                                          ("expand[]", "data.schedule"),
+                                                          ("expand[]", "data.latest_invoice")])
+        self.assertEqual(listed["data"][0]["schedule"]["id"], sched["id"])
+        self.assertEqual(listed["data"][0]["latest_invoice"]["id"], sub["latest_invoice"])
+        self.assertEqual([e["data"]["object"]["id"] for e in self.events("subscription_schedule.created")],
+                         [sched["id"]])
+
+    def test_a_trialing_subscription_gives_the_phase_its_trial_end(self):
+        sub = self.subscribe("leadgen_monthly", trial_period_days=14)
+        sched = self.api.ok("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]})
+        self.assertEqual(sched["phases"][0]["trial_end"], sub["trial_end"])
+        self.assertEqual(sched["phases"][0]["end_date"], sub["trial_end"])
+
+    def test_schedule_creation_refusals(self):
+        sub = self.subscribe("leadgen_monthly")
+        status, body = self.api.call("POST", "/v1/subscription_schedules", {
+            "from_subscription": sub["id"], "phases[0][items][0][price]": self.prices["leadgen_monthly"]})
+        self.assertEqual((status, body["error"]["type"], body["error"]["param"]), (400, "invalid_request_error", "phases"))
+        self.api.ok("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]})
+        status, body = self.api.call("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]})
+        self.assertEqual(status, 400)
+        self.assertIn("already attached", body["error"]["message"])
+        other = self.subscribe("email_monthly")
+        self.api.ok("DELETE", f"/v1/subscriptions/{other['id']}")
+        status, body = self.api.call("POST", "/v1/subscription_schedules", {"from_subscription": other["id"]})
+        self.assertEqual((status, body["error"]["param"]), (400, "from_subscription"))
+        status, body = self.api.call("POST", "/v1/subscription_schedules", {"from_subscription": "sub_nope"})
+        self.assertEqual((status, body["error"]["code"]), (400, "resource_missing"))
+        status, body = self.api.call("POST", "/v1/subscription_schedules", {
+            "from_subscription": sub["id"], "phases[0][iterations]": "1"})
+        self.assertEqual((status, body["error"]["code"]), (400, "parameter_unknown"))
+
+    def test_a_subscription_set_to_cancel_makes_a_schedule_that_cancels_at_the_period_end(self):
+        sub = self.subscribe("leadgen_monthly")
+        self.api.ok("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": "true"})
+        sched = self.api.ok("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]})
+        self.assertEqual(sched["end_behavior"], "cancel")
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")
+        self.assertEqual((got["cancel_at_period_end"], got["cancel_at"]), (False, self.period(sub)[1]))
+
+    def test_removing_a_module_at_the_period_end_keeps_it_until_then_and_renews_without_it(self):
+        sub = self.subscribe("leadgen_monthly", "email_monthly")
+        start, end = self.period(sub)
+        sched, updated = self.schedule_removing(sub, ["leadgen_monthly"])
+        self.assertEqual(len(updated["phases"]), 2)
+        self.assertEqual((updated["phases"][1]["start_date"], updated["phases"][1]["end_date"]),
+                         (end, next_month(end)))
+        self.assertEqual([i["price"] for i in updated["phases"][1]["items"]], [self.prices["leadgen_monthly"]])
+        self.assertEqual(updated["end_behavior"], "release")
+        self.assertEqual(len(self.events("subscription_schedule.updated")), 1)
+        # Nothing changes before the phase ends: both modules, no invoice.
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")
+        self.assertEqual(len(got["items"]["data"]), 2)
+        self.assertEqual(got["latest_invoice"], sub["latest_invoice"])
+        # A subscription managed by a schedule cannot change its cancellation directly.
+        status, body = self.api.call("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": "true"})
+        self.assertEqual((status, body["error"]["param"]), (400, "cancel_at_period_end"))
+        self.assertIn("managed by the subscription schedule", body["error"]["message"])
+        before = len(self.events("customer.subscription.updated"))
+        self.advance_to(end + 60)
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}", {"expand[]": "latest_invoice"})
+        self.assertEqual([i["price"]["id"] for i in got["items"]["data"]], [self.prices["leadgen_monthly"]])
+        self.assertEqual(self.period(got), (end, next_month(end)))
+        invoice = got["latest_invoice"]
+        # The renewal of [end, next month] charges Lead Generation alone: $20.00.
+        self.assertEqual([l["amount"] for l in invoice["lines"]["data"]], [2000])
+        self.assertEqual((invoice["amount_due"], invoice["status"], invoice["billing_reason"]),
+                         (2000, "paid", "subscription_cycle"))
+        updates = self.events("customer.subscription.updated")[before:]
+        self.assertTrue(any(len(e["data"].get("previous_attributes", {}).get("items", {}).get("data", [])) == 2
+                            for e in updates), updates)
+        sched_now = self.api.ok("GET", f"/v1/subscription_schedules/{sched['id']}")
+        self.assertEqual(sched_now["current_phase"], {"start_date": end, "end_date": next_month(end)})
+        self.assertEqual(len(self.events("subscription_schedule.updated")), 2)
+        # The last phase ends: the schedule is released, the subscription goes on with its items.
+        self.advance_to(next_month(end) + 60)
+        sched_now = self.api.ok("GET", f"/v1/subscription_schedules/{sched['id']}")
+        self.assertEqual((sched_now["status"], sched_now["released_subscription"], sched_now["subscription"],
+                          sched_now["released_at"]), ("released", sub["id"], None, next_month(end)))
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}", {"expand[]": "latest_invoice"})
+        self.assertEqual((got["schedule"], got["status"]), (None, "active"))
+        self.assertEqual(got["latest_invoice"]["amount_due"], 2000)
+        self.assertEqual(len(self.events("subscription_schedule.released")), 1)
+
+    def test_releasing_the_schedule_undoes_the_removal_and_the_renewal_charges_both(self):
+        sub = self.subscribe("leadgen_monthly", "email_monthly")
+        start, end = self.period(sub)
+        sched, _ = self.schedule_removing(sub, ["leadgen_monthly"])
+        released = self.api.ok("POST", f"/v1/subscription_schedules/{sched['id']}/release")
+        self.assertEqual((released["status"], released["released_subscription"], released["subscription"]),
+                         ("released", sub["id"], None))
+        self.assertIsNotNone(released["released_at"])
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")
+        self.assertEqual((got["schedule"], len(got["items"]["data"])), (None, 2))
+        self.assertEqual(len(self.events("subscription_schedule.released")), 1)
+        last = self.events("customer.subscription.updated")[-1]
+        self.assertEqual(last["data"]["previous_attributes"], {"schedule": sched["id"]})
+        status, body = self.api.call("POST", f"/v1/subscription_schedules/{sched['id']}/release")
+        self.assertEqual(status, 400)
+        self.advance_to(end + 60)
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}", {"expand[]": "latest_invoice"})
+        # $20.00 + $49.00
+        self.assertEqual(sorted(l["amount"] for l in got["latest_invoice"]["lines"]["data"]), [2000, 4900])
+        self.assertEqual(got["latest_invoice"]["amount_paid"], 6900)
+        # Released: cancel_at_period_end is the subscription's own again.
+        self.api.ok("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": "true"})
+
+    def test_schedule_update_refusals(self):
+        sub = self.subscribe("leadgen_monthly", "email_monthly")
+        start, end = self.period(sub)
+        sched = self.api.ok("POST", "/v1/subscription_schedules", {"from_subscription": sub["id"]})
+        path = f"/v1/subscription_schedules/{sched['id']}"
+        base = {"phases[0][items][0][price]": self.prices["leadgen_monthly"],
+                "phases[0][items][1][price]": self.prices["email_monthly"],
+                "phases[0][start_date]": start, "phases[0][end_date]": end,
+                "phases[1][items][0][price]": self.prices["leadgen_monthly"],
+                "phases[1][duration][interval]": "month", "phases[1][duration][interval_count]": 1}
+        cases = [
+            ({"phases[0][start_date]": start + 1}, "phases[0][start_date]", "start date of the current phase"),
+            ({"phases[0][start_date]": start - 40 * DAY}, "phases[0][start_date]", "current phase"),
+            ({"phases[1][start_date]": end + 5}, "phases[1][start_date]", "contiguous"),
+            ({"phases[1][items][0][price]": self.prices["leadgen_monthly"],
+              "phases[1][items][1][price]": self.prices["pro_yearly"]}, "phases[1][items]", "interval"),
+            ({"phases[1][end_date]": next_month(end)}, "phases[1][duration]", "only specify one"),
+        ]
+        for change, param, text in cases:
+            status, body = self.api.call("POST", path, dict(base, **change))
+            self.assertEqual((status, body["error"].get("param")), (400, param), (change, body))
+            self.assertIn(text, body["error"]["message"])
+        no_items = {k: v for k, v in base.items() if not k.startswith("phases[1][items]")}
+        status, body = self.api.call("POST", path, no_items)
+        self.assertEqual((status, body["error"]["code"], body["error"]["param"]),
+                         (400, "parameter_missing", "phases[1][items]"))
+        no_start = {k: v for k, v in base.items() if k != "phases[0][start_date]"}
+        status, body = self.api.call("POST", path, no_start)
+        self.assertEqual((status, body["error"]["code"]), (400, "parameter_missing"))
+        status, body = self.api.call("POST", path, dict(base, **{"phases[1][iterations]": "1"}))
+        self.assertEqual((status, body["error"]["code"]), (400, "parameter_unknown"))
+        # Unchanged by the refusals.
+        self.assertEqual(len(self.api.ok("GET", path)["phases"]), 1)
+        # After the first phase ended, it cannot be changed any more.
+        self.api.ok("POST", path, base)
+        self.advance_to(end + 60)
+        ended = dict(base, **{"phases[0][items][1][quantity]": 3})
+        status, body = self.api.call("POST", path, ended)
+        self.assertEqual((status, body["error"]["param"]), (400, "phases[0]"))
+        self.assertIn("already ended", body["error"]["message"])
+        # The ended phase repeated unchanged, then the current one: accepted.
+        self.api.ok("POST", path, base)
+
+    def test_the_last_module_canceled_at_the_period_end_ends_then_and_undoing_renews(self):
+        sub = self.subscribe("leadgen_monthly")
+        start, end = self.period(sub)
+        got = self.api.ok("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": "true"})
+        self.assertEqual((got["cancel_at_period_end"], got["status"]), (True, "active"))
+        self.advance_to(end + 60)
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")
+        self.assertEqual((got["status"], got["ended_at"]), ("canceled", end))
+        self.assertEqual([e["data"]["object"]["id"] for e in self.events("customer.subscription.deleted")], [sub["id"]])
+        other = self.subscribe("email_monthly")
+        start, end = self.period(other)
+        self.api.ok("POST", f"/v1/subscriptions/{other['id']}", {"cancel_at_period_end": "true"})
+        got = self.api.ok("POST", f"/v1/subscriptions/{other['id']}", {"cancel_at_period_end": "false"})
+        self.assertEqual((got["cancel_at_period_end"], got["cancel_at"]), (False, None))
+        self.advance_to(end + 60)
+        got = self.api.ok("GET", f"/v1/subscriptions/{other['id']}", {"expand[]": "latest_invoice"})
+        self.assertEqual((got["status"], got["latest_invoice"]["amount_paid"]), ("active", 4900))
+
+
+if __name__ == "__main__":
+    unittest.main()
