@@ -18,6 +18,12 @@ from test_fake_stripe_billing import (DAY, Client, have_localstripe, next_month,
 import subprocess  # noqa: E402
 
 
+def next_month_n(ts: int, months: int) -> int:
+    for _ in range(months):
+        ts = next_month(ts)
+    return ts
+
+
 class Plan(unittest.TestCase):
     """Test mode: the fixture Stripe alone (customers held by it)."""
 
@@ -279,6 +285,106 @@ class Plan(unittest.TestCase):
         self.advance_to(end + 60)
         got = self.api.ok("GET", f"/v1/subscriptions/{other['id']}", {"expand[]": "latest_invoice"})
         self.assertEqual((got["status"], got["latest_invoice"]["amount_paid"]), ("active", 4900))
+
+
+    # ---- switching the interval --------------------------------------------------------------
+
+    def thirty_days_in_ten(self, sub):
+        """Moves the current period to a 30-day one whose day 10 ended 100 s ago: (start, end, at)."""
+        start = int(time.time()) - 10 * DAY - 100
+        for item in sub["items"]["data"]:
+            item["current_period_start"], item["current_period_end"] = start, start + 30 * DAY
+        self.api.control("POST", "/_test/objects", sub)
+        return start, start + 30 * DAY, start + 10 * DAY
+
+    def preview_params(self, sub, at, behaviour="always_invoice"):
+        params = {"customer": sub["customer"], "subscription": sub["id"],
+                  "subscription_details[proration_behavior]": behaviour}
+        for n, item in enumerate(sub["items"]["data"]):
+            target = item["price"]["lookup_key"].replace("_monthly", "_yearly")
+            params[f"subscription_details[items][{n}][id]"] = item["id"]
+            params[f"subscription_details[items][{n}][price]"] = self.prices[target]
+            params[f"subscription_details[items][{n}][quantity]"] = 1
+        if at is not None:
+            params["subscription_details[proration_date]"] = at
+        return params
+
+    def update_params(self, sub, at):
+        params = {"proration_behavior": "always_invoice", "proration_date": at,
+                  "payment_behavior": "pending_if_incomplete", "expand[]": "latest_invoice"}
+        for n, item in enumerate(sub["items"]["data"]):
+            target = item["price"]["lookup_key"].replace("_monthly", "_yearly")
+            params[f"items[{n}][id]"] = item["id"]
+            params[f"items[{n}][price]"] = self.prices[target]
+        return params
+
+    def test_switching_99_a_month_to_999_a_year_ten_days_in_credits_20_days_and_charges_a_year(self):
+        sub = self.subscribe("pro_monthly", "leadgen_monthly")
+        start, end, at = self.thirty_days_in_ten(sub)
+        # By hand: Pro's unused 20 of 30 days: 9900 x 20/30 = 6600; Lead Generation's:
+        # 2000 x 20/30 = 1333.33 -> 1333; the new prices in full: 99900 + 20000.
+        # 99900 + 20000 - 6600 - 1333 = 111967.
+        preview = self.api.ok("POST", "/v1/invoices/create_preview", self.preview_params(sub, at))
+        self.assertEqual(sorted(l["amount"] for l in preview["lines"]["data"]), [-6600, -1333, 20000, 99900])
+        self.assertEqual(preview["amount_due"], 111967)
+        t0 = int(time.time())
+        got = self.api.ok("POST", f"/v1/subscriptions/{sub['id']}", self.update_params(sub, at))
+        t1 = int(time.time())
+        invoice = got["latest_invoice"]
+        self.assertEqual(sorted(l["amount"] for l in invoice["lines"]["data"]), [-6600, -1333, 20000, 99900])
+        self.assertEqual((invoice["amount_due"], invoice["status"], invoice["billing_reason"]),
+                         (111967, "paid", "subscription_update"))
+        self.assertEqual([l["amount"] for l in preview["lines"]["data"]],
+                         [l["amount"] for l in invoice["lines"]["data"]])
+        credit = next(l for l in invoice["lines"]["data"] if l["amount"] == -6600)
+        self.assertEqual(credit["period"], {"start": at, "end": end})
+        self.assertTrue(credit["parent"]["subscription_item_details"]["proration"])
+        # The billing cycle anchor is reset to now: the new period is [now, now + 1 year].
+        self.assertEqual(sorted(i["price"]["id"] for i in got["items"]["data"]),
+                         sorted([self.prices["pro_yearly"], self.prices["leadgen_yearly"]]))
+        new_start, new_end = self.period(got)
+        self.assertTrue(t0 <= new_start <= t1, (t0, new_start, t1))
+        self.assertEqual(new_end, next_month_n(new_start, 12))
+        self.assertEqual(got["billing_cycle_anchor"], new_start)
+        self.assertEqual(got["pending_update"], None)
+
+    def test_the_preview_without_prorations_is_the_new_period_without_credits(self):
+        sub = self.subscribe("pro_monthly", "leadgen_monthly")
+        self.thirty_days_in_ten(sub)
+        preview = self.api.ok("POST", "/v1/invoices/create_preview", self.preview_params(sub, None, "none"))
+        self.assertEqual(sorted(l["amount"] for l in preview["lines"]["data"]), [20000, 99900])
+        self.assertEqual(preview["amount_due"], 119900)
+
+    def test_automatic_tax_applies_to_the_switch_invoice(self):
+        cus = self.customer(**{"address[country]": "DE", "address[line1]": "Hauptstr. 1",
+                               "address[city]": "Berlin", "address[postal_code]": "10115"})
+        sub = self.api.ok("POST", "/v1/subscriptions", {
+            "customer": cus, "items[0][price]": self.prices["pro_monthly"],
+            "items[1][price]": self.prices["leadgen_monthly"], "automatic_tax[enabled]": "true"})
+        start, end, at = self.thirty_days_in_ten(sub)
+        # DE 19 % on each line, half up: 99900 -> 18981, 20000 -> 3800, -6600 -> -1254,
+        # -1333 -> -253.27 -> -253; tax 21274; total 111967 + 21274 = 133241.
+        preview = self.api.ok("POST", "/v1/invoices/create_preview", self.preview_params(sub, at))
+        got = self.api.ok("POST", f"/v1/subscriptions/{sub['id']}", self.update_params(sub, at))
+        invoice = got["latest_invoice"]
+        for inv in (preview, invoice):
+            self.assertEqual(sum(t["amount"] for t in inv["total_taxes"]), 21274)
+            self.assertEqual((inv["subtotal"], inv["total"], inv["amount_due"]), (111967, 133241, 133241))
+
+    def test_a_declined_switch_leaves_the_items_with_a_pending_update(self):
+        sub = self.subscribe("pro_monthly", pm="pm_card_chargeCustomerFail")
+        self.assertEqual(sub["status"], "incomplete")
+        sub = self.subscribe("pro_monthly")
+        self.api.ok("POST", f"/v1/customers/{sub['customer']}",
+                    {"invoice_settings[default_payment_method]": "pm_card_chargeCustomerFail"})
+        start, end, at = self.thirty_days_in_ten(sub)
+        got = self.api.ok("POST", f"/v1/subscriptions/{sub['id']}", self.update_params(sub, at))
+        self.assertEqual([i["price"]["id"] for i in got["items"]["data"]], [self.prices["pro_monthly"]])
+        self.assertEqual((got["latest_invoice"]["status"], got["latest_invoice"]["amount_due"]), ("open", 99900 - 6600))
+        self.assertIsNotNone(got["pending_update"])
+        self.assertEqual([i["price"]["id"] for i in got["pending_update"]["subscription_items"]],
+                         [self.prices["pro_yearly"]])
+        self.assertEqual(self.period(got), (start, end))
 
 
 if __name__ == "__main__":
