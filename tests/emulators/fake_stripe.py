@@ -169,6 +169,18 @@ def nested(form: dict) -> dict:
     return out
 
 
+def numbered(pairs: list) -> dict:
+    """A form as a dict, repeated `a[]` values numbered `a[0]`, `a[1]` (Stripe reads both)."""
+    out, counts = {}, {}
+    for key, value in pairs:
+        if key.endswith("[]") and not key.startswith("expand"):
+            n = counts.get(key, 0)
+            counts[key] = n + 1
+            key = f"{key[:-2]}[{n}]"
+        out[key] = value
+    return out
+
+
 def error(status: int, message: str, code: str = "resource_missing", kind: str = "invalid_request_error"):
     body = {"error": {"type": kind, "message": message}}
     if code:
@@ -687,7 +699,8 @@ class Handler(BaseHTTPRequestHandler):
             if result is None and method == "DELETE":
                 result = delete(url.path)
             elif result is None:
-                result = create(url.path, form) or update(url.path, form)
+                listed = numbered(parse_qsl(raw.decode(), keep_blank_values=True))
+                result = create(url.path, listed) or update(url.path, listed)
             if result is None:
                 result = error(404, f"Unrecognized request URL ({method}: {url.path})", None)
             if method == "POST" and key:

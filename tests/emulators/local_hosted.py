@@ -18,9 +18,14 @@ keeps them:
     total; a trial shows "Start N-day free trial", "Nothing to pay today" and the total after
     it, and asks for no card with `payment_method_collection=if_required`. The name and address
     are saved to the customer as `customer_update` allows, the VAT number always.
-  * the portal: lists the customer's subscriptions; cancels at period end (or undoes it), cancels
-    now, changes the default card; the monthly/yearly switch is offered on single-item
-    subscriptions only (Stripe's portal cannot update subscriptions with several items).
+  * the portal: offers what the session's configuration (portal_config.py) enables: invoice
+    history, the card update, billing information (the `allowed_updates`: name, email, address,
+    VAT number), cancel in the configured mode (`at_period_end`: sets cancel_at_period_end, or
+    undoes it; `immediately`: cancels now), and the monthly/yearly switch only with
+    `subscription_update` enabled, to a price its `products` list, on single-item subscriptions
+    (Stripe's portal cannot update subscriptions with several items). A session with
+    `flow_data[type]=payment_method_update` opens the card update alone, then goes where
+    `after_completion` says (redirect, hosted confirmation, the portal's home page).
   * the hosted invoice page (an invoice's `hosted_invoice_url`): pays an open invoice with a new
     card, or completes 3-D Secure for the card that needed it; paying applies a pending update.
 Every change sends the events Stripe sends, signed, to the registered webhooks.
@@ -563,13 +568,45 @@ def portal_subscriptions(customer: str) -> list:
     return [s for s in own + others if s.get("status") not in ("canceled", "incomplete_expired")]
 
 
-def switch_target(sub: dict):
+ALL_FEATURES = {"customer_update": {"enabled": True, "allowed_updates": ["address", "email", "name", "tax_id"]},
+                "invoice_history": {"enabled": True}, "payment_method_update": {"enabled": True},
+                "subscription_cancel": {"enabled": True, "mode": "both"},
+                "subscription_update": {"enabled": True, "products": None}}
+
+
+def portal_features(session: dict) -> dict:
+    """What the session's configuration enables (a session made before configurations: all)."""
+    config = STATE["objects"].get(session.get("configuration") or "")
+    if not config or config.get("object") != "billing_portal.configuration":
+        return ALL_FEATURES
+    return config.get("features") or {}
+
+
+def switch_target(sub: dict, features=None):
     """The price of the other billing period for a single-item subscription, None otherwise
-    (Stripe's portal cannot update a subscription with several items)."""
+    (Stripe's portal cannot update a subscription with several items; it offers only the
+    prices the configuration's `subscription_update[products]` lists, and nothing when
+    `subscription_update` is off)."""
+    update = (features or ALL_FEATURES).get("subscription_update") or {}
+    if not update.get("enabled"):
+        return None
     items = (sub.get("items") or {}).get("data") or []
     if len(items) != 1:
         return None
     price = items[0].get("price") or {}
+    if update.get("products") is not None and owned(sub["id"]):
+        product = price.get("product")
+        product = product.get("id") if isinstance(product, dict) else product
+        interval = (price.get("recurring") or {}).get("interval")
+        with STATE["lock"]:
+            for entry in update["products"]:
+                if entry.get("product") != product:
+                    continue
+                for pid in entry.get("prices") or []:
+                    other = STATE["objects"].get(pid) or {}
+                    if other.get("active", True) and (other.get("recurring") or {}).get("interval") not in (None, interval):
+                        return pid
+        return None
     key = swapped(price.get("lookup_key") or "") if owned(sub["id"]) else swapped((sub.get("plan") or {}).get("id", ""))
     if not key:
         return None
@@ -579,6 +616,85 @@ def switch_target(sub: dict):
         for obj in STATE["objects"].values():
             if obj.get("object") == "price" and obj.get("lookup_key") == key and obj.get("active", True):
                 return obj["id"]
+    return None
+
+
+def cancel_actions(sub: dict, features: dict) -> list:
+    cancel = features.get("subscription_cancel") or {}
+    if not cancel.get("enabled"):
+        return []
+    mode = cancel.get("mode") or "at_period_end"
+    actions = []
+    if mode in ("at_period_end", "both"):
+        actions.append(("resume", "Don't cancel") if sub.get("cancel_at_period_end")
+                       else ("cancel_at_period_end", "Cancel at period end"))
+    if mode in ("immediately", "both"):
+        actions.append(("cancel_now", "Cancel now"))
+    return actions
+
+
+def invoice_history(customer: str) -> str:
+    with STATE["lock"]:
+        invoices = sorted((json.loads(json.dumps(o)) for o in STATE["objects"].values()
+                           if o.get("object") == "invoice" and o.get("customer") == customer
+                           and o.get("status") in ("open", "paid", "uncollectible")),
+                          key=lambda o: (o.get("created") or 0, o["id"]), reverse=True)
+    rows = "".join(
+        f"<li data-invoice='{html.escape(o['id'])}'>{time.strftime('%b %d, %Y', time.gmtime(o.get('created') or 0))} · "
+        f"{money(o.get('total') or 0, o.get('currency', 'usd'))} · {html.escape(o.get('status') or '')}"
+        + (f" · <a href='{html.escape(o.get('hosted_invoice_url') or '')}'>Pay</a>" if o.get("status") == "open" else "")
+        + "</li>" for o in invoices)
+    return f"<section class=box aria-label='Invoice history'><h2>Invoice history</h2><ul>{rows or '<li>None</li>'}</ul></section>"
+
+
+def customer_section(customer: str, allowed: list) -> str:
+    fields = ""
+    if "name" in allowed:
+        fields += field("name", "Name", autocomplete="name")
+    if "email" in allowed:
+        fields += field("email", "Email", autocomplete="email")
+    if "address" in allowed:
+        fields += (field("country", "Country (two letters)", autocomplete="country")
+                   + field("line1", "Address line 1", autocomplete="address-line1")
+                   + field("city", "City", autocomplete="address-level2")
+                   + field("postal_code", "Postal code", autocomplete="postal-code"))
+    if "tax_id" in allowed:
+        fields += field("vat_id", "VAT number")
+    if not fields:
+        return ""
+    return (f"<section class=box><h2>Billing information</h2><form method=post aria-label='Billing information'>"
+            f"<input type=hidden name=action value=customer>{fields}<button type=submit>Save</button></form></section>")
+
+
+def save_portal_customer(customer: str, allowed: list, form: dict):
+    """The portal's customer update: only the fields the configuration allows. An error or None."""
+    details = {}
+    if "name" in allowed and form.get("name", "").strip():
+        details["name"] = form["name"].strip()
+    if "email" in allowed and form.get("email", "").strip():
+        details["email"] = form["email"].strip()
+    address = {k: form.get(k, "").strip() for k in ("country", "line1", "city", "postal_code")}
+    if "address" in allowed and any(address.values()):
+        address["country"] = address["country"].upper()
+        details["address"] = {"city": address["city"] or None, "country": address["country"] or None,
+                              "line1": address["line1"] or None, "line2": None,
+                              "postal_code": address["postal_code"] or None, "state": None}
+    vat = form.get("vat_id", "").replace(" ", "").upper()
+    if "tax_id" in allowed and vat:
+        country = (details.get("address") or fake_billing.customer_details_of(customer).get("address") or {}).get("country") or ""
+        kind = fake_billing.vat_id_type(country)
+        problem = (fake_billing.vat_id_problem(kind, vat, country) if kind
+                   else "A VAT number is collected for buyers in the EU and the United Kingdom only.")
+        if problem:
+            return problem
+        details["tax_id"] = {"type": kind, "value": vat}
+    with STATE["lock"]:
+        save_customer(customer, {"name": "auto", "address": "auto"}, details)
+        if details.get("email"):
+            fake_billing.CUSTOMER_DETAILS.setdefault(customer, {})["email"] = details["email"]
+            held = STATE["objects"].get(customer)
+            if held is not None and held.get("object") == "customer":
+                held["email"] = details["email"]
     return None
 
 
@@ -595,23 +711,33 @@ def subscription_label(sub: dict) -> str:
     return " + ".join(parts) or sub["id"]
 
 
-def portal_page(psid: str, notice: str = "") -> tuple:
+def portal_page(psid: str, notice: str = "", home: bool = False) -> tuple:
+    """The portal: what the session's configuration enables (invoice history, card update,
+    billing information, cancel in its mode, the monthly/yearly switch); a session with a
+    `flow` (a deep link) shows that flow alone until it is done."""
     session = STATE["objects"].get(psid)
     if session is None or session.get("object") != "billing_portal.session":
         return 404, page("Not found", "<h1>This billing link is not valid.</h1>")
     customer = session.get("customer")
-    subs = portal_subscriptions(customer)
+    features = portal_features(session)
+    flow = None if home else session.get("flow")
+    flash = f"<p class=box role=status>{html.escape(notice)}</p>" if notice else ""
+    back = f"<p><a href='{html.escape(session.get('return_url') or '/')}'>Return to the app</a></p>"
+    if flow and flow.get("type") == "payment_method_update":
+        body = (f"<h1>Update payment method</h1><p class=note>Local test billing portal.</p>{flash}"
+                f"{card_section(customer)}{back}")
+        return 200, page("Update payment method", body)
+    only = (flow.get(flow["type"]) or {}).get("subscription") if flow else None
     blocks = []
-    for sub in subs:
+    for sub in portal_subscriptions(customer):
+        if only and sub["id"] != only:
+            continue
         end = sub.get("current_period_end") or fake_billing.period_of(sub)[1]
         ends = time.strftime("%b %d, %Y", time.gmtime(end or 0))
         state = (f"Cancels on {ends}" if sub.get("cancel_at_period_end") else f"Renews on {ends}")
         sid = html.escape(sub["id"])
-        actions = [
-            ("resume", "Don't cancel") if sub.get("cancel_at_period_end") else ("cancel_at_period_end", "Cancel at period end"),
-            ("cancel_now", "Cancel now"),
-        ]
-        target = switch_target(sub)
+        actions = cancel_actions(sub, features)
+        target = None if (flow and flow["type"] == "subscription_cancel") else switch_target(sub, features)
         if target:
             interval = ((((sub.get("items") or {}).get("data") or [{}])[0].get("price") or {}).get("recurring") or {}).get("interval") \
                 or (sub.get("plan") or {}).get("interval")
@@ -622,6 +748,20 @@ def portal_page(psid: str, notice: str = "") -> tuple:
             for a, label in actions)
         blocks.append(f"<section class=box data-subscription='{sid}'><h2>{html.escape(subscription_label(sub))}</h2>"
                       f"<p>Status: {html.escape(sub.get('status', ''))} · {state}</p>{buttons}</section>")
+    body = (f"<h1>Manage billing</h1><p class=note>Local test billing portal.</p>{flash}"
+            + ("".join(blocks) or "<p class=box>No active subscriptions.</p>"))
+    if not flow:
+        if (features.get("payment_method_update") or {}).get("enabled"):
+            body += card_section(customer)
+        update = features.get("customer_update") or {}
+        if update.get("enabled"):
+            body += customer_section(customer, update.get("allowed_updates") or [])
+        if (features.get("invoice_history") or {}).get("enabled"):
+            body += invoice_history(customer)
+    return 200, page("Manage billing", body + back)
+
+
+def card_section(customer: str) -> str:
     customer_obj = upstream("GET", f"/v1/customers/{quote(customer)}")
     default = ((customer_obj.get("invoice_settings") or {}).get("default_payment_method"))
     methods = upstream("GET", f"/v1/payment_methods?customer={quote(customer)}&type=card").get("data", [])
@@ -629,14 +769,21 @@ def portal_page(psid: str, notice: str = "") -> tuple:
         f"<li>{html.escape(str((m.get('card') or {}).get('brand', 'card')).title())} ending in "
         f"{html.escape(str((m.get('card') or {}).get('last4', '')))}"
         f"{' <span class=badge>Default</span>' if m.get('id') == default else ''}</li>" for m in methods)
-    flash = f"<p class=box role=status>{html.escape(notice)}</p>" if notice else ""
-    body = (f"<h1>Manage billing</h1><p class=note>Local test billing portal.</p>{flash}"
-            + ("".join(blocks) or "<p class=box>No active subscriptions.</p>")
-            + f"<section class=box><h2>Payment methods</h2><ul>{cards or '<li>None</li>'}</ul>"
+    return (f"<section class=box><h2>Payment methods</h2><ul>{cards or '<li>None</li>'}</ul>"
             f"<form method=post aria-label='Add a card'><input type=hidden name=action value=card>{card_fields()}"
-            f"<button type=submit>Add card and make it the default</button></form></section>"
-            f"<p><a href='{html.escape(session.get('return_url') or '/')}'>Return to the app</a></p>")
-    return 200, page("Manage billing", body)
+            f"<button type=submit>Add card and make it the default</button></form></section>")
+
+
+def after_flow(psid: str, session: dict, done: str) -> tuple:
+    """Where a deep-linked flow goes once done (`flow.after_completion`)."""
+    after = ((session.get("flow") or {}).get("after_completion")) or {}
+    if after.get("type") == "redirect":
+        return 303, (after.get("redirect") or {}).get("return_url") or "/"
+    if after.get("type") == "hosted_confirmation":
+        message = (after.get("hosted_confirmation") or {}).get("custom_message") or NOTICES.get(done, "Done.")
+        return 200, page("Done", f"<h1>Done</h1><p class=box role=status>{html.escape(message)}</p>"
+                                 f"<p><a href='{html.escape(session.get('return_url') or '/')}'>Return to the app</a></p>")
+    return 303, f"/p/session/{psid}?done={done}&home=1"
 
 
 def portal_action(psid: str, form: dict) -> tuple:
@@ -644,8 +791,12 @@ def portal_action(psid: str, form: dict) -> tuple:
     if session is None or session.get("object") != "billing_portal.session":
         return portal_page(psid)
     customer = session.get("customer")
+    features = portal_features(session)
     action = form.get("action")
+    flow = session.get("flow")
     if action == "card":
+        if not (features.get("payment_method_update") or {}).get("enabled"):
+            return portal_page(psid, "Updating the payment method is not available here.")
         number, declined = card_problem(form)
         if declined:
             return portal_page(psid, declined)
@@ -657,20 +808,34 @@ def portal_action(psid: str, form: dict) -> tuple:
                         if o.get("object") == "subscription" and o.get("customer") == customer
                         and o.get("status") != "canceled" and o.get("default_payment_method")]:
                 fake_billing.update_subscription(sub["id"], {"default_payment_method": pm["id"]})
+        if flow and flow.get("type") == "payment_method_update":
+            return after_flow(psid, session, "card")
         return 303, f"/p/session/{psid}?done=card"
+    if action == "customer":
+        update = features.get("customer_update") or {}
+        if not update.get("enabled"):
+            return portal_page(psid, "Updating billing information is not available here.")
+        problem = save_portal_customer(customer, update.get("allowed_updates") or [], form)
+        if problem:
+            return portal_page(psid, problem)
+        return 303, f"/p/session/{psid}?done=customer"
     sub_id = form.get("subscription", "")
     subs = {s["id"]: s for s in portal_subscriptions(customer)}
     if sub_id not in subs:
         return portal_page(psid, "That subscription is not one of yours.")
+    allowed = {a for a, _ in cancel_actions(subs[sub_id], features)}
+    if action == "switch" and not switch_target(subs[sub_id], features):
+        return portal_page(psid, "This subscription cannot be changed here.")
+    if action in ("cancel_at_period_end", "resume", "cancel_now") and action not in allowed:
+        return portal_page(psid, "Canceling this way is not available here.")
     if owned(sub_id):
         if action == "switch":
-            target = switch_target(subs[sub_id])
-            if not target:
-                return portal_page(psid, "This plan has no other billing period.")
+            target = switch_target(subs[sub_id], features)
             item = subs[sub_id]["items"]["data"][0]
+            proration = ((features.get("subscription_update") or {}).get("proration_behavior")) or "create_prorations"
             change = lambda: fake_billing.update_subscription(  # noqa: E731
                 sub_id, {"items": {"0": {"id": item["id"], "price": target}},
-                         "proration_behavior": "create_prorations"})
+                         "proration_behavior": proration})
         elif action == "cancel_now":
             change = lambda: fake_billing.cancel_subscription(sub_id)  # noqa: E731
         elif action in ("cancel_at_period_end", "resume"):
@@ -682,7 +847,10 @@ def portal_action(psid: str, form: dict) -> tuple:
             status, body = change()
         if status != 200:
             return portal_page(psid, body["error"]["message"])
-        return 303, f"/p/session/{psid}?done={'canceled' if action == 'cancel_now' else action}"
+        done = 'canceled' if action == 'cancel_now' else action
+        if flow:
+            return after_flow(psid, session, done)
+        return 303, f"/p/session/{psid}?done={done}"
     # A subscription a test made in localstripe directly: changed there, as before.
     if action == "cancel_now":
         upstream("DELETE", f"/v1/subscriptions/{quote(sub_id)}")  # localstripe sends .deleted
@@ -759,6 +927,7 @@ def invoice_action(iid: str, form: dict) -> tuple:
 
 
 NOTICES = {"card": "Your default card was updated.", "canceled": "The subscription was canceled.",
+           "customer": "Your billing information was saved.",
            "cancel_at_period_end": "The subscription will end at the end of the period.",
            "resume": "The subscription will renew.", "switch": "The billing period was switched."}
 
@@ -782,8 +951,9 @@ def handle(handler, method: str, url, raw: bytes) -> bool:
         elif path.startswith("/i/"):
             result = invoice_action(key, form) if method == "POST" else invoice_page(key)
         else:
-            notice = NOTICES.get(dict(parse_qsl(url.query)).get("done", ""), "")
-            result = portal_action(key, form) if method == "POST" else portal_page(key, notice)
+            query = dict(parse_qsl(url.query))
+            notice = NOTICES.get(query.get("done", ""), "")
+            result = portal_action(key, form) if method == "POST" else portal_page(key, notice, bool(query.get("home")))
     except RuntimeError as err:
         result = (502, page("Error", f"<h1>Something went wrong</h1><p class=error>{html.escape(str(err))}</p>"))
     status, body = result

@@ -287,6 +287,92 @@ class Plan(unittest.TestCase):
         self.assertEqual((got["status"], got["latest_invoice"]["amount_paid"]), ("active", 4900))
 
 
+    # ---- billing-portal configurations (the API) ---------------------------------------------
+
+    def test_portal_configurations_create_list_retrieve_update(self):
+        conf = self.api.ok("POST", "/v1/billing_portal/configurations", {
+            "features[customer_update][enabled]": "true",
+            "features[customer_update][allowed_updates][]": ["address", "tax_id"],
+            "features[invoice_history][enabled]": "true",
+            "features[payment_method_update][enabled]": "true",
+            "features[subscription_cancel][enabled]": "true",
+            "features[subscription_cancel][mode]": "at_period_end",
+            "features[subscription_cancel][proration_behavior]": "none",
+            "features[subscription_update][enabled]": "false",
+            "business_profile[headline]": "PSS billing",
+            "default_return_url": "https://app.test/billing", "metadata[app]": "pss"})
+        self.assertEqual((conf["object"], conf["is_default"], conf["active"]),
+                         ("billing_portal.configuration", False, True))
+        self.assertTrue(conf["id"].startswith("bpc_"))
+        self.assertEqual(conf["features"]["customer_update"], {"allowed_updates": ["address", "tax_id"], "enabled": True})
+        self.assertEqual(conf["features"]["subscription_cancel"]["mode"], "at_period_end")
+        self.assertFalse(conf["features"]["subscription_update"]["enabled"])
+        self.assertEqual((conf["default_return_url"], conf["metadata"], conf["business_profile"]["headline"]),
+                         ("https://app.test/billing", {"app": "pss"}, "PSS billing"))
+        self.assertEqual(self.api.ok("GET", f"/v1/billing_portal/configurations/{conf['id']}")["id"], conf["id"])
+        listed = self.api.ok("GET", "/v1/billing_portal/configurations", {"active": "true", "is_default": "false"})
+        self.assertEqual([c["id"] for c in listed["data"]], [conf["id"]])
+        self.assertEqual(self.api.ok("GET", "/v1/billing_portal/configurations", {"is_default": "true"})["data"], [])
+        changed = self.api.ok("POST", f"/v1/billing_portal/configurations/{conf['id']}", {
+            "features[subscription_cancel][mode]": "immediately", "active": "false"})
+        self.assertEqual((changed["features"]["subscription_cancel"]["mode"], changed["active"]),
+                         ("immediately", False))
+        self.assertEqual(self.api.ok("GET", "/v1/billing_portal/configurations", {"active": "true"})["data"], [])
+
+    def test_portal_configuration_refusals(self):
+        status, body = self.api.call("POST", "/v1/billing_portal/configurations", {"default_return_url": "x"})
+        self.assertEqual((status, body["error"]["code"], body["error"]["param"]), (400, "parameter_missing", "features"))
+        status, body = self.api.call("POST", "/v1/billing_portal/configurations", {
+            "features[subscription_update][enabled]": "true",
+            "features[subscription_update][default_allowed_updates][]": "price"})
+        self.assertEqual((status, body["error"]["param"]), (400, "features[subscription_update][products]"))
+        status, body = self.api.call("POST", "/v1/billing_portal/configurations", {
+            "features[invoice_history][enabled]": "maybe"})
+        self.assertEqual((status, body["error"]["param"]), (400, "features[invoice_history][enabled]"))
+        status, body = self.api.call("POST", "/v1/billing_portal/configurations", {
+            "features[subscription_pause][enabled]": "true"})
+        self.assertEqual((status, body["error"]["code"]), (400, "parameter_unknown"))
+        status, body = self.api.call("POST", "/v1/billing_portal/configurations", {
+            "features[invoice_history][enabled]": "true", "features[subscription_cancel][mode]": "at_period_end"})
+        self.assertEqual((status, body["error"]["code"], body["error"]["param"]),
+                         (400, "parameter_missing", "features[subscription_cancel][enabled]"))
+
+    def test_a_portal_session_needs_a_configuration_or_the_default(self):
+        cus = self.customer()
+        status, body = self.api.call("POST", "/v1/billing_portal/sessions", {"customer": cus})
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"]["type"], "invalid_request_error")
+        self.assertTrue(body["error"]["message"].startswith(
+            "No configuration provided and your test mode default configuration has not been created."), body)
+        status, body = self.api.call("POST", "/v1/billing_portal/sessions", {"customer": cus, "configuration": "bpc_nope"})
+        self.assertEqual((status, body["error"]["code"], body["error"]["param"]), (400, "resource_missing", "configuration"))
+        conf = self.api.ok("POST", "/v1/billing_portal/configurations", {
+            "features[payment_method_update][enabled]": "true", "features[invoice_history][enabled]": "true",
+            "default_return_url": "https://app.test/billing"})
+        session = self.api.ok("POST", "/v1/billing_portal/sessions", {"customer": cus, "configuration": conf["id"]})
+        self.assertEqual((session["configuration"], session["flow"], session["return_url"]),
+                         (conf["id"], None, "https://app.test/billing"))
+        deep = self.api.ok("POST", "/v1/billing_portal/sessions", {
+            "customer": cus, "configuration": conf["id"], "return_url": "https://app.test/back",
+            "flow_data[type]": "payment_method_update",
+            "flow_data[after_completion][type]": "redirect",
+            "flow_data[after_completion][redirect][return_url]": "https://app.test/card-saved"})
+        self.assertEqual(deep["flow"]["type"], "payment_method_update")
+        self.assertEqual(deep["flow"]["after_completion"], {"hosted_confirmation": None, "type": "redirect",
+                                                            "redirect": {"return_url": "https://app.test/card-saved"}})
+        status, body = self.api.call("POST", "/v1/billing_portal/sessions", {
+            "customer": cus, "configuration": conf["id"], "flow_data[type]": "subscription_cancel",
+            "flow_data[subscription_cancel][subscription]": "sub_x"})
+        self.assertEqual((status, body["error"]["param"]), (400, "flow_data[type]"))
+        self.api.ok("POST", f"/v1/billing_portal/configurations/{conf['id']}", {"active": "false"})
+        status, body = self.api.call("POST", "/v1/billing_portal/sessions", {"customer": cus, "configuration": conf["id"]})
+        self.assertEqual((status, body["error"]["param"]), (400, "configuration"))
+        # A test seeds the account's default (as saving the portal settings in the Dashboard does).
+        default = self.api.control("POST", "/_test/portal/default")
+        self.assertTrue(default["is_default"])
+        self.assertEqual(self.api.ok("POST", "/v1/billing_portal/sessions", {"customer": cus})["configuration"],
+                         default["id"])
+
     # ---- switching the interval --------------------------------------------------------------
 
     def thirty_days_in_ten(self, sub):
@@ -385,6 +471,145 @@ class Plan(unittest.TestCase):
         self.assertEqual([i["price"]["id"] for i in got["pending_update"]["subscription_items"]],
                          [self.prices["pro_yearly"]])
         self.assertEqual(self.period(got), (start, end))
+
+
+class LocalPortal(unittest.TestCase):
+    """With --upstream (localstripe keeps customers and cards): the hosted portal and invoice pages."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not have_localstripe():
+            raise unittest.SkipTest("no localstripe in .venv (run scripts/bootstrap)")
+        port = free_port()
+        cls.ls = subprocess.Popen([os.path.join(VENV_BIN, "localstripe"), "--port", str(port), "--from-scratch"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.ls_url = f"http://127.0.0.1:{port}"
+        wait_for(cls.ls_url + "/v1/customers")
+        cls.proc, url = start_fake(cls.ls_url)
+        cls.api = Client(url)
+
+    @classmethod
+    def tearDownClass(cls):
+        for proc in (cls.proc, cls.ls):
+            proc.terminate()
+            proc.wait(timeout=10)
+        cls.proc.stderr.close()
+
+    def setUp(self):
+        self.api.control("POST", "/_test/reset")
+        self.prices = {}
+        product = self.api.ok("POST", "/v1/products", {"name": "Lead Generation"})
+        self.product = product["id"]
+        for key, amount, interval in (("monthly", 2000, "month"), ("yearly", 20000, "year")):
+            self.prices[key] = self.api.ok("POST", "/v1/prices", {
+                "currency": "usd", "product": product["id"], "unit_amount": amount,
+                "recurring[interval]": interval, "lookup_key": f"leadgen_{key}"})["id"]
+
+    def configuration(self, **extra):
+        params = {"features[invoice_history][enabled]": "true",
+                  "features[payment_method_update][enabled]": "true",
+                  "features[customer_update][enabled]": "true",
+                  "features[customer_update][allowed_updates][]": ["address", "tax_id"],
+                  "features[subscription_cancel][enabled]": "true",
+                  "features[subscription_cancel][mode]": "at_period_end",
+                  "features[subscription_update][enabled]": "false"}
+        params.update(extra)
+        return self.api.ok("POST", "/v1/billing_portal/configurations", params)
+
+    def checkout(self):
+        customer = self.api.ok("POST", "/v1/customers", {"email": "owner@example.com"})["id"]
+        session = self.api.ok("POST", "/v1/checkout/sessions", {
+            "mode": "subscription", "customer": customer, "success_url": "http://app.test/done",
+            "line_items[0][price]": self.prices["monthly"], "line_items[0][quantity]": "1"})
+        status, _ = self.api.form(session["url"], {"card": "4242424242424242", "exp": "12/34", "cvc": "123"})
+        self.assertEqual(status, 303)
+        return customer, self.api.ok("GET", "/v1/subscriptions", {"customer": customer})["data"][0]
+
+    def page(self, url):
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return reply.read().decode()
+
+    def test_the_portal_offers_only_what_its_configuration_enables_and_cancels_at_period_end(self):
+        customer, sub = self.checkout()
+        conf = self.configuration()
+        session = self.api.ok("POST", "/v1/billing_portal/sessions", {"customer": customer, "configuration": conf["id"]})
+        html = self.page(session["url"])
+        for text in ("Cancel at period end", "Invoice history", "Add card", "VAT number", "Billing information"):
+            self.assertIn(text, html)
+        self.assertNotIn("Switch to", html)
+        self.assertNotIn("Cancel now", html)
+        status, _ = self.api.form(session["url"], {"action": "switch", "subscription": sub["id"]})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")["items"]["data"][0]["price"]["id"],
+                         self.prices["monthly"])
+        status, _ = self.api.form(session["url"], {"action": "cancel_now", "subscription": sub["id"]})
+        self.assertEqual(self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")["status"], "active")
+        status, where = self.api.form(session["url"], {"action": "cancel_at_period_end", "subscription": sub["id"]})
+        self.assertEqual(status, 303, where)
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")
+        self.assertEqual((got["cancel_at_period_end"], got["status"]), (True, "active"))
+        self.api.control("POST", "/_test/clock", {"to": got["items"]["data"][0]["current_period_end"] + 60})
+        self.assertEqual(self.api.ok("GET", f"/v1/subscriptions/{sub['id']}")["status"], "canceled")
+
+    def test_the_switch_is_offered_only_with_subscription_update_and_its_prices(self):
+        customer, sub = self.checkout()
+        conf = self.configuration(**{
+            "features[subscription_update][enabled]": "true",
+            "features[subscription_update][default_allowed_updates][]": "price",
+            "features[subscription_update][products][0][product]": self.product,
+            "features[subscription_update][products][0][prices][]": [self.prices["monthly"], self.prices["yearly"]]})
+        session = self.api.ok("POST", "/v1/billing_portal/sessions", {"customer": customer, "configuration": conf["id"]})
+        self.assertIn("Switch to yearly", self.page(session["url"]))
+
+    def test_a_payment_method_update_deep_link_offers_the_card_alone_then_redirects(self):
+        customer, _ = self.checkout()
+        conf = self.configuration()
+        session = self.api.ok("POST", "/v1/billing_portal/sessions", {
+            "customer": customer, "configuration": conf["id"], "flow_data[type]": "payment_method_update",
+            "flow_data[after_completion][type]": "redirect",
+            "flow_data[after_completion][redirect][return_url]": "https://app.test/card-saved"})
+        html = self.page(session["url"])
+        self.assertIn("Add card", html)
+        for text in ("Cancel at period end", "Invoice history", "Billing information"):
+            self.assertNotIn(text, html)
+        status, where = self.api.form(session["url"], {"action": "card", "card": "5555555555554444",
+                                                      "exp": "12/34", "cvc": "123"})
+        self.assertEqual((status, where), (303, "https://app.test/card-saved"))
+
+    def test_a_declined_renewal_leaves_it_past_due_until_paid_on_the_hosted_invoice_page(self):
+        customer, sub = self.checkout()
+        conf = self.configuration()
+        session = self.api.ok("POST", "/v1/billing_portal/sessions", {"customer": customer, "configuration": conf["id"]})
+        # The card 4000 0000 0000 0341 attaches, then every charge to it is declined.
+        status, _ = self.api.form(session["url"], {"action": "card", "card": "4000000000000341",
+                                                  "exp": "12/34", "cvc": "123"})
+        self.assertEqual(status, 303)
+        end = sub["items"]["data"][0]["current_period_end"]
+        self.api.control("POST", "/_test/clock", {"to": end + 60})
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}", {"expand[]": "latest_invoice"})
+        invoice = got["latest_invoice"]
+        self.assertEqual((got["status"], invoice["status"], invoice["amount_due"], invoice["amount_paid"]),
+                         ("past_due", "open", 2000, 0))
+        self.assertTrue(invoice["hosted_invoice_url"].startswith(self.api.base + "/i/"))
+        kinds = [e["type"] for e in self.api.control("GET", "/_test/events")]
+        self.assertIn("invoice.payment_failed", kinds)
+        self.assertIn("Amount due", self.page(invoice["hosted_invoice_url"]))
+        status, _ = self.api.form(invoice["hosted_invoice_url"], {"action": "card", "card": "4000000000000002",
+                                                                  "exp": "12/34", "cvc": "123"})
+        self.assertEqual(status, 402)
+        status, _ = self.api.form(invoice["hosted_invoice_url"], {"action": "card", "card": "4242424242424242",
+                                                                  "exp": "12/34", "cvc": "123"})
+        self.assertEqual(status, 303)
+        got = self.api.ok("GET", f"/v1/subscriptions/{sub['id']}", {"expand[]": "latest_invoice"})
+        self.assertEqual((got["status"], got["latest_invoice"]["status"], got["latest_invoice"]["amount_paid"]),
+                         ("active", "paid", 2000))
+        events = self.api.control("GET", "/_test/events")
+        paid = [e for e in events if e["type"] == "invoice.paid" and e["data"]["object"]["id"] == invoice["id"]]
+        self.assertEqual(len(paid), 1)
+        back = [e for e in events if e["type"] == "customer.subscription.updated"
+                and e["data"]["object"]["status"] == "active"
+                and e["data"].get("previous_attributes", {}).get("status") == "past_due"]
+        self.assertEqual(len(back), 1)
 
 
 if __name__ == "__main__":
