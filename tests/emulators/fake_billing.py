@@ -51,7 +51,12 @@ What it follows (docs.stripe.com):
     moving it runs what falls due in time order (trial_will_end, trial ends, renewals at the
     period end with a `subscription_cycle` invoice charged at once, declines -> past_due and
     `invoice.payment_failed`, cancel_at_period_end endings);
+  * an interval change (every item to a price of another interval) resets the billing cycle
+    anchor to now: the invoice credits each old item's unused time from `proration_date` and
+    charges each new price in full for [now, now + 1 interval];
+  * subscription schedules: see "subscription schedules" below;
   * events: `customer.subscription.created|updated|deleted|paused|trial_will_end|pending_update_applied`,
+    `subscription_schedule.created|updated|released|completed|canceled`,
     `invoice.created|finalized|paid|payment_succeeded|payment_failed|payment_action_required`.
 """
 import calendar

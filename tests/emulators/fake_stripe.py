@@ -47,6 +47,25 @@ test of its own in tests/tests/fake_stripe.rs):
     `POST /v1/invoices/{id}/pay`; test payment methods `pm_card_visa` (any id pays),
     `pm_card_chargeCustomerFail` (every charge declined), `pm_card_authenticationRequired`
     (3-D Secure on every charge).
+  * subscription schedules (fake_billing.py, tested by tests/emulators/test_fake_stripe_plan.py):
+    `POST /v1/subscription_schedules` with `from_subscription` alone (one phase: the current
+    period, its items, `trial_end` while trialing; `end_behavior=release`; the subscription's
+    `schedule` set; a subscription set to cancel at period end gets `end_behavior=cancel`;
+    refused: other parameters with it, a subscription already on a schedule, a canceled one),
+    `GET|POST /v1/subscription_schedules/{id}` (phases from the current one on: the current
+    phase's start unchanged, contiguous phases, `duration` or `end_date`, at least one item, one
+    interval per phase, ended phases unchanged), `/release`, `/cancel`, the list; the clock
+    starts the next phase at the period end (its items become the subscription's) and releases
+    the schedule at the end of the last phase (`cancel`: completes it, cancels the subscription);
+    `cancel_at_period_end`/`cancel_at` on a scheduled subscription: 400; `expand[]=schedule` on a
+    subscription, `expand[]=data.schedule|data.latest_invoice` on the subscriptions list. Events
+    `subscription_schedule.created|updated|released|completed|canceled`.
+  * billing-portal configurations (portal_config.py): `POST|GET /v1/billing_portal/configurations`,
+    `GET|POST /v1/billing_portal/configurations/{id}` (`is_default` false for API-made ones);
+    a portal session needs `configuration` (active) or the account's default one, which a fresh
+    account lacks (400, Stripe's message) until a test seeds it (`POST /_test/portal/default` or
+    `/_test/objects`); `flow_data` sets the session's `flow`; the local portal page offers what
+    the configuration enables (local_hosted.py).
   * events of what it does (`customer.subscription.*`, `invoice.*`, `checkout.session.completed`)
     are stored as event objects (`GET /v1/events`) with `pending_webhooks` = the local webhooks
     not reached yet (none registered: 0, delivered), and delivered signed to the webhooks
@@ -91,14 +110,21 @@ Control endpoints (tests only):
   POST   /_test/clock            {"advance_seconds": N} or {"to": unix time}: moves the fixture's
                                  clock forward (a test clock for the whole fixture), doing in
                                  time order what falls due: trial_will_end (3 days before a trial
-                                 ends), trial ends, renewals at the period end, cancel-at-period-
-                                 end endings, Checkout Sessions expiring; answers "now" and
+                                 ends), trial ends, renewals at the period end (a schedule's next
+                                 phase first), cancel-at-period-end endings, Checkout Sessions
+                                 expiring; answers "now" and
                                  "happened" [{"at", "what", "id"}]
   GET    /_test/events           every event stored so far, oldest first (to deliver them in a test)
   POST   /_test/invoices/<id>/authenticate  the buyer completed 3-D Secure: the open invoice is paid
                                  (and a pending update it carries applied)
   POST   /_test/payment_methods  {"id": "pm_...", "behaviour": "ok"|"decline"|"authenticate"}:
                                  how later charges to that payment method go
+  POST   /_test/portal/default   the account's default portal configuration (as saving the portal
+                                 settings in the Dashboard makes it: invoice history, card update,
+                                 email and address updates, cancel at period end), answers it; or
+                                 store your own with /_test/objects: {"id": "bpc_...", "object":
+                                 "billing_portal.configuration", "is_default": true, "active": true,
+                                 "features": {...}} (the shape of portal_config.EXAMPLE)
   POST   /_test/account          {"id": "acct_..."}: the account the key belongs to from now on
                                  (another than acct_1LocalPssFixture: every object answers 404)
   POST   /_test/reset            forget everything (objects, events, prorations pending, payment-
