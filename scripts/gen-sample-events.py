@@ -62,7 +62,20 @@ def objects():
     cs.update(id=CS, client_reference_id=ORG, customer=CUS, subscription=SUB, mode="subscription",
               status="complete", payment_status="paid", metadata={"organization_id": ORG}, livemode=False,
               url=None, invoice=INV)
-    return {"subscription": sub, "invoice": inv, "payment_method": pm, "customer": cus, "checkout.session": cs}
+    sched = load("subscription_schedule")
+    sched.update(id="sub_sched_sample", customer=CUS, subscription=SUB, status="active", livemode=False,
+                 canceled_at=None, completed_at=None, released_at=None, released_subscription=None,
+                 created=1763990000, end_behavior="release",
+                 current_phase={"start_date": 1763990000, "end_date": 1766668400})
+    phase = sched["phases"][0]
+    phase.update(start_date=1763990000, end_date=1766668400, trial_end=None)
+    phase["items"] = [{"price": "price_sample_leadgen_monthly", "quantity": 1, "metadata": {},
+                       "discounts": [], "tax_rates": [], "billing_thresholds": None,
+                       "plan": "price_sample_leadgen_monthly"}]
+    sched["phases"] = [phase]
+
+    return {"subscription": sub, "invoice": inv, "payment_method": pm, "customer": cus, "checkout.session": cs,
+            "subscription_schedule": sched}
 
 
 def function_url_event(body: str, signature: str) -> dict:
@@ -125,16 +138,28 @@ EVENTS = [
     ("customer.subscription.pending_update_expired", "subscription", None),
     # A Checkout Session left unpaid until it expired (counted for the checkout success rate).
     ("checkout.session.expired", "checkout.session", None),
+    # A module removed at period end lives on a subscription schedule: each change re-reads the
+    # subscription it manages (after a release: `released_subscription`).
+    ("subscription_schedule.created", "subscription_schedule", None),
+    ("subscription_schedule.updated", "subscription_schedule", {"phases": []}),
+    ("subscription_schedule.released", "subscription_schedule", {"status": "active"}),
+    ("subscription_schedule.canceled", "subscription_schedule", {"status": "active"}),
+    ("subscription_schedule.completed", "subscription_schedule", {"status": "active"}),
+    ("subscription_schedule.aborted", "subscription_schedule", {"status": "active"}),
 ]
 
 
-def rest_event(method, resource, body=None, query=None, role="Owner", org=ORG, authorized=True):
-    """An API Gateway REST proxy event as it reaches a function behind the authorizer."""
+def rest_event(method, resource, body=None, query=None, role="Owner", org=ORG, authorized=True, path_parameters=None):
+    """An API Gateway REST proxy event as it reaches a function behind the authorizer.
+    `path_parameters` fill the resource template's `{name}` segments in the concrete path."""
+    path = resource
+    for name, value in (path_parameters or {}).items():
+        path = path.replace("{" + name + "}", value)
     authorizer = {"principalId": "user_sample", "orgId": org, "userId": "user_sample", "role": role,
                   "entitlements": "BasicCRM,LeadGeneration", "integrationLatency": 3} if authorized else None
     return {
         "resource": resource,
-        "path": resource,
+        "path": path,
         "httpMethod": method,
         "headers": {"Accept": "application/json", "Content-Type": "application/json",
                     "Host": "abc123.execute-api.us-east-1.amazonaws.com",
@@ -142,11 +167,11 @@ def rest_event(method, resource, body=None, query=None, role="Owner", org=ORG, a
         "multiValueHeaders": {},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": None,
+        "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc123", "resourceId": "res123", "stage": "prod",
-            "requestId": "9b6a6c4e-sample", "httpMethod": method, "path": f"/prod{resource}",
+            "requestId": "9b6a6c4e-sample", "httpMethod": method, "path": f"/prod{path}",
             "resourcePath": resource, "protocol": "HTTP/1.1", "requestTimeEpoch": SIGNED_AT * 1000,
             "identity": {"sourceIp": "203.0.113.10", "userAgent": "Mozilla/5.0"},
             **({"authorizer": authorizer} if authorizer else {}),
@@ -207,6 +232,18 @@ API_EVENTS = {
             "services": ["EmailAutomation"], "interval": "month"})),
         ("422-unknown-service", rest_event("POST", "/api/billing/modules", {
             "services": ["Teleport"], "interval": "month", "prorationDate": 1764000000})),
+        # Remove at period end, undo, and the interval switch (the sample org holds no
+        # SocialInbox and has no yearly plan).
+        ("404-remove-not-subscribed", rest_event("DELETE", "/api/billing/modules/{service}",
+            path_parameters={"service": "SocialInbox"})),
+        ("404-resume-not-subscribed", rest_event("POST", "/api/billing/modules/{service}/resume",
+            path_parameters={"service": "SocialInbox"})),
+        ("403-remove-member", rest_event("DELETE", "/api/billing/modules/{service}",
+            path_parameters={"service": "LeadGeneration"}, role="Member")),
+        ("409-interval-already-monthly", rest_event("POST", "/api/billing/interval/preview", {
+            "interval": "month"})),
+        ("422-interval-unknown", rest_event("POST", "/api/billing/interval", {
+            "interval": "weekly", "prorationDate": 1764000000})),
     ],
     "billing-sync": [
         ("200-sync-after-checkout", rest_event("POST", "/api/billing/sync", query={"session_id": CS}, role="Member")),
@@ -247,6 +284,12 @@ def main():
             obj["status_transitions"].update(paid_at=None, marked_uncollectible_at=SIGNED_AT - 30)
         if kind == "customer.subscription.paused":
             obj.update(status="paused")
+        if kind == "subscription_schedule.released":
+            obj.update(status="released", subscription=None, released_subscription=SUB, released_at=SIGNED_AT - 30)
+        if kind == "subscription_schedule.canceled":
+            obj.update(status="canceled", canceled_at=SIGNED_AT - 30)
+        if kind == "subscription_schedule.completed":
+            obj.update(status="completed", completed_at=SIGNED_AT - 30)
         if kind == "customer.subscription.trial_will_end":
             obj.update(status="trialing", trial_start=1763990000, trial_end=SIGNED_AT + 3 * 86400)
         if kind in ("payment_method.updated", "payment_method.automatically_updated"):

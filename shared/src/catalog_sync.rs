@@ -8,15 +8,20 @@
 //! behaviour (`exclusive` by default: tax is added on top). Stripe lets a price's tax behaviour
 //! be set once (from `unspecified`) and never changed: catalog-sync refuses to, and says how to
 //! migrate instead.
+//!
+//! It also creates the billing portal configuration portal sessions name (see
+//! [`crate::stripe::portal`]): a fresh account has none, and Stripe refuses a session without.
 
 use std::collections::HashMap;
 
 use crate::domain::{BillingInterval, CatalogEntry, CatalogPrice, Currency};
 use crate::stripe::requests::{
     self, CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, CreateProduct,
-    PriceTaxBehavior, UpdatePrice, UpdateProduct,
+    PriceTaxBehavior, UpdateBillingPortalConfiguration, UpdatePrice, UpdateProduct,
 };
-use crate::stripe::{StripeApi, StripeApiError, StripePrice, StripeProduct};
+use crate::stripe::{
+    StripeApi, StripeApiError, StripePortalConfiguration, StripePrice, StripeProduct, portal,
+};
 
 /// How prices and products are described to Stripe Tax.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +113,10 @@ pub enum Change {
         from: String,
         to: String,
     },
+    /// This service's billing portal configuration was created.
+    PortalConfigurationCreated(String),
+    /// An older portal configuration of this service's was deactivated.
+    PortalConfigurationDeactivated(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -263,5 +272,34 @@ pub async fn sync_catalog_with(
             }
         }
     }
+    sync_portal_configuration(stripe, &mut report).await?;
     Ok(report)
+}
+
+/// Creates this service's billing portal configuration unless its current version exists,
+/// and deactivates older versions of it (portal sessions name the current one).
+async fn sync_portal_configuration(
+    stripe: &StripeApi,
+    report: &mut Report,
+) -> Result<(), CatalogSyncError> {
+    let existing = stripe.portal_configurations().await?;
+    if existing.iter().any(portal::is_current) {
+        report.unchanged += 1;
+    } else {
+        let key = format!("pss-portal-configuration-v{}", portal::PORTAL_VERSION);
+        let created: StripePortalConfiguration = stripe
+            .write(&portal::configuration_request(), Some(&key))
+            .await?;
+        report
+            .changes
+            .push(Change::PortalConfigurationCreated(created.id));
+    }
+    for old in existing.iter().filter(|c| portal::is_outdated(c)) {
+        let deactivate = UpdateBillingPortalConfiguration::new(old.id.as_str()).active(false);
+        let _: StripePortalConfiguration = stripe.write(&deactivate, None).await?;
+        report
+            .changes
+            .push(Change::PortalConfigurationDeactivated(old.id.clone()));
+    }
+    Ok(())
 }

@@ -167,6 +167,34 @@ pub const ROUTES: &[Route] = &[
         "billing-plan",
     ),
     gated(
+        "DELETE",
+        "/api/billing/modules/{service}",
+        BasicCrm,
+        Role::Admin,
+        "billing-plan",
+    ),
+    gated(
+        "POST",
+        "/api/billing/modules/{service}/resume",
+        BasicCrm,
+        Role::Admin,
+        "billing-plan",
+    ),
+    gated(
+        "POST",
+        "/api/billing/interval/preview",
+        BasicCrm,
+        Role::Admin,
+        "billing-plan",
+    ),
+    gated(
+        "POST",
+        "/api/billing/interval",
+        BasicCrm,
+        Role::Admin,
+        "billing-plan",
+    ),
+    gated(
         "POST",
         "/api/billing/portal",
         BasicCrm,
@@ -189,6 +217,36 @@ pub fn find(method: &str, resource_path: &str) -> Option<&'static Route> {
     ROUTES
         .iter()
         .find(|r| r.method.eq_ignore_ascii_case(method) && r.path == resource_path)
+}
+
+/// The route a concrete request path matches (as API Gateway matches it: `{name}` stands for
+/// one non-empty path segment), with its path parameters. For the local gateway; in AWS the
+/// gateway has done this before the authorizer and the function see the request.
+pub fn route_for_path(
+    method: &str,
+    path: &str,
+) -> Option<(&'static Route, Vec<(&'static str, String)>)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    ROUTES
+        .iter()
+        .filter(|r| r.method.eq_ignore_ascii_case(method))
+        .find_map(|route| {
+            let template: Vec<&'static str> =
+                route.path.trim_start_matches('/').split('/').collect();
+            if template.len() != segments.len() {
+                return None;
+            }
+            let mut params = Vec::new();
+            for (t, s) in template.iter().zip(&segments) {
+                match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                    Some(name) if !s.is_empty() => params.push((name, (*s).to_owned())),
+                    Some(_) => return None,
+                    None if t == s => {}
+                    None => return None,
+                }
+            }
+            Some((route, params))
+        })
 }
 
 /// The distinct function binaries that serve routes, in table order.
@@ -282,6 +340,9 @@ mod tests {
             "/api/billing/portal",
             "/api/billing/preview",
             "/api/billing/modules",
+            "/api/billing/modules/{service}/resume",
+            "/api/billing/interval/preview",
+            "/api/billing/interval",
         ] {
             assert_eq!(
                 access("POST", p),
@@ -292,6 +353,30 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn a_concrete_path_matches_its_template_with_its_parameters() {
+        let (route, params) =
+            route_for_path("DELETE", "/api/billing/modules/LeadGeneration").unwrap();
+        assert_eq!(route.path, "/api/billing/modules/{service}");
+        assert_eq!(params, vec![("service", "LeadGeneration".to_owned())]);
+        let (route, _) = route_for_path("POST", "/api/billing/modules/X/resume").unwrap();
+        assert_eq!(route.path, "/api/billing/modules/{service}/resume");
+        let (route, params) = route_for_path("POST", "/api/billing/modules").unwrap();
+        assert_eq!((route.path, params.len()), ("/api/billing/modules", 0));
+        assert!(route_for_path("DELETE", "/api/billing/modules/").is_none());
+        assert!(route_for_path("DELETE", "/api/billing/modules/a/b").is_none());
+        assert!(route_for_path("GET", "/api/billing/modules/a").is_none());
+        assert_eq!(
+            find("DELETE", "/api/billing/modules/{service}")
+                .unwrap()
+                .access,
+            Access::Authenticated {
+                module: BasicCrm,
+                min_role: Role::Admin
+            }
+        );
     }
 
     #[test]

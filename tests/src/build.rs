@@ -37,12 +37,15 @@ pub fn subscription(
                 unit_amount: Some(100),
                 currency: Some(Currency::Usd),
                 product_id: None,
+                ends_at: None,
             })
             .collect(),
         default_payment_method: None,
         past_due_since: None,
         ended_unseen: false,
         trial_end_notice: None,
+        schedule_id: None,
+        open_invoice: None,
     }
 }
 

@@ -381,10 +381,42 @@ async fn portal_needs_a_billing_account_and_an_allowed_return_url() {
         .iter()
         .find(|r| r["path"] == "/v1/billing_portal/sessions")
         .unwrap();
+    // The configuration catalog-sync created: a fresh account has no default one.
+    let configuration = syncer
+        .stripe
+        .our_portal_configuration()
+        .await
+        .unwrap()
+        .expect("catalog-sync created the portal configuration");
     let expected_portal = CreateBillingPortalSession::new()
         .customer(customer.as_str())
+        .configuration(configuration.clone())
         .return_url(format!("{ORIGIN}/settings/billing"));
     assert_eq!(form_of(portal), encoding_of(&expected_portal));
+    // A past-due org's "Update card" opens the portal on the card form.
+    let card = json!({ "returnUrl": format!("{ORIGIN}/settings/billing"), "flow": "payment_method_update" })
+        .to_string();
+    api::portal(&syncer, &cfg, &org, Role::Admin, card.as_bytes())
+        .await
+        .unwrap();
+    let sent = stripe_requests(customer.as_str()).await;
+    let deep = sent
+        .iter()
+        .filter(|r| r["path"] == "/v1/billing_portal/sessions")
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        form_of(deep).get("flow_data[type]").map(String::as_str),
+        Some("payment_method_update"),
+        "{deep}"
+    );
+    let odd =
+        json!({ "returnUrl": format!("{ORIGIN}/settings/billing"), "flow": "subscription_update" })
+            .to_string();
+    let err = api::portal(&syncer, &cfg, &org, Role::Admin, odd.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
     let member = api::portal(&syncer, &cfg, &org, Role::Member, body.as_bytes())
         .await
         .unwrap_err();

@@ -28,7 +28,24 @@ async fn catalog_sync_is_idempotent_and_moves_lookup_keys_on_price_changes() {
         "second run changed {:?}",
         second.changes
     );
-    assert_eq!(second.unchanged, 18);
+    // 6 products, 12 prices and the billing portal configuration.
+    assert_eq!(second.unchanged, 19);
+    let ours: Vec<_> = stripe
+        .portal_configurations()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(billing::stripe::portal::is_current)
+        .collect();
+    assert_eq!(ours.len(), 1, "one configuration, created once: {ours:?}");
+    let features = ours[0].features.clone().unwrap();
+    assert_eq!(
+        features["subscription_update"]["enabled"], false,
+        "{features}"
+    );
+    assert_eq!(features["subscription_cancel"]["mode"], "at_period_end");
+    assert_eq!(features["payment_method_update"]["enabled"], true);
+    assert_eq!(features["invoice_history"]["enabled"], true);
 
     // LeadGeneration monthly goes from $99 to $109: a new price takes the lookup key.
     let mut changed: Vec<CatalogEntry> = entries.to_vec();

@@ -949,6 +949,7 @@ fn subscriptions(now: Timestamp) -> Vec<Subscription> {
         unit_amount: None,
         currency: None,
         product_id: None,
+        ends_at: None,
     });
     let mut bare = build::subscription(
         "sub_openapi_bare",

@@ -7,7 +7,10 @@
 //! newer event is applied, then the held (stale) answer is let go. A read that sees an older
 //! state with a newer clock (a replica behind, a clock ahead) is thrown at every canceled one.
 //! Multi-item plans gain and lose items (a module added to the plan of its interval, or one
-//! removed), as this service's add, the Dashboard or the API would change them.
+//! removed), as this service's add, the Dashboard or the API would change them, and a module
+//! is set to end at period end by a subscription schedule whose next phase drops it: it grants
+//! until that paid-through date and not after (a date sometimes already past, as when Stripe's
+//! phase change has not reached the webhook yet).
 //! Some subscriptions carry an add-on whose price maps to no module (it grants nothing and must
 //! not freeze the rest), and Stripe sometimes answers 404 for a subscription that still exists
 //! (what a key of another account sees): that delivery must be refused for retry, ending
@@ -78,9 +81,17 @@ fn terminal(status: &str) -> bool {
 
 fn expected_access(subs: &[SubState], grace_days: i64, customer_deleted: bool) -> Vec<String> {
     let mut modules: BTreeSet<&str> = BTreeSet::from(["BasicCRM"]);
+    let now = billing::domain::Timestamp::now().unix();
     if !customer_deleted {
         for sub in subs.iter().filter(|s| unlocks(s.status, grace_days)) {
             for (key, _) in &sub.items {
+                // A module set to end is paid through its end date, not after it.
+                if sub
+                    .ending
+                    .is_some_and(|(ending, end)| ending == *key && end <= now)
+                {
+                    continue;
+                }
                 let module = PRICES.iter().find(|(k, _)| k == key).unwrap().1;
                 modules.insert(module);
             }
@@ -90,6 +101,10 @@ fn expected_access(subs: &[SubState], grace_days: i64, customer_deleted: bool) -
 }
 
 // ---- Stripe's side ------------------------------------------------------------------------------
+
+fn schedule_id(subscription: &str) -> String {
+    format!("sub_sched_{}", subscription.trim_start_matches("sub_"))
+}
 
 #[derive(Clone)]
 struct SubState {
@@ -101,6 +116,8 @@ struct SubState {
     unmapped_add_on: bool,
     invoice_id: String,
     invoice_status: Option<&'static str>,
+    /// A module set to end by a schedule: its item's lookup key and the phase's end.
+    ending: Option<(&'static str, i64)>,
 }
 
 /// The unmapped add-on's price (its product has no `service_module` metadata).
@@ -145,6 +162,9 @@ struct Case {
 impl Case {
     fn object(&self, sub: &SubState) -> Value {
         let mut object = rig::subscription_object(&sub.id, &self.customer, sub.status, &sub.items);
+        if sub.ending.is_some() {
+            object["schedule"] = schedule_id(&sub.id).into();
+        }
         if sub.unmapped_add_on {
             let items = object["items"]["data"].as_array_mut().unwrap();
             let mut add_on = items[0].clone();
@@ -164,10 +184,49 @@ impl Case {
     async fn step(&mut self, rng: &mut Rng, index: usize) -> Value {
         let created = billing::domain::Timestamp::now().unix();
         let sub = &mut self.subs[index];
-        let kind = match rng.u8(0..7) {
+        let kind = match rng.u8(0..8) {
             0 if sub.status != "incomplete" => {
                 sub.items = random_items(rng); // upgrade, downgrade, swap interval
+                sub.ending = None; // a direct change releases the schedule
                 "customer.subscription.updated"
+            }
+            7 if sub.status != "incomplete" && sub.items.len() > 1 && sub.ending.is_none() => {
+                // A module removed at period end (this service's DELETE): a schedule whose
+                // next phase lacks it. Its end is the period's, or already past.
+                let key = sub.items[rng.usize(0..sub.items.len())].0;
+                let end = if rng.bool() {
+                    created + 20 * 86_400
+                } else {
+                    created - 60
+                };
+                sub.ending = Some((key, end));
+                let (items, sub_id) = (sub.items.clone(), sub.id.clone());
+                let phase_items = |keep: &dyn Fn(&str) -> bool| -> Vec<Value> {
+                    items
+                        .iter()
+                        .filter(|(k, _)| keep(k))
+                        .map(|(k, q)| json!({"price": format!("price_{k}"), "quantity": q}))
+                        .collect()
+                };
+                let schedule = json!({
+                    "id": schedule_id(&sub_id),
+                    "object": "subscription_schedule",
+                    "status": "active",
+                    "customer": self.customer,
+                    "subscription": sub_id,
+                    "end_behavior": "release",
+                    "current_phase": {"start_date": end - 30 * 86_400, "end_date": end},
+                    "phases": [
+                        {"start_date": end - 30 * 86_400, "end_date": end, "items": phase_items(&|_| true)},
+                        {"start_date": end, "end_date": end + 30 * 86_400, "items": phase_items(&|k| k != key)},
+                    ],
+                });
+                fake_put(&self.stripe, &schedule).await;
+                let created_event =
+                    event(&unique("evt_"), "subscription_schedule.updated", &schedule);
+                let object = self.object(&self.subs[index].clone());
+                fake_put(&self.stripe, &object).await;
+                return created_event;
             }
             1 if sub.status != "incomplete" => {
                 sub.items[0].1 = rng.u64(1..=9); // seats
@@ -189,9 +248,10 @@ impl Case {
                 "customer.subscription.updated"
             }
             3 if sub.status != "incomplete" && sub.items.len() > 1 => {
-                // A module removed from a multi-item plan.
+                // A module removed from a multi-item plan (at once, or at its phase's end).
                 let gone = rng.usize(0..sub.items.len());
                 sub.items.remove(gone);
+                sub.ending = None;
                 "customer.subscription.updated"
             }
             _ => {
@@ -338,6 +398,7 @@ async fn run_case(rig: Arc<Rig>, stripe: String, seed: u64, grace_days: i64) {
             unmapped_add_on: rng.u8(0..4) == 0,
             invoice_id: unique("in_"),
             invoice_status: None,
+            ending: None,
         })
         .collect();
     let mut case = Case {

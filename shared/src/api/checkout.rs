@@ -132,18 +132,44 @@ pub fn parse_checkout(
 #[serde(rename_all = "camelCase")]
 struct PortalBody {
     return_url: String,
+    flow: Option<String>,
 }
 
-pub fn parse_portal(body: &[u8], origins: &OriginAllowlist) -> Result<String, ApiError> {
-    let body: PortalBody = serde_json::from_slice(body)
-        .map_err(|_| ApiError::bad_request("Body must be JSON: {\"returnUrl\":\"...\"}."))?;
+/// Where the portal session opens: its home page, or straight on one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortalFlow {
+    Home,
+    /// `flow_data[type]=payment_method_update`: the card form (a past-due org's fix).
+    PaymentMethodUpdate,
+}
+
+/// `{"returnUrl": "...", "flow"?: "payment_method_update"}`
+pub fn parse_portal(
+    body: &[u8],
+    origins: &OriginAllowlist,
+) -> Result<(String, PortalFlow), ApiError> {
+    let body: PortalBody = serde_json::from_slice(body).map_err(|_| {
+        ApiError::bad_request(
+            "Body must be JSON: {\"returnUrl\":\"...\",\"flow\"?:\"payment_method_update\"}.",
+        )
+    })?;
     if !origins.allows(&body.return_url) {
         return Err(unprocessable(
             "invalid_redirect_url",
             "returnUrl must be under an allowed frontend origin.",
         ));
     }
-    Ok(body.return_url)
+    let flow = match body.flow.as_deref() {
+        None => PortalFlow::Home,
+        Some("payment_method_update") => PortalFlow::PaymentMethodUpdate,
+        Some(_) => {
+            return Err(unprocessable(
+                "invalid_flow",
+                "flow must be \"payment_method_update\" or absent.",
+            ));
+        }
+    };
+    Ok((body.return_url, flow))
 }
 
 /// Stripe replaces this placeholder with the session id when redirecting after payment; the

@@ -142,18 +142,80 @@ pub async fn portal(syncer: &Syncer, config: &ApiConfig, request: &Request) -> R
     .await
 }
 
-/// The billing-plan function: `POST /api/billing/preview` and `POST /api/billing/modules`.
+/// The route template of the request (`/api/billing/modules/{service}`) and its `service`
+/// path parameter: as API Gateway matched them (the resource path and path parameters it
+/// passes), else matched here from the concrete path (a bare invocation).
+fn matched_route(request: &Request) -> (Option<&'static str>, Option<String>) {
+    let method = request.method().as_str();
+    let resource = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV1(context)) => {
+            context.resource_path.as_deref()
+        }
+        _ => None,
+    };
+    if let Some(route) = resource.and_then(|r| crate::routes::find(method, r)) {
+        let service = request
+            .path_parameters_ref()
+            .and_then(|p| p.first("service"))
+            .map(str::to_owned);
+        return (Some(route.path), service);
+    }
+    match crate::routes::route_for_path(method, request.uri().path()) {
+        Some((route, params)) => (
+            Some(route.path),
+            params
+                .into_iter()
+                .find(|(n, _)| *n == "service")
+                .map(|(_, v)| v),
+        ),
+        None => (None, None),
+    }
+}
+
+/// The billing-plan function: every change of a plan after its first purchase.
 pub async fn plan(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {
+    let (template, service) = matched_route(request);
+    let method = request.method().clone();
     for_caller(request, config, |caller| async move {
         let body = body_bytes(request.body());
-        if request.uri().path().ends_with("/preview") {
-            super::plan::preview(syncer, &config.offer, &caller.org, caller.role, body)
-                .await
-                .map(PlanAnswer::Preview)
-        } else {
-            super::plan::add_modules(syncer, &config.offer, &caller.org, caller.role, body)
-                .await
-                .map(PlanAnswer::Change)
+        let (org, role, offer) = (&caller.org, caller.role, &config.offer);
+        let service = service.as_deref();
+        match (&method, template) {
+            (&Method::POST, Some("/api/billing/preview")) => {
+                super::plan::preview(syncer, offer, org, role, body)
+                    .await
+                    .map(PlanAnswer::Preview)
+            }
+            (&Method::POST, Some("/api/billing/modules")) => {
+                super::plan::add_modules(syncer, offer, org, role, body)
+                    .await
+                    .map(PlanAnswer::Change)
+            }
+            (&Method::DELETE, Some("/api/billing/modules/{service}")) => {
+                super::manage::remove_module(syncer, offer, org, role, service)
+                    .await
+                    .map(PlanAnswer::Module)
+            }
+            (&Method::POST, Some("/api/billing/modules/{service}/resume")) => {
+                super::manage::resume_module(syncer, offer, org, role, service)
+                    .await
+                    .map(PlanAnswer::Module)
+            }
+            (&Method::POST, Some("/api/billing/interval/preview")) => {
+                super::interval::preview(syncer, org, role, body)
+                    .await
+                    .map(PlanAnswer::Preview)
+            }
+            (&Method::POST, Some("/api/billing/interval")) => {
+                super::interval::switch_interval(syncer, offer, org, role, body)
+                    .await
+                    .map(PlanAnswer::Interval)
+            }
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "No such route.",
+            )),
         }
     })
     .await
@@ -164,6 +226,8 @@ pub async fn plan(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Res
 enum PlanAnswer {
     Preview(views::PlanPreviewView),
     Change(views::PlanChangeView),
+    Module(views::ModuleChangeView),
+    Interval(views::IntervalChangeView),
 }
 
 pub async fn sync(syncer: &Syncer, config: &ApiConfig, request: &Request) -> Response<Body> {

@@ -5,7 +5,9 @@
 pub mod checkout;
 mod errors;
 pub mod handlers;
+pub mod interval;
 pub mod leads;
+pub mod manage;
 pub mod params;
 pub mod plan;
 pub mod views;
@@ -25,7 +27,10 @@ use crate::http::ApiError;
 pub use crate::http::OriginAllowlist;
 use crate::routes::Role;
 use crate::store::{BillingStore, StoreError};
-use crate::stripe::requests::{CreateBillingPortalSession, CreateCustomer};
+use crate::stripe::requests::{
+    CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
+    CreateBillingPortalSessionFlowDataType, CreateCustomer,
+};
 use crate::stripe::{
     StripeApiError, StripeBillingPortalSession, StripeCheckoutSession, StripePrice,
     canonical_encoding,
@@ -522,16 +527,31 @@ pub async fn portal(
     body: &[u8],
 ) -> Result<UrlView, ApiError> {
     require_admin(role)?;
-    let return_url = checkout::parse_portal(body, &config.origins)?;
+    let (return_url, flow) = checkout::parse_portal(body, &config.origins)?;
     let profile = syncer.store.billing_profile(org).await?.ok_or_else(|| {
         ApiError::conflict(
             "no_billing_account",
             "The organization has no billing account yet: subscribe first.",
         )
     })?;
-    let create = CreateBillingPortalSession::new()
+    // A fresh account has no default configuration: every session names this service's.
+    let Some(configuration) = syncer.stripe.our_portal_configuration().await? else {
+        tracing::error!("no billing portal configuration of this service: run catalog-sync");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "portal_unavailable",
+            "Billing management is not available right now.",
+        ));
+    };
+    let mut create = CreateBillingPortalSession::new()
         .customer(profile.customer_id.as_str())
+        .configuration(configuration)
         .return_url(return_url);
+    if flow == checkout::PortalFlow::PaymentMethodUpdate {
+        create = create.flow_data(CreateBillingPortalSessionFlowData::new(
+            CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate,
+        ));
+    }
     let session: StripeBillingPortalSession = syncer.stripe.write(&create, None).await?;
     Ok(UrlView { url: session.url })
 }

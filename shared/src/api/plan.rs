@@ -154,7 +154,7 @@ pub fn preview_request(
 }
 
 /// The lines of a Stripe invoice, each named by the module its price sells.
-fn lines_of(
+pub(super) fn lines_of(
     invoice: &StripeInvoice,
     modules_by_price: &HashMap<String, ServiceModule>,
 ) -> Vec<PreviewLineView> {
@@ -184,7 +184,7 @@ fn lines_of(
 }
 
 /// What an invoice charges: `amount_due` (after credit and discounts), else its total.
-fn charged(invoice: &StripeInvoice) -> i64 {
+pub(super) fn charged(invoice: &StripeInvoice) -> i64 {
     invoice.amount_due.or(invoice.total).unwrap_or(0)
 }
 
@@ -243,7 +243,7 @@ pub fn checkout_preview(
     }
 }
 
-fn currency_of<'a>(mut prices: impl Iterator<Item = &'a StripePrice>) -> String {
+pub(super) fn currency_of<'a>(mut prices: impl Iterator<Item = &'a StripePrice>) -> String {
     prices
         .find_map(|p| p.currency.clone())
         .unwrap_or_else(|| "usd".to_owned())
@@ -251,7 +251,7 @@ fn currency_of<'a>(mut prices: impl Iterator<Item = &'a StripePrice>) -> String 
 
 /// The org's subscriptions as Stripe has them now (each stored on the way), with the stored
 /// (module-resolved) copies.
-async fn current_subscriptions(
+pub(super) async fn current_subscriptions(
     syncer: &Syncer,
     org: &OrgId,
     customer: &CustomerId,
@@ -268,7 +268,10 @@ async fn current_subscriptions(
 }
 
 /// The plan owes an invoice: the answer names its page.
-async fn payment_past_due(syncer: &Syncer, raw: Option<&StripeSubscription>) -> ApiError {
+pub(super) async fn payment_past_due(
+    syncer: &Syncer,
+    raw: Option<&StripeSubscription>,
+) -> ApiError {
     let url = match raw {
         Some(raw) => pending_invoice_url(syncer, raw).await,
         None => None,
@@ -280,7 +283,7 @@ async fn payment_past_due(syncer: &Syncer, raw: Option<&StripeSubscription>) -> 
     .with_invoice_url(url)
 }
 
-fn plan_canceling(plan: &Subscription) -> ApiError {
+pub(super) fn plan_canceling(plan: &Subscription) -> ApiError {
     ApiError::conflict(
         "plan_canceling",
         match plan.current_period_end {
@@ -294,8 +297,35 @@ fn plan_canceling(plan: &Subscription) -> ApiError {
     )
 }
 
+/// A plan with a module set to end takes no other change until that is kept or done: Stripe
+/// applies the schedule's next phase as it was written, so an item added or repriced now
+/// would be dropped or reverted at the phase change.
+pub(super) fn refuse_scheduled_change(plan: &Subscription) -> Result<(), ApiError> {
+    let Some(end) = plan.items.iter().find_map(|i| i.ends_at) else {
+        return Ok(());
+    };
+    let names: Vec<&str> = plan
+        .items
+        .iter()
+        .filter(|i| i.ends_at.is_some())
+        .filter_map(|i| i.module)
+        .map(|m| Catalog::standard().entry(m).name)
+        .collect();
+    Err(ApiError::conflict(
+        "change_scheduled",
+        format!(
+            "{} is set to end on {}: keep it first, or make this change after that date.",
+            names.join(", "),
+            end.date_text()
+        ),
+    ))
+}
+
 /// The open invoice of a change still waiting for its payment (or of a plan that owes one).
-async fn pending_invoice_url(syncer: &Syncer, raw: &StripeSubscription) -> Option<String> {
+pub(super) async fn pending_invoice_url(
+    syncer: &Syncer,
+    raw: &StripeSubscription,
+) -> Option<String> {
     let invoice = raw.latest_invoice.as_ref()?;
     if let Some(object) = invoice.object() {
         return object.hosted_invoice_url.clone();
@@ -309,7 +339,7 @@ async fn pending_invoice_url(syncer: &Syncer, raw: &StripeSubscription) -> Optio
     }
 }
 
-async fn payment_pending(syncer: &Syncer, raw: &StripeSubscription) -> ApiError {
+pub(super) async fn payment_pending(syncer: &Syncer, raw: &StripeSubscription) -> ApiError {
     ApiError::conflict(
         "payment_pending",
         "An earlier addition to this plan is waiting for its payment: finish paying its \
@@ -447,6 +477,7 @@ pub async fn preview(
     if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
         return Err(payment_pending(syncer, raw).await);
     }
+    refuse_scheduled_change(plan)?;
     context.refuse_second_trial(plan, &request.modules)?;
     let prices = context.price_ids();
     let today = preview_request(
@@ -534,7 +565,7 @@ async fn settled_without_new_invoice(
     })
 }
 
-fn payment_incomplete(hosted_invoice_url: Option<String>) -> ApiError {
+pub(super) fn payment_incomplete(hosted_invoice_url: Option<String>) -> ApiError {
     ApiError::new(
         StatusCode::PAYMENT_REQUIRED,
         "payment_incomplete",
@@ -545,7 +576,7 @@ fn payment_incomplete(hosted_invoice_url: Option<String>) -> ApiError {
     .with_invoice_url(hosted_invoice_url)
 }
 
-fn no_subscription(interval: BillingInterval) -> ApiError {
+pub(super) fn no_subscription(interval: BillingInterval) -> ApiError {
     ApiError::conflict(
         "no_subscription",
         format!(
@@ -578,7 +609,13 @@ pub async fn add_modules(
     if let Some(raw) = context.raw_of(plan).filter(|r| r.pending_update.is_some()) {
         return Err(payment_pending(syncer, raw).await);
     }
+    refuse_scheduled_change(plan)?;
     context.refuse_second_trial(plan, &request.modules)?;
+    // A schedule whose change already happened (its last phase running) would apply its
+    // phase again at its end without the new items: released first, so they renew.
+    if let Some(schedule) = &plan.schedule_id {
+        syncer.stripe.release_schedule(schedule).await?;
+    }
     let date = request.proration_date.unwrap_or_else(Timestamp::now);
     match check_proration_date(date, Timestamp::now(), plan.current_period_start) {
         Ok(()) => {}

@@ -72,6 +72,22 @@ pub struct ItemView {
     /// The price per interval, in cents (null when Stripe did not say).
     pub unit_amount: Option<i64>,
     pub currency: Option<Currency>,
+    /// The end of the period paid for.
+    pub paid_through: Option<Timestamp>,
+    /// When the module stops (removed at period end, or the plan cancels then); null while it
+    /// renews.
+    pub ends_at: Option<Timestamp>,
+}
+
+/// An invoice the buyer owes, with the page to pay it on.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenInvoiceView {
+    pub id: String,
+    pub amount_due: i64,
+    pub currency: String,
+    pub hosted_invoice_url: Option<String>,
+    pub due_date: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +105,10 @@ pub struct SubscriptionView {
     pub trial_will_end: bool,
     /// When a past_due subscription loses its modules.
     pub grace_period_end: Option<Timestamp>,
+    /// The plan's billing interval.
+    pub interval: Option<BillingInterval>,
+    /// For a past_due, unpaid or incomplete subscription: the invoice it owes.
+    pub open_invoice: Option<OpenInvoiceView>,
     pub items: Vec<ItemView>,
 }
 
@@ -159,6 +179,14 @@ pub fn overview(
                     .then(|| s.past_due_since.or(s.current_period_start))
                     .flatten()
                     .map(|t| t.plus_seconds(grace_seconds)),
+                interval: s.interval(),
+                open_invoice: s.open_invoice.as_ref().map(|i| OpenInvoiceView {
+                    id: i.id.to_string(),
+                    amount_due: i.amount_due,
+                    currency: i.currency.clone(),
+                    hosted_invoice_url: i.hosted_invoice_url.clone(),
+                    due_date: i.due_date,
+                }),
                 items: s
                     .items
                     .iter()
@@ -169,6 +197,8 @@ pub fn overview(
                         price_id: i.price_id.clone(),
                         unit_amount: i.unit_amount,
                         currency: i.currency,
+                        paid_through: s.current_period_end,
+                        ends_at: i.ends_at,
                     })
                     .collect(),
             })
@@ -314,6 +344,8 @@ pub enum PurchaseMode {
     Add,
     /// No subscription of the interval yet: bought through Checkout.
     Checkout,
+    /// The plan's every item moved to the other interval's price, charged now.
+    Switch,
 }
 
 #[derive(Debug, Serialize)]
@@ -358,6 +390,28 @@ pub struct PlanPreviewView {
 #[serde(rename_all = "camelCase")]
 pub struct PlanChangeView {
     pub added: Vec<ServiceModule>,
+    pub amount_charged: i64,
+    pub currency: String,
+    pub invoice_id: Option<String>,
+    pub hosted_invoice_url: Option<String>,
+    pub subscription: SubscriptionOverview,
+}
+
+/// `DELETE /api/billing/modules/{service}` and `POST .../resume`: when the module now ends.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleChangeView {
+    pub service: ServiceModule,
+    /// The paid-through date it ends on; null when it renews.
+    pub ends_at: Option<Timestamp>,
+    pub subscription: SubscriptionOverview,
+}
+
+/// `POST /api/billing/interval`: what was switched and charged.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalChangeView {
+    pub interval: BillingInterval,
     pub amount_charged: i64,
     pub currency: String,
     pub invoice_id: Option<String>,

@@ -38,6 +38,14 @@ pub enum BillingInterval {
 }
 
 impl BillingInterval {
+    /// Monthly for yearly and back.
+    pub const fn other(self) -> Self {
+        match self {
+            BillingInterval::Month => BillingInterval::Year,
+            BillingInterval::Year => BillingInterval::Month,
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             BillingInterval::Month => "month",

@@ -46,6 +46,17 @@ impl Grant {
         self.until.is_none_or(|until| now < until)
     }
 
+    /// This grant, ended no later than `end`.
+    fn ending_at(self, end: Option<Timestamp>) -> Grant {
+        match (self.until, end) {
+            (until, None) => Grant { until },
+            (None, Some(end)) => Grant { until: Some(end) },
+            (Some(until), Some(end)) => Grant {
+                until: Some(until.min(end)),
+            },
+        }
+    }
+
     fn union(self, other: Grant) -> Grant {
         match (self.until, other.until) {
             (None, _) | (_, None) => Grant::FOREVER,
@@ -76,7 +87,13 @@ impl EntitlementSet {
             let Some(grant) = grant_for(sub, policy) else {
                 continue;
             };
-            for module in sub.modules().filter(|m| !m.is_free()) {
+            for item in &sub.items {
+                let Some(module) = item.module.filter(|m| !m.is_free()) else {
+                    continue;
+                };
+                // A module removed at period end (or a plan cancelling then) is paid through
+                // that date and not after it, whenever Stripe's own change reaches the table.
+                let grant = grant.ending_at(item.ends_at);
                 grants
                     .entry(module)
                     .and_modify(|g| *g = g.union(grant))
@@ -209,12 +226,15 @@ mod tests {
                     unit_amount: None,
                     currency: None,
                     product_id: None,
+                    ends_at: None,
                 })
                 .collect(),
             default_payment_method: None,
             past_due_since: None,
             ended_unseen: false,
             trial_end_notice: None,
+            schedule_id: None,
+            open_invoice: None,
         }
     }
 
@@ -238,6 +258,39 @@ mod tests {
             };
             assert_eq!(got, expected, "{status:?}");
         }
+    }
+
+    #[test]
+    fn a_module_removed_at_period_end_is_unlocked_until_that_date_and_not_after() {
+        use ServiceModule::*;
+        let end = T0.plus_seconds(30 * 86_400);
+        let mut s = sub(
+            "sub_1",
+            SubscriptionStatus::Active,
+            &[LeadGeneration, EmailAutomation],
+        );
+        s.items[0].ends_at = Some(end);
+        assert_eq!(
+            unlocked(std::slice::from_ref(&s), end.plus_seconds(-1)),
+            vec![BasicCrm, LeadGeneration, EmailAutomation]
+        );
+        assert_eq!(
+            unlocked(std::slice::from_ref(&s), end),
+            vec![BasicCrm, EmailAutomation]
+        );
+        // Past due with a grace running past the end: the end still wins.
+        s.status = SubscriptionStatus::PastDue;
+        s.past_due_since = Some(end.plus_seconds(-86_400));
+        assert_eq!(
+            unlocked(std::slice::from_ref(&s), end),
+            vec![BasicCrm, EmailAutomation]
+        );
+        // Another subscription renewing the module keeps it.
+        let other = sub("sub_2", SubscriptionStatus::Active, &[LeadGeneration]);
+        assert_eq!(
+            unlocked(&[s, other], end.plus_seconds(1)),
+            vec![BasicCrm, LeadGeneration, EmailAutomation]
+        );
     }
 
     #[test]

@@ -133,11 +133,14 @@ mod tests {
                 unit_amount: Some(100),
                 currency: None,
                 product_id: None,
+                ends_at: None,
             }],
             default_payment_method: None,
             past_due_since: None,
             ended_unseen: false,
             trial_end_notice: None,
+            schedule_id: None,
+            open_invoice: None,
         }
     }
 

@@ -76,6 +76,11 @@ pub struct SubscriptionItem {
     /// product's `service_module` metadata.
     #[serde(default)]
     pub product_id: Option<String>,
+    /// When this module stops, by Stripe's own scheduled change: the end of the period it was
+    /// paid for, when it was removed at period end (a subscription schedule whose next phase
+    /// drops it) or the whole plan cancels then. `None`: it renews.
+    #[serde(default)]
+    pub ends_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,11 +115,40 @@ pub struct Subscription {
     /// told "trial ends on DATE; add a card" until the trial ends or changes.
     #[serde(default)]
     pub trial_end_notice: Option<Timestamp>,
+    /// The subscription schedule attached to it (Stripe's `schedule`), if any.
+    #[serde(default)]
+    pub schedule_id: Option<String>,
+    /// The invoice a `past_due`, `unpaid` or `incomplete` subscription owes (its latest, open),
+    /// so the buyer can be sent to pay it.
+    #[serde(default)]
+    pub open_invoice: Option<OpenInvoice>,
+}
+
+/// An invoice waiting to be paid, as the buyer is shown it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenInvoice {
+    pub id: InvoiceId,
+    /// Minor units (cents) of `currency`.
+    pub amount_due: i64,
+    pub currency: String,
+    pub hosted_invoice_url: Option<String>,
+    pub due_date: Option<Timestamp>,
 }
 
 impl Subscription {
     pub fn modules(&self) -> impl Iterator<Item = ServiceModule> + '_ {
         self.items.iter().filter_map(|i| i.module)
+    }
+
+    /// The plan's interval (Stripe refuses mixed intervals on one subscription, so the first
+    /// item with one tells).
+    pub fn interval(&self) -> Option<BillingInterval> {
+        self.items.iter().find_map(|i| i.interval)
+    }
+
+    /// Whether a module of it is set to end (removed at period end, or the plan cancels).
+    pub fn has_scheduled_end(&self) -> bool {
+        self.items.iter().any(|i| i.ends_at.is_some())
     }
 
     /// Whether no read from Stripe may replace this copy: Stripe's own `canceled` or

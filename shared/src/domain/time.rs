@@ -37,6 +37,14 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The UTC calendar date, `YYYY-MM-DD`, for messages to a person.
+    pub fn date_text(self) -> String {
+        let (year, month, day) = civil_from_days(self.0.div_euclid(86_400));
+        format!("{year:04}-{month:02}-{day:02}")
+    }
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -130,5 +138,21 @@ mod calendar_tests {
             jan31_2028.plus_months(1).unix(),
             1_832_889_600 + 29 * 86_400
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_is_told_in_utc() {
+        assert_eq!(Timestamp::from_unix(0).date_text(), "1970-01-01");
+        // 2026-12-01T10:00:00Z
+        assert_eq!(
+            Timestamp::from_unix(1_796_119_200).date_text(),
+            "2026-12-01"
+        );
+        assert_eq!(Timestamp::from_unix(951_782_400).date_text(), "2000-02-29");
     }
 }

@@ -9,6 +9,7 @@
 //! only accept the pinned API version's exact shape and add ~25 MB to a binary.
 
 pub mod objects;
+pub mod portal;
 pub mod requests;
 mod transport;
 
@@ -66,6 +67,8 @@ pub struct StripeApi {
     transport: StripeTransport,
     livemode: bool,
     pin: std::sync::Arc<AccountPin>,
+    /// This service's billing portal configuration, found once per container.
+    portal_configuration: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// The account a key must belong to, checked once per container on first use
@@ -113,6 +116,7 @@ impl StripeApi {
             transport,
             livemode: secret_key.starts_with("sk_live_") || secret_key.starts_with("rk_live_"),
             pin: Default::default(),
+            portal_configuration: Default::default(),
         })
     }
 
@@ -314,8 +318,30 @@ impl StripeApi {
         )))
     }
 
+    /// A subscription with its latest invoice expanded (what an owing plan owes) and, when it
+    /// has one, its schedule (what ends at the period end).
     pub async fn subscription(&self, id: &str) -> Result<StripeSubscription, StripeApiError> {
-        self.read(&requests::RetrieveSubscription::new(id)).await
+        let request =
+            requests::RetrieveSubscription::new(id).expand(vec![LATEST_INVOICE.to_owned()]);
+        let mut subscription: StripeSubscription = self.read(&request).await?;
+        self.with_schedule(&mut subscription).await?;
+        Ok(subscription)
+    }
+
+    /// Replaces a subscription's schedule id by the schedule. A second request, made only for
+    /// a subscription that has a schedule (rare: a module set to end), rather than
+    /// `expand[]=schedule` on every read, which emulators of older API shapes refuse.
+    async fn with_schedule(
+        &self,
+        subscription: &mut StripeSubscription,
+    ) -> Result<(), StripeApiError> {
+        if let Some(ScheduleRef::Id(id)) = &subscription.schedule {
+            let schedule: StripeSchedule = self
+                .read(&requests::RetrieveSubscriptionSchedule::new(id.as_str()))
+                .await?;
+            subscription.schedule = Some(ScheduleRef::Object(Box::new(schedule)));
+        }
+        Ok(())
     }
 
     /// Every subscription of a customer, in any status (for the eager sync).
@@ -323,17 +349,23 @@ impl StripeApi {
         &self,
         customer: &str,
     ) -> Result<Vec<StripeSubscription>, StripeApiError> {
-        self.list_all(|after| {
-            let list = requests::ListSubscription::new()
-                .customer(customer)
-                .status(requests::ListSubscriptionStatus::All)
-                .limit(PAGE_SIZE);
-            match after {
-                Some(id) => list.starting_after(id),
-                None => list,
-            }
-        })
-        .await
+        let mut listed: Vec<StripeSubscription> = self
+            .list_all(|after| {
+                let list = requests::ListSubscription::new()
+                    .customer(customer)
+                    .status(requests::ListSubscriptionStatus::All)
+                    .expand(vec![format!("data.{LATEST_INVOICE}")])
+                    .limit(PAGE_SIZE);
+                match after {
+                    Some(id) => list.starting_after(id),
+                    None => list,
+                }
+            })
+            .await?;
+        for subscription in &mut listed {
+            self.with_schedule(subscription).await?;
+        }
+        Ok(listed)
     }
 
     /// Changes a subscription (items, proration, payment behaviour) under `idempotency_key`.
@@ -343,6 +375,81 @@ impl StripeApi {
         idempotency_key: &str,
     ) -> Result<StripeSubscription, StripeApiError> {
         self.write(request, Some(idempotency_key)).await
+    }
+
+    /// A change of a subscription's own settings (`cancel_at_period_end`) that is the same
+    /// whenever it is repeated: sent without an idempotency key, since a key reused for the
+    /// opposite change later would replay the first answer instead of making it.
+    pub async fn set_subscription(
+        &self,
+        request: &requests::UpdateSubscription,
+    ) -> Result<StripeSubscription, StripeApiError> {
+        self.write(request, None).await
+    }
+
+    /// `POST /v1/subscription_schedules` with `from_subscription`: the schedule, one phase.
+    pub async fn create_schedule(
+        &self,
+        subscription: &str,
+    ) -> Result<StripeSchedule, StripeApiError> {
+        let request = requests::CreateSubscriptionSchedule::new().from_subscription(subscription);
+        self.write(&request, None).await
+    }
+
+    pub async fn update_schedule(
+        &self,
+        request: &requests::UpdateSubscriptionSchedule,
+    ) -> Result<StripeSchedule, StripeApiError> {
+        self.write(request, None).await
+    }
+
+    /// Releases a schedule: it stops, and its subscription keeps its items as they are.
+    /// `Ok(false)`: it was released or ended already (Stripe answers 400).
+    pub async fn release_schedule(&self, id: &str) -> Result<bool, StripeApiError> {
+        match self
+            .write::<StripeSchedule>(&requests::ReleaseSubscriptionSchedule::new(id), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StripeApiError::Rejected { status: 400, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The id of this service's portal configuration (the one catalog-sync creates), read
+    /// once per container; `None` when catalog-sync has not created it.
+    pub async fn our_portal_configuration(&self) -> Result<Option<String>, StripeApiError> {
+        if let Some(id) = self.portal_configuration.get() {
+            return Ok(Some(id.clone()));
+        }
+        let ours = self
+            .portal_configurations()
+            .await?
+            .into_iter()
+            .filter(portal::is_current)
+            .max_by_key(|c| c.created.unwrap_or(0))
+            .map(|c| c.id);
+        if let Some(id) = &ours {
+            // Another task may have set it meanwhile: both found the same configuration.
+            let _ = self.portal_configuration.set(id.clone());
+        }
+        Ok(ours)
+    }
+
+    /// Every active billing portal configuration, newest first.
+    pub async fn portal_configurations(
+        &self,
+    ) -> Result<Vec<StripePortalConfiguration>, StripeApiError> {
+        self.list_all(|after| {
+            let list = requests::ListBillingPortalConfiguration::new()
+                .active(true)
+                .limit(PAGE_SIZE);
+            match after {
+                Some(id) => list.starting_after(id),
+                None => list,
+            }
+        })
+        .await
     }
 
     /// Stripe's own calculation of an invoice that a change would make
@@ -502,6 +609,10 @@ fn copy_of(request: &RequestBuilder) -> RequestBuilder {
         method: request.method,
     }
 }
+
+/// Expanded on every subscription read: the latest invoice (what an owing plan owes, and the
+/// page to pay it on).
+const LATEST_INVOICE: &str = "latest_invoice";
 
 /// How long a POST waits for a concurrent request holding its idempotency key.
 const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(5);

@@ -60,8 +60,21 @@ has_id!(
     StripePaymentMethod,
     StripeCheckoutSession,
     StripePrice,
-    StripeInvoice
+    StripeInvoice,
+    StripePortalConfiguration
 );
+
+/// A billing portal configuration: what the customer portal offers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripePortalConfiguration {
+    pub id: String,
+    pub active: Option<bool>,
+    pub is_default: Option<bool>,
+    pub metadata: Option<Metadata>,
+    /// Kept as Stripe gives it: catalog-sync compares it with what it would create.
+    pub features: Option<serde_json::Value>,
+    pub created: Option<i64>,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct List<T> {
@@ -148,6 +161,101 @@ pub struct StripeSubscription {
     pub pending_update: Option<serde_json::Value>,
     /// The most recent invoice, as an id or (with `expand[]=latest_invoice`) the object.
     pub latest_invoice: Option<InvoiceRef>,
+    /// The subscription schedule managing it, as an id or (with `expand[]=schedule`) the
+    /// object, whose phases say which items end at the current phase's end.
+    #[serde(default)]
+    pub schedule: Option<ScheduleRef>,
+}
+
+/// A subscription schedule that Stripe may return as its id or expanded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ScheduleRef {
+    Id(String),
+    Object(Box<StripeSchedule>),
+}
+
+impl ScheduleRef {
+    pub fn id(&self) -> &str {
+        match self {
+            ScheduleRef::Id(id) => id,
+            ScheduleRef::Object(schedule) => &schedule.id,
+        }
+    }
+
+    pub fn object(&self) -> Option<&StripeSchedule> {
+        match self {
+            ScheduleRef::Id(_) => None,
+            ScheduleRef::Object(schedule) => Some(schedule),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PhaseDates {
+    pub start_date: i64,
+    pub end_date: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulePhaseItem {
+    pub price: Expandable,
+    pub quantity: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulePhase {
+    pub start_date: i64,
+    pub end_date: Option<i64>,
+    #[serde(default)]
+    pub items: Vec<SchedulePhaseItem>,
+    pub trial_end: Option<i64>,
+}
+
+/// `subscription_schedule`: the phases of a subscription's future.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeSchedule {
+    pub id: String,
+    pub status: Option<String>,
+    pub subscription: Option<Expandable>,
+    pub current_phase: Option<PhaseDates>,
+    #[serde(default)]
+    pub phases: Vec<SchedulePhase>,
+    pub end_behavior: Option<String>,
+}
+
+impl StripeSchedule {
+    /// Whether Stripe still applies its phases (`not_started` or `active`).
+    pub fn is_managing(&self) -> bool {
+        matches!(
+            self.status.as_deref(),
+            Some("active" | "not_started") | None
+        )
+    }
+
+    /// The phase after the current one, when there is one: its items are what renews.
+    pub fn next_phase(&self) -> Option<&SchedulePhase> {
+        let current = self.current_phase.as_ref()?;
+        self.phases
+            .iter()
+            .find(|p| p.start_date >= current.end_date)
+    }
+
+    /// When the items missing from the next phase end, and the prices that renew; `None`
+    /// when no change is scheduled (no next phase, or the schedule no longer manages).
+    pub fn scheduled_change(&self) -> Option<(i64, Vec<&str>)> {
+        if !self.is_managing() {
+            return None;
+        }
+        let end = self.current_phase.as_ref()?.end_date;
+        match self.next_phase() {
+            Some(next) => Some((end, next.items.iter().map(|i| i.price.id()).collect())),
+            // The last phase: with `cancel` every item ends with it; with `release` the
+            // subscription goes on as it is.
+            None if self.end_behavior.as_deref() == Some("cancel") => Some((end, Vec::new())),
+            None => None,
+        }
+    }
 }
 
 /// An invoice that Stripe may return as its id or expanded.
@@ -236,6 +344,8 @@ impl StripeSubscriptionItem {
             product_id: price
                 .and_then(|p| p.product.as_ref())
                 .map(|p| p.id().to_owned()),
+            // Set from the subscription's schedule or cancellation in `to_domain`.
+            ends_at: None,
         }
     }
 }
@@ -284,13 +394,43 @@ impl StripeSubscription {
                 .filter_map(|i| i.current_period_end)
                 .max()
         });
+        // What Stripe will end at the period end: every item when the plan cancels then; the
+        // items that a schedule's next phase leaves out. Dates are Stripe's own.
+        let cancel_at_period_end = self.cancel_at_period_end.unwrap_or(false);
+        let plan_end = if cancel_at_period_end {
+            ts(self.cancel_at).or(ts(period_end))
+        } else {
+            ts(self.cancel_at)
+        };
+        let change = self
+            .schedule
+            .as_ref()
+            .and_then(ScheduleRef::object)
+            .and_then(StripeSchedule::scheduled_change);
+        for item in &mut items {
+            item.ends_at = match &change {
+                _ if plan_end.is_some() => plan_end,
+                Some((end, renewing)) if !renewing.contains(&item.price_id.as_str()) => {
+                    ts(Some(*end))
+                }
+                _ => None,
+            };
+        }
+        let open_invoice = matches!(
+            status,
+            SubscriptionStatus::PastDue
+                | SubscriptionStatus::Unpaid
+                | SubscriptionStatus::Incomplete
+        )
+        .then(|| self.latest_invoice.as_ref()?.object()?.open_invoice())
+        .flatten();
         Ok(Subscription {
             id,
             customer_id,
             status,
             current_period_start: ts(period_start),
             current_period_end: ts(period_end),
-            cancel_at_period_end: self.cancel_at_period_end.unwrap_or(false),
+            cancel_at_period_end,
             cancel_at: ts(self.cancel_at),
             canceled_at: ts(self.canceled_at),
             ended_at: ts(self.ended_at),
@@ -304,6 +444,12 @@ impl StripeSubscription {
             past_due_since: None,
             ended_unseen: false,
             trial_end_notice: None,
+            schedule_id: self
+                .schedule
+                .as_ref()
+                .filter(|s| s.object().is_none_or(StripeSchedule::is_managing))
+                .map(|s| s.id().to_owned()),
+            open_invoice,
         })
     }
 }
@@ -425,6 +571,24 @@ impl StripeInvoiceLine {
 }
 
 impl StripeInvoice {
+    /// The invoice as a debt to show the buyer: only while it is `open`.
+    pub fn open_invoice(&self) -> Option<crate::domain::OpenInvoice> {
+        if self.status.as_deref() != Some("open") {
+            return None;
+        }
+        Some(crate::domain::OpenInvoice {
+            id: InvoiceId::parse(&self.id).ok()?,
+            amount_due: self
+                .amount_remaining
+                .or(self.amount_due)
+                .or(self.total)
+                .unwrap_or(0),
+            currency: self.currency.clone().unwrap_or_else(|| "usd".to_owned()),
+            hosted_invoice_url: self.hosted_invoice_url.clone(),
+            due_date: ts(self.due_date),
+        })
+    }
+
     pub fn subscription_id(&self) -> Option<&str> {
         self.subscription
             .as_ref()
@@ -635,6 +799,8 @@ pub struct EventObject {
     pub object: Option<String>,
     pub customer: Option<Expandable>,
     pub subscription: Option<Expandable>,
+    /// A subscription schedule's subscription after its release (`subscription` is then null).
+    pub released_subscription: Option<String>,
     /// A Checkout Session's, for counting only this service's sessions.
     pub metadata: Option<Metadata>,
     /// A Checkout Session's: its timed expiry.

@@ -6,7 +6,21 @@
 //! Gaps in async-stripe 1.0.0-rc.10 for what this service sends: none. A request it cannot
 //! express would be built by hand in `super` with a comment naming the gap.
 
-pub use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+pub use stripe_billing::billing_portal_configuration::{
+    CreateBillingPortalConfiguration, CreateBillingPortalConfigurationBusinessProfile,
+    CreateBillingPortalConfigurationFeatures,
+    CreateBillingPortalConfigurationFeaturesCustomerUpdate,
+    CreateBillingPortalConfigurationFeaturesCustomerUpdateAllowedUpdates,
+    CreateBillingPortalConfigurationFeaturesSubscriptionCancel,
+    CreateBillingPortalConfigurationFeaturesSubscriptionCancelMode,
+    CreateBillingPortalConfigurationFeaturesSubscriptionCancelProrationBehavior,
+    CreateBillingPortalConfigurationFeaturesSubscriptionUpdate, InvoiceListParam,
+    ListBillingPortalConfiguration, PaymentMethodUpdateParam, UpdateBillingPortalConfiguration,
+};
+pub use stripe_billing::billing_portal_session::{
+    CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
+    CreateBillingPortalSessionFlowDataType,
+};
 pub use stripe_billing::invoice::{
     CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails,
     CreatePreviewInvoiceSubscriptionDetailsItems,
@@ -16,6 +30,14 @@ pub use stripe_billing::subscription::{
     ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
     UpdateSubscriptionItems, UpdateSubscriptionPaymentBehavior,
     UpdateSubscriptionProrationBehavior,
+};
+pub use stripe_billing::subscription_schedule::{
+    CreateSubscriptionSchedule, ReleaseSubscriptionSchedule, RetrieveSubscriptionSchedule,
+    UpdateSubscriptionSchedule, UpdateSubscriptionSchedulePhases,
+    UpdateSubscriptionSchedulePhasesDuration, UpdateSubscriptionSchedulePhasesDurationInterval,
+    UpdateSubscriptionSchedulePhasesEndDate, UpdateSubscriptionSchedulePhasesItems,
+    UpdateSubscriptionSchedulePhasesStartDate, UpdateSubscriptionSchedulePhasesTrialEnd,
+    UpdateSubscriptionScheduleProrationBehavior,
 };
 pub use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
@@ -36,6 +58,6 @@ pub use stripe_product::price::{
 pub use stripe_product::product::{CreateProduct, RetrieveProduct, UpdateProduct};
 pub use stripe_shared::{
     CheckoutSessionBillingAddressCollection, CheckoutSessionMode, CheckoutSessionStatus,
-    PriceTaxBehavior,
+    PriceTaxBehavior, SubscriptionScheduleEndBehavior,
 };
 pub use stripe_types::{Currency, RangeQueryTs};

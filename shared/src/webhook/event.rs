@@ -31,6 +31,14 @@ pub const HANDLED_EVENT_TYPES: &[&str] = &[
     // A change made with `pending_if_incomplete` was paid (its items now apply) or lapsed.
     "customer.subscription.pending_update_applied",
     "customer.subscription.pending_update_expired",
+    // Removals at period end live on a schedule: each of its changes re-reads the
+    // subscription it manages (or managed, once released).
+    "subscription_schedule.created",
+    "subscription_schedule.updated",
+    "subscription_schedule.released",
+    "subscription_schedule.canceled",
+    "subscription_schedule.completed",
+    "subscription_schedule.aborted",
     "customer.deleted",
     "invoice.paid",
     "invoice.payment_succeeded",
@@ -64,6 +72,18 @@ pub fn decide(event: &StripeEvent) -> Result<Action, InvalidId> {
         }
         Some("customer") => Action::SyncCustomer(CustomerId::parse(&object.id)?),
         Some("invoice") => Action::SyncInvoice(InvoiceId::parse(&object.id)?),
+        Some("subscription_schedule") => {
+            match object
+                .subscription
+                .as_ref()
+                .map(|s| s.id())
+                .or(object.released_subscription.as_deref())
+            {
+                Some(id) => Action::SyncSubscription(SubscriptionId::parse(id)?),
+                // A schedule that never started a subscription: nothing of the org's changed.
+                None => Action::Ignore,
+            }
+        }
         Some("payment_method") => {
             // A detached method has no customer any more; the previous one is in
             // previous_attributes. Re-syncing that customer's whole list drops it.
@@ -159,6 +179,35 @@ mod tests {
         );
         assert_eq!(
             decide(&event("charge.succeeded", r#"{"id":"ch_1"}"#)),
+            Ok(Action::Ignore)
+        );
+    }
+
+    #[test]
+    fn schedule_events_resync_the_subscription_they_manage() {
+        for (kind, object) in [
+            (
+                "subscription_schedule.updated",
+                r#"{"id":"sub_sched_1","object":"subscription_schedule","customer":"cus_1","subscription":"sub_1"}"#,
+            ),
+            (
+                "subscription_schedule.released",
+                r#"{"id":"sub_sched_1","object":"subscription_schedule","customer":"cus_1","subscription":null,"released_subscription":"sub_1"}"#,
+            ),
+        ] {
+            assert_eq!(
+                decide(&event(kind, object)),
+                Ok(Action::SyncSubscription(
+                    SubscriptionId::parse("sub_1").unwrap()
+                )),
+                "{kind}"
+            );
+        }
+        assert_eq!(
+            decide(&event(
+                "subscription_schedule.canceled",
+                r#"{"id":"sub_sched_2","subscription":null}"#
+            )),
             Ok(Action::Ignore)
         );
     }

@@ -52,6 +52,12 @@ async fn main() -> std::process::ExitCode {
                     } => {
                         println!("moved {lookup_key} from {from} (archived) to new price {to}")
                     }
+                    Change::PortalConfigurationCreated(id) => {
+                        println!("created billing portal configuration {id}")
+                    }
+                    Change::PortalConfigurationDeactivated(id) => {
+                        println!("deactivated older billing portal configuration {id}")
+                    }
                 }
             }
             println!(

@@ -84,13 +84,21 @@ impl Gateway {
             );
             headers.insert(
                 "access-control-allow-methods",
-                "GET,POST,OPTIONS".parse().expect("static"),
+                "GET,POST,DELETE,OPTIONS".parse().expect("static"),
             );
             headers.insert("access-control-max-age", "600".parse().expect("static"));
             return response;
         }
         // API Gateway answers a method or resource the API does not declare itself, before
         // any authorizer runs (the REST API's MISSING_AUTHENTICATION_TOKEN response).
+        // The resource template the concrete path matches, as API Gateway matches it.
+        let Some((route, path_parameters)) = billing::routes::route_for_path(&method, &path) else {
+            return raw(
+                StatusCode::FORBIDDEN,
+                MISSING_AUTHENTICATION_TOKEN_BODY.to_owned(),
+            );
+        };
+        let path = route.path.to_owned();
         if billing::routes::find(&method, &path).is_none() {
             return raw(
                 StatusCode::FORBIDDEN,
@@ -141,9 +149,14 @@ impl Gateway {
         proxy.stage = Some("local".to_owned());
         let query: HashMap<String, String> =
             serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
+        let path_parameters: HashMap<String, String> = path_parameters
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
         let request = request
             .with_request_context(RequestContext::ApiGatewayV1(proxy))
-            .with_query_string_parameters(query);
+            .with_query_string_parameters(query)
+            .with_path_parameters(path_parameters);
         self.dispatch(route.function, request).await
     }
 
