@@ -128,7 +128,7 @@ test("the plan switches to yearly in the app, and the portal changes the default
   await page.goto(app("/billing"));
   await expect(page.locator("li[data-subscription]")).toContainText("Email Automation — $49.00 / month");
   // The portal no longer switches monthly/yearly: the billing page does, after a preview.
-  await expect(page.getByTestId("portal-note")).not.toContainText("between monthly and yearly billing on the portal");
+  await expect(page.getByTestId("portal-note")).toContainText("cancel your plan at the end of the billing period");
   await page.getByRole("button", { name: "Switch to yearly" }).click();
   await expect(page.getByTestId("switch-summary")).toContainText("(credit for unused time included), then $499.00 per year from");
   await page.getByTestId("switch-preview").getByRole("button", { name: /^Switch and pay / }).click();
