@@ -9,8 +9,12 @@ import { fileURLToPath } from "node:url";
 const frontend = join(dirname(fileURLToPath(import.meta.url)), "..");
 const workspace = join(frontend, "..");
 
-/** Starts one local stack (all its emulators on free ports) and resolves with its frontend URL. */
-async function startStack(binary: string, env: Record<string, string>): Promise<{ url: string; stop: () => Promise<void> }> {
+/** Starts one local stack (all its emulators on free ports) and resolves with its frontend URL
+ * and its fixture Stripe's (whose `/_test/...` controls a spec may call). */
+async function startStack(
+  binary: string,
+  env: Record<string, string>,
+): Promise<{ url: string; stripeUrl: string; stop: () => Promise<void> }> {
   const child = spawn(binary, [], {
     cwd: workspace,
     env: {
@@ -26,14 +30,16 @@ async function startStack(binary: string, env: Record<string, string>): Promise<
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  const url = await new Promise<string>((resolve, reject) => {
+  const [url, stripeUrl] = await new Promise<[string, string]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`local stack did not start:\n${output}`)), 120_000);
     const scan = (chunk: Buffer) => {
       output += chunk.toString();
       const match = /Frontend\s+(http:\/\/\S+)/.exec(output);
-      if (match?.[1]) {
+      // The banner's line for the emulated Stripe: "Stripe API for the functions http://...  (checkout, ...".
+      const stripe = /Stripe API for the functions\s+(http:\/\/\S+)/.exec(output);
+      if (match?.[1] && stripe?.[1]) {
         clearTimeout(timer);
-        resolve(match[1]);
+        resolve([match[1], stripe[1]]);
       }
     };
     child.stdout.on("data", scan);
@@ -48,11 +54,14 @@ async function startStack(binary: string, env: Record<string, string>): Promise<
     await new Promise((resolve) => setTimeout(resolve, 500));
     if (child.exitCode === null) child.kill("SIGKILL");
   };
-  return { url, stop };
+  return { url, stripeUrl, stop };
 }
 
-// Two stacks: the paid path (no trials, so a first purchase is paid with a card) for most
-// specs, and one offering the default 14-day trial for trial.spec.ts (PSS_TRIAL_FRONTEND_URL).
+// Three stacks: the paid path (no trials, so a first purchase is paid with a card) for most
+// specs, one offering the default 14-day trial for trial.spec.ts (PSS_TRIAL_FRONTEND_URL), and a
+// paid-path one whose fixture clock manage.spec.ts moves a month ahead to make a renewal fail
+// (PSS_CLOCK_FRONTEND_URL, PSS_CLOCK_STRIPE_URL): moving the clock of a shared stack would put
+// its Stripe time ahead of the API's for every later spec (proration dates, renewal dates).
 export default async function globalSetup(): Promise<() => Promise<void>> {
   if (!existsSync(join(frontend, "dist", "index.html"))) {
     throw new Error("frontend/dist is missing: run `npm run build` first");
@@ -63,10 +72,15 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   }
   const paid = await startStack(binary, { TRIAL_DAYS: "0" });
   const trial = await startStack(binary, { TRIAL_DAYS: "14" });
+  const clock = await startStack(binary, { TRIAL_DAYS: "0" });
   process.env.PSS_FRONTEND_URL = paid.url;
+  process.env.PSS_STRIPE_URL = paid.stripeUrl;
   process.env.PSS_TRIAL_FRONTEND_URL = trial.url;
-  console.log(`local stacks: frontend at ${paid.url} (no trials), ${trial.url} (14-day trials)`);
+  process.env.PSS_TRIAL_STRIPE_URL = trial.stripeUrl;
+  process.env.PSS_CLOCK_FRONTEND_URL = clock.url;
+  process.env.PSS_CLOCK_STRIPE_URL = clock.stripeUrl;
+  console.log(`local stacks: frontend at ${paid.url} (no trials), ${trial.url} (14-day trials), ${clock.url} (its clock is moved)`);
   return async () => {
-    await Promise.all([paid.stop(), trial.stop()]);
+    await Promise.all([paid.stop(), trial.stop(), clock.stop()]);
   };
 }

@@ -106,3 +106,35 @@ export async function enterGermanCompany(page: Page): Promise<void> {
   await page.getByLabel("Postal code").fill("10117");
   await page.getByLabel("VAT number").fill("DE123456789");
 }
+
+/** POSTs JSON to one of the fixture Stripe's test controls (`/_test/...`, see
+ * tests/emulators/fake_stripe.py) of the stack PSS_STRIPE_URL names. */
+export async function stripeControl(path: string, body: unknown): Promise<unknown> {
+  const base = process.env.PSS_STRIPE_URL;
+  if (!base) throw new Error("PSS_STRIPE_URL is not set (global setup starts the stack)");
+  const reply = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await reply.text();
+  if (!reply.ok) throw new Error(`${path}: ${reply.status} ${text}`);
+  return text ? (JSON.parse(text) as unknown) : null;
+}
+
+/** Moves the fixture Stripe's clock `seconds` ahead: renewals, trial ends and period-end
+ * cancellations falling due happen, in time order. Answers the new "now" (Unix seconds). */
+export async function advanceStripeClock(seconds: number): Promise<number> {
+  const answer = (await stripeControl("/_test/clock", { advance_seconds: seconds })) as { now: number };
+  return answer.now;
+}
+
+/** Pays on the local hosted invoice page (Stripe's invoice page stand-in) with `card`. */
+export async function payOnInvoicePage(page: Page, card: string): Promise<void> {
+  await expect(page.getByRole("heading", { name: "Pay invoice" })).toBeVisible();
+  await page.getByLabel("Card number").fill(card);
+  await page.getByLabel("Expiry (MM / YY)").fill("12 / 34");
+  await page.getByLabel("CVC").fill("123");
+  await page.getByRole("button", { name: /^Pay / }).click();
+  await expect(page.getByRole("heading", { name: "Invoice paid" })).toBeVisible();
+}

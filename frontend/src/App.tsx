@@ -2,6 +2,7 @@ import { useMemo, useState } from "react";
 import { createBillingApi } from "./api/billing";
 import { loadSession, saveToken, sessionFromToken, type Session } from "./auth";
 import type { AppConfig } from "./config";
+import { PastDueBanner } from "./components/billing/PastDueBanner";
 import { AppContext, type AppState } from "./context";
 import { BillingSettingsPage } from "./pages/BillingSettingsPage";
 import { CheckoutSuccessPage } from "./pages/CheckoutSuccessPage";
@@ -73,6 +74,7 @@ export function App({ config }: { config: AppConfig }) {
           {session ? `${session.role} · ${session.org}` : "Sign in"}
         </a>
       </header>
+      <PastDueBanner path={path} />
       <main id="main" tabIndex={-1}>
         <Page path={path} />
       </main>

@@ -128,7 +128,7 @@ describe("planErrorMessage", () => {
       "An earlier addition to your plan is still waiting for payment. Finish paying that invoice before adding more.",
     );
     expect(planErrorMessage(err(409, "payment_past_due"), "year")).toBe(
-      "Your yearly plan has a payment past due. Pay it under Billing (Manage billing) before adding modules.",
+      "Your yearly plan has a payment past due. Pay it first (Pay now, at the top of the page) before adding modules.",
     );
     expect(planErrorMessage(err(409, "already_subscribed"), "month")).toBe(
       "Your organization already has one of these modules. Reload the page to see what you have.",

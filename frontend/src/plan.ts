@@ -74,7 +74,9 @@ export function planErrorMessage(error: BillingApiError, interval: BillingInterv
     case "payment_pending":
       return "An earlier addition to your plan is still waiting for payment. Finish paying that invoice before adding more.";
     case "payment_past_due":
-      return `Your ${period} plan has a payment past due. Pay it under Billing (Manage billing) before adding modules.`;
+      return `Your ${period} plan has a payment past due. Pay it first (Pay now, at the top of the page) before adding modules.`;
+    case "change_scheduled":
+      return `A module of your ${period} plan is set to end at the end of the period. Keep it under Billing first, or add modules after that date.`;
     case "already_subscribed":
       return "Your organization already has one of these modules. Reload the page to see what you have.";
     case "no_subscription":

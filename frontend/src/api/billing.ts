@@ -12,21 +12,73 @@ export type PaidModule = Schemas["CheckoutRequest"]["services"][number];
 export type BillingInterval = Schemas["BillingInterval"];
 export type PaymentMethod = Schemas["PaymentMethod"];
 export type LeadPage = Schemas["LeadPage"];
-export type SubscriptionItem = Schemas["SubscriptionItem"];
 export type PlanPreviewLine = Schemas["PreviewLine"];
 
-/** `trialWillEnd`: Stripe announced that the trial ends within 3 days. */
-export type Subscription = Schemas["Subscription"];
+// The managing fields (removing a module at period end, switching the interval, the open
+// invoice of a failed payment) are added here on top of the generated types, so these types hold
+// whether or not openapi.json describes them yet. Optional: an older API leaves them out.
+
+/** `paidThrough`: Unix seconds, the end of the period paid for. `endsAt`: Unix seconds when the
+ * module stops (removed at period end, or the whole plan cancels then); null while it renews. */
+export type SubscriptionItem = Schemas["SubscriptionItem"] & {
+  paidThrough?: number | null;
+  endsAt?: number | null;
+};
+
+/** The invoice a failed or unfinished payment left open (status past_due, unpaid, incomplete). */
+export interface OpenInvoice {
+  id: string;
+  /** Cents. */
+  amountDue: number;
+  currency: string;
+  hostedInvoiceUrl: string | null;
+  /** Unix seconds. */
+  dueDate: number | null;
+}
+
+/** `trialWillEnd`: Stripe announced that the trial ends within 3 days. `interval`: the plan's. */
+export type Subscription = Omit<Schemas["Subscription"], "items"> & {
+  items: SubscriptionItem[];
+  interval?: BillingInterval | null;
+  openInvoice?: OpenInvoice | null;
+};
 /** With `trialDays` (0: no trials) and `trialedModules` (no second trial of these). */
-export type SubscriptionOverview = Schemas["SubscriptionOverview"];
+export type SubscriptionOverview = Omit<Schemas["SubscriptionOverview"], "subscriptions"> & {
+  subscriptions: Subscription[];
+};
 /** Cents; `tax` and `discount` are 0 when there is none. */
 export type Invoice = Schemas["Invoice"];
 export type InvoicePage = Schemas["InvoicePage"];
 /** What buying modules costs, before anything is charged (POST /api/billing/preview). `trialDays`:
  * the free trial a checkout would start (then nothing is due today); null in add mode. */
-export type PlanPreview = Schemas["PlanPreview"];
+export type PlanPreview = Omit<Schemas["PlanPreview"], "mode"> & {
+  /** `switch`: the whole plan moves to `interval` (POST /api/billing/interval/preview). */
+  mode: Schemas["PlanPreview"]["mode"] | "switch";
+};
 /** The modules added to a plan and the charge (POST /api/billing/modules). */
-export type PlanChange = Schemas["PlanChange"];
+export type PlanChange = Omit<Schemas["PlanChange"], "subscription"> & { subscription: SubscriptionOverview };
+
+/** A module removed at period end (DELETE /api/billing/modules/{service}: `endsAt` set) or kept
+ * after all (POST .../resume: `endsAt` null), with the org's billing state after it. */
+export interface ModuleChange {
+  service: PaidModule;
+  endsAt: number | null;
+  subscription: SubscriptionOverview;
+}
+
+/** The plan moved to another interval (POST /api/billing/interval), and the charge. */
+export interface IntervalChange {
+  interval: BillingInterval;
+  /** Cents charged now (the new period, less the credit for the unused time). */
+  amountCharged: number;
+  currency: string;
+  invoiceId: string | null;
+  hostedInvoiceUrl: string | null;
+  subscription: SubscriptionOverview;
+}
+
+/** Where the billing portal opens: its start page, or straight on updating the card. */
+export type PortalFlow = "payment_method_update";
 
 /** An API failure, in words a person can act on. */
 export class BillingApiError extends Error {
@@ -101,7 +153,16 @@ export interface BillingApi {
   preview(services: PaidModule[], interval: BillingInterval): Promise<PlanPreview>;
   /** Adds `services` to the org's live plan of `interval`, charged as the preview said. */
   addModules(services: PaidModule[], interval: BillingInterval, prorationDate: number): Promise<PlanChange>;
-  portal(returnUrl: string): Promise<string>;
+  /** Stripe's billing portal (`flow`: deep-linked to updating the card). */
+  portal(returnUrl: string, flow?: PortalFlow): Promise<string>;
+  /** Removes `service` from the plan at the end of the period paid for. */
+  removeModule(service: PaidModule): Promise<ModuleChange>;
+  /** Undoes a removal before it takes effect (nothing is charged). */
+  resumeModule(service: PaidModule): Promise<ModuleChange>;
+  /** What moving the plan to `interval` (the target) costs, before anything is charged. */
+  intervalPreview(interval: BillingInterval): Promise<PlanPreview>;
+  /** Moves the plan to `interval`, charged as the preview of `prorationDate` said. */
+  switchInterval(interval: BillingInterval, prorationDate: number): Promise<IntervalChange>;
   sync(sessionId?: string): Promise<SubscriptionOverview>;
   leads(): Promise<LeadPage>;
 }
@@ -119,14 +180,39 @@ async function unwrap<T>(
   throw toApiError(result.response.status, result.error);
 }
 
+/** A JSON call outside the generated paths (the managing endpoints), failing as `unwrap` does. */
+async function send<T>(base: string, token: string | null, method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response: Response;
+  try {
+    response = await fetch(
+      new Request(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }),
+    );
+  } catch {
+    throw new BillingApiError(0, "network_error", NETWORK_ERROR_MESSAGE);
+  }
+  const text = await response.text().catch(() => "");
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  if (response.ok && parsed !== undefined && typeof parsed === "object") return parsed as T;
+  throw toApiError(response.status, parsed);
+}
+
 export function createBillingApi(baseUrl: string, token: string | null): BillingApi {
+  const base = baseUrl.replace(/\/$/, "");
   const client: Client = createClient<paths>({
-    baseUrl: baseUrl.replace(/\/$/, ""),
+    baseUrl: base,
     headers: token ? { Authorization: `Bearer ${token}` } : {},
   });
+  const module = (service: string) => `/api/billing/modules/${encodeURIComponent(service)}`;
   return {
     services: async () => (await unwrap(client.GET("/api/billing/services"))).services,
-    subscription: () => unwrap(client.GET("/api/billing/subscription")),
+    subscription: async () => (await unwrap(client.GET("/api/billing/subscription"))) as SubscriptionOverview,
     invoices: (cursor, limit = 10) =>
       unwrap(
         client.GET("/api/billing/invoices", {
@@ -143,16 +229,23 @@ export function createBillingApi(baseUrl: string, token: string | null): Billing
       ),
     preview: (services, interval) =>
       unwrap(client.POST("/api/billing/preview", { body: { services, interval } })),
-    addModules: (services, interval, prorationDate) =>
-      unwrap(client.POST("/api/billing/modules", { body: { services, interval, prorationDate } })),
-    portal: async (returnUrl) =>
-      (await unwrap(client.POST("/api/billing/portal", { body: { returnUrl } }))).url,
-    sync: (sessionId) =>
-      unwrap(
+    addModules: async (services, interval, prorationDate) =>
+      (await unwrap(client.POST("/api/billing/modules", { body: { services, interval, prorationDate } }))) as PlanChange,
+    portal: async (returnUrl, flow) =>
+      flow
+        ? (await send<{ url: string }>(base, token, "POST", "/api/billing/portal", { returnUrl, flow })).url
+        : (await unwrap(client.POST("/api/billing/portal", { body: { returnUrl } }))).url,
+    removeModule: (service) => send(base, token, "DELETE", module(service)),
+    resumeModule: (service) => send(base, token, "POST", `${module(service)}/resume`),
+    intervalPreview: (interval) => send(base, token, "POST", "/api/billing/interval/preview", { interval }),
+    switchInterval: (interval, prorationDate) =>
+      send(base, token, "POST", "/api/billing/interval", { interval, prorationDate }),
+    sync: async (sessionId) =>
+      (await unwrap(
         client.POST("/api/billing/sync", {
           params: { query: sessionId ? { session_id: sessionId } : {} },
         }),
-      ),
+      )) as SubscriptionOverview,
     leads: () => unwrap(client.GET("/api/leads")),
   };
 }

@@ -1,7 +1,10 @@
 import type { Service, SubscriptionOverview } from "../../api/billing";
 import { formatDate } from "../../format";
-import { formatAmount, intervalWord, itemLine, planTotal } from "../../plan";
+import { switchTarget } from "../../manage";
+import { formatAmount, intervalWord, planTotal } from "../../plan";
 import { trialStatus } from "../../trial";
+import { IntervalSwitch } from "./IntervalSwitch";
+import { PlanModules } from "./PlanModules";
 
 const STATUS_WORDS: Record<SubscriptionOverview["status"], string> = {
   none: "No subscription",
@@ -15,8 +18,22 @@ const STATUS_WORDS: Record<SubscriptionOverview["status"], string> = {
   canceled: "Canceled",
 };
 
-/** The org's subscriptions, each with its modules and their price per period. `catalog` names them. */
-export function SubscriptionStatus({ overview, catalog = [] }: { overview: SubscriptionOverview; catalog?: Service[] }) {
+/** The org's subscriptions, each with its modules, their price per period and when each renews or
+ * ends. `catalog` names them. With `canManage` (Owner/Admin): remove a module at period end, keep
+ * it, switch the plan between monthly and yearly; `onChanged` gets the overview after a change. */
+export function SubscriptionStatus({
+  overview,
+  catalog = [],
+  canManage = false,
+  onChanged = () => {},
+  onRecheck = () => {},
+}: {
+  overview: SubscriptionOverview;
+  catalog?: Service[];
+  canManage?: boolean;
+  onChanged?: (overview: SubscriptionOverview, notice: string) => void;
+  onRecheck?: () => void;
+}) {
   return (
     <section aria-labelledby="subscription-title" className="card">
       <h2 id="subscription-title">Subscription</h2>
@@ -30,6 +47,7 @@ export function SubscriptionStatus({ overview, catalog = [] }: { overview: Subsc
           {overview.subscriptions.map((sub) => {
             const total = planTotal(sub.items);
             const trial = trialStatus(sub);
+            const target = switchTarget(sub);
             return (
               <li key={sub.id} data-subscription={sub.id} data-status={sub.status}>
                 <p>
@@ -40,24 +58,18 @@ export function SubscriptionStatus({ overview, catalog = [] }: { overview: Subsc
                     </span>
                   )}
                 </p>
-                <ul className="items" aria-label="Modules on this subscription">
-                  {sub.items.map((item) => (
-                    <li key={item.priceId + (item.module ?? "")} data-item={item.module ?? item.priceId}>
-                      {itemLine(item, catalog)}
-                    </li>
-                  ))}
-                </ul>
+                <PlanModules sub={sub} catalog={catalog} canManage={canManage} onChanged={onChanged} />
                 <dl>
                   {sub.cancelAtPeriodEnd ? (
                     <>
-                      <dt>Ends on</dt>
+                      <dt>Plan ends on</dt>
                       <dd data-testid="cancels-on">{formatDate(sub.cancelAt ?? sub.currentPeriodEnd)} (canceled at period end)</dd>
                     </>
                   ) : (
                     sub.status !== "canceled" &&
                     sub.status !== "trialing" && (
                       <>
-                        <dt>Renews on</dt>
+                        <dt>Plan renews on</dt>
                         <dd>{formatDate(sub.currentPeriodEnd)}</dd>
                       </>
                     )
@@ -84,6 +96,9 @@ export function SubscriptionStatus({ overview, catalog = [] }: { overview: Subsc
                     </>
                   )}
                 </dl>
+                {canManage && target && (
+                  <IntervalSwitch key={`${sub.id}-${target}`} sub={sub} target={target} catalog={catalog} onChanged={onChanged} onRecheck={onRecheck} />
+                )}
               </li>
             );
           })}
