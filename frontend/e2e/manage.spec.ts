@@ -227,7 +227,7 @@ test.describe("a failed renewal", () => {
 
     // "Update card" opens the portal (deep-linked to the card form) and comes back.
     await banner.getByRole("button", { name: "Update card" }).click();
-    await expect(page.getByRole("heading", { name: "Manage billing" })).toBeVisible();
+    await expect(page.getByRole("heading", { name: "Update payment method" })).toBeVisible();
     await page.getByRole("link", { name: "Return to the app" }).click();
     await expect(banner).toBeVisible();
 
@@ -237,7 +237,7 @@ test.describe("a failed renewal", () => {
     const [invoicePage] = await Promise.all([context.waitForEvent("page"), page.keyboard.press("Enter")]);
     await invoicePage.waitForLoadState();
     await expect(invoicePage).toHaveURL(/\/i\/in_/);
-    await expect(invoicePage.getByRole("button", { name: "Pay $99.00" })).toBeVisible();
+    await expect(invoicePage.getByRole("button", { name: "Pay USD 99" })).toBeVisible();
     await payOnInvoicePage(invoicePage, "4242 4242 4242 4242");
     await shot(invoicePage, "28-invoice-paid");
     await invoicePage.close();

@@ -85,8 +85,8 @@ test("an Admin adds a module to the plan the org pays for, seeing the price befo
   await page.goto(app("/billing"));
   const subscriptions = page.locator("li[data-subscription]");
   await expect(subscriptions).toHaveCount(1);
-  await expect(subscriptions.locator('li[data-item="LeadGeneration"]')).toHaveText("Lead Generation — $99.00 / month");
-  await expect(subscriptions.locator('li[data-item="EmailAutomation"]')).toHaveText("Email Automation — $49.00 / month");
+  await expect(subscriptions.locator('li[data-item="LeadGeneration"] .item-line')).toHaveText("Lead Generation — $99.00 / month");
+  await expect(subscriptions.locator('li[data-item="EmailAutomation"] .item-line')).toHaveText("Email Automation — $49.00 / month");
   await expect(subscriptions.getByTestId("plan-total")).toContainText("$148.00 per month for 2 modules");
   const proration = todayText.endsWith(".00") ? todayText.slice(0, -3) : todayText;
   await eventually(page, async () => {

@@ -60,7 +60,7 @@ test("an Admin starts a free trial as a company with a VAT number and no card, a
   await expect(subscription).toHaveCount(1);
   await expect(subscription).toHaveAttribute("data-status", "trialing");
   await expect(subscription.getByTestId("subscription-status")).toHaveText(new RegExp(`^Free trial until ${ends}$`));
-  await expect(subscription.locator('li[data-item="LeadGeneration"]')).toHaveText("Lead Generation — $99.00 / month");
+  await expect(subscription.locator('li[data-item="LeadGeneration"] .item-line')).toHaveText("Lead Generation — $99.00 / month");
   // Stripe's trial invoice: nothing due, no tax.
   await eventually(page, async () => {
     await soon(page.locator("tr[data-invoice]")).toHaveCount(1);
