@@ -310,18 +310,48 @@ async fn removing_the_last_module_cancels_the_plan_at_period_end() {
             &["leadgen_monthly", "email_automation_monthly"],
         )
         .await;
+    // One module alone: the plan cancels at period end.
+    let (solo, solo_sub) = w
+        .paying_org("manage-solo", "pm_card_visa", &["social_inbox_monthly"])
+        .await;
+    let ended = w.remove(&solo, "SocialInbox").await.unwrap();
+    assert!(ended["endsAt"].is_i64(), "{ended}");
+    let stripe_solo = w.get(&format!("/v1/subscriptions/{solo_sub}")).await;
+    assert_eq!(stripe_solo["cancel_at_period_end"], true, "{stripe_solo}");
+    // Kept after all: it renews.
+    w.resume(&solo, "SocialInbox").await.unwrap();
+    let stripe_solo = w.get(&format!("/v1/subscriptions/{solo_sub}")).await;
+    assert_eq!(stripe_solo["cancel_at_period_end"], false, "{stripe_solo}");
+    w.remove(&solo, "SocialInbox").await.unwrap();
+
+    // Two modules, removed one after the other: the schedule itself ends the plan (one
+    // write: `end_behavior=cancel`), never a release that would renew everything first.
     w.remove(&org, "EmailAutomation").await.unwrap();
     let both = w.remove(&org, "LeadGeneration").await.unwrap();
-    let stripe_sub = w.get(&format!("/v1/subscriptions/{sub}")).await;
-    assert_eq!(stripe_sub["cancel_at_period_end"], true, "{stripe_sub}");
-    assert_eq!(stripe_sub["schedule"], Value::Null, "{stripe_sub}");
     assert!(both["endsAt"].is_i64(), "{both}");
-    // Keeping one module of the cancelling plan: it renews, the other still ends.
-    w.resume(&org, "LeadGeneration").await.unwrap();
     let stripe_sub = w.get(&format!("/v1/subscriptions/{sub}")).await;
-    assert_eq!(stripe_sub["cancel_at_period_end"], false, "{stripe_sub}");
-    assert!(stripe_sub["schedule"].is_string(), "{stripe_sub}");
-    // And removing it again cancels the whole plan at the period end.
+    let schedule_id = stripe_sub["schedule"]
+        .as_str()
+        .expect("a schedule")
+        .to_owned();
+    let schedule = w
+        .get(&format!("/v1/subscription_schedules/{schedule_id}"))
+        .await;
+    assert_eq!(schedule["end_behavior"], "cancel", "{schedule}");
+    // Keeping one module of the ending plan: it renews, the other still ends.
+    let kept = w.resume(&org, "LeadGeneration").await.unwrap();
+    let items = kept["subscription"]["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == sub.as_str())
+        .unwrap()["items"]
+        .clone();
+    for item in items.as_array().unwrap() {
+        let ends = item["endsAt"].is_i64();
+        assert_eq!(ends, item["module"] == "EmailAutomation", "{items}");
+    }
+    // And removing it again ends the whole plan at the period end.
     w.remove(&org, "LeadGeneration").await.unwrap();
     w.deliver_new_events().await;
     assert_eq!(
@@ -334,8 +364,11 @@ async fn removing_the_last_module_cancels_the_plan_at_period_end() {
     w.advance(period_end - billing::domain::Timestamp::now().unix() + 60)
         .await;
     assert_eq!(w.rig.unlocked(&org).await, ["BasicCRM"]);
-    let ended = w.get(&format!("/v1/subscriptions/{sub}")).await;
-    assert_eq!(ended["status"], "canceled", "{ended}");
+    assert_eq!(w.rig.unlocked(&solo).await, ["BasicCRM"]);
+    for id in [&sub, &solo_sub] {
+        let ended = w.get(&format!("/v1/subscriptions/{id}")).await;
+        assert_eq!(ended["status"], "canceled", "{ended}");
+    }
 }
 
 #[tokio::test]

@@ -16,16 +16,17 @@ use super::{require_admin, subscription_offered};
 use crate::domain::BillingInterval;
 use crate::domain::{
     Catalog, EndingStep, OrgId, ServiceModule, Subscription, SubscriptionStatus, ending_modules,
-    steps_to_end,
+    renewing_prices, steps_to_end,
 };
 use crate::http::ApiError;
 use crate::routes::Role;
 use crate::stripe::requests::{
     SubscriptionScheduleEndBehavior, UpdateSubscription, UpdateSubscriptionSchedule,
-    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesDuration,
-    UpdateSubscriptionSchedulePhasesDurationInterval, UpdateSubscriptionSchedulePhasesEndDate,
-    UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesStartDate,
-    UpdateSubscriptionSchedulePhasesTrialEnd, UpdateSubscriptionScheduleProrationBehavior,
+    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesDiscounts,
+    UpdateSubscriptionSchedulePhasesDuration, UpdateSubscriptionSchedulePhasesDurationInterval,
+    UpdateSubscriptionSchedulePhasesEndDate, UpdateSubscriptionSchedulePhasesItems,
+    UpdateSubscriptionSchedulePhasesStartDate, UpdateSubscriptionSchedulePhasesTrialEnd,
+    UpdateSubscriptionScheduleProrationBehavior,
 };
 use crate::stripe::{StripeApiError, StripeSchedule, StripeSubscription};
 use crate::sync::Syncer;
@@ -130,7 +131,7 @@ async fn change_ending(
         .and_then(|r| r.schedule.as_ref())
         .and_then(|s| s.object())
         .cloned();
-    apply(syncer, plan, schedule, &steps).await?;
+    apply(syncer, plan, schedule, &steps, (module, remove)).await?;
     let fetched_at = crate::domain::FetchTime::now();
     let fresh = syncer.stripe.subscription(plan.id.as_str()).await?;
     syncer.store_read(&fresh, fetched_at, None).await?;
@@ -156,46 +157,117 @@ async fn change_ending(
     })
 }
 
-/// Makes the steps in Stripe, in order.
+fn changed_meanwhile() -> ApiError {
+    ApiError::conflict(
+        "conflict",
+        "The plan changed meanwhile: reload the billing page and try again.",
+    )
+}
+
+/// Makes the steps in Stripe, in order. `change` is the module and whether it ends (true) or
+/// renews (false), applied to the schedule as Stripe has it when its phases are written.
+///
+/// Only one sequence has an intermediate state worth undoing: keeping one module of a plan
+/// set to cancel clears `cancel_at_period_end` before the schedule that still ends the
+/// others exists. If a later step fails, the cancellation is put back, so a failure never
+/// leaves modules renewing that the org chose to end.
 async fn apply(
     syncer: &Syncer,
     plan: &Subscription,
-    mut schedule: Option<StripeSchedule>,
+    schedule: Option<StripeSchedule>,
     steps: &[EndingStep],
+    change: (ServiceModule, bool),
 ) -> Result<(), ApiError> {
+    let mut schedule = schedule;
+    let mut just_created = false;
+    let mut uncancelled = false;
     for step in steps {
-        match step {
-            EndingStep::ReleaseSchedule(id) => {
-                syncer.stripe.release_schedule(id).await?;
-            }
+        let done = match step {
+            EndingStep::ReleaseSchedule(id) => syncer
+                .stripe
+                .release_schedule(id)
+                .await
+                .map(drop)
+                .map_err(ApiError::from),
             EndingStep::CancelAtPeriodEnd(cancel) => {
                 let update =
                     UpdateSubscription::new(plan.id.as_str()).cancel_at_period_end(*cancel);
-                syncer.stripe.set_subscription(&update).await?;
+                let done = syncer.stripe.set_subscription(&update).await.map(drop);
+                uncancelled = done.is_ok() && !cancel;
+                done.map_err(ApiError::from)
             }
             EndingStep::CreateSchedule => {
-                schedule = Some(
-                    match syncer.stripe.create_schedule(plan.id.as_str()).await {
-                        Ok(created) => created,
-                        // Another request attached one meanwhile: use it.
-                        Err(StripeApiError::Rejected { status: 400, code }) => {
-                            tracing::warn!(?code, "Stripe refused a schedule; re-reading");
-                            attached_schedule(syncer, plan).await?
-                        }
-                        Err(e) => return Err(e.into()),
-                    },
-                );
+                match syncer.stripe.create_schedule(plan.id.as_str()).await {
+                    Ok(created) => {
+                        schedule = Some(created);
+                        just_created = true;
+                        Ok(())
+                    }
+                    // Another request attached one meanwhile: use it.
+                    Err(StripeApiError::Rejected { status: 400, code }) => {
+                        tracing::warn!(?code, "Stripe refused a schedule; re-reading");
+                        attached_schedule(syncer, plan).await.map(|s| {
+                            schedule = Some(s);
+                        })
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
-            EndingStep::SetNextPhase { renewing } => {
-                let current = schedule.as_ref().ok_or_else(|| {
-                    ApiError::conflict(
-                        "conflict",
-                        "The plan changed meanwhile: reload the billing page and try again.",
-                    )
-                })?;
-                let update = next_phase_request(current, plan, renewing)?;
-                syncer.stripe.update_schedule(&update).await?;
+            EndingStep::SetNextPhase => {
+                write_phases(syncer, plan, schedule.as_ref(), just_created, change).await
             }
+        };
+        if let Err(error) = done {
+            if uncancelled {
+                restore_cancellation(syncer, plan, schedule.as_ref()).await;
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Puts a plan's `cancel_at_period_end` back after a failed keep (best effort: logged).
+async fn restore_cancellation(
+    syncer: &Syncer,
+    plan: &Subscription,
+    schedule: Option<&StripeSchedule>,
+) {
+    if let Some(schedule) = schedule
+        && let Err(e) = syncer.stripe.release_schedule(&schedule.id).await
+    {
+        tracing::error!(error = %e, subscription = %plan.id, "could not release the schedule of a failed keep");
+    }
+    let update = UpdateSubscription::new(plan.id.as_str()).cancel_at_period_end(true);
+    if let Err(e) = syncer.stripe.set_subscription(&update).await {
+        tracing::error!(error = %e, subscription = %plan.id, "could not restore cancel_at_period_end after a failed keep");
+    }
+}
+
+/// Writes the schedule's phases from Stripe's current copy of it: read again unless this
+/// request just created it, so a module another admin set to end (or one added) meanwhile is
+/// kept as Stripe has it.
+async fn write_phases(
+    syncer: &Syncer,
+    plan: &Subscription,
+    schedule: Option<&StripeSchedule>,
+    just_created: bool,
+    change: (ServiceModule, bool),
+) -> Result<(), ApiError> {
+    let id = schedule
+        .map(|s| s.id.clone())
+        .or_else(|| plan.schedule_id.clone())
+        .ok_or_else(changed_meanwhile)?;
+    let fresh = match schedule {
+        Some(s) if just_created => s.clone(),
+        _ => syncer.stripe.schedule(&id).await?,
+    };
+    match phases_request(&fresh, plan, change)? {
+        PhaseWrite::Release => {
+            syncer.stripe.release_schedule(&id).await?;
+        }
+        PhaseWrite::Update(update) => {
+            syncer.stripe.update_schedule(&update).await?;
         }
     }
     Ok(())
@@ -213,73 +285,125 @@ async fn attached_schedule(
         .ok_or_else(|| ApiError::bad_gateway("Stripe refused the change."))
 }
 
-/// The schedule's phases: the current one as it is (every item, its dates and trial), then one
-/// period of the `renewing` prices only, after which the schedule releases the subscription.
-pub fn next_phase_request(
+/// What a schedule becomes.
+#[derive(Debug)]
+pub enum PhaseWrite {
+    /// Nothing ends any more: the schedule is released, the plan renews as it is.
+    Release,
+    Update(Box<UpdateSubscriptionSchedule>),
+}
+
+/// The schedule's phases after `change`: the current phase exactly as Stripe has it (items,
+/// dates, trial, discounts), then one period of the prices that renew, released after it;
+/// when none renews, the current phase alone, after which Stripe cancels the plan.
+pub fn phases_request(
     schedule: &StripeSchedule,
     plan: &Subscription,
-    renewing: &[String],
-) -> Result<UpdateSubscriptionSchedule, ApiError> {
-    let changed = || {
-        ApiError::conflict(
-            "conflict",
-            "The plan changed meanwhile: reload the billing page and try again.",
-        )
+    change: (ServiceModule, bool),
+) -> Result<PhaseWrite, ApiError> {
+    let current = schedule.current().ok_or_else(changed_meanwhile)?;
+    let dates = schedule
+        .current_phase
+        .as_ref()
+        .ok_or_else(changed_meanwhile)?;
+    let module_of = |price: &str| {
+        plan.items
+            .iter()
+            .find(|i| i.price_id == price)
+            .and_then(|i| i.module)
+            .or_else(|| Catalog::standard().by_lookup_key(price).map(|(m, _)| m))
     };
-    let (start, end) = match (
-        &schedule.current_phase,
-        plan.current_period_start,
-        plan.current_period_end,
-    ) {
-        (Some(phase), _, _) => (phase.start_date, phase.end_date),
-        (None, Some(start), Some(end)) => (start.unix(), end.unix()),
-        _ => return Err(changed()),
+    let prices: Vec<&str> = current.items.iter().map(|i| i.price.id()).collect();
+    // What Stripe ends now, then this request's change.
+    let mut ending: std::collections::BTreeSet<ServiceModule> = match schedule.scheduled_change() {
+        Some((_, renewing)) => prices
+            .iter()
+            .filter(|p| !renewing.contains(p))
+            .filter_map(|p| module_of(p))
+            .collect(),
+        None => Default::default(),
     };
-    let interval = match plan.interval().ok_or_else(changed)? {
+    let (module, ends) = change;
+    if ends {
+        ending.insert(module);
+    } else {
+        ending.remove(&module);
+    }
+    if ending.is_empty() {
+        return Ok(PhaseWrite::Release);
+    }
+    let renewing = renewing_prices(&prices, &ending, module_of);
+    let discounts: Vec<UpdateSubscriptionSchedulePhasesDiscounts> = current
+        .discounts
+        .iter()
+        .map(|d| UpdateSubscriptionSchedulePhasesDiscounts {
+            // An applied discount is reused by id, so a repeating coupon keeps its count.
+            discount: d.discount.as_ref().map(|x| x.id().to_owned()),
+            coupon: d
+                .discount
+                .is_none()
+                .then(|| d.coupon.as_ref().map(|x| x.id().to_owned()))
+                .flatten(),
+            promotion_code: d
+                .discount
+                .is_none()
+                .then(|| d.promotion_code.as_ref().map(|x| x.id().to_owned()))
+                .flatten(),
+        })
+        .collect();
+    let item = |price: &str| {
+        let mut item = UpdateSubscriptionSchedulePhasesItems::new();
+        item.price = Some(price.to_owned());
+        item.quantity = current
+            .items
+            .iter()
+            .find(|i| i.price.id() == price)
+            .and_then(|i| i.quantity)
+            .or(Some(1));
+        item
+    };
+    let mut now =
+        UpdateSubscriptionSchedulePhases::new(prices.iter().map(|p| item(p)).collect::<Vec<_>>());
+    now.start_date = Some(UpdateSubscriptionSchedulePhasesStartDate::Timestamp(
+        dates.start_date,
+    ));
+    now.end_date = Some(UpdateSubscriptionSchedulePhasesEndDate::Timestamp(
+        dates.end_date,
+    ));
+    if let Some(trial_end) = current.trial_end.filter(|t| *t <= dates.end_date) {
+        now.trial_end = Some(UpdateSubscriptionSchedulePhasesTrialEnd::Timestamp(
+            trial_end,
+        ));
+    }
+    if !discounts.is_empty() {
+        now.discounts = Some(discounts.clone());
+    }
+    if renewing.is_empty() {
+        return Ok(PhaseWrite::Update(Box::new(
+            UpdateSubscriptionSchedule::new(schedule.id.as_str())
+                .phases(vec![now])
+                .end_behavior(SubscriptionScheduleEndBehavior::Cancel)
+                .proration_behavior(UpdateSubscriptionScheduleProrationBehavior::None),
+        )));
+    }
+    let interval = match plan.interval().ok_or_else(changed_meanwhile)? {
         BillingInterval::Month => UpdateSubscriptionSchedulePhasesDurationInterval::Month,
         BillingInterval::Year => UpdateSubscriptionSchedulePhasesDurationInterval::Year,
     };
-    let item = |price: &str, quantity: u64| {
-        let mut item = UpdateSubscriptionSchedulePhasesItems::new();
-        item.price = Some(price.to_owned());
-        item.quantity = Some(quantity);
-        item
-    };
-    let mut current = UpdateSubscriptionSchedulePhases::new(
-        plan.items
-            .iter()
-            .map(|i| item(&i.price_id, i.quantity))
-            .collect::<Vec<_>>(),
-    );
-    current.start_date = Some(UpdateSubscriptionSchedulePhasesStartDate::Timestamp(start));
-    current.end_date = Some(UpdateSubscriptionSchedulePhasesEndDate::Timestamp(end));
-    if plan.status == SubscriptionStatus::Trialing
-        && let Some(trial_end) = plan.trial_end.filter(|t| t.unix() <= end)
-    {
-        current.trial_end = Some(UpdateSubscriptionSchedulePhasesTrialEnd::Timestamp(
-            trial_end.unix(),
-        ));
-    }
-    let mut next = UpdateSubscriptionSchedulePhases::new(
-        renewing
-            .iter()
-            .map(|price| {
-                let quantity = plan
-                    .items
-                    .iter()
-                    .find(|i| &i.price_id == price)
-                    .map_or(1, |i| i.quantity);
-                item(price, quantity)
-            })
-            .collect::<Vec<_>>(),
-    );
+    let mut next =
+        UpdateSubscriptionSchedulePhases::new(renewing.iter().map(|p| item(p)).collect::<Vec<_>>());
     let mut duration = UpdateSubscriptionSchedulePhasesDuration::new(interval);
     duration.interval_count = Some(1);
     next.duration = Some(duration);
-    Ok(UpdateSubscriptionSchedule::new(schedule.id.as_str())
-        .phases(vec![current, next])
-        .end_behavior(SubscriptionScheduleEndBehavior::Release)
-        .proration_behavior(UpdateSubscriptionScheduleProrationBehavior::None))
+    if !discounts.is_empty() {
+        next.discounts = Some(discounts);
+    }
+    Ok(PhaseWrite::Update(Box::new(
+        UpdateSubscriptionSchedule::new(schedule.id.as_str())
+            .phases(vec![now, next])
+            .end_behavior(SubscriptionScheduleEndBehavior::Release)
+            .proration_behavior(UpdateSubscriptionScheduleProrationBehavior::None),
+    )))
 }
 
 #[cfg(test)]
@@ -292,45 +416,112 @@ mod tests {
     fn the_next_phase_keeps_the_current_one_and_drops_the_removed_item() {
         let plan = crate::domain::Subscription {
             items: vec![
-                item("si_lead", "price_lead", 1),
-                item("si_email", "price_email", 1),
+                item("si_lead", "price_lead", 1, ServiceModule::LeadGeneration),
+                item("si_email", "price_email", 1, ServiceModule::EmailAutomation),
+                item("si_social", "price_social", 1, ServiceModule::SocialInbox),
             ],
             ..plan_of()
         };
-        let schedule: StripeSchedule = serde_json::from_value(serde_json::json!({
-            "id": "sub_sched_1",
-            "status": "active",
-            "current_phase": {"start_date": 1000, "end_date": 2000},
-            "phases": [{"start_date": 1000, "end_date": 2000, "items": []}],
-            "end_behavior": "release"
-        }))
-        .unwrap();
-        let form = canonical_encoding(
-            &next_phase_request(&schedule, &plan, &["price_lead".to_owned()]).unwrap(),
+        let schedule = |next: Option<&[&str]>| -> StripeSchedule {
+            let phase = |start: i64, end: i64, prices: &[&str]| {
+                serde_json::json!({"start_date": start, "end_date": end,
+                    "items": prices.iter().map(|p| serde_json::json!({"price": p, "quantity": 1})).collect::<Vec<_>>(),
+                    "discounts": [{"coupon": null, "discount": "di_promo", "promotion_code": null}]})
+            };
+            let mut phases = vec![phase(
+                1000,
+                2000,
+                &["price_lead", "price_email", "price_social"],
+            )];
+            if let Some(next) = next {
+                phases.push(phase(2000, 3000, next));
+            }
+            serde_json::from_value(serde_json::json!({
+                "id": "sub_sched_1", "status": "active",
+                "current_phase": {"start_date": 1000, "end_date": 2000},
+                "phases": phases, "end_behavior": "release"
+            }))
+            .unwrap()
+        };
+        let form = |write: PhaseWrite| match write {
+            PhaseWrite::Update(update) => canonical_encoding(update.as_ref()),
+            PhaseWrite::Release => "release".to_owned(),
+        };
+        let first = form(
+            phases_request(
+                &schedule(None),
+                &plan,
+                (ServiceModule::EmailAutomation, true),
+            )
+            .unwrap(),
         );
         for pair in [
             "phases[0][items][0][price]=price_lead",
             "phases[0][items][1][price]=price_email",
+            "phases[0][items][2][price]=price_social",
             "phases[0][start_date]=1000",
             "phases[0][end_date]=2000",
+            "phases[0][discounts][0][discount]=di_promo",
             "phases[1][items][0][price]=price_lead",
+            "phases[1][items][1][price]=price_social",
+            "phases[1][discounts][0][discount]=di_promo",
             "phases[1][duration][interval]=month",
             "phases[1][duration][interval_count]=1",
             "end_behavior=release",
             "proration_behavior=none",
         ] {
-            assert!(form.contains(pair), "{pair} missing from {form}");
+            assert!(first.contains(pair), "{pair} missing from {first}");
         }
-        assert!(!form.contains("phases[1][items][1]"), "{form}");
-        assert!(!form.contains("trial_end"), "{form}");
+        assert!(!first.contains("phases[1][items][2]"), "{first}");
+        assert!(!first.contains("trial_end"), "{first}");
+        // Another admin's removal (SocialInbox) already on the schedule is kept.
+        let both = form(
+            phases_request(
+                &schedule(Some(&["price_lead", "price_email"])),
+                &plan,
+                (ServiceModule::EmailAutomation, true),
+            )
+            .unwrap(),
+        );
+        assert!(
+            both.contains("phases[1][items][0][price]=price_lead"),
+            "{both}"
+        );
+        assert!(!both.contains("phases[1][items][1]"), "{both}");
+        // Everything ends: the current phase alone, then Stripe cancels.
+        let all = form(
+            phases_request(
+                &schedule(Some(&["price_lead"])),
+                &plan,
+                (ServiceModule::LeadGeneration, true),
+            )
+            .unwrap(),
+        );
+        assert!(all.contains("end_behavior=cancel"), "{all}");
+        assert!(!all.contains("phases[1]"), "{all}");
+        // Keeping the only ending module: the schedule is released.
+        assert!(matches!(
+            phases_request(
+                &schedule(Some(&["price_lead", "price_social"])),
+                &plan,
+                (ServiceModule::EmailAutomation, false),
+            )
+            .unwrap(),
+            PhaseWrite::Release
+        ));
     }
 
-    fn item(id: &str, price: &str, quantity: u64) -> crate::domain::SubscriptionItem {
+    fn item(
+        id: &str,
+        price: &str,
+        quantity: u64,
+        module: ServiceModule,
+    ) -> crate::domain::SubscriptionItem {
         crate::domain::SubscriptionItem {
             id: id.to_owned(),
             price_id: price.to_owned(),
             lookup_key: None,
-            module: None,
+            module: Some(module),
             interval: Some(BillingInterval::Month),
             quantity,
             unit_amount: None,

@@ -534,25 +534,37 @@ pub async fn portal(
             "The organization has no billing account yet: subscribe first.",
         )
     })?;
-    // A fresh account has no default configuration: every session names this service's.
-    let Some(configuration) = syncer.stripe.our_portal_configuration().await? else {
-        tracing::error!("no billing portal configuration of this service: run catalog-sync");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "portal_unavailable",
-            "Billing management is not available right now.",
-        ));
+    // A fresh account has no default configuration: every session names this service's. A
+    // cached id Stripe refuses (deactivated by a newer catalog-sync) is looked up once more.
+    let mut retried = false;
+    let session: StripeBillingPortalSession = loop {
+        let Some(configuration) = syncer.stripe.our_portal_configuration().await? else {
+            tracing::error!("no billing portal configuration of this service: run catalog-sync");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "portal_unavailable",
+                "Billing management is not available right now.",
+            ));
+        };
+        let mut create = CreateBillingPortalSession::new()
+            .customer(profile.customer_id.as_str())
+            .configuration(configuration)
+            .return_url(return_url.clone());
+        if flow == checkout::PortalFlow::PaymentMethodUpdate {
+            create = create.flow_data(CreateBillingPortalSessionFlowData::new(
+                CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate,
+            ));
+        }
+        match syncer.stripe.write(&create, None).await {
+            Err(StripeApiError::Rejected { status: 400, .. } | StripeApiError::NotFound)
+                if !retried =>
+            {
+                retried = true;
+                syncer.stripe.forget_portal_configuration();
+            }
+            other => break other?,
+        }
     };
-    let mut create = CreateBillingPortalSession::new()
-        .customer(profile.customer_id.as_str())
-        .configuration(configuration)
-        .return_url(return_url);
-    if flow == checkout::PortalFlow::PaymentMethodUpdate {
-        create = create.flow_data(CreateBillingPortalSessionFlowData::new(
-            CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate,
-        ));
-    }
-    let session: StripeBillingPortalSession = syncer.stripe.write(&create, None).await?;
     Ok(UrlView { url: session.url })
 }
 

@@ -21,14 +21,16 @@ pub enum EndingStep {
     /// keeps its items as they are now.
     ReleaseSchedule(String),
     /// `POST /v1/subscriptions/{id}` with `cancel_at_period_end`. Stripe refuses it on a
-    /// subscription managed by a schedule, so a release comes first.
+    /// subscription managed by a schedule.
     CancelAtPeriodEnd(bool),
     /// `POST /v1/subscription_schedules` with `from_subscription`: a schedule of one phase,
     /// the current period.
     CreateSchedule,
-    /// `POST /v1/subscription_schedules/{id}`: the current phase unchanged, then one period of
-    /// only `renewing` (item prices), released after it.
-    SetNextPhase { renewing: Vec<String> },
+    /// `POST /v1/subscription_schedules/{id}`: the current phase as Stripe has it, then one
+    /// period without the ending modules (released after it), or, when every module ends,
+    /// the current phase alone with `end_behavior=cancel`. Written from the schedule as read
+    /// just before, so a change made meanwhile (another module set to end, one added) is kept.
+    SetNextPhase,
 }
 
 /// The modules of `subscription` that end at its period end now.
@@ -50,31 +52,43 @@ pub fn steps_to_end(
     if &ending_modules(subscription) == ending {
         return Vec::new();
     }
-    let renewing: Vec<String> = subscription
+    let renews_none = subscription
         .items
         .iter()
-        .filter(|i| !i.module.is_some_and(|m| ending.contains(&m)))
-        .map(|i| i.price_id.clone())
-        .collect();
-    let schedule = subscription.schedule_id.clone();
+        .all(|i| i.module.is_some_and(|m| ending.contains(&m)));
     let mut steps = Vec::new();
-    if ending.is_empty() || renewing.is_empty() {
-        // Nothing ends, or everything does: no schedule, only the cancel flag.
-        steps.extend(schedule.map(EndingStep::ReleaseSchedule));
-        let cancel = !ending.is_empty();
-        if subscription.cancel_at_period_end != cancel {
-            steps.push(EndingStep::CancelAtPeriodEnd(cancel));
+    match &subscription.schedule_id {
+        // With a schedule, its phases say it all (Stripe refuses the cancel flag on it).
+        Some(schedule) if ending.is_empty() => {
+            steps.push(EndingStep::ReleaseSchedule(schedule.clone()));
         }
-        return steps;
+        Some(_) => steps.push(EndingStep::SetNextPhase),
+        None if ending.is_empty() || renews_none => {
+            steps.push(EndingStep::CancelAtPeriodEnd(!ending.is_empty()));
+        }
+        None => {
+            if subscription.cancel_at_period_end {
+                steps.push(EndingStep::CancelAtPeriodEnd(false));
+            }
+            steps.push(EndingStep::CreateSchedule);
+            steps.push(EndingStep::SetNextPhase);
+        }
     }
-    if subscription.cancel_at_period_end {
-        steps.push(EndingStep::CancelAtPeriodEnd(false));
-    }
-    if schedule.is_none() {
-        steps.push(EndingStep::CreateSchedule);
-    }
-    steps.push(EndingStep::SetNextPhase { renewing });
     steps
+}
+
+/// What the next phase keeps: the current phase's prices without those of the ending
+/// modules (`module_of` names a price's module; an unknown price renews).
+pub fn renewing_prices<'a>(
+    current: &[&'a str],
+    ending: &BTreeSet<ServiceModule>,
+    module_of: impl Fn(&str) -> Option<ServiceModule>,
+) -> Vec<&'a str> {
+    current
+        .iter()
+        .copied()
+        .filter(|price| !module_of(price).is_some_and(|m| ending.contains(&m)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -143,21 +157,14 @@ mod tests {
         let sub = plan(&[LeadGeneration, EmailAutomation, SocialInbox]);
         assert_eq!(
             steps_to_end(&sub, &set(&[EmailAutomation])),
-            vec![
-                CreateSchedule,
-                SetNextPhase {
-                    renewing: vec!["price_LeadGeneration".into(), "price_SocialInbox".into()]
-                }
-            ]
+            vec![CreateSchedule, SetNextPhase]
         );
         // A second removal edits the schedule it already has.
         let mut scheduled = ending(sub, &[EmailAutomation]);
         scheduled.schedule_id = Some("sub_sched_1".into());
         assert_eq!(
             steps_to_end(&scheduled, &set(&[EmailAutomation, SocialInbox])),
-            vec![SetNextPhase {
-                renewing: vec!["price_LeadGeneration".into()]
-            }]
+            vec![SetNextPhase]
         );
     }
 
@@ -168,15 +175,13 @@ mod tests {
             steps_to_end(&sub, &set(&[LeadGeneration])),
             vec![CancelAtPeriodEnd(true)]
         );
-        // With the other module already leaving by schedule: release it, then cancel.
+        // With the other module already leaving by schedule: the schedule ends the plan (one
+        // write, `end_behavior=cancel`), never a release that would renew everything first.
         let mut scheduled = ending(plan(&[LeadGeneration, EmailAutomation]), &[EmailAutomation]);
         scheduled.schedule_id = Some("sub_sched_1".into());
         assert_eq!(
             steps_to_end(&scheduled, &set(&[LeadGeneration, EmailAutomation])),
-            vec![
-                ReleaseSchedule("sub_sched_1".into()),
-                CancelAtPeriodEnd(true)
-            ]
+            vec![SetNextPhase]
         );
     }
 
@@ -202,13 +207,7 @@ mod tests {
         both.cancel_at_period_end = true;
         assert_eq!(
             steps_to_end(&both, &set(&[EmailAutomation])),
-            vec![
-                CancelAtPeriodEnd(false),
-                CreateSchedule,
-                SetNextPhase {
-                    renewing: vec!["price_LeadGeneration".into()]
-                }
-            ]
+            vec![CancelAtPeriodEnd(false), CreateSchedule, SetNextPhase]
         );
     }
 
@@ -218,16 +217,36 @@ mod tests {
         scheduled.schedule_id = Some("sub_sched_1".into());
         assert!(steps_to_end(&scheduled, &set(&[EmailAutomation])).is_empty());
         assert!(steps_to_end(&plan(&[LeadGeneration]), &set(&[])).is_empty());
-        // A schedule left after its change happened (its last phase running) is released
-        // only when a change needs it gone.
+        // A schedule left after its change happened (its last phase running) is rewritten
+        // only when a change needs it.
         let mut spent = plan(&[LeadGeneration, EmailAutomation]);
         spent.schedule_id = Some("sub_sched_1".into());
         assert!(steps_to_end(&spent, &set(&[])).is_empty());
         assert_eq!(
             steps_to_end(&spent, &set(&[EmailAutomation])),
-            vec![SetNextPhase {
-                renewing: vec!["price_LeadGeneration".into()]
-            }]
+            vec![SetNextPhase]
+        );
+    }
+
+    #[test]
+    fn the_next_phase_drops_only_the_ending_modules_prices() {
+        let module_of = |p: &str| match p {
+            "price_lead" => Some(LeadGeneration),
+            "price_email" => Some(EmailAutomation),
+            _ => None,
+        };
+        let current = ["price_lead", "price_email", "price_added_meanwhile"];
+        assert_eq!(
+            renewing_prices(&current, &set(&[EmailAutomation]), module_of),
+            vec!["price_lead", "price_added_meanwhile"]
+        );
+        assert_eq!(
+            renewing_prices(
+                &current[..2],
+                &set(&[LeadGeneration, EmailAutomation]),
+                module_of
+            ),
+            Vec::<&str>::new()
         );
     }
 }

@@ -11,7 +11,7 @@ pub mod records;
 pub mod time;
 
 pub use catalog::{BillingInterval, Catalog, CatalogEntry, CatalogPrice, Currency, Money};
-pub use ending::{EndingStep, ending_modules, steps_to_end};
+pub use ending::{EndingStep, ending_modules, renewing_prices, steps_to_end};
 pub use entitlements::{EntitlementSet, GracePolicy, Grant, ModuleSet};
 pub use ids::{
     CheckoutSessionId, CustomerId, EventId, InvalidId, InvoiceId, OrgId, PaymentMethodId,

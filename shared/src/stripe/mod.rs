@@ -68,7 +68,7 @@ pub struct StripeApi {
     livemode: bool,
     pin: std::sync::Arc<AccountPin>,
     /// This service's billing portal configuration, found once per container.
-    portal_configuration: std::sync::Arc<tokio::sync::OnceCell<String>>,
+    portal_configuration: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// The account a key must belong to, checked once per container on first use
@@ -328,6 +328,11 @@ impl StripeApi {
         Ok(subscription)
     }
 
+    pub async fn schedule(&self, id: &str) -> Result<StripeSchedule, StripeApiError> {
+        self.read(&requests::RetrieveSubscriptionSchedule::new(id))
+            .await
+    }
+
     /// Replaces a subscription's schedule id by the schedule. A second request, made only for
     /// a subscription that has a schedule (rare: a module set to end), rather than
     /// `expand[]=schedule` on every read, which emulators of older API shapes refuse.
@@ -419,8 +424,8 @@ impl StripeApi {
     /// The id of this service's portal configuration (the one catalog-sync creates), read
     /// once per container; `None` when catalog-sync has not created it.
     pub async fn our_portal_configuration(&self) -> Result<Option<String>, StripeApiError> {
-        if let Some(id) = self.portal_configuration.get() {
-            return Ok(Some(id.clone()));
+        if let Some(id) = self.cached_portal_configuration() {
+            return Ok(Some(id));
         }
         let ours = self
             .portal_configurations()
@@ -429,11 +434,27 @@ impl StripeApi {
             .filter(portal::is_current)
             .max_by_key(|c| c.created.unwrap_or(0))
             .map(|c| c.id);
-        if let Some(id) = &ours {
-            // Another task may have set it meanwhile: both found the same configuration.
-            let _ = self.portal_configuration.set(id.clone());
+        if let Some(id) = &ours
+            && let Ok(mut cached) = self.portal_configuration.lock()
+        {
+            *cached = Some(id.clone());
         }
         Ok(ours)
+    }
+
+    fn cached_portal_configuration(&self) -> Option<String> {
+        self.portal_configuration
+            .lock()
+            .ok()
+            .and_then(|cached| cached.clone())
+    }
+
+    /// Forgets the cached configuration (Stripe refused it: deactivated by a newer
+    /// catalog-sync), so the next lookup reads the current one.
+    pub fn forget_portal_configuration(&self) {
+        if let Ok(mut cached) = self.portal_configuration.lock() {
+            *cached = None;
+        }
     }
 
     /// Every active billing portal configuration, newest first.

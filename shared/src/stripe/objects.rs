@@ -203,6 +203,15 @@ pub struct SchedulePhaseItem {
     pub quantity: Option<u64>,
 }
 
+/// A discount of a phase: a discount already applied (reused by id), or a coupon or
+/// promotion code to apply.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PhaseDiscount {
+    pub coupon: Option<Expandable>,
+    pub discount: Option<Expandable>,
+    pub promotion_code: Option<Expandable>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchedulePhase {
     pub start_date: i64,
@@ -210,6 +219,10 @@ pub struct SchedulePhase {
     #[serde(default)]
     pub items: Vec<SchedulePhaseItem>,
     pub trial_end: Option<i64>,
+    /// Written back on every phase: a phase without them inherits only the customer's, so
+    /// rewriting the phases without them would drop the subscription's promotion code.
+    #[serde(default)]
+    pub discounts: Vec<PhaseDiscount>,
 }
 
 /// `subscription_schedule`: the phases of a subscription's future.
@@ -231,6 +244,14 @@ impl StripeSchedule {
             self.status.as_deref(),
             Some("active" | "not_started") | None
         )
+    }
+
+    /// The phase running now.
+    pub fn current(&self) -> Option<&SchedulePhase> {
+        let current = self.current_phase.as_ref()?;
+        self.phases
+            .iter()
+            .find(|p| p.start_date == current.start_date)
     }
 
     /// The phase after the current one, when there is one: its items are what renews.
