@@ -16,12 +16,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use billing::api::checkout::{parse_checkout, parse_portal};
+use billing::api::checkout::{PortalFlow, parse_checkout, parse_portal};
+use billing::api::interval::parse_switch;
 use billing::api::leads::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use billing::api::manage::parse_service;
 use billing::api::plan::{parse_add, parse_preview};
 use billing::api::views::{
-    self, CheckoutView, InvoicePageView, InvoiceView, NextInvoiceView, PlanChangeView,
-    PlanPreviewView, PreviewLineView, PurchaseMode, UrlView,
+    self, CheckoutView, IntervalChangeView, InvoicePageView, InvoiceView, ModuleChangeView,
+    NextInvoiceView, PlanChangeView, PlanPreviewView, PreviewLineView, PurchaseMode, UrlView,
 };
 use billing::api::{ApiConfig, DEFAULT_INVOICE_LIMIT, OriginAllowlist, handlers, params};
 use billing::auth::decision::{AUTHORIZER_FAILURE_BODY, UNAUTHORIZED_BODY};
@@ -463,12 +465,14 @@ fn request_bodies_and_parameters_match_the_parsers() {
             "/api/billing/checkout",
             "/api/billing/portal",
             "/api/billing/preview",
-            "/api/billing/modules"
+            "/api/billing/modules",
+            "/api/billing/interval/preview",
+            "/api/billing/interval"
         ])
     );
 
     type Parser<'a> = Box<dyn Fn(&[u8]) -> Result<(), ApiError> + 'a>;
-    let parsers: [(&str, Parser); 4] = [
+    let parsers: [(&str, Parser); 6] = [
         (
             "/api/billing/preview",
             Box::new(|b| parse_preview(b, &catalog).map(drop)),
@@ -485,7 +489,23 @@ fn request_bodies_and_parameters_match_the_parsers() {
             "/api/billing/portal",
             Box::new(|b| parse_portal(b, &origins).map(drop)),
         ),
+        (
+            "/api/billing/interval/preview",
+            Box::new(|b| parse_switch(b, false).map(drop)),
+        ),
+        (
+            "/api/billing/interval",
+            Box::new(|b| parse_switch(b, true).map(drop)),
+        ),
     ];
+    // The fields a body may leave out (the parser's defaults), and the required fields whose
+    // absence the parser answers with a 422 of its own rather than 400 `bad_request`.
+    let optional: BTreeMap<&str, Vec<&str>> =
+        BTreeMap::from([("/api/billing/portal", vec!["flow"])]);
+    let refused_with: BTreeMap<(&str, &str), &str> = BTreeMap::from([(
+        ("/api/billing/interval", "prorationDate"),
+        "invalid_proration_date",
+    )]);
     for (path, parse) in &parsers {
         let body = format!("{}/requestBody", op("POST", path));
         assert_eq!(at(&doc, &body)["required"], true, "{path}");
@@ -498,12 +518,19 @@ fn request_bodies_and_parameters_match_the_parsers() {
             .keys()
             .cloned()
             .collect();
-        let mut sorted = required.clone();
+        let optional_fields = optional.get(path).cloned().unwrap_or_default();
+        let mut sorted: Vec<String> = required
+            .iter()
+            .cloned()
+            .chain(optional_fields.iter().map(|f| (*f).to_owned()))
+            .collect();
         sorted.sort();
         assert_eq!(
             sorted, properties,
-            "{path}: every field of the body is required by the parser"
+            "{path}: every field of the body is required by the parser, but the optional ones"
         );
+        let mut examples_leave_out: BTreeSet<&str> = BTreeSet::new();
+        let mut examples_set: BTreeSet<&str> = BTreeSet::new();
         let examples = at(&doc, &format!("{body}/{JSON_MEDIA}/examples"))
             .as_object()
             .unwrap();
@@ -514,6 +541,13 @@ fn request_bodies_and_parameters_match_the_parsers() {
                 .unwrap_or_else(|e| panic!("{path} example {name}: {e}"));
             parse(value.to_string().as_bytes())
                 .unwrap_or_else(|e| panic!("{path} example {name} is refused: {e:?}"));
+            for field in &optional_fields {
+                if value.get(*field).is_some() {
+                    examples_set.insert(field);
+                } else {
+                    examples_leave_out.insert(field);
+                }
+            }
             for field in &required {
                 for broken in [None, Some(Value::Null)] {
                     let mut body = value.clone();
@@ -525,14 +559,144 @@ fn request_bodies_and_parameters_match_the_parsers() {
                             .insert(field.clone(), v.clone()),
                     };
                     let err = parse(body.to_string().as_bytes()).expect_err(field);
+                    let expected = match refused_with.get(&(*path, field.as_str())) {
+                        Some(code) => (422, *code),
+                        None => (400, "bad_request"),
+                    };
                     assert_eq!(
                         (err.status.as_u16(), err.code),
-                        (400, "bad_request"),
+                        expected,
                         "{path}: {field} = {broken:?}"
                     );
                 }
             }
         }
+        for field in &optional_fields {
+            assert!(
+                examples_set.contains(field) && examples_leave_out.contains(field),
+                "{path}: the examples both set and leave out the optional {field}"
+            );
+        }
+    }
+
+    // The portal's `flow`: the document's values are the parser's, any other is refused.
+    let portal = |flow: &Value| {
+        let body = json!({"returnUrl": "http://localhost:5173/billing", "flow": flow});
+        parse_portal(body.to_string().as_bytes(), &origins)
+    };
+    let flows = at(
+        &doc,
+        "/components/schemas/PortalRequest/properties/flow/enum",
+    );
+    assert_eq!(flows, &json!(["payment_method_update"]));
+    assert_eq!(
+        portal(&flows[0]).unwrap().1,
+        PortalFlow::PaymentMethodUpdate
+    );
+    for bad in [
+        json!("payment_method"),
+        json!(""),
+        json!("PAYMENT_METHOD_UPDATE"),
+    ] {
+        assert_eq!(portal(&bad).unwrap_err().code, "invalid_flow", "{bad}");
+    }
+
+    // The interval switch: both intervals of the document pass, another is refused.
+    for path in ["/api/billing/interval/preview", "/api/billing/interval"] {
+        let schema = follow(
+            &doc,
+            format!("{}/requestBody/{JSON_MEDIA}/schema", op("POST", path)),
+        );
+        assert_eq!(
+            at(&doc, &format!("{schema}/properties/interval/$ref")),
+            "#/components/schemas/BillingInterval"
+        );
+    }
+    for interval in at(&doc, "/components/schemas/BillingInterval/enum")
+        .as_array()
+        .unwrap()
+    {
+        let body = json!({"interval": interval, "prorationDate": 1});
+        for commit in [false, true] {
+            assert_eq!(
+                parse_switch(body.to_string().as_bytes(), commit)
+                    .unwrap()
+                    .interval
+                    .as_str(),
+                interval.as_str().unwrap()
+            );
+        }
+    }
+    let week = json!({"interval": "week", "prorationDate": 1}).to_string();
+    assert_eq!(
+        parse_switch(week.as_bytes(), false).unwrap_err().code,
+        "invalid_interval"
+    );
+    for date in [0, -1] {
+        let body = json!({"interval": "year", "prorationDate": date}).to_string();
+        assert_eq!(
+            parse_switch(body.as_bytes(), true).unwrap_err().code,
+            "invalid_proration_date"
+        );
+    }
+    assert_eq!(
+        at(
+            &doc,
+            "/components/schemas/IntervalSwitchRequest/properties/prorationDate/minimum"
+        ),
+        1
+    );
+
+    // Path parameters: `{service}` of the module routes names exactly the paid modules.
+    let paid_modules: Vec<&str> = catalog.paid_entries().map(|e| e.module.as_str()).collect();
+    for route in ROUTES {
+        let declared: Vec<&Value> = at(&doc, &op(route.method, route.path))
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "path")
+            .collect();
+        let in_template: Vec<&str> = route
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        let names: Vec<&str> = declared
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names, in_template,
+            "{} {}: path parameters",
+            route.method, route.path
+        );
+        for p in declared {
+            assert_eq!(p["required"], true, "{}", route.path);
+            assert_eq!(p["name"], "service", "{}", route.path);
+            assert_eq!(p["schema"]["enum"], json!(paid_modules), "{}", route.path);
+        }
+    }
+    for module in ServiceModule::ALL {
+        let parsed = parse_service(Some(module.as_str()));
+        match parsed {
+            Ok(m) => {
+                assert_eq!(m, module);
+                assert!(paid_modules.contains(&module.as_str()));
+            }
+            Err(e) => {
+                assert_eq!((e.status.as_u16(), e.code), (422, "free_service"));
+                assert!(!paid_modules.contains(&module.as_str()));
+            }
+        }
+    }
+    for unknown in [None, Some("Teleport"), Some(""), Some("leadgeneration")] {
+        let e = parse_service(unknown).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (404, "unknown_service"),
+            "{unknown:?}"
+        );
     }
 
     // The checkout body's constraints are the parser's.
@@ -654,6 +818,7 @@ fn request_bodies_and_parameters_match_the_parsers() {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
+            .filter(|p| p["in"] != "path")
             .map(|p| {
                 assert_eq!(p["in"], "query", "{}", route.path);
                 assert_eq!(p["required"], false, "{}", route.path);
@@ -939,6 +1104,15 @@ fn subscriptions(now: Timestamp) -> Vec<Subscription> {
     rich.cancel_at = Some(now.plus_seconds(86_400));
     rich.trial_end = Some(now.plus_seconds(3_600));
     rich.items[1].interval = Some(BillingInterval::Year);
+    // Removed at period end.
+    rich.items[2].ends_at = rich.current_period_end;
+    rich.open_invoice = Some(OpenInvoice {
+        id: InvoiceId::parse("in_openapi_open").unwrap(),
+        amount_due: 17_700,
+        currency: "usd".to_owned(),
+        hosted_invoice_url: Some("https://invoice.stripe.test/i/in_openapi_open".to_owned()),
+        due_date: Some(now.plus_seconds(7 * 86_400)),
+    });
     rich.items.push(SubscriptionItem {
         id: "si_foreign".to_owned(),
         price_id: "price_not_in_the_catalog".to_owned(),
@@ -960,7 +1134,24 @@ fn subscriptions(now: Timestamp) -> Vec<Subscription> {
     bare.current_period_start = None;
     bare.current_period_end = None;
     bare.created = None;
-    vec![rich, bare]
+    bare.open_invoice = Some(OpenInvoice {
+        id: InvoiceId::parse("in_openapi_first").unwrap(),
+        amount_due: 9_900,
+        currency: "usd".to_owned(),
+        hosted_invoice_url: None,
+        due_date: None,
+    });
+    // A yearly plan whose period Stripe did not give (no paid-through date).
+    let mut yearly = build::subscription(
+        "sub_openapi_yearly",
+        "cus_openapi",
+        SubscriptionStatus::Active,
+        &[ServiceModule::EmailAutomation],
+    );
+    yearly.items[0].interval = Some(BillingInterval::Year);
+    yearly.current_period_start = None;
+    yearly.current_period_end = None;
+    vec![rich, bare, yearly]
 }
 
 fn payment_method(id: &str, card: Option<CardDetails>) -> PaymentMethod {
@@ -1010,6 +1201,10 @@ async fn every_response_is_documented() {
     let portal = op("POST", "/api/billing/portal");
     let preview = op("POST", "/api/billing/preview");
     let modules = op("POST", "/api/billing/modules");
+    let remove = op("DELETE", "/api/billing/modules/{service}");
+    let resume = op("POST", "/api/billing/modules/{service}/resume");
+    let interval_preview = op("POST", "/api/billing/interval/preview");
+    let interval_switch = op("POST", "/api/billing/interval");
     let sync = op("POST", "/api/billing/sync");
     let leads = op("GET", "/api/leads");
 
@@ -1417,6 +1612,11 @@ async fn every_response_is_documented() {
             operation,
             ApiError::conflict("trial_used", "The plan is in its free trial."),
         );
+        // A module of the plan set to end (billing::api::plan's refuse_scheduled_change).
+        c.error(
+            operation,
+            ApiError::conflict("change_scheduled", "Email Automation is set to end."),
+        );
         c.error(operation, StoreError::Conflict("billing data").into());
         c.error(
             operation,
@@ -1548,6 +1748,302 @@ async fn every_response_is_documented() {
         },
     );
 
+    // DELETE /api/billing/modules/{service} and POST /api/billing/modules/{service}/resume
+    // (the org holds LeadGeneration monthly in the store only: a change would reach Stripe,
+    // which is exercised in tests/tests/plan.rs).
+    let call_plan = |syncer: &Syncer, ctx, method: &str, path: String, body: String| {
+        let mut req = request(method, ctx, &[], &body);
+        *req.uri_mut() = path.parse().unwrap();
+        let syncer = syncer.clone();
+        let config = config.clone();
+        async move { handlers::plan(&syncer, &config, &req).await }
+    };
+    for (operation, method, suffix) in [(&remove, "DELETE", ""), (&resume, "POST", "/resume")] {
+        let path = |service: &str| format!("/api/billing/modules/{service}{suffix}");
+        c.expect(
+            operation,
+            401,
+            call_plan(&syncer, None, method, path("SocialInbox"), String::new()).await,
+        );
+        c.expect(
+            operation,
+            403,
+            call_plan(
+                &syncer,
+                member(),
+                method,
+                path("SocialInbox"),
+                String::new(),
+            )
+            .await,
+        );
+        let unknown = c.expect(
+            operation,
+            404,
+            call_plan(&syncer, admin(), method, path("Teleport"), String::new()).await,
+        );
+        assert_eq!(unknown["error"], "unknown_service");
+        let free = c.expect(
+            operation,
+            422,
+            call_plan(&syncer, admin(), method, path("BasicCRM"), String::new()).await,
+        );
+        assert_eq!(free["error"], "free_service");
+        // A module the org does not pay for, and an org without a billing account.
+        let not_held = c.expect(
+            operation,
+            404,
+            call_plan(&syncer, admin(), method, path("SocialInbox"), String::new()).await,
+        );
+        assert_eq!(not_held["error"], "not_subscribed");
+        let stranger = Some(allowed(&build::org("openapi-stranger"), Role::Admin, all));
+        let none = c.expect(
+            operation,
+            404,
+            call_plan(
+                &syncer,
+                stranger,
+                method,
+                path("LeadGeneration"),
+                String::new(),
+            )
+            .await,
+        );
+        assert_eq!(none["error"], "not_subscribed");
+        c.expect(
+            operation,
+            503,
+            call_plan(
+                &broken_syncer,
+                admin(),
+                method,
+                path("LeadGeneration"),
+                String::new(),
+            )
+            .await,
+        );
+        for error in [
+            StripeApiError::Unavailable("down".to_owned()),
+            StripeApiError::Rejected {
+                status: 400,
+                code: None,
+            },
+        ] {
+            c.error(operation, error.into());
+        }
+        c.error(
+            operation,
+            ApiError::conflict(
+                "payment_past_due",
+                "This plan has an unpaid invoice: pay it first, then add modules.",
+            )
+            .with_invoice_url(Some("https://invoice.stripe.test/i/in_3".to_owned())),
+        );
+        c.error(
+            operation,
+            ApiError::conflict("payment_past_due", "No invoice page from Stripe."),
+        );
+        c.error(
+            operation,
+            ApiError::conflict("payment_pending", "An earlier addition is waiting.")
+                .with_invoice_url(Some("https://invoice.stripe.test/i/in_1".to_owned())),
+        );
+        // Stripe's state after the change is not what was asked (billing::api::manage).
+        c.error(
+            operation,
+            ApiError::conflict("conflict", "The plan changed meanwhile."),
+        );
+        c.error(operation, StoreError::Conflict("billing data").into());
+        c.error(
+            operation,
+            SyncError::Unattributable("sub_x".to_owned()).into(),
+        );
+        for ends_at in [Some(now.plus_seconds(30 * 86_400)), None] {
+            c.view(
+                operation,
+                ModuleChangeView {
+                    service: ServiceModule::LeadGeneration,
+                    ends_at,
+                    subscription: views::overview(&subscriptions(now), &grants, grace, now),
+                },
+            );
+        }
+    }
+    for service in paid.iter().copied() {
+        c.view(
+            &remove,
+            ModuleChangeView {
+                service,
+                ends_at: Some(now),
+                subscription: views::overview(&[], &EntitlementSet::default(), grace, now),
+            },
+        );
+    }
+
+    // POST /api/billing/interval/preview and /api/billing/interval (the org's plan is monthly).
+    let switch = |interval: &str, date: i64| {
+        json!({"interval": interval, "prorationDate": date}).to_string()
+    };
+    for (operation, path) in [
+        (&interval_preview, "/api/billing/interval/preview"),
+        (&interval_switch, "/api/billing/interval"),
+    ] {
+        let path = path.to_owned();
+        let body = switch("year", now.unix());
+        c.expect(
+            operation,
+            401,
+            call_plan(&syncer, None, "POST", path.clone(), body.clone()).await,
+        );
+        c.expect(
+            operation,
+            403,
+            call_plan(&syncer, member(), "POST", path.clone(), body.clone()).await,
+        );
+        c.expect(
+            operation,
+            400,
+            call_plan(&syncer, admin(), "POST", path.clone(), "nope".to_owned()).await,
+        );
+        let week = c.expect(
+            operation,
+            422,
+            call_plan(&syncer, admin(), "POST", path.clone(), switch("week", 1)).await,
+        );
+        assert_eq!(week["error"], "invalid_interval");
+        let already = c.expect(
+            operation,
+            409,
+            call_plan(
+                &syncer,
+                admin(),
+                "POST",
+                path.clone(),
+                switch("month", now.unix()),
+            )
+            .await,
+        );
+        assert_eq!(already["error"], "already_on_interval");
+        let stranger = Some(allowed(&build::org("openapi-stranger"), Role::Admin, all));
+        let none = c.expect(
+            operation,
+            409,
+            call_plan(&syncer, stranger, "POST", path.clone(), body.clone()).await,
+        );
+        assert_eq!(none["error"], "no_subscription");
+        c.expect(
+            operation,
+            503,
+            call_plan(&broken_syncer, admin(), "POST", path.clone(), body.clone()).await,
+        );
+        for error in [
+            StripeApiError::Unavailable("down".to_owned()),
+            StripeApiError::Rejected {
+                status: 400,
+                code: None,
+            },
+        ] {
+            c.error(operation, error.into());
+        }
+        c.error(
+            operation,
+            ApiError::new(
+                lambda_http::http::StatusCode::SERVICE_UNAVAILABLE,
+                "catalog_unavailable",
+                "Prices are not available right now.",
+            ),
+        );
+        for code in [
+            "plan_exists",
+            "plan_canceling",
+            "change_scheduled",
+            "conflict",
+            "payment_past_due",
+        ] {
+            c.error(
+                operation,
+                ApiError::conflict(code, "(the code's own message)"),
+            );
+        }
+        for code in ["payment_past_due", "payment_pending"] {
+            c.error(
+                operation,
+                ApiError::conflict(code, "(the code's own message)")
+                    .with_invoice_url(Some("https://invoice.stripe.test/i/in_4".to_owned())),
+            );
+        }
+        c.error(operation, StoreError::Conflict("billing data").into());
+        c.error(
+            operation,
+            SyncError::Unattributable("sub_x".to_owned()).into(),
+        );
+    }
+    let no_date = c.expect(
+        &interval_switch,
+        422,
+        call_plan(
+            &syncer,
+            admin(),
+            "POST",
+            "/api/billing/interval".to_owned(),
+            json!({"interval": "year"}).to_string(),
+        )
+        .await,
+    );
+    assert_eq!(no_date["error"], "invalid_proration_date");
+    c.error(
+        &interval_switch,
+        ApiError::conflict("preview_expired", "The price shown is out of date."),
+    );
+    c.error(
+        &interval_switch,
+        ApiError::new(
+            lambda_http::http::StatusCode::PAYMENT_REQUIRED,
+            "payment_incomplete",
+            "The charge did not go through.",
+        )
+        .with_invoice_url(Some("https://invoice.stripe.test/i/in_5".to_owned())),
+    );
+    c.view(
+        &interval_preview,
+        PlanPreviewView {
+            mode: PurchaseMode::Switch,
+            interval: BillingInterval::Year,
+            currency: "usd".to_owned(),
+            services: vec![ServiceModule::LeadGeneration],
+            proration_date: Some(now),
+            trial_days: None,
+            amount_due_today: 96_733,
+            next_invoice: NextInvoiceView {
+                amount: 99_900,
+                date: Some(now.plus_seconds(365 * 86_400)),
+            },
+            lines: vec![line(Some(ServiceModule::LeadGeneration), true)],
+        },
+    );
+    c.view(
+        &interval_switch,
+        IntervalChangeView {
+            interval: BillingInterval::Year,
+            amount_charged: 96_733,
+            currency: "usd".to_owned(),
+            invoice_id: Some("in_6".to_owned()),
+            hosted_invoice_url: Some("https://invoice.stripe.test/i/in_6".to_owned()),
+            subscription: views::overview(&subscriptions(now), &grants, grace, now),
+        },
+    );
+    c.view(
+        &interval_switch,
+        IntervalChangeView {
+            interval: BillingInterval::Month,
+            amount_charged: 0,
+            currency: "usd".to_owned(),
+            invoice_id: None,
+            hosted_invoice_url: None,
+            subscription: views::overview(&[], &EntitlementSet::default(), grace, now),
+        },
+    );
+
     // POST /api/billing/portal (the checkout above created the org's Stripe customer).
     let portal_body = |url: &str| json!({ "returnUrl": url }).to_string();
     let post_portal = |syncer: &Syncer, ctx, body: String| {
@@ -1583,6 +2079,31 @@ async fn every_response_is_documented() {
         &portal,
         422,
         post_portal(&syncer, admin(), portal_body("https://evil.test/")).await,
+    );
+    // Straight to the card form (the portal configuration catalog-sync made allows it).
+    let card_form =
+        json!({"returnUrl": "https://app.example.com/billing", "flow": "payment_method_update"});
+    c.expect(
+        &portal,
+        200,
+        post_portal(&syncer, admin(), card_form.to_string()).await,
+    );
+    let bad_flow = json!({"returnUrl": "https://app.example.com/billing", "flow": "cancel"});
+    let refused = c.expect(
+        &portal,
+        422,
+        post_portal(&syncer, admin(), bad_flow.to_string()).await,
+    );
+    assert_eq!(refused["error"], "invalid_flow");
+    // No portal configuration of this service in Stripe (catalog-sync has not run): the
+    // fixture's account has one from the sync above, so the answer is built as the code does.
+    c.error(
+        &portal,
+        ApiError::new(
+            lambda_http::http::StatusCode::SERVICE_UNAVAILABLE,
+            "portal_unavailable",
+            "Billing management is not available right now.",
+        ),
     );
     let newcomer = build::org("openapi-new");
     c.expect(
@@ -1850,6 +2371,8 @@ async fn every_response_is_documented() {
             "PortalRequest",
             "PurchaseRequest",
             "AddModulesRequest",
+            "IntervalPreviewRequest",
+            "IntervalSwitchRequest",
             "FrontendUrl",
             "StripeEvent",
         ],
