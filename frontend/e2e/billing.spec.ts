@@ -74,9 +74,12 @@ test("an Owner subscribes, uses the module, sees the invoice and card, cancels a
   expect(ends).toMatch(/^[A-Z][a-z]{2} \d{1,2}, \d{4}$/);
   const row = page.locator('li[data-item="LeadGeneration"]');
   await expect(row.getByTestId("item-date")).toHaveText(`Ends on ${ends}`);
-  // Ending with the whole plan: undone in the portal ("Don't cancel"), not per module.
-  await expect(row.getByRole("button", { name: "Keep Lead Generation" })).toHaveCount(0);
   await shot(page, "08-billing-ends-on");
+  // Kept in the app before the date: the cancellation is undone and the module renews.
+  await row.getByRole("button", { name: "Keep Lead Generation" }).click();
+  await eventually(page, async () => {
+    await soon(row.getByTestId("item-date")).toHaveText(/^Renews on /);
+  });
 
   await page.goto(app("/"));
   await expect(leadCard).toHaveAttribute("data-state", "unlocked");

@@ -65,11 +65,11 @@ describe("module rows", () => {
       ["Email Automation", "Email Automation — $49.00 / month", "Ends on Jan 1, 2027", false, true],
     ]);
   });
-  it("ends every module of a plan that cancels at period end, and then offers no keep", () => {
+  it("ends every module of a plan that cancels at period end, and offers to keep each", () => {
     const canceling = sub({ cancelAtPeriodEnd: true, cancelAt: JAN_8, items: [{ ...sub().items[0]!, endsAt: null }] });
     expect(itemEndsAt(canceling.items[0]!, canceling)).toBe(JAN_8);
     const [row] = moduleRows(canceling, catalog, "en-US");
-    expect(row).toMatchObject({ ending: true, dateText: "Ends on Jan 8, 2027", canRemove: false, canKeep: false });
+    expect(row).toMatchObject({ ending: true, dateText: "Ends on Jan 8, 2027", canRemove: false, canKeep: true });
   });
   it("falls back to the period end when an older API sends no paidThrough, and offers nothing on a past-due plan", () => {
     const old = sub({ status: "past_due", items: [{ module: "LeadGeneration", interval: "month", quantity: 1, priceId: "p", unitAmount: 9900, currency: "usd" }] });

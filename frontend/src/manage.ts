@@ -42,7 +42,7 @@ export interface ModuleRow {
   dateText: string | null;
   /** Owner/Admin may remove it at period end (a renewing paid module of a live plan). */
   canRemove: boolean;
-  /** Owner/Admin may keep it (removed at period end, not by the plan's cancellation). */
+  /** Owner/Admin may keep it: it ends at period end (removed alone, or with the whole plan). */
   canKeep: boolean;
 }
 
@@ -63,9 +63,8 @@ export function moduleRows(sub: Subscription, catalog: Catalog, locale?: string)
     const date = ending ? endsAt : sub.status === "canceled" ? null : renews;
     const dateText = date === null ? null : `${ending ? "Ends on" : "Renews on"} ${formatDate(date, locale)}`;
     const paid = item.module !== null && item.module !== "BasicCRM";
-    // A module removed on its own (its endsAt set) can be kept; one ending because the whole plan
-    // cancels comes back only by undoing the cancellation (the portal does that).
-    const ownEnd = item.endsAt !== null && item.endsAt !== undefined;
+    // Any module set to end can be kept before the date: on its own, or the one the org keeps of
+    // a plan set to cancel (the API clears the cancellation and still ends the others).
     return {
       module: paid ? (item.module as PaidModule) : null,
       name: item.module ? moduleName(item.module, catalog) : "Unknown price",
@@ -74,7 +73,7 @@ export function moduleRows(sub: Subscription, catalog: Catalog, locale?: string)
       date,
       dateText,
       canRemove: live && paid && !ending,
-      canKeep: live && paid && ownEnd && !sub.cancelAtPeriodEnd,
+      canKeep: live && paid && ending,
     };
   });
 }

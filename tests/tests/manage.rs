@@ -84,14 +84,33 @@ impl World {
         card: &str,
         lookup_keys: &[&str],
     ) -> (OrgId, String) {
+        self.paying_org_in(name, card, lookup_keys, None).await
+    }
+
+    /// As [`Self::paying_org`]; with `country`, the customer's billing address is there and
+    /// the plan has Stripe Tax on (`automatic_tax`), as Checkout makes it.
+    async fn paying_org_in(
+        &mut self,
+        name: &str,
+        card: &str,
+        lookup_keys: &[&str],
+        country: Option<&str>,
+    ) -> (OrgId, String) {
         let (customer, org) = self.rig.billed_customer(name).await;
         let mut object = customer_object(&customer, Some(&org));
         object["invoice_settings"]["default_payment_method"] = "pm_card_visa".into();
+        if let Some(country) = country {
+            object["address"] = json!({"country": country, "line1": "Hauptstr. 1",
+                "city": "Berlin", "postal_code": "10115"});
+        }
         fake_put(&self.url, &object).await;
         let mut pairs = vec![
             ("customer".to_owned(), customer.clone()),
             ("metadata[organization_id]".to_owned(), org.to_string()),
         ];
+        if country.is_some() {
+            pairs.push(("automatic_tax[enabled]".to_owned(), "true".to_owned()));
+        }
         for (i, key) in lookup_keys.iter().enumerate() {
             let price = self.price(key).await;
             pairs.push((
@@ -519,4 +538,50 @@ async fn a_past_due_org_is_shown_the_invoice_it_owes_and_paying_it_clears_it() {
         "{overview}"
     );
     assert_eq!(overview["subscriptions"][0]["openInvoice"], Value::Null);
+}
+
+/// The switch is a change of the same subscription, so Stripe Tax stays on it: the switch's
+/// invoice is taxed like the plan's (Germany, 19 %).
+#[tokio::test]
+async fn a_switched_plan_keeps_its_automatic_tax() {
+    let mut w = world().await;
+    let (org, sub) = w
+        .paying_org_in(
+            "manage-tax",
+            "pm_card_visa",
+            &["leadgen_monthly"],
+            Some("DE"),
+        )
+        .await;
+    let preview = interval::preview(&w.syncer, &org, Role::Admin, br#"{"interval":"year"}"#)
+        .await
+        .unwrap();
+    let date = preview.proration_date.unwrap().unix();
+    let body = json!({"interval": "year", "prorationDate": date}).to_string();
+    let switched = interval::switch_interval(&w.syncer, &OFFER, &org, Role::Admin, body.as_bytes())
+        .await
+        .unwrap();
+    let invoice_id = switched.invoice_id.expect("an invoice");
+    let invoice = w.get(&format!("/v1/invoices/{invoice_id}")).await;
+    let subtotal = invoice["subtotal"].as_i64().unwrap();
+    let tax: i64 = invoice["total_taxes"]
+        .as_array()
+        .expect("taxes")
+        .iter()
+        .map(|t| t["amount"].as_i64().unwrap())
+        .sum();
+    // 19 % of the subtotal, within a cent of per-line rounding.
+    let expected = (subtotal * 19 + 50) / 100;
+    assert!(
+        (tax - expected).abs() <= 1,
+        "tax {tax} on {subtotal}: {invoice}"
+    );
+    assert_eq!(invoice["total"].as_i64().unwrap(), subtotal + tax);
+    assert_eq!(
+        preview.amount_due_today,
+        subtotal + tax,
+        "the preview showed the tax"
+    );
+    let after = w.get(&format!("/v1/subscriptions/{sub}")).await;
+    assert_eq!(after["automatic_tax"]["enabled"], true, "{after}");
 }

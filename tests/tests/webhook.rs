@@ -43,6 +43,13 @@ async fn every_sample_event_in_events_dir_is_handled() {
         ("invoice.voided", "processed"),
         ("invoice.marked_uncollectible", "processed"),
         ("payment_method.updated", "processed"),
+        // A schedule's events re-read the subscription it manages (or managed).
+        ("subscription_schedule.created", "processed"),
+        ("subscription_schedule.updated", "processed"),
+        ("subscription_schedule.released", "processed"),
+        ("subscription_schedule.canceled", "processed"),
+        ("subscription_schedule.completed", "processed"),
+        ("subscription_schedule.aborted", "processed"),
         ("customer.subscription.deleted", "processed"),
         ("product.created", "ignored"),
         // Types being added to HANDLED_EVENT_TYPES: processed once handled, ignored before.
