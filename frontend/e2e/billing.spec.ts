@@ -76,7 +76,11 @@ test("an Owner subscribes, uses the module, sees the invoice and card, cancels a
   await expect(row.getByTestId("item-date")).toHaveText(`Ends on ${ends}`);
   await shot(page, "08-billing-ends-on");
   // Kept in the app before the date: the cancellation is undone and the module renews.
-  await row.getByRole("button", { name: "Keep Lead Generation" }).click();
+  const [kept] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/api/billing/modules/LeadGeneration/resume")),
+    row.getByRole("button", { name: "Keep Lead Generation" }).click(),
+  ]);
+  expect(kept.status(), await kept.text()).toBe(200);
   await eventually(page, async () => {
     await soon(row.getByTestId("item-date")).toHaveText(/^Renews on /);
   });

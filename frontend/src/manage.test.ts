@@ -72,7 +72,7 @@ describe("module rows", () => {
     expect(row).toMatchObject({ ending: true, dateText: "Ends on Jan 8, 2027", canRemove: false, canKeep: true });
   });
   it("falls back to the period end when an older API sends no paidThrough, and offers nothing on a past-due plan", () => {
-    const old = sub({ status: "past_due", items: [{ module: "LeadGeneration", interval: "month", quantity: 1, priceId: "p", unitAmount: 9900, currency: "usd" }] });
+    const old = sub({ status: "past_due", items: [{ module: "LeadGeneration", interval: "month", quantity: 1, priceId: "p", unitAmount: 9900, currency: "usd", paidThrough: null, endsAt: null }] });
     expect(moduleRows(old, catalog, "en-US")[0]).toMatchObject({ dateText: "Renews on Jan 1, 2027", canRemove: false, canKeep: false });
   });
   it("shows no renewal for a canceled plan, and never an id", () => {

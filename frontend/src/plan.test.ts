@@ -96,7 +96,9 @@ function overview(status: SubscriptionOverview["subscriptions"][number]["status"
         trialEnd: null,
         gracePeriodEnd: null,
         trialWillEnd: false,
-        items: [{ module: "LeadGeneration", interval, quantity: 1, priceId: "price_lg", unitAmount: 9900, currency: "usd" }],
+        interval,
+        openInvoice: null,
+        items: [{ module: "LeadGeneration", interval, quantity: 1, priceId: "price_lg", unitAmount: 9900, currency: "usd", paidThrough: null, endsAt: null }],
       },
     ],
     trialDays: 14,
@@ -170,6 +172,8 @@ describe("the plan's items", () => {
     priceId: `price_${module}`,
     unitAmount,
     currency: unitAmount === null ? null : "usd",
+    paidThrough: null,
+    endsAt: null,
     ...extra,
   });
   it("names each module with its price per period", () => {

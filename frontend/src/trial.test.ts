@@ -38,7 +38,9 @@ function trialing(extra: Partial<Subscription> = {}): Subscription {
     trialEnd: IN_14_DAYS,
     gracePeriodEnd: null,
     trialWillEnd: false,
-    items: [{ module: "LeadGeneration", interval: "month", quantity: 1, priceId: "price_lg", unitAmount: 9900, currency: "usd" }],
+    interval: "month",
+    openInvoice: null,
+    items: [{ module: "LeadGeneration", interval: "month", quantity: 1, priceId: "price_lg", unitAmount: 9900, currency: "usd", paidThrough: null, endsAt: null }],
     ...extra,
   };
 }
@@ -143,7 +145,7 @@ describe("a trial about to end", () => {
       trialWillEnd: true,
       items: [
         ...sub.items,
-        { module: "EmailAutomation", interval: "month", quantity: 1, priceId: "price_ea", unitAmount: 4900, currency: "usd" },
+        { module: "EmailAutomation", interval: "month", quantity: 1, priceId: "price_ea", unitAmount: 4900, currency: "usd", paidThrough: null, endsAt: null },
       ],
     });
     expect(trialEndingMessage(two, catalog, false, "en-US")).toBe(

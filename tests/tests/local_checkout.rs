@@ -232,4 +232,34 @@ async fn local_checkout_and_portal_make_stripe_objects_and_webhooks() {
     let refused = form(portal_url, body).await;
     assert_ne!(refused.status, 303, "{}", refused.body);
     until(&base, &owner, |o| unlocked_modules(o) > 1).await;
+
+    // Kept in the app after all, through the gateway's `{service}` route: it renews.
+    let kept = api(
+        "POST",
+        format!("{base}/api/billing/modules/LeadGeneration/resume"),
+        owner.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let kept = kept.json();
+    assert_eq!(kept["endsAt"], Value::Null, "{kept}");
+    let plan = kept["subscription"]["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == target.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(plan["cancelAtPeriodEnd"], false, "{plan}");
+    // And removed at period end again, with DELETE.
+    let removed = api(
+        "DELETE",
+        format!("{base}/api/billing/modules/SocialInbox"),
+        owner.clone(),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert!(removed.json()["endsAt"].is_i64(), "{}", removed.body);
 }
