@@ -585,3 +585,50 @@ async fn a_switched_plan_keeps_its_automatic_tax() {
     let after = w.get(&format!("/v1/subscriptions/{sub}")).await;
     assert_eq!(after["automatic_tax"]["enabled"], true, "{after}");
 }
+
+/// The portal cancels a whole plan at period end; keeping one module of it in the app renews
+/// that one only: the other still ends (a schedule made from the uncancelled plan ends it).
+#[tokio::test]
+async fn keeping_one_module_of_a_plan_the_portal_cancelled_renews_only_that_one() {
+    let mut w = world().await;
+    let (org, sub) = w
+        .paying_org(
+            "manage-portal-keep",
+            "pm_card_visa",
+            &["leadgen_monthly", "email_automation_monthly"],
+        )
+        .await;
+    stripe(
+        format!("{}/v1/subscriptions/{sub}", w.url),
+        "POST",
+        vec![("cancel_at_period_end".to_owned(), "true".to_owned())],
+    )
+    .await;
+    w.deliver_new_events().await;
+    let kept = w.resume(&org, "LeadGeneration").await.unwrap();
+    let plan = kept["subscription"]["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == sub.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(plan["cancelAtPeriodEnd"], false, "{plan}");
+    for item in plan["items"].as_array().unwrap() {
+        assert_eq!(
+            item["endsAt"].is_i64(),
+            item["module"] == "EmailAutomation",
+            "{plan}"
+        );
+    }
+    w.deliver_new_events().await;
+    let period_end =
+        w.get(&format!("/v1/subscriptions/{sub}")).await["items"]["data"][0]["current_period_end"]
+            .as_i64()
+            .unwrap();
+    w.advance(period_end - billing::domain::Timestamp::now().unix() + 60)
+        .await;
+    assert_eq!(w.rig.unlocked(&org).await, ["BasicCRM", "LeadGeneration"]);
+    let renewed = w.get(&format!("/v1/subscriptions/{sub}")).await;
+    assert_eq!(renewed["status"], "active", "{renewed}");
+}

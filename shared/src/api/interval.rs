@@ -13,8 +13,9 @@ use serde::Deserialize;
 
 use super::checkout::{CheckoutOffer, unprocessable};
 use super::plan::{
-    charged, currency_of, current_subscriptions, lines_of, payment_incomplete, payment_past_due,
-    payment_pending, plan_canceling, refuse_scheduled_change,
+    Charge, ItemChange, change_preview_request, charged, charged_change_request, currency_of,
+    current_subscriptions, lines_of, payment_past_due, payment_pending, plan_canceling,
+    refuse_scheduled_change,
 };
 use super::views::{IntervalChangeView, NextInvoiceView, PlanPreviewView, PurchaseMode};
 use super::{price_ids, request_key, require_admin, subscription_offered};
@@ -25,11 +26,9 @@ use crate::domain::{
 use crate::http::ApiError;
 use crate::routes::Role;
 use crate::stripe::requests::{
-    CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails,
-    CreatePreviewInvoiceSubscriptionDetailsItems,
+    CreatePreviewInvoice,
     CreatePreviewInvoiceSubscriptionDetailsProrationBehavior as PreviewProration,
-    UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionPaymentBehavior,
-    UpdateSubscriptionProrationBehavior,
+    UpdateSubscription,
 };
 use crate::stripe::{StripePrice, StripeSubscription, canonical_encoding};
 use crate::sync::Syncer;
@@ -88,6 +87,16 @@ pub struct Repricing {
     pub price: StripePrice,
 }
 
+impl Repricing {
+    fn change(&self) -> ItemChange {
+        ItemChange {
+            id: Some(self.item_id.clone()),
+            price: self.price.id.clone(),
+            quantity: self.quantity,
+        }
+    }
+}
+
 /// The switch of every item, charged now as priced at `proration_date`, applied only once
 /// that charge is paid.
 pub fn switch_request(
@@ -95,22 +104,8 @@ pub fn switch_request(
     items: &[Repricing],
     proration_date: Timestamp,
 ) -> UpdateSubscription {
-    let items: Vec<UpdateSubscriptionItems> = items
-        .iter()
-        .map(|r| {
-            let mut item = UpdateSubscriptionItems::new();
-            item.id = Some(r.item_id.clone());
-            item.price = Some(r.price.id.clone());
-            item.quantity = Some(r.quantity);
-            item
-        })
-        .collect();
-    UpdateSubscription::new(subscription)
-        .items(items)
-        .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)
-        .proration_date(proration_date.unix())
-        .payment_behavior(UpdateSubscriptionPaymentBehavior::PendingIfIncomplete)
-        .expand(vec!["latest_invoice".to_owned()])
+    let changes: Vec<ItemChange> = items.iter().map(Repricing::change).collect();
+    charged_change_request(subscription, &changes, proration_date)
 }
 
 /// Stripe's preview of the switch: with `AlwaysInvoice` and the date, the invoice charged at
@@ -123,24 +118,8 @@ pub fn switch_preview_request(
     proration_date: Option<Timestamp>,
     behavior: PreviewProration,
 ) -> CreatePreviewInvoice {
-    let items: Vec<CreatePreviewInvoiceSubscriptionDetailsItems> = items
-        .iter()
-        .map(|r| {
-            let mut item = CreatePreviewInvoiceSubscriptionDetailsItems::new();
-            item.id = Some(r.item_id.clone());
-            item.price = Some(r.price.id.clone());
-            item.quantity = Some(r.quantity);
-            item
-        })
-        .collect();
-    let mut details = CreatePreviewInvoiceSubscriptionDetails::new();
-    details.items = Some(items);
-    details.proration_date = proration_date.map(Timestamp::unix);
-    details.proration_behavior = Some(behavior);
-    CreatePreviewInvoice::new()
-        .customer(customer.as_str())
-        .subscription(subscription)
-        .subscription_details(details)
+    let changes: Vec<ItemChange> = items.iter().map(Repricing::change).collect();
+    change_preview_request(customer, subscription, &changes, proration_date, behavior)
 }
 
 /// The plan to switch and its items repriced.
@@ -332,16 +311,7 @@ pub async fn switch_interval(
     let started = Timestamp::now();
     let fetched_at = crate::domain::FetchTime::now();
     let updated = syncer.stripe.update_subscription(&update, &key).await?;
-    let invoice = updated
-        .latest_invoice
-        .as_ref()
-        .and_then(|i| i.object())
-        .cloned();
-    let made_now = invoice.as_ref().is_some_and(|i| {
-        Some(&i.id) != previous_invoice.as_ref()
-            && i.created.unwrap_or(0) >= started.unix() - super::REPLAY_AGE_SECONDS
-    });
-    if !made_now {
+    let Some(charge) = Charge::made_now(&updated, previous_invoice.as_deref(), started) else {
         // A replayed answer: what counts is the subscription as Stripe has it now.
         let fetched_at = crate::domain::FetchTime::now();
         let fresh = syncer.stripe.subscription(switch.plan.id.as_str()).await?;
@@ -365,27 +335,19 @@ pub async fn switch_interval(
             hosted_invoice_url: None,
             subscription: subscription_offered(&syncer.store, org, syncer.policy, offer).await?,
         });
-    }
-    let pending = updated.pending_update.is_some();
-    // Stored as Stripe answered: the new prices when paid, the old ones while pending.
-    syncer.store_read(&updated, fetched_at, None).await?;
-    let hosted_invoice_url = invoice.as_ref().and_then(|i| i.hosted_invoice_url.clone());
-    if pending {
-        return Err(payment_incomplete(hosted_invoice_url));
-    }
+    };
+    charge.settle(syncer, &updated, fetched_at).await?;
     tracing::info!(org = %org, subscription = %switch.plan.id, interval = %request.interval, "plan interval switched");
     Ok(IntervalChangeView {
         interval: request.interval,
-        amount_charged: invoice
-            .as_ref()
-            .map(|i| i.amount_paid.unwrap_or_else(|| charged(i)))
-            .unwrap_or(0),
-        currency: invoice
-            .as_ref()
-            .and_then(|i| i.currency.clone())
+        amount_charged: charge.amount(),
+        currency: charge
+            .invoice
+            .currency
+            .clone()
             .unwrap_or_else(|| currency_of(switch.items.iter().map(|r| &r.price))),
-        invoice_id: invoice.map(|i| i.id),
-        hosted_invoice_url,
+        hosted_invoice_url: charge.invoice.hosted_invoice_url.clone(),
+        invoice_id: Some(charge.invoice.id),
         subscription: subscription_offered(&syncer.store, org, syncer.policy, offer).await?,
     })
 }

@@ -22,13 +22,13 @@ use crate::http::ApiError;
 use crate::routes::Role;
 use crate::stripe::requests::{
     SubscriptionScheduleEndBehavior, UpdateSubscription, UpdateSubscriptionSchedule,
-    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesDiscounts,
-    UpdateSubscriptionSchedulePhasesDuration, UpdateSubscriptionSchedulePhasesDurationInterval,
-    UpdateSubscriptionSchedulePhasesEndDate, UpdateSubscriptionSchedulePhasesItems,
-    UpdateSubscriptionSchedulePhasesStartDate, UpdateSubscriptionSchedulePhasesTrialEnd,
-    UpdateSubscriptionScheduleProrationBehavior,
+    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesAutomaticTax,
+    UpdateSubscriptionSchedulePhasesDiscounts, UpdateSubscriptionSchedulePhasesDuration,
+    UpdateSubscriptionSchedulePhasesDurationInterval, UpdateSubscriptionSchedulePhasesEndDate,
+    UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesStartDate,
+    UpdateSubscriptionSchedulePhasesTrialEnd, UpdateSubscriptionScheduleProrationBehavior,
 };
-use crate::stripe::{StripeApiError, StripeSchedule, StripeSubscription};
+use crate::stripe::{PhaseDiscount, StripeApiError, StripeSchedule, StripeSubscription};
 use crate::sync::Syncer;
 
 /// The `{service}` of the path: a paid module of the catalog.
@@ -136,12 +136,12 @@ async fn change_ending(
     let fresh = syncer.stripe.subscription(plan.id.as_str()).await?;
     syncer.store_read(&fresh, fetched_at, None).await?;
     let stored = super::stored_subscriptions(&syncer.store, org).await?;
-    let ends_at = stored
-        .iter()
-        .find(|s| s.id == plan.id)
+    let now = stored.iter().find(|s| s.id == plan.id);
+    let ends_at = now
         .and_then(|s| s.items.iter().find(|i| i.module == Some(module)))
         .and_then(|i| i.ends_at);
-    if ends_at.is_some() != remove {
+    // The whole plan, not only this module: a concurrent change must not be answered as done.
+    if now.map(ending_modules) != Some(ending) {
         // Stripe's state is not what was asked: a concurrent change won. Nothing was charged.
         tracing::warn!(org = %org, subscription = %plan.id, remove, "ending change did not hold");
         return Err(ApiError::conflict(
@@ -169,8 +169,8 @@ fn changed_meanwhile() -> ApiError {
 ///
 /// Only one sequence has an intermediate state worth undoing: keeping one module of a plan
 /// set to cancel clears `cancel_at_period_end` before the schedule that still ends the
-/// others exists. If a later step fails, the cancellation is put back, so a failure never
-/// leaves modules renewing that the org chose to end.
+/// others exists. If anything fails from that step on (a timeout included), the cancellation
+/// is put back, so a failure never leaves modules renewing that the org chose to end.
 async fn apply(
     syncer: &Syncer,
     plan: &Subscription,
@@ -180,21 +180,19 @@ async fn apply(
 ) -> Result<(), ApiError> {
     let mut schedule = schedule;
     let mut just_created = false;
-    let mut uncancelled = false;
+    let mut uncancelling = false;
     for step in steps {
         let done = match step {
-            EndingStep::ReleaseSchedule(id) => syncer
-                .stripe
-                .release_schedule(id)
-                .await
-                .map(drop)
-                .map_err(ApiError::from),
             EndingStep::CancelAtPeriodEnd(cancel) => {
+                uncancelling |= !cancel;
                 let update =
                     UpdateSubscription::new(plan.id.as_str()).cancel_at_period_end(*cancel);
-                let done = syncer.stripe.set_subscription(&update).await.map(drop);
-                uncancelled = done.is_ok() && !cancel;
-                done.map_err(ApiError::from)
+                syncer
+                    .stripe
+                    .set_subscription(&update)
+                    .await
+                    .map(drop)
+                    .map_err(ApiError::from)
             }
             EndingStep::CreateSchedule => {
                 match syncer.stripe.create_schedule(plan.id.as_str()).await {
@@ -218,8 +216,11 @@ async fn apply(
             }
         };
         if let Err(error) = done {
-            if uncancelled {
-                restore_cancellation(syncer, plan, schedule.as_ref()).await;
+            if uncancelling {
+                return Err(restore_cancellation(syncer, plan, schedule.as_ref())
+                    .await
+                    .err()
+                    .unwrap_or(error));
             }
             return Err(error);
         }
@@ -227,20 +228,28 @@ async fn apply(
     Ok(())
 }
 
-/// Puts a plan's `cancel_at_period_end` back after a failed keep (best effort: logged).
+/// Puts a plan's `cancel_at_period_end` back after a failed keep. If even that fails, the plan
+/// may renew modules the org chose to end: logged as an error, answered 503 to try again.
 async fn restore_cancellation(
     syncer: &Syncer,
     plan: &Subscription,
     schedule: Option<&StripeSchedule>,
-) {
-    if let Some(schedule) = schedule
-        && let Err(e) = syncer.stripe.release_schedule(&schedule.id).await
-    {
-        tracing::error!(error = %e, subscription = %plan.id, "could not release the schedule of a failed keep");
-    }
-    let update = UpdateSubscription::new(plan.id.as_str()).cancel_at_period_end(true);
-    if let Err(e) = syncer.stripe.set_subscription(&update).await {
-        tracing::error!(error = %e, subscription = %plan.id, "could not restore cancel_at_period_end after a failed keep");
+) -> Result<(), ApiError> {
+    let restored = async {
+        if let Some(schedule) = schedule {
+            syncer.stripe.release_schedule(&schedule.id).await?;
+        }
+        let update = UpdateSubscription::new(plan.id.as_str()).cancel_at_period_end(true);
+        syncer.stripe.set_subscription(&update).await.map(drop)
+    };
+    match restored.await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, subscription = %plan.id, "could not restore cancel_at_period_end after a failed keep: the plan may renew modules set to end");
+            Err(ApiError::unavailable(
+                "The change could not be completed: try again in a moment.",
+            ))
+        }
     }
 }
 
@@ -285,6 +294,25 @@ async fn attached_schedule(
         .ok_or_else(|| ApiError::bad_gateway("Stripe refused the change."))
 }
 
+/// A phase's discount written back as exactly one reference: the applied discount by id (a
+/// repeating coupon keeps its count), else its promotion code, else its coupon.
+fn phase_discount(d: &PhaseDiscount) -> Option<UpdateSubscriptionSchedulePhasesDiscounts> {
+    let id = |x: &Option<crate::stripe::Expandable>| x.as_ref().map(|x| x.id().to_owned());
+    let mut out = UpdateSubscriptionSchedulePhasesDiscounts {
+        coupon: None,
+        discount: None,
+        promotion_code: None,
+    };
+    if let Some(discount) = id(&d.discount) {
+        out.discount = Some(discount);
+    } else if let Some(code) = id(&d.promotion_code) {
+        out.promotion_code = Some(code);
+    } else {
+        out.coupon = Some(id(&d.coupon)?);
+    }
+    Some(out)
+}
+
 /// What a schedule becomes.
 #[derive(Debug)]
 pub enum PhaseWrite {
@@ -314,14 +342,23 @@ pub fn phases_request(
             .or_else(|| Catalog::standard().by_lookup_key(price).map(|(m, _)| m))
     };
     let prices: Vec<&str> = current.items.iter().map(|i| i.price.id()).collect();
-    // What Stripe ends now, then this request's change.
+    // The current phase is applied at once when written: it must be the plan as it is.
+    let mut live: Vec<&str> = plan.items.iter().map(|i| i.price_id.as_str()).collect();
+    let mut phase = prices.clone();
+    live.sort_unstable();
+    phase.sort_unstable();
+    if live != phase {
+        return Err(changed_meanwhile());
+    }
+    // What Stripe ends now (the schedule's next phase, else the plan's cancellation, which a
+    // schedule just made from it no longer shows), then this request's change.
     let mut ending: std::collections::BTreeSet<ServiceModule> = match schedule.scheduled_change() {
         Some((_, renewing)) => prices
             .iter()
             .filter(|p| !renewing.contains(p))
             .filter_map(|p| module_of(p))
             .collect(),
-        None => Default::default(),
+        None => ending_modules(plan),
     };
     let (module, ends) = change;
     if ends {
@@ -336,21 +373,14 @@ pub fn phases_request(
     let discounts: Vec<UpdateSubscriptionSchedulePhasesDiscounts> = current
         .discounts
         .iter()
-        .map(|d| UpdateSubscriptionSchedulePhasesDiscounts {
-            // An applied discount is reused by id, so a repeating coupon keeps its count.
-            discount: d.discount.as_ref().map(|x| x.id().to_owned()),
-            coupon: d
-                .discount
-                .is_none()
-                .then(|| d.coupon.as_ref().map(|x| x.id().to_owned()))
-                .flatten(),
-            promotion_code: d
-                .discount
-                .is_none()
-                .then(|| d.promotion_code.as_ref().map(|x| x.id().to_owned()))
-                .flatten(),
-        })
+        .flatten()
+        .filter_map(phase_discount)
         .collect();
+    let automatic_tax = current
+        .automatic_tax
+        .as_ref()
+        .and_then(|t| t.enabled)
+        .map(UpdateSubscriptionSchedulePhasesAutomaticTax::new);
     let item = |price: &str| {
         let mut item = UpdateSubscriptionSchedulePhasesItems::new();
         item.price = Some(price.to_owned());
@@ -378,6 +408,7 @@ pub fn phases_request(
     if !discounts.is_empty() {
         now.discounts = Some(discounts.clone());
     }
+    now.automatic_tax = automatic_tax.clone();
     if renewing.is_empty() {
         return Ok(PhaseWrite::Update(Box::new(
             UpdateSubscriptionSchedule::new(schedule.id.as_str())
@@ -398,6 +429,7 @@ pub fn phases_request(
     if !discounts.is_empty() {
         next.discounts = Some(discounts);
     }
+    next.automatic_tax = automatic_tax;
     Ok(PhaseWrite::Update(Box::new(
         UpdateSubscriptionSchedule::new(schedule.id.as_str())
             .phases(vec![now, next])
@@ -409,7 +441,6 @@ pub fn phases_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Timestamp;
     use crate::stripe::canonical_encoding;
 
     #[test]
@@ -532,26 +563,9 @@ mod tests {
     }
 
     fn plan_of() -> crate::domain::Subscription {
-        crate::domain::Subscription {
-            id: crate::domain::SubscriptionId::parse("sub_1").unwrap(),
-            customer_id: crate::domain::CustomerId::parse("cus_1").unwrap(),
-            status: SubscriptionStatus::Active,
-            current_period_start: Some(Timestamp::from_unix(1000)),
-            current_period_end: Some(Timestamp::from_unix(2000)),
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            created: None,
-            items: Vec::new(),
-            default_payment_method: None,
-            past_due_since: None,
-            ended_unseen: false,
-            trial_end_notice: None,
-            schedule_id: Some("sub_sched_1".to_owned()),
-            open_invoice: None,
-        }
+        let mut plan = crate::domain::Subscription::sample("sub_1", &[]);
+        plan.schedule_id = Some("sub_sched_1".to_owned());
+        plan
     }
 
     #[test]

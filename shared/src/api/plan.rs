@@ -100,19 +100,39 @@ pub fn parse_add(body: &[u8], catalog: &Catalog) -> Result<PlanRequest, ApiError
     })
 }
 
-/// The update that adds one item per price to `subscription`, charged now for the rest of
-/// the period as priced at `proration_date`, applied only once that charge is paid.
-pub fn add_items_request(
+/// One item of a charged plan change: a new item of `price` (an addition), or the existing
+/// item `id` moved to `price` (an interval switch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemChange {
+    pub id: Option<String>,
+    pub price: String,
+    pub quantity: u64,
+}
+
+impl ItemChange {
+    pub fn new_price(price: &str) -> Self {
+        Self {
+            id: None,
+            price: price.to_owned(),
+            quantity: 1,
+        }
+    }
+}
+
+/// The update that makes `items` on `subscription`, charged now for the rest of the period as
+/// priced at `proration_date`, applied only once that charge is paid.
+pub fn charged_change_request(
     subscription: &str,
-    price_ids: &[String],
+    items: &[ItemChange],
     proration_date: Timestamp,
 ) -> UpdateSubscription {
-    let items: Vec<UpdateSubscriptionItems> = price_ids
+    let items: Vec<UpdateSubscriptionItems> = items
         .iter()
-        .map(|price| {
+        .map(|change| {
             let mut item = UpdateSubscriptionItems::new();
-            item.price = Some(price.clone());
-            item.quantity = Some(1);
+            item.id = change.id.clone();
+            item.price = Some(change.price.clone());
+            item.quantity = Some(change.quantity);
             item
         })
         .collect();
@@ -124,22 +144,33 @@ pub fn add_items_request(
         .expand(vec!["latest_invoice".to_owned()])
 }
 
-/// Stripe's preview of the same change: with `AlwaysInvoice` and the add's proration date,
-/// the invoice charged at once; with `None` (and no date: Stripe refuses a proration date
-/// without prorations) the next renewal with the new items.
-pub fn preview_request(
-    customer: &CustomerId,
+/// The update that adds one item per price to `subscription` (see [`charged_change_request`]).
+pub fn add_items_request(
     subscription: &str,
     price_ids: &[String],
+    proration_date: Timestamp,
+) -> UpdateSubscription {
+    let items: Vec<ItemChange> = price_ids.iter().map(|p| ItemChange::new_price(p)).collect();
+    charged_change_request(subscription, &items, proration_date)
+}
+
+/// Stripe's preview of the same change: with `AlwaysInvoice` and the change's proration
+/// date, the invoice charged at once; with `None` (and no date: Stripe refuses a proration
+/// date without prorations) the next invoice with the new items.
+pub fn change_preview_request(
+    customer: &CustomerId,
+    subscription: &str,
+    items: &[ItemChange],
     proration_date: Option<Timestamp>,
     behavior: PreviewProration,
 ) -> CreatePreviewInvoice {
-    let items: Vec<CreatePreviewInvoiceSubscriptionDetailsItems> = price_ids
+    let items: Vec<CreatePreviewInvoiceSubscriptionDetailsItems> = items
         .iter()
-        .map(|price| {
+        .map(|change| {
             let mut item = CreatePreviewInvoiceSubscriptionDetailsItems::new();
-            item.price = Some(price.clone());
-            item.quantity = Some(1);
+            item.id = change.id.clone();
+            item.price = Some(change.price.clone());
+            item.quantity = Some(change.quantity);
             item
         })
         .collect();
@@ -151,6 +182,18 @@ pub fn preview_request(
         .customer(customer.as_str())
         .subscription(subscription)
         .subscription_details(details)
+}
+
+/// The preview of adding one item per price (see [`change_preview_request`]).
+pub fn preview_request(
+    customer: &CustomerId,
+    subscription: &str,
+    price_ids: &[String],
+    proration_date: Option<Timestamp>,
+    behavior: PreviewProration,
+) -> CreatePreviewInvoice {
+    let items: Vec<ItemChange> = price_ids.iter().map(|p| ItemChange::new_price(p)).collect();
+    change_preview_request(customer, subscription, &items, proration_date, behavior)
 }
 
 /// The lines of a Stripe invoice, each named by the module its price sells.
@@ -654,44 +697,70 @@ pub async fn add_modules(
         }
         Err(e) => return Err(e.into()),
     };
-    let invoice = updated
-        .latest_invoice
-        .as_ref()
-        .and_then(|i| i.object())
-        .cloned();
-    // An invoice made by this request: Stripe replays a reused key's first answer, which may
-    // be stale (the module removed since), and a change costing nothing makes no invoice.
-    let made_now = invoice.as_ref().is_some_and(|i| {
-        Some(&i.id) != previous_invoice.as_ref()
-            && i.created.unwrap_or(0) >= started.unix() - super::REPLAY_AGE_SECONDS
-    });
-    if !made_now {
+    let Some(charge) = Charge::made_now(&updated, previous_invoice.as_deref(), started) else {
         return settled_without_new_invoice(syncer, offer, org, plan, &request).await;
-    }
-    let pending = updated.pending_update.is_some();
-    // Stored as Stripe answered: the new items when paid, the old ones while pending, so the
-    // modules open at once when the charge succeeded and not before.
-    syncer.store_read(&updated, fetched_at, None).await?;
-    let hosted_invoice_url = invoice.as_ref().and_then(|i| i.hosted_invoice_url.clone());
-    if pending {
-        return Err(payment_incomplete(hosted_invoice_url));
-    }
+    };
+    charge.settle(syncer, &updated, fetched_at).await?;
     tracing::info!(org = %org, subscription = %plan.id, "modules added to the plan");
     let overview = super::subscription_offered(&syncer.store, org, syncer.policy, offer).await?;
     Ok(PlanChangeView {
         added: request.modules,
-        amount_charged: invoice
-            .as_ref()
-            .map(|i| i.amount_paid.unwrap_or_else(|| charged(i)))
-            .unwrap_or(0),
-        currency: invoice
-            .as_ref()
-            .and_then(|i| i.currency.clone())
+        amount_charged: charge.amount(),
+        currency: charge
+            .invoice
+            .currency
+            .clone()
             .unwrap_or_else(|| currency_of(context.prices.iter().map(|(_, p)| p))),
-        invoice_id: invoice.map(|i| i.id),
-        hosted_invoice_url,
+        hosted_invoice_url: charge.invoice.hosted_invoice_url.clone(),
+        invoice_id: Some(charge.invoice.id),
         subscription: overview,
     })
+}
+
+/// The invoice a plan change (an addition, an interval switch) made, charged at once.
+pub(super) struct Charge {
+    pub invoice: StripeInvoice,
+}
+
+impl Charge {
+    /// The update's invoice when this request made it: Stripe replays a reused key's first
+    /// answer, which may be stale (the module removed since), and a change costing nothing
+    /// makes no invoice. `None`: settle by a re-read instead.
+    pub fn made_now(
+        updated: &StripeSubscription,
+        previous_invoice: Option<&str>,
+        started: Timestamp,
+    ) -> Option<Self> {
+        let invoice = updated.latest_invoice.as_ref()?.object()?;
+        (Some(invoice.id.as_str()) != previous_invoice
+            && invoice.created.unwrap_or(0) >= started.unix() - super::REPLAY_AGE_SECONDS)
+            .then(|| Self {
+                invoice: invoice.clone(),
+            })
+    }
+
+    /// Stores the subscription as Stripe answered: the new items when paid, the old ones
+    /// while the change waits for its payment, so modules open at once when the charge
+    /// succeeded and not before. A pending change answers 402 with the invoice's page.
+    pub async fn settle(
+        &self,
+        syncer: &Syncer,
+        updated: &StripeSubscription,
+        fetched_at: crate::domain::FetchTime,
+    ) -> Result<(), ApiError> {
+        syncer.store_read(updated, fetched_at, None).await?;
+        if updated.pending_update.is_some() {
+            return Err(payment_incomplete(self.invoice.hosted_invoice_url.clone()));
+        }
+        Ok(())
+    }
+
+    /// What was charged: the amount paid, else what the invoice asks.
+    pub fn amount(&self) -> i64 {
+        self.invoice
+            .amount_paid
+            .unwrap_or_else(|| charged(&self.invoice))
+    }
 }
 
 #[cfg(test)]

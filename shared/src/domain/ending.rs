@@ -17,9 +17,6 @@ use super::{ServiceModule, Subscription};
 /// One change to make in Stripe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndingStep {
-    /// `POST /v1/subscription_schedules/{id}/release`: the schedule stops; the subscription
-    /// keeps its items as they are now.
-    ReleaseSchedule(String),
     /// `POST /v1/subscriptions/{id}` with `cancel_at_period_end`. Stripe refuses it on a
     /// subscription managed by a schedule.
     CancelAtPeriodEnd(bool),
@@ -28,8 +25,9 @@ pub enum EndingStep {
     CreateSchedule,
     /// `POST /v1/subscription_schedules/{id}`: the current phase as Stripe has it, then one
     /// period without the ending modules (released after it), or, when every module ends,
-    /// the current phase alone with `end_behavior=cancel`. Written from the schedule as read
-    /// just before, so a change made meanwhile (another module set to end, one added) is kept.
+    /// the current phase alone with `end_behavior=cancel`; when none ends any more, the
+    /// schedule is released. Written from the schedule as read just before, so a change made
+    /// meanwhile (another module set to end) is kept.
     SetNextPhase,
 }
 
@@ -58,10 +56,9 @@ pub fn steps_to_end(
         .all(|i| i.module.is_some_and(|m| ending.contains(&m)));
     let mut steps = Vec::new();
     match &subscription.schedule_id {
-        // With a schedule, its phases say it all (Stripe refuses the cancel flag on it).
-        Some(schedule) if ending.is_empty() => {
-            steps.push(EndingStep::ReleaseSchedule(schedule.clone()));
-        }
+        // With a schedule, its phases say it all (Stripe refuses the cancel flag on it). They
+        // are rewritten from a fresh read, which releases the schedule when nothing ends any
+        // more, so a removal another admin made meanwhile is never released away.
         Some(_) => steps.push(EndingStep::SetNextPhase),
         None if ending.is_empty() || renews_none => {
             steps.push(EndingStep::CancelAtPeriodEnd(!ending.is_empty()));
@@ -94,49 +91,14 @@ pub fn renewing_prices<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        CustomerId, SubscriptionId, SubscriptionItem, SubscriptionStatus, Timestamp,
-    };
+    use crate::domain::Timestamp;
     use EndingStep::*;
     use ServiceModule::*;
 
     const END: Timestamp = Timestamp::from_unix(2_000);
 
     fn plan(modules: &[ServiceModule]) -> Subscription {
-        Subscription {
-            id: SubscriptionId::parse("sub_1").unwrap(),
-            customer_id: CustomerId::parse("cus_1").unwrap(),
-            status: SubscriptionStatus::Active,
-            current_period_start: Some(Timestamp::from_unix(1_000)),
-            current_period_end: Some(END),
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            created: Some(Timestamp::from_unix(1)),
-            items: modules
-                .iter()
-                .map(|m| SubscriptionItem {
-                    id: format!("si_{m}"),
-                    price_id: format!("price_{m}"),
-                    lookup_key: None,
-                    module: Some(*m),
-                    interval: None,
-                    quantity: 1,
-                    unit_amount: None,
-                    currency: None,
-                    product_id: None,
-                    ends_at: None,
-                })
-                .collect(),
-            default_payment_method: None,
-            past_due_since: None,
-            ended_unseen: false,
-            trial_end_notice: None,
-            schedule_id: None,
-            open_invoice: None,
-        }
+        Subscription::sample("sub_1", modules)
     }
 
     fn set(modules: &[ServiceModule]) -> BTreeSet<ServiceModule> {
@@ -189,10 +151,7 @@ mod tests {
     fn undoing_restores_renewal_with_nothing_else_changed() {
         let mut scheduled = ending(plan(&[LeadGeneration, EmailAutomation]), &[EmailAutomation]);
         scheduled.schedule_id = Some("sub_sched_1".into());
-        assert_eq!(
-            steps_to_end(&scheduled, &set(&[])),
-            vec![ReleaseSchedule("sub_sched_1".into())]
-        );
+        assert_eq!(steps_to_end(&scheduled, &set(&[])), vec![SetNextPhase]);
         let mut cancelling = ending(plan(&[LeadGeneration]), &[LeadGeneration]);
         cancelling.cancel_at_period_end = true;
         assert_eq!(

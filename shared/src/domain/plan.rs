@@ -103,7 +103,6 @@ pub fn check_proration_date(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CustomerId, SubscriptionId, SubscriptionItem};
 
     fn sub(
         id: &str,
@@ -111,37 +110,11 @@ mod tests {
         interval: BillingInterval,
         created: i64,
     ) -> Subscription {
-        Subscription {
-            id: SubscriptionId::parse(id).unwrap(),
-            customer_id: CustomerId::parse("cus_1").unwrap(),
-            status,
-            current_period_start: Some(Timestamp::from_unix(1_000)),
-            current_period_end: Some(Timestamp::from_unix(2_000)),
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            created: Some(Timestamp::from_unix(created)),
-            items: vec![SubscriptionItem {
-                id: format!("si_{id}"),
-                price_id: "price_1".into(),
-                lookup_key: None,
-                module: None,
-                interval: Some(interval),
-                quantity: 1,
-                unit_amount: Some(100),
-                currency: None,
-                product_id: None,
-                ends_at: None,
-            }],
-            default_payment_method: None,
-            past_due_since: None,
-            ended_unseen: false,
-            trial_end_notice: None,
-            schedule_id: None,
-            open_invoice: None,
-        }
+        let mut sub = Subscription::sample(id, &[crate::domain::ServiceModule::LeadGeneration]);
+        sub.status = status;
+        sub.created = Some(Timestamp::from_unix(created));
+        sub.items[0].interval = Some(interval);
+        sub
     }
 
     #[test]

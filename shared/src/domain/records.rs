@@ -193,6 +193,48 @@ impl Subscription {
     }
 }
 
+#[cfg(test)]
+impl Subscription {
+    /// For unit tests: an active subscription of `cus_1`, period 1 000 – 2 000, one item per
+    /// module (`si_<module>`, `price_<module>`, monthly, quantity 1).
+    pub(crate) fn sample(id: &str, modules: &[ServiceModule]) -> Self {
+        Subscription {
+            id: SubscriptionId::parse(id).expect("test id"),
+            customer_id: CustomerId::parse("cus_1").expect("test id"),
+            status: SubscriptionStatus::Active,
+            current_period_start: Some(Timestamp::from_unix(1_000)),
+            current_period_end: Some(Timestamp::from_unix(2_000)),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            trial_end: None,
+            created: Some(Timestamp::from_unix(1)),
+            items: modules
+                .iter()
+                .map(|m| SubscriptionItem {
+                    id: format!("si_{m}"),
+                    price_id: format!("price_{m}"),
+                    lookup_key: None,
+                    module: Some(*m),
+                    interval: Some(BillingInterval::Month),
+                    quantity: 1,
+                    unit_amount: None,
+                    currency: None,
+                    product_id: None,
+                    ends_at: None,
+                })
+                .collect(),
+            default_payment_method: None,
+            past_due_since: None,
+            ended_unseen: false,
+            trial_end_notice: None,
+            schedule_id: None,
+            open_invoice: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {

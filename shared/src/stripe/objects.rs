@@ -221,8 +221,14 @@ pub struct SchedulePhase {
     pub trial_end: Option<i64>,
     /// Written back on every phase: a phase without them inherits only the customer's, so
     /// rewriting the phases without them would drop the subscription's promotion code.
-    #[serde(default)]
-    pub discounts: Vec<PhaseDiscount>,
+    pub discounts: Option<Vec<PhaseDiscount>>,
+    /// Written back too: Stripe applies a rewritten current phase at once.
+    pub automatic_tax: Option<PhaseAutomaticTax>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PhaseAutomaticTax {
+    pub enabled: Option<bool>,
 }
 
 /// `subscription_schedule`: the phases of a subscription's future.

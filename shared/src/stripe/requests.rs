@@ -34,10 +34,11 @@ pub use stripe_billing::subscription::{
 pub use stripe_billing::subscription_schedule::{
     CreateSubscriptionSchedule, ReleaseSubscriptionSchedule, RetrieveSubscriptionSchedule,
     UpdateSubscriptionSchedule, UpdateSubscriptionSchedulePhases,
-    UpdateSubscriptionSchedulePhasesDiscounts, UpdateSubscriptionSchedulePhasesDuration,
-    UpdateSubscriptionSchedulePhasesDurationInterval, UpdateSubscriptionSchedulePhasesEndDate,
-    UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesStartDate,
-    UpdateSubscriptionSchedulePhasesTrialEnd, UpdateSubscriptionScheduleProrationBehavior,
+    UpdateSubscriptionSchedulePhasesAutomaticTax, UpdateSubscriptionSchedulePhasesDiscounts,
+    UpdateSubscriptionSchedulePhasesDuration, UpdateSubscriptionSchedulePhasesDurationInterval,
+    UpdateSubscriptionSchedulePhasesEndDate, UpdateSubscriptionSchedulePhasesItems,
+    UpdateSubscriptionSchedulePhasesStartDate, UpdateSubscriptionSchedulePhasesTrialEnd,
+    UpdateSubscriptionScheduleProrationBehavior,
 };
 pub use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
