@@ -114,11 +114,15 @@ describe("switching the interval", () => {
     ],
   };
   it("finds the other interval, from the plan or its items", () => {
-    expect(switchTarget(sub())).toBe("year");
-    expect(switchTarget(sub({ interval: "year" }))).toBe("month");
+    const renewing = (over: Partial<Subscription> = {}) => sub({ items: sub().items.map((i) => ({ ...i, endsAt: null })), ...over });
+    expect(switchTarget(renewing())).toBe("year");
+    expect(switchTarget(renewing({ interval: "year" }))).toBe("month");
     expect(planInterval(sub({ interval: undefined }))).toBe("month");
-    expect(switchTarget(sub({ status: "past_due" }))).toBeNull();
+    expect(switchTarget(renewing({ status: "past_due" }))).toBeNull();
     expect(switchTarget(sub({ items: [] }))).toBeNull();
+    // Not while the plan cancels or a module of it is set to end: "Keep" comes first.
+    expect(switchTarget(renewing({ cancelAtPeriodEnd: true }))).toBeNull();
+    expect(switchTarget(sub())).toBeNull();
     expect(switchLabel("year")).toBe("Switch to yearly");
     expect(switchLabel("month")).toBe("Switch to monthly");
   });

@@ -133,9 +133,12 @@ export function planInterval(sub: Pick<Subscription, "interval" | "items">): Bil
   return sub.items.find((item) => item.interval)?.interval ?? null;
 }
 
-/** The interval a plan can switch to (the other one), or null when it cannot switch now. */
+/** The interval a plan can switch to (the other one), or null when it cannot switch now: not
+ * while it cancels or a module of it is set to end (the API refuses: `plan_canceling`,
+ * `change_scheduled`; the module's row offers "Keep" first). */
 export function switchTarget(sub: Subscription): BillingInterval | null {
   if (!MANAGEABLE.has(sub.status) || sub.items.length === 0) return null;
+  if (sub.cancelAtPeriodEnd || sub.items.some((item) => item.endsAt !== null && item.endsAt !== undefined)) return null;
   const current = planInterval(sub);
   if (!current) return null;
   return current === "month" ? "year" : "month";

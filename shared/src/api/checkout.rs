@@ -132,7 +132,17 @@ pub fn parse_checkout(
 #[serde(rename_all = "camelCase")]
 struct PortalBody {
     return_url: String,
-    flow: Option<String>,
+    /// Absent for the portal's home; an explicit `null` is refused like any other value the
+    /// document does not list.
+    #[serde(default, deserialize_with = "present")]
+    flow: Option<serde_json::Value>,
+}
+
+/// A field given, whatever its value (`null` included): `Some`; absent: `None` (the default).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// Where the portal session opens: its home page, or straight on one task.
@@ -159,9 +169,9 @@ pub fn parse_portal(
             "returnUrl must be under an allowed frontend origin.",
         ));
     }
-    let flow = match body.flow.as_deref() {
+    let flow = match body.flow.as_ref().map(|f| f.as_str()) {
         None => PortalFlow::Home,
-        Some("payment_method_update") => PortalFlow::PaymentMethodUpdate,
+        Some(Some("payment_method_update")) => PortalFlow::PaymentMethodUpdate,
         Some(_) => {
             return Err(unprocessable(
                 "invalid_flow",
@@ -312,6 +322,32 @@ pub fn checkout_session_request(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_portal_flow_is_the_card_form_or_absent() {
+        let origins = OriginAllowlist::parse("https://app.example.test");
+        let body = |flow: &str| {
+            format!(r#"{{"returnUrl":"https://app.example.test/billing"{flow}}}"#).into_bytes()
+        };
+        assert_eq!(
+            parse_portal(&body(""), &origins).unwrap().1,
+            PortalFlow::Home
+        );
+        assert_eq!(
+            parse_portal(&body(r#","flow":"payment_method_update""#), &origins)
+                .unwrap()
+                .1,
+            PortalFlow::PaymentMethodUpdate
+        );
+        for flow in [
+            r#","flow":null"#,
+            r#","flow":"subscription_update""#,
+            r#","flow":3"#,
+        ] {
+            let e = parse_portal(&body(flow), &origins).unwrap_err();
+            assert_eq!(e.code, "invalid_flow", "{flow}");
+        }
+    }
+
     use super::*;
 
     fn origins() -> OriginAllowlist {
