@@ -339,7 +339,6 @@ pub fn phases_request(
             .iter()
             .find(|i| i.price_id == price)
             .and_then(|i| i.module)
-            .or_else(|| Catalog::standard().by_lookup_key(price).map(|(m, _)| m))
     };
     let prices: Vec<&str> = current.items.iter().map(|i| i.price.id()).collect();
     // The current phase is applied at once when written: it must be the plan as it is.

@@ -195,47 +195,16 @@ impl FromIterator<ServiceModule> for ModuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::{CustomerId, SubscriptionId};
-    use crate::domain::records::SubscriptionItem;
 
     const T0: Timestamp = Timestamp::from_unix(1_700_000_000);
 
     fn sub(id: &str, status: SubscriptionStatus, modules: &[ServiceModule]) -> Subscription {
-        Subscription {
-            id: SubscriptionId::parse(id).unwrap(),
-            customer_id: CustomerId::parse("cus_1").unwrap(),
-            status,
-            current_period_start: Some(T0),
-            current_period_end: Some(T0.plus_seconds(30 * 86_400)),
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            created: Some(T0),
-            items: modules
-                .iter()
-                .enumerate()
-                .map(|(i, m)| SubscriptionItem {
-                    id: format!("si_{i}"),
-                    price_id: format!("price_{i}"),
-                    lookup_key: None,
-                    module: Some(*m),
-                    interval: None,
-                    quantity: 1,
-                    unit_amount: None,
-                    currency: None,
-                    product_id: None,
-                    ends_at: None,
-                })
-                .collect(),
-            default_payment_method: None,
-            past_due_since: None,
-            ended_unseen: false,
-            trial_end_notice: None,
-            schedule_id: None,
-            open_invoice: None,
-        }
+        let mut sub = Subscription::sample(id, modules);
+        sub.status = status;
+        sub.current_period_start = Some(T0);
+        sub.current_period_end = Some(T0.plus_seconds(30 * 86_400));
+        sub.created = Some(T0);
+        sub
     }
 
     fn unlocked(subs: &[Subscription], now: Timestamp) -> Vec<ServiceModule> {

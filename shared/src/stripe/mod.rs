@@ -341,9 +341,7 @@ impl StripeApi {
         subscription: &mut StripeSubscription,
     ) -> Result<(), StripeApiError> {
         if let Some(ScheduleRef::Id(id)) = &subscription.schedule {
-            let schedule: StripeSchedule = self
-                .read(&requests::RetrieveSubscriptionSchedule::new(id.as_str()))
-                .await?;
+            let schedule = self.schedule(id).await?;
             subscription.schedule = Some(ScheduleRef::Object(Box::new(schedule)));
         }
         Ok(())
