@@ -250,7 +250,10 @@ pub async fn primitives(world: &World) -> Primitives {
                 .get_item()
                 .table_name(TABLE)
                 .key("PK", AttributeValue::S(org))
-                .key("SK", AttributeValue::S("ENTITLEMENTS".to_owned()))
+                .key(
+                    "SK",
+                    AttributeValue::S(billing::store::keys::ENTITLEMENTS.to_owned()),
+                )
                 .consistent_read(true)
                 .send()
                 .await;

@@ -16,7 +16,14 @@ use std::path::Path;
 /// wires a function together.
 const LAYERS: &[&[&str]] = &[
     &["domain"],
-    &["config", "routes", "openapi", "outbound", "http"],
+    &[
+        "config",
+        "routes",
+        "openapi",
+        "outbound",
+        "http",
+        "round_trips",
+    ],
     &["telemetry", "store"],
     &["metrics"],
     &["stripe"],

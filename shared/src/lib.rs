@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 mod outbound;
 pub mod reconcile;
+pub mod round_trips;
 pub mod routes;
 pub mod runtime;
 pub mod store;

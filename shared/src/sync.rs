@@ -257,6 +257,41 @@ impl Syncer {
         fetched_at: FetchTime,
         marker: Option<&EventMarker>,
     ) -> Result<Synced, SyncError> {
+        self.store_read_of(raw, fetched_at, marker, None).await
+    }
+
+    /// As [`Self::store_read`]; `linked` is the org the event's customer is linked to, when
+    /// already read (the webhook reads it while Stripe is asked), so it is not read again.
+    async fn store_read_of(
+        &self,
+        raw: &crate::stripe::StripeSubscription,
+        fetched_at: FetchTime,
+        marker: Option<&EventMarker>,
+        linked: Option<(&CustomerId, OrgId)>,
+    ) -> Result<Synced, SyncError> {
+        let (subscription, unmapped_prices) = self.prepare(raw, marker).await?;
+        let org = match linked {
+            Some((customer, org)) if customer == &subscription.customer_id => org,
+            _ => self.org_of(&subscription.customer_id).await?,
+        };
+        let applied = self
+            .store
+            .apply_subscription(&org, &subscription, fetched_at, marker, self.policy)
+            .await?;
+        Ok(Synced {
+            org: Some(org),
+            applied,
+            unmapped_prices,
+        })
+    }
+
+    /// A subscription as read from Stripe, in domain terms, and its prices that map to no
+    /// module (they grant nothing; warned about and counted here).
+    async fn prepare(
+        &self,
+        raw: &crate::stripe::StripeSubscription,
+        marker: Option<&EventMarker>,
+    ) -> Result<(crate::domain::Subscription, Vec<String>), SyncError> {
         if SubscriptionStatus::parse(&raw.status).is_none() {
             return Err(SyncError::UnknownStatus(raw.status.clone()));
         }
@@ -265,22 +300,6 @@ impl Syncer {
             subscription.trial_end_notice = subscription.trial_end;
         }
         let unmapped_prices = self.resolve_modules_by_product(&mut subscription).await?;
-        let org = self.org_of(&subscription.customer_id).await?;
-        if subscription.status == SubscriptionStatus::Trialing {
-            // Before access is granted: a module's trial is offered once per org, so its use
-            // is on record whatever happens to the subscription or the customer later. Only
-            // while it runs (not on every later sync of a subscription that once had a trial):
-            // a trial that ended before any sync is still refused a second time, by the
-            // stored subscription that holds its module (`api::had_before`).
-            let modules: Vec<_> = subscription.modules().collect();
-            self.store
-                .record_trials(&org, &modules, Timestamp::now())
-                .await?;
-        }
-        let applied = self
-            .store
-            .apply_subscription(&org, &subscription, fetched_at, marker, self.policy)
-            .await?;
         if !unmapped_prices.is_empty() && !subscription.status.is_terminal() {
             // Stored as Stripe has it (those items grant nothing), so later status changes
             // still reach the table; the alarm asks for the catalog to be fixed.
@@ -291,11 +310,43 @@ impl Syncer {
             );
             crate::metrics::unmapped_price();
         }
-        Ok(Synced {
-            org: Some(org),
-            applied,
-            unmapped_prices,
-        })
+        Ok((subscription, unmapped_prices))
+    }
+
+    /// A subscription event: the Stripe re-read, and the marker and the customer's link read
+    /// together with it (one BatchGetItem while Stripe answers), then one consistent Query and
+    /// one transaction. `None` when the event was already processed.
+    pub async fn sync_subscription_event(
+        &self,
+        id: &SubscriptionId,
+        customer: Option<&CustomerId>,
+        marker: &EventMarker,
+        deletion: Deletion,
+    ) -> Result<Option<Synced>, SyncError> {
+        let fetched_at = FetchTime::now();
+        let (raw, seen) = tokio::join!(
+            self.stripe.subscription(id.as_str()),
+            self.store.event_processed_and_org(&marker.id, customer)
+        );
+        let (processed, linked) = seen?;
+        if processed {
+            return Ok(None);
+        }
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(StripeApiError::NotFound) if deletion == Deletion::Confirmed => {
+                return self
+                    .subscription_gone(id, customer, fetched_at, Some(marker))
+                    .await
+                    .map(Some);
+            }
+            Err(StripeApiError::NotFound) => return Err(not_found_unconfirmed("subscription")),
+            Err(e) => return Err(e.into()),
+        };
+        let linked = customer.zip(linked);
+        self.store_read_of(&raw, fetched_at, Some(marker), linked)
+            .await
+            .map(Some)
     }
 
     /// Items whose price has neither a catalog lookup key nor `service_module` metadata are
@@ -344,7 +395,7 @@ impl Syncer {
             None => None,
         };
         let (Some(org), Some(stored)) = (org, stored) else {
-            let applied = self.store.finish_stale(marker).await?;
+            let applied = self.store.finish_stale(marker, None).await?;
             return Ok(Synced::new(None, applied));
         };
         let mut ended = stored.subscription;
@@ -420,23 +471,7 @@ impl Syncer {
             Err(e) => return Err(e.into()),
         };
         let methods = self.stripe.payment_methods(id.as_str()).await?;
-        let default_payment_method = customer
-            .default_payment_method()
-            .map(crate::domain::PaymentMethodId::parse)
-            .transpose()?;
-        let mut payment_methods = Vec::with_capacity(methods.len());
-        for method in &methods {
-            if let Some(pm) = method.to_domain()?
-                && &pm.customer_id == id
-            {
-                payment_methods.push(pm);
-            }
-        }
-        let snapshot = CustomerSnapshot {
-            customer_id: id.clone(),
-            default_payment_method,
-            payment_methods,
-        };
+        let snapshot = customer_snapshot(id, &customer, &methods)?;
         let applied = self
             .store
             .apply_customer(&org, &snapshot, fetched_at, marker)
@@ -550,7 +585,7 @@ impl Syncer {
             }
             None => {
                 let applied = match marker {
-                    Some(m) => self.store.record_event(m).await?,
+                    Some(m) => self.store.record_event(m, Some(&claim.org)).await?,
                     None => Applied::Stale,
                 };
                 Ok(Synced::new(Some(claim.org), applied))
@@ -582,10 +617,155 @@ impl Syncer {
             .stripe
             .customer_subscriptions(customer.as_str())
             .await?;
-        for raw in &listed {
-            self.store_read(raw, fetched_at, None).await?;
-        }
+        self.store_listed(customer, &listed, fetched_at).await?;
         Ok(listed)
+    }
+
+    /// Stores a customer's listed subscriptions: one consistent read and one transaction for
+    /// all of them, not one each.
+    pub async fn store_listed(
+        &self,
+        customer: &CustomerId,
+        listed: &[crate::stripe::StripeSubscription],
+        fetched_at: FetchTime,
+    ) -> Result<(), SyncError> {
+        if listed.is_empty() {
+            return Ok(());
+        }
+        let org = self.org_of(customer).await?;
+        let mut prepared = Vec::with_capacity(listed.len());
+        for raw in listed {
+            let (subscription, _) = self.prepare(raw, None).await?;
+            if &subscription.customer_id != customer {
+                return Err(SyncError::Convert(ConvertError(
+                    "a listed subscription belongs to another customer".to_owned(),
+                )));
+            }
+            prepared.push(subscription);
+        }
+        let fetched: Vec<_> = prepared.iter().map(|s| (s, fetched_at)).collect();
+        self.store
+            .apply_subscriptions(&org, &fetched, None, self.policy)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A customer's default payment method and its payment methods, as read from Stripe.
+fn customer_snapshot(
+    id: &CustomerId,
+    customer: &crate::stripe::StripeCustomer,
+    methods: &[crate::stripe::StripePaymentMethod],
+) -> Result<CustomerSnapshot, SyncError> {
+    let default_payment_method = customer
+        .default_payment_method()
+        .map(crate::domain::PaymentMethodId::parse)
+        .transpose()?;
+    let mut payment_methods = Vec::with_capacity(methods.len());
+    for method in methods {
+        if let Some(pm) = method.to_domain()?
+            && &pm.customer_id == id
+        {
+            payment_methods.push(pm);
+        }
+    }
+    Ok(CustomerSnapshot {
+        customer_id: id.clone(),
+        default_payment_method,
+        payment_methods,
+    })
+}
+
+impl Syncer {
+    /// The eager sync of an org that has a billing profile (the success page's): every Stripe
+    /// read at once (the Checkout Session when given, the customer's subscriptions, the
+    /// customer, its payment methods), then the subscriptions in one transaction and the
+    /// payment methods in another, concurrently. A session counts only when this service
+    /// created it for this org and its customer is the org's (else `Unattributable`).
+    /// Returns the org's subscriptions and access as stored after it.
+    pub async fn sync_profile_at_once(
+        &self,
+        org: &OrgId,
+        profile: &crate::domain::BillingProfile,
+        session: Option<&str>,
+    ) -> Result<crate::store::AppliedAccess, SyncError> {
+        let customer = &profile.customer_id;
+        let fetched_at = FetchTime::now();
+        let read_session = async {
+            match session {
+                Some(id) => self.stripe.checkout_session(id).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (session, listed, customer_read, methods) = tokio::join!(
+            read_session,
+            self.stripe.customer_subscriptions(customer.as_str()),
+            self.stripe.customer(customer.as_str()),
+            self.stripe.payment_methods(customer.as_str())
+        );
+        let session = match session {
+            Ok(session) => session,
+            Err(StripeApiError::NotFound) => {
+                return Err(SyncError::Unattributable(
+                    "no such checkout session in this Stripe account".to_owned(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(session) = &session {
+            let claim = checkout_claim(session).map_err(SyncError::Unattributable)?;
+            if &claim.org != org || &claim.customer != customer {
+                return Err(SyncError::Unattributable(
+                    "the session belongs to another organization or customer".to_owned(),
+                ));
+            }
+        }
+        let mut listed = listed?;
+        // Stripe's list includes the session's subscription; should it lag, read it alone.
+        if let Some(sub) = session.as_ref().and_then(|s| s.subscription.as_ref())
+            && !listed.iter().any(|l| l.id == sub.id())
+        {
+            match self.stripe.subscription(sub.id()).await {
+                Ok(raw) => listed.push(raw),
+                Err(StripeApiError::NotFound) => return Err(not_found_unconfirmed("subscription")),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut prepared = Vec::with_capacity(listed.len());
+        for raw in &listed {
+            prepared.push(self.prepare(raw, None).await?.0);
+        }
+        let fetched: Vec<_> = prepared.iter().map(|s| (s, fetched_at)).collect();
+        let customer_read = match customer_read {
+            Ok(c) if c.deleted != Some(true) => Some(c),
+            Ok(_) | Err(StripeApiError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(customer_read) = customer_read else {
+            // Deleted in Stripe (or unreadable): the customer's own path decides, with its
+            // re-reads and the unlink.
+            self.store
+                .apply_subscriptions(org, &fetched, None, self.policy)
+                .await?;
+            self.sync_customer(customer, None).await?;
+            let state = self.store.access_state(org).await?;
+            return Ok(crate::store::AppliedAccess {
+                applied: Applied::Written,
+                subscriptions: state
+                    .subscriptions
+                    .into_iter()
+                    .map(|s| s.subscription)
+                    .collect(),
+                entitlements: state.entitlements.map(|e| e.set).unwrap_or_default(),
+            });
+        };
+        let snapshot = customer_snapshot(customer, &customer_read, &methods?)?;
+        let (access, _) = tokio::try_join!(
+            self.store
+                .apply_subscriptions(org, &fetched, None, self.policy),
+            self.store.apply_customer(org, &snapshot, fetched_at, None)
+        )?;
+        Ok(access)
     }
 }
 

@@ -20,6 +20,10 @@ use pss_billing_tests::{
 };
 use serde_json::{Value, json};
 
+/// What the body of the one read of a subscription write contains: the Query of the org's
+/// entitlements and subscriptions together (`begins_with(SK, "SUB")`).
+const ACCESS_QUERY: &str = r#"{"S":"SUB"}"#;
+
 /// A gate in front of the shared moto, for one test.
 fn start_gate() -> Emulator {
     let port = free_port();
@@ -142,8 +146,8 @@ impl World {
     }
 }
 
-/// Sync of B reads the subscriptions while A is still active; A's cancellation commits before
-/// B reads the entitlements version. B must not write access computed from the old A.
+/// Sync of B is about to read (entitlements and subscriptions in one consistent Query) when
+/// A's cancellation commits. B must compute access from the new A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sibling_committing_between_the_reads_is_not_lost() {
     let w = world().await;
@@ -163,7 +167,7 @@ async fn a_sibling_committing_between_the_reads_is_not_lost() {
     w.stripe_has(&b, "active", "email_automation_monthly", 2)
         .await;
     let org_key = format!("ORG#{}", w.org);
-    w.race(&b, "GetItem", &["ENTITLEMENTS", &org_key], &a).await;
+    w.race(&b, "Query", &[ACCESS_QUERY, &org_key], &a).await;
     assert_eq!(w.unlocked().await, ["BasicCRM", "EmailAutomation"]);
 }
 
@@ -186,8 +190,8 @@ async fn a_write_computed_from_an_outdated_set_is_refused() {
     assert_eq!(w.unlocked().await, ["BasicCRM", "Integrations"]);
 }
 
-/// The mirror image: an eager re-sync of A (unchanged) reads the set before B is created, B's
-/// webhook commits, then A's sync reads the version. B's module must not be dropped.
+/// The mirror image: an eager re-sync of A (unchanged) is about to read when B's webhook
+/// commits. B's module must not be dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_subscription_is_not_dropped_by_a_concurrent_resync() {
     let w = world().await;
@@ -198,7 +202,7 @@ async fn a_new_subscription_is_not_dropped_by_a_concurrent_resync() {
 
     w.stripe_has(&b, "trialing", "enterprise_yearly", 1).await;
     let org_key = format!("ORG#{}", w.org);
-    w.race(&a, "GetItem", &["ENTITLEMENTS", &org_key], &b).await;
+    w.race(&a, "Query", &[ACCESS_QUERY, &org_key], &b).await;
     assert_eq!(
         w.unlocked().await,
         ["BasicCRM", "AdvancedAnalytics", "EnterpriseFeatures"]

@@ -131,7 +131,10 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         .update_item()
         .table_name(rig.store.table())
         .key("PK", AttributeValue::S(format!("ORG#{org_b}")))
-        .key("SK", AttributeValue::S("ENTITLEMENTS".into()))
+        .key(
+            "SK",
+            AttributeValue::S(billing::store::keys::ENTITLEMENTS.into()),
+        )
         .update_expression("REMOVE grants.#m")
         .expression_attribute_names("#m", "EnterpriseFeatures")
         .send()
@@ -171,7 +174,10 @@ async fn a_drifted_table_is_repaired_and_a_second_run_finds_nothing() {
         .put_item()
         .table_name(rig.store.table())
         .item("PK", AttributeValue::S(format!("ORG#{org_d}")))
-        .item("SK", AttributeValue::S("ENTITLEMENTS".into()))
+        .item(
+            "SK",
+            AttributeValue::S(billing::store::keys::ENTITLEMENTS.into()),
+        )
         .item("org_id", AttributeValue::S(org_d.as_str().into()))
         .item("version", AttributeValue::N("1".into()))
         .item("updated_at", AttributeValue::N("1700000000".into()))

@@ -153,6 +153,7 @@ async fn event_marker_makes_a_second_delivery_a_no_op() {
     let marker = EventMarker {
         id: EventId::parse(pss_billing_tests::unique("evt_")).unwrap(),
         event_type: "customer.subscription.created".into(),
+        audit: None,
     };
     let sub = subscription("sub_1", "cus_1", Active, &[EmailAutomation]);
     assert!(!store.event_processed(&marker.id).await.unwrap());
@@ -173,7 +174,7 @@ async fn event_marker_makes_a_second_delivery_a_no_op() {
         FetchTime::from_micros(1)
     );
     assert_eq!(
-        store.record_event(&marker).await.unwrap(),
+        store.record_event(&marker, None).await.unwrap(),
         Applied::Duplicate
     );
 }

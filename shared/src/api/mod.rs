@@ -269,7 +269,7 @@ async fn price_ids(
         .filter_map(|m| catalog.price(*m, interval).map(|p| (*m, p.lookup_key)))
         .collect();
     let lookup: Vec<&str> = keys.iter().map(|(_, k)| *k).collect();
-    let prices = syncer.stripe.prices_by_lookup_keys(&lookup).await?;
+    let prices = syncer.stripe.cached_prices_by_lookup_keys(&lookup).await?;
     keys.into_iter()
         .map(|(module, key)| {
             prices
@@ -306,11 +306,37 @@ async fn expire_other_sessions(
     request_key: &str,
     newest: Option<&StripeCheckoutSession>,
 ) -> Result<(), ApiError> {
-    for session in syncer
+    let open = syncer
         .stripe
         .open_checkout_sessions(customer.as_str())
-        .await?
-    {
+        .await?;
+    expire_sessions(syncer, &open, request_key, newest).await?;
+    Ok(())
+}
+
+/// Expires the listed open sessions, concurrently, except those of this request and any not
+/// older than `newest`. `true` when one was completed between the list and its expiry (it is
+/// synced then, so what it bought counts).
+async fn expire_sessions(
+    syncer: &Syncer,
+    open: &[StripeCheckoutSession],
+    request_key: &str,
+    newest: Option<&StripeCheckoutSession>,
+) -> Result<bool, ApiError> {
+    let expire = |session: &StripeCheckoutSession| {
+        let id = session.id.clone();
+        async move {
+            if syncer.stripe.expire_checkout_session(&id).await? {
+                return Ok::<bool, ApiError>(false);
+            }
+            // It was completed between the list and the expiry: its subscription counts now.
+            if let Err(e) = syncer.complete_checkout(&id, None).await {
+                tracing::warn!(error = %e, "could not sync a session completed meanwhile");
+            }
+            Ok(true)
+        }
+    };
+    let others = open.iter().filter(|session| {
         let same_request = session
             .metadata
             .as_ref()
@@ -322,17 +348,10 @@ async fn expire_other_sessions(
             (session.created.unwrap_or(0), session.id.as_str())
                 < (n.created.unwrap_or(0), n.id.as_str())
         });
-        if same_request || !older {
-            continue;
-        }
-        if !syncer.stripe.expire_checkout_session(&session.id).await? {
-            // It was completed between the list and the expiry: its subscription counts now.
-            if let Err(e) = syncer.complete_checkout(&session.id, None).await {
-                tracing::warn!(error = %e, "could not sync a session completed meanwhile");
-            }
-        }
-    }
-    Ok(())
+        !same_request && older
+    });
+    let completed = futures_util::future::try_join_all(others.map(expire)).await?;
+    Ok(completed.into_iter().any(|c| c))
 }
 
 /// Refuses a checkout of modules the org holds, or of an interval it already has a plan of
@@ -425,18 +444,32 @@ pub async fn checkout_for(
     if !held.is_empty() {
         return Err(already_subscribed(&held));
     }
-    let price_ids: Vec<String> = price_ids(syncer, &catalog, &request.modules, request.interval)
-        .await?
-        .into_iter()
-        .map(|(_, p)| p.id)
-        .collect();
     let customer = ensure_customer(syncer, org, details).await?;
+    // One wait for Stripe's three reads: the prices (usually cached), the customer's
+    // subscriptions and its open sessions.
     // The table can be behind Stripe (a slow or failing webhook, a success page closed before
     // its sync): Stripe's own list of the customer's subscriptions is stored first, so a
     // module already paid for is refused rather than sold twice (and a trial it had is on
     // record). Refused before anything is expired, so a refused request leaves another
     // admin's open session alone.
-    syncer.sync_customer_subscriptions(&customer).await?;
+    let fetched_at = crate::domain::FetchTime::now();
+    let (prices, listed, open) = tokio::try_join!(
+        price_ids(syncer, &catalog, &request.modules, request.interval),
+        async {
+            Ok(syncer
+                .stripe
+                .customer_subscriptions(customer.as_str())
+                .await?)
+        },
+        async {
+            Ok(syncer
+                .stripe
+                .open_checkout_sessions(customer.as_str())
+                .await?)
+        },
+    )?;
+    let price_ids: Vec<String> = prices.into_iter().map(|(_, p)| p.id).collect();
+    syncer.store_listed(&customer, &listed, fetched_at).await?;
     let (stored, trialed) = tokio::try_join!(
         refuse_held_or_planned(&syncer.store, org, &request),
         async { Ok(syncer.store.trialed_modules(org).await?) },
@@ -468,11 +501,30 @@ pub async fn checkout_for(
         600,
     );
     let create = session_request(Some(&key));
-    // Then: a session left open by an earlier attempt can no longer be paid. If one was paid
-    // meanwhile (it is synced as it is found), what it bought is refused here.
-    expire_other_sessions(syncer, &customer, &key, None).await?;
-    refuse_held_or_planned(&syncer.store, org, &request).await?;
-    let mut session: StripeCheckoutSession = syncer.stripe.write(&create, Some(&key)).await?;
+    // Then, at once: a session left open by an earlier attempt can no longer be paid, and the
+    // new one is created. If an old one was paid meanwhile (it is synced as it is found), what
+    // it bought is refused here, and the new session is expired before anyone can pay it.
+    let (completed_meanwhile, created) = tokio::join!(
+        expire_sessions(syncer, &open, &key, None),
+        syncer
+            .stripe
+            .write::<StripeCheckoutSession>(&create, Some(&key))
+    );
+    if completed_meanwhile?
+        && let Err(refusal) = refuse_held_or_planned(&syncer.store, org, &request).await
+    {
+        if let Ok(created) = &created
+            && let Err(e) = syncer.stripe.expire_checkout_session(&created.id).await
+        {
+            tracing::warn!(error = %e, "could not expire a refused checkout's session");
+        }
+        return Err(refusal);
+    }
+    if let Err(StripeApiError::Rejected { status: 400, .. }) = &created {
+        // A price catalog-sync replaced is refused: the next click lists prices again.
+        syncer.stripe.forget_prices();
+    }
+    let mut session = created?;
     // Stripe answers a reused idempotency key with the first response, whose `status` was
     // `open` then: a session created before this request may have been expired or paid since,
     // so its current state is read. (A new session was created a moment ago.)
@@ -576,42 +628,85 @@ pub async fn sync(
     org: &OrgId,
     session_id: Option<&str>,
 ) -> Result<SubscriptionOverview, ApiError> {
-    if !syncer
-        .store
-        .take_rate_token(org, "sync", config.sync_per_minute, 60)
-        .await?
-    {
+    let session = params::session_id(session_id)?;
+    // One wait for the three: the rate token, the org's customer, the trials it had.
+    let (allowed, profile, trialed) = tokio::try_join!(
+        syncer
+            .store
+            .take_rate_token(org, "sync", config.sync_per_minute, 60),
+        syncer.store.billing_profile(org),
+        syncer.store.trialed_modules(org),
+    )?;
+    if !allowed {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "Too many sync requests; try again in a minute.",
         ));
     }
-    if let Some(id) = params::session_id(session_id)? {
-        let session = match syncer.stripe.checkout_session(id.as_str()).await {
-            Ok(s) => s,
-            Err(StripeApiError::NotFound) => return Err(not_found_session()),
-            Err(e) => return Err(e.into()),
-        };
-        // Only a session this service created for the caller's org counts (the same rule as
-        // the webhook's); any other is "not found", so a session id probes and links nothing.
-        match crate::sync::checkout_claim(&session) {
-            Ok(claim) if &claim.org == org => {}
-            _ => return Err(not_found_session()),
+    let Some(profile) = profile else {
+        // No customer of this service's yet: only a session can link one.
+        if let Some(id) = &session {
+            sync_unlinked_session(syncer, org, id.as_str()).await?;
         }
-        if session.customer.is_some() {
-            match syncer.complete_attributed(&session, None).await {
-                Ok(_) => {}
-                Err(SyncError::Unattributable(reason)) => {
-                    tracing::warn!(org = %org, %reason, "eager sync refused a session");
-                    return Err(not_found_session());
-                }
-                Err(e) => return Err(e.into()),
-            }
+        syncer.sync_org(org).await?;
+        return subscription_offered(&syncer.store, org, syncer.policy, &config.offer).await;
+    };
+    // Only a session this service created for the caller's org counts (the same rule as the
+    // webhook's); any other is "not found", so a session id probes and links nothing.
+    let access = match syncer
+        .sync_profile_at_once(org, &profile, session.as_ref().map(|s| s.as_str()))
+        .await
+    {
+        Ok(access) => access,
+        Err(SyncError::Unattributable(reason)) => {
+            tracing::warn!(org = %org, %reason, "eager sync refused a session");
+            return Err(not_found_session());
         }
+        Err(e) => return Err(e.into()),
+    };
+    // Built from what was just stored, not read again.
+    let mut overview = views::overview(
+        &access.subscriptions,
+        &access.entitlements,
+        syncer.policy.past_due_grace_seconds,
+        Timestamp::now(),
+    );
+    let mut trialed = trialed;
+    trialed.extend(
+        access
+            .subscriptions
+            .iter()
+            .filter(|s| s.status == crate::domain::SubscriptionStatus::Trialing)
+            .flat_map(|s| s.modules()),
+    );
+    trialed.sort();
+    trialed.dedup();
+    overview.trialed_modules = trialed;
+    overview.trial_days = config.offer.trial_days;
+    Ok(overview)
+}
+
+/// The eager sync's session for an org with no billing profile yet: a session this service
+/// created for the org, whose customer names the org, links it (as the webhook would).
+async fn sync_unlinked_session(syncer: &Syncer, org: &OrgId, id: &str) -> Result<(), ApiError> {
+    let session = match syncer.stripe.checkout_session(id).await {
+        Ok(s) => s,
+        Err(StripeApiError::NotFound) => return Err(not_found_session()),
+        Err(e) => return Err(e.into()),
+    };
+    match crate::sync::checkout_claim(&session) {
+        Ok(claim) if &claim.org == org => {}
+        _ => return Err(not_found_session()),
     }
-    syncer.sync_org(org).await?;
-    subscription_offered(&syncer.store, org, syncer.policy, &config.offer).await
+    match syncer.complete_attributed(&session, None).await {
+        Ok(_) => Ok(()),
+        Err(SyncError::Unattributable(reason)) => {
+            tracing::warn!(org = %org, %reason, "eager sync refused a session");
+            Err(not_found_session())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn not_found_session() -> ApiError {

@@ -96,6 +96,38 @@ impl Delivery {
         item
     }
 
+    /// The delivery's item (with its payload, compressed when large) and, when the org is
+    /// known, its entry in the org's index.
+    pub(super) fn items(&self) -> Result<Vec<Item>, StoreError> {
+        let mut item = self.metadata(
+            format!("{AUDIT_PREFIX}{}", self.event_id),
+            format!("{DELIVERY_PREFIX}{:020}", self.received_at_micros),
+        );
+        if let Some(payload) = &self.payload {
+            if payload.len() > COMPRESS_ABOVE_BYTES {
+                item.insert(
+                    "payload".to_owned(),
+                    AttributeValue::B(Blob::new(compress(payload)?)),
+                );
+                item.insert("payload_encoding".to_owned(), string_value("gzip"));
+            } else {
+                let text = String::from_utf8(payload.clone()).map_err(StoreError::corrupt)?;
+                item.insert("payload".to_owned(), string_value(text));
+            }
+        }
+        let mut items = vec![item];
+        if let Some(org) = &self.org_id {
+            items.push(self.metadata(
+                keys::org(org),
+                format!(
+                    "{AUDIT_PREFIX}{:020}#{}",
+                    self.received_at_micros, self.event_id
+                ),
+            ));
+        }
+        Ok(items)
+    }
+
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let missing = |what: &str| StoreError::Corrupt(format!("audit item without {what}"));
         let payload = match (
@@ -195,32 +227,7 @@ impl BillingStore {
 
     /// Keeps one delivery, and its entry in the org's index when the org is known.
     pub async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let mut item = delivery.metadata(
-            format!("{AUDIT_PREFIX}{}", delivery.event_id),
-            format!("{DELIVERY_PREFIX}{:020}", delivery.received_at_micros),
-        );
-        if let Some(payload) = &delivery.payload {
-            if payload.len() > COMPRESS_ABOVE_BYTES {
-                item.insert(
-                    "payload".to_owned(),
-                    AttributeValue::B(Blob::new(compress(payload)?)),
-                );
-                item.insert("payload_encoding".to_owned(), string_value("gzip"));
-            } else {
-                let text = String::from_utf8(payload.clone()).map_err(StoreError::corrupt)?;
-                item.insert("payload".to_owned(), string_value(text));
-            }
-        }
-        let mut items = vec![item];
-        if let Some(org) = &delivery.org_id {
-            items.push(delivery.metadata(
-                keys::org(org),
-                format!(
-                    "{AUDIT_PREFIX}{:020}#{}",
-                    delivery.received_at_micros, delivery.event_id
-                ),
-            ));
-        }
+        let items = delivery.items()?;
         // One request for both items (not a transaction: the index is only an index).
         let mut requests = Vec::with_capacity(items.len());
         for item in items {

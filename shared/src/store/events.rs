@@ -13,11 +13,73 @@ impl BillingStore {
             .is_some())
     }
 
+    /// Whether an event was already processed, and the org a customer is linked to: both in
+    /// one consistent BatchGetItem (the webhook sends it while Stripe is re-read).
+    pub async fn event_processed_and_org(
+        &self,
+        id: &EventId,
+        customer: Option<&CustomerId>,
+    ) -> Result<(bool, Option<OrgId>), StoreError> {
+        let marker_key = key(keys::event(id), keys::EVENT);
+        let link_key = customer.map(|c| key(keys::customer(c), keys::LINK));
+        let mut wanted = vec![marker_key.clone()];
+        wanted.extend(link_key.clone());
+        let mut found: Vec<Item> = Vec::new();
+        let mut pending = Some(
+            aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(wanted))
+                .consistent_read(true)
+                .build()
+                .map_err(StoreError::unavailable)?,
+        );
+        // Unprocessed keys (throttling) are asked for again, a few times at most.
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(keys_wanted) = pending.take() else {
+                break;
+            };
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys_wanted)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+        }
+        if pending.is_some() {
+            return Err(StoreError::Unavailable(
+                "DynamoDB left keys unprocessed".to_owned(),
+            ));
+        }
+        let is = |item: &Item, wanted: &Item| {
+            item.get(keys::PK) == wanted.get(keys::PK) && item.get(keys::SK) == wanted.get(keys::SK)
+        };
+        let processed = found.iter().any(|i| is(i, &marker_key));
+        let org = match link_key {
+            Some(link_key) => match found.into_iter().find(|i| is(i, &link_key)) {
+                Some(item) => Some(from_item::<LinkRecord>(item)?.org_id),
+                None => None,
+            },
+            None => None,
+        };
+        Ok((processed, org))
+    }
+
     /// Marks an event processed when it had no other effect. `Duplicate` if it already was.
-    pub async fn record_event(&self, marker: &EventMarker) -> Result<Applied, StoreError> {
-        let actions = self.marker_actions(marker, Timestamp::now())?;
-        self.transact(actions.to_vec(), Some(0), Applied::Written)
-            .await
+    /// `org` names the org in the marker's audit entry.
+    pub async fn record_event(
+        &self,
+        marker: &EventMarker,
+        org: Option<&OrgId>,
+    ) -> Result<Applied, StoreError> {
+        let actions = self.marker_actions(marker, Timestamp::now(), "processed", org)?;
+        self.transact(actions, Some(0), Applied::Written).await
     }
 
     /// Runs a transaction, retrying it when DynamoDB reports a conflict with another
@@ -82,25 +144,42 @@ impl BillingStore {
         &self,
         mut actions: Vec<TransactWriteItem>,
         marker: Option<&EventMarker>,
+        org: &OrgId,
     ) -> Result<Applied, StoreError> {
         let marker_index = actions.len();
         if let Some(marker) = marker {
-            actions.extend(self.marker_actions(marker, Timestamp::now())?);
+            actions.extend(self.marker_actions(
+                marker,
+                Timestamp::now(),
+                "processed",
+                Some(org),
+            )?);
         }
         match self
             .transact_or_conflict(actions, marker.map(|_| marker_index))
             .await?
         {
             Some(applied) => Ok(applied),
-            None => self.finish_stale(marker).await,
+            None => self.finish_stale(marker, Some(org)).await,
         }
     }
 
     /// A sync found nothing newer to write (or nothing to write at all): still mark the event
     /// so a redelivery is a no-op. `Stale`, or `Duplicate` when the event was already marked.
-    pub async fn finish_stale(&self, marker: Option<&EventMarker>) -> Result<Applied, StoreError> {
+    pub async fn finish_stale(
+        &self,
+        marker: Option<&EventMarker>,
+        org: Option<&OrgId>,
+    ) -> Result<Applied, StoreError> {
         match marker {
-            Some(marker) => match self.record_event(marker).await? {
+            Some(marker) => match self
+                .transact(
+                    self.marker_actions(marker, Timestamp::now(), "up_to_date", org)?,
+                    Some(0),
+                    Applied::Written,
+                )
+                .await?
+            {
                 Applied::Written => Ok(Applied::Stale),
                 other => Ok(other),
             },

@@ -24,8 +24,12 @@ impl BillingStore {
             .expression_attribute_values(":fetched", number_value(fetched_at.micros()))
             .build()
             .map_err(StoreError::unavailable)?;
-        self.transact_or_stale(vec![TransactWriteItem::builder().put(put).build()], marker)
-            .await
+        self.transact_or_stale(
+            vec![TransactWriteItem::builder().put(put).build()],
+            marker,
+            org,
+        )
+        .await
     }
 
     /// Invoices newest first. `cursor` comes from a previous page of the same org.

@@ -11,7 +11,11 @@ pub const SK: &str = "SK";
 pub const EXPIRES_AT: &str = "expires_at";
 
 pub const PROFILE: &str = "PROFILE";
-pub const ENTITLEMENTS: &str = "ENTITLEMENTS";
+/// The org's entitlements item. It sorts just before the subscriptions (`!` < `#`), so one
+/// Query under [`ACCESS_PREFIX`] reads it and every subscription of the org, in that order.
+pub const ENTITLEMENTS: &str = "SUB!ENTITLEMENTS";
+/// The sort-key prefix of the entitlements item and the subscriptions together.
+pub const ACCESS_PREFIX: &str = "SUB";
 pub const LINK: &str = "LINK";
 pub const EVENT: &str = "EVENT";
 pub const SUB_PREFIX: &str = "SUB#";

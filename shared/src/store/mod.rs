@@ -16,6 +16,7 @@ pub mod table;
 mod trials;
 
 use query::Order;
+pub use subscriptions::{AccessState, AppliedAccess};
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -80,6 +81,9 @@ impl StoreError {
 pub struct EventMarker {
     pub id: EventId,
     pub event_type: String,
+    /// The delivery for the audit trail, kept in the same transaction as the marker (its
+    /// outcome and org are filled in there); `None` for events applied without one.
+    pub audit: Option<audit::Delivery>,
 }
 
 /// What a sync write did.
@@ -159,6 +163,11 @@ struct SubscriptionRecord {
     #[serde(default)]
     ended_unseen: bool,
     fetched_at: i64,
+    /// The entitlements version written in the same transaction as this copy (a read-time
+    /// touch keeps it): with [`EntitlementsRecord::written`] it tells a read that saw only part
+    /// of a transaction (see [`BillingStore::access_state`]). Absent on items written before.
+    #[serde(default)]
+    written_version: Option<u64>,
     data: Subscription,
 }
 
@@ -173,6 +182,9 @@ struct EntitlementsRecord {
     updated_at: i64,
     /// module name -> grant end (epoch seconds), absent end meaning "no end".
     grants: HashMap<ServiceModule, Grant>,
+    /// The subscriptions written in the transaction that wrote this version.
+    #[serde(default)]
+    written: Vec<crate::domain::SubscriptionId>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -346,17 +358,37 @@ impl BillingStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// The processed marker (first) and the removal of a parked copy of the same event: an
-    /// event applied after being parked leaves nothing behind to replay.
+    /// The processed marker (first), the removal of a parked copy of the same event (an event
+    /// applied after being parked leaves nothing behind to replay) and, when the marker carries
+    /// one, the delivery's audit items with `outcome` and `org`: the trail is written with the
+    /// effect, in the one transaction, never a round trip after it. At most four actions.
     fn marker_actions(
         &self,
         marker: &EventMarker,
         now: Timestamp,
-    ) -> Result<[TransactWriteItem; 2], StoreError> {
-        Ok([
+        outcome: &str,
+        org: Option<&OrgId>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut actions = vec![
             self.marker_put(marker, now)?,
             self.delete_action(keys::RECONCILE_PK.to_owned(), keys::reconcile(&marker.id))?,
-        ])
+        ];
+        if let Some(delivery) = &marker.audit {
+            let delivery = audit::Delivery {
+                outcome: outcome.to_owned(),
+                org_id: org.cloned(),
+                ..delivery.clone()
+            };
+            for item in delivery.items()? {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                actions.push(TransactWriteItem::builder().put(put).build());
+            }
+        }
+        Ok(actions)
     }
 
     fn marker_put(

@@ -62,12 +62,12 @@ impl BillingStore {
             let Some(AttributeValue::S(sk)) = item.get(keys::SK) else {
                 continue;
             };
-            if keep_keys.contains(sk) || actions.len() >= 98 {
+            if keep_keys.contains(sk) || actions.len() >= 96 {
                 continue;
             }
             actions.push(self.delete_action(pk.clone(), sk.clone())?);
         }
-        self.transact_or_stale(actions, marker).await
+        self.transact_or_stale(actions, marker, org).await
     }
 
     /// The org's payment methods with the customer's default, newest first.

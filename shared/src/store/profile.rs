@@ -141,7 +141,8 @@ impl BillingStore {
                     let Some(AttributeValue::S(sk)) = item.get(keys::SK) else {
                         continue;
                     };
-                    if actions.len() >= 97 {
+                    // Four kept for the marker, the parked copy's removal and the audit items.
+                    if actions.len() >= 96 {
                         break;
                     }
                     actions.push(self.delete_action(pk.clone(), sk.clone())?);
@@ -149,7 +150,7 @@ impl BillingStore {
             }
             let marker_index = actions.len();
             if let Some(marker) = marker {
-                actions.extend(self.marker_actions(marker, now)?);
+                actions.extend(self.marker_actions(marker, now, "processed", Some(org))?);
             }
             if let Some(applied) = self
                 .transact_or_conflict(actions, marker.map(|_| marker_index))

@@ -180,16 +180,18 @@ impl BillingStore {
         policy: GracePolicy,
     ) -> Result<bool, StoreError> {
         for _ in 0..super::MAX_ATTEMPTS {
-            // Version first, subscriptions second: see `apply_subscription`.
-            let current = self.entitlements(org, true).await?;
-            let subs = self.subscriptions(org).await?;
+            let super::AccessState {
+                entitlements: current,
+                subscriptions: subs,
+            } = self.access_state(org).await?;
             let expected =
                 EntitlementSet::from_subscriptions(subs.iter().map(|s| &s.subscription), policy);
             let stored = current.as_ref().map(|c| c.set.clone()).unwrap_or_default();
             if stored == expected {
                 return Ok(false);
             }
-            let put = self.entitlements_put(org, &expected, current.as_ref().map(|c| c.version))?;
+            let put =
+                self.entitlements_put(org, &expected, current.as_ref().map(|c| c.version), &[])?;
             if self.transact_or_conflict(vec![put], None).await?.is_some() {
                 return Ok(true);
             }

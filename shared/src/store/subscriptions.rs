@@ -45,21 +45,54 @@ impl BillingStore {
         else {
             return Ok(None);
         };
-        let record: EntitlementsRecord = from_item(item)?;
-        Ok(Some(StoredEntitlements {
-            set: EntitlementSet::from_grants(record.grants),
-            version: record.version,
-            updated_at: Timestamp::from_unix(record.updated_at),
-        }))
+        Ok(Some(stored_entitlements(from_item(item)?)))
+    }
+
+    /// The org's entitlements item and all its subscriptions, from one consistent Query (the
+    /// entitlements item sorts first, see [`keys::ENTITLEMENTS`]).
+    ///
+    /// A Query is read-committed, not a snapshot: while a transaction commits, a read can see
+    /// some of its items and not others. Each write names the subscriptions it wrote in the
+    /// entitlements item and stamps them with the version, so a read that saw a version
+    /// without its subscriptions (or a subscription of a later version) is detected here and
+    /// read again, instead of computing access from a set that never existed.
+    pub async fn access_state(&self, org: &OrgId) -> Result<AccessState, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut entitlements = None;
+            let mut subscriptions = Vec::new();
+            for item in self
+                .query_prefix(keys::org(org), keys::ACCESS_PREFIX)
+                .await?
+            {
+                match item.get(keys::SK) {
+                    Some(AttributeValue::S(sk)) if sk == keys::ENTITLEMENTS => {
+                        entitlements = Some(from_item::<EntitlementsRecord>(item)?);
+                    }
+                    Some(AttributeValue::S(sk)) if sk.starts_with(keys::SUB_PREFIX) => {
+                        subscriptions.push(from_item::<SubscriptionRecord>(item)?);
+                    }
+                    _ => {}
+                }
+            }
+            if !torn(entitlements.as_ref(), &subscriptions) {
+                return Ok(AccessState {
+                    entitlements: entitlements.map(stored_entitlements),
+                    subscriptions: subscriptions
+                        .into_iter()
+                        .map(|r| StoredSubscription {
+                            subscription: r.data,
+                            fetched_at: FetchTime::from_micros(r.fetched_at),
+                        })
+                        .collect(),
+                });
+            }
+            tracing::info!(org = %org, "read part of a committing transaction: reading again");
+        }
+        Err(StoreError::Contention)
     }
 
     /// Stores a subscription as read from Stripe at `fetched_at`, recomputes the org's
     /// entitlements from all its subscriptions, and marks the event processed: one transaction.
-    ///
-    /// Guards: a copy from an older read never replaces one from a newer read, a terminal
-    /// (canceled) copy is never replaced by a live status, and the entitlements item is written
-    /// only if no other writer changed it since we read it (optimistic version check), so
-    /// concurrent syncs of different subscriptions of one org cannot lose each other's grants.
     pub async fn apply_subscription(
         &self,
         org: &OrgId,
@@ -68,58 +101,122 @@ impl BillingStore {
         marker: Option<&EventMarker>,
         policy: GracePolicy,
     ) -> Result<Applied, StoreError> {
+        Ok(self
+            .apply_subscriptions(org, &[(subscription, fetched_at)], marker, policy)
+            .await?
+            .applied)
+    }
+
+    /// Stores subscriptions as read from Stripe (each at its `fetched_at`), recomputes the
+    /// org's entitlements from all its subscriptions, and marks the event processed: one
+    /// consistent read and one transaction, for any number of subscriptions.
+    ///
+    /// Guards: a copy from an older read never replaces one from a newer read, a terminal
+    /// (canceled) copy is never replaced by a live status, and the entitlements item is written
+    /// only if no other writer changed it since we read it (optimistic version check), so
+    /// concurrent syncs of different subscriptions of one org cannot lose each other's grants.
+    pub async fn apply_subscriptions(
+        &self,
+        org: &OrgId,
+        fetched: &[(&Subscription, FetchTime)],
+        marker: Option<&EventMarker>,
+        policy: GracePolicy,
+    ) -> Result<AppliedAccess, StoreError> {
+        // Before access is granted: a module's trial is offered once per org, so its use is on
+        // record whatever happens to the subscription or the customer later. Only while it
+        // runs (not on every later sync of a subscription that once had a trial): a trial that
+        // ended before any sync is still refused a second time, by the stored subscription
+        // that holds its module (`api::had_before`). Written while the first read runs.
+        let trials: Vec<ServiceModule> = fetched
+            .iter()
+            .filter(|(s, _)| s.status == SubscriptionStatus::Trialing)
+            .flat_map(|(s, _)| s.modules())
+            .collect();
+        let (mut read, ()) = tokio::try_join!(
+            self.access_state(org),
+            self.record_trials(org, &trials, Timestamp::now())
+        )?;
         for attempt in 0..MAX_VERSION_ATTEMPTS {
-            // The entitlements item first, then the subscriptions, never at once: every write of
-            // a subscription bumps the entitlements version in the same transaction, so a
-            // version read *before* the subscriptions covers exactly the set read after it.
-            // Read the other way round, a sibling's commit could land between the two reads and
-            // this write would pass the version check with access computed from the old set.
-            let current = self.entitlements(org, true).await?;
-            let stored = self.subscriptions(org).await?;
-            let previous = stored.iter().find(|s| s.subscription.id == subscription.id);
-            if let Some(prev) = previous {
-                let terminal_revival =
-                    prev.subscription.is_final() && !subscription.status.is_terminal();
-                if prev.fetched_at >= fetched_at || terminal_revival {
-                    return self.finish_stale(marker).await;
+            if attempt > 0 {
+                read = self.access_state(org).await?;
+            }
+            let AccessState {
+                entitlements: current,
+                subscriptions: stored,
+            } = std::mem::take(&mut read);
+            let mut after: Vec<Subscription> =
+                stored.iter().map(|s| s.subscription.clone()).collect();
+            let mut puts: Vec<(Subscription, FetchTime)> = Vec::new();
+            let mut touches: Vec<TransactWriteItem> = Vec::new();
+            for (subscription, fetched_at) in fetched {
+                let previous = stored.iter().find(|s| s.subscription.id == subscription.id);
+                if let Some(prev) = previous {
+                    let terminal_revival =
+                        prev.subscription.is_final() && !subscription.status.is_terminal();
+                    if prev.fetched_at >= *fetched_at || terminal_revival {
+                        continue;
+                    }
+                }
+                let fresh = (*subscription).clone().with_grace_start_from(
+                    previous.map(|p| &p.subscription),
+                    fetched_at.as_timestamp(),
+                );
+                match previous {
+                    // A checkout's burst of events re-reads the same subscription many times:
+                    // a read that changes nothing only moves the stored read time forward,
+                    // without bumping the org's entitlements version, so it never conflicts
+                    // with the writes that do change something.
+                    Some(prev) if prev.subscription == fresh => touches.push(
+                        self.fetched_at_touch(org, &fresh.id, prev.fetched_at, *fetched_at)?,
+                    ),
+                    _ => {
+                        after.retain(|s| s.id != fresh.id);
+                        after.push(fresh.clone());
+                        puts.push((fresh, *fetched_at));
+                    }
                 }
             }
-            let fresh = subscription.clone().with_grace_start_from(
-                previous.map(|p| &p.subscription),
-                fetched_at.as_timestamp(),
-            );
-            let all = stored
-                .iter()
-                .map(|s| &s.subscription)
-                .filter(|s| s.id != fresh.id)
-                .chain(std::iter::once(&fresh));
-            let set = EntitlementSet::from_subscriptions(all, policy);
-
-            let unchanged = previous.is_some_and(|p| p.subscription == fresh)
-                && current.as_ref().is_some_and(|c| c.set == set);
-            let mut actions = if let (true, Some(prev)) = (unchanged, previous) {
-                // A checkout's burst of events re-reads the same subscription many times: a
-                // read that changes nothing only moves the stored read time forward, without
-                // bumping the org's entitlements version, so it never conflicts with the
-                // writes that do change something.
-                vec![self.fetched_at_touch(org, &fresh.id, prev.fetched_at, fetched_at)?]
-            } else {
-                vec![
-                    self.subscription_put(org, &fresh, fetched_at)?,
-                    self.entitlements_put(org, &set, current.as_ref().map(|c| c.version))?,
-                ]
+            let set = EntitlementSet::from_subscriptions(after.iter(), policy);
+            let outcome = |applied| AppliedAccess {
+                applied,
+                subscriptions: after.clone(),
+                entitlements: set.clone(),
             };
+            if puts.is_empty() && touches.is_empty() {
+                return Ok(outcome(self.finish_stale(marker, Some(org)).await?));
+            }
+            let set_changed = current.as_ref().is_none_or(|c| c.set != set);
+            let mut actions = touches;
+            if !puts.is_empty() || set_changed {
+                let version = current.as_ref().map(|c| c.version);
+                let written_version = version.map_or(1, |v| v + 1);
+                for (fresh, fetched_at) in &puts {
+                    actions.push(self.subscription_put(
+                        org,
+                        fresh,
+                        *fetched_at,
+                        Some(written_version),
+                    )?);
+                }
+                let written: Vec<_> = puts.iter().map(|(s, _)| s.id.clone()).collect();
+                actions.push(self.entitlements_put(org, &set, version, &written)?);
+            }
             let marker_index = actions.len();
             if let Some(marker) = marker {
-                actions.extend(self.marker_actions(marker, Timestamp::now())?);
+                actions.extend(self.marker_actions(
+                    marker,
+                    Timestamp::now(),
+                    "processed",
+                    Some(org),
+                )?);
             }
             match self
                 .transact_or_conflict(actions, marker.map(|_| marker_index))
                 .await?
             {
                 // A touch stored the newer read too: `Written`, as a changing write is.
-                Some(applied) => return Ok(applied),
-                // Someone wrote the subscription or the entitlements in between: read again,
+                Some(applied) => return Ok(outcome(applied)),
+                // Someone wrote a subscription or the entitlements in between: read again,
                 // after a jittered pause so the writers of one burst spread out.
                 None => backoff(attempt).await,
             }
@@ -153,6 +250,7 @@ impl BillingStore {
         org: &OrgId,
         sub: &Subscription,
         fetched_at: FetchTime,
+        written_version: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
         let record = SubscriptionRecord {
             pk: keys::org(org),
@@ -161,6 +259,7 @@ impl BillingStore {
             status: sub.status,
             ended_unseen: sub.ended_unseen,
             fetched_at: fetched_at.micros(),
+            written_version,
             data: sub.clone(),
         };
         let mut put = Put::builder()
@@ -185,11 +284,14 @@ impl BillingStore {
             .build())
     }
 
+    /// The entitlements item at the version after `read_version`, naming the subscriptions
+    /// `written` in the same transaction.
     pub(super) fn entitlements_put(
         &self,
         org: &OrgId,
         set: &EntitlementSet,
         read_version: Option<u64>,
+        written: &[crate::domain::SubscriptionId],
     ) -> Result<TransactWriteItem, StoreError> {
         let record = EntitlementsRecord {
             pk: keys::org(org),
@@ -198,6 +300,7 @@ impl BillingStore {
             version: read_version.map_or(1, |v| v + 1),
             updated_at: Timestamp::now().unix(),
             grants: set.grants().iter().map(|(m, g)| (*m, *g)).collect(),
+            written: written.to_vec(),
         };
         let put = Put::builder()
             .table_name(&self.table)
@@ -212,4 +315,43 @@ impl BillingStore {
             .put(put.build().map_err(StoreError::unavailable)?)
             .build())
     }
+}
+
+/// The org's entitlements item and subscriptions as one read saw them.
+#[derive(Debug, Clone, Default)]
+pub struct AccessState {
+    pub entitlements: Option<StoredEntitlements>,
+    pub subscriptions: Vec<StoredSubscription>,
+}
+
+/// What [`BillingStore::apply_subscriptions`] did, and the org's subscriptions and access as
+/// stored after it (the answer of an eager sync is built from them without reading again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedAccess {
+    pub applied: Applied,
+    pub subscriptions: Vec<Subscription>,
+    pub entitlements: EntitlementSet,
+}
+
+fn stored_entitlements(record: EntitlementsRecord) -> StoredEntitlements {
+    StoredEntitlements {
+        set: EntitlementSet::from_grants(record.grants),
+        version: record.version,
+        updated_at: Timestamp::from_unix(record.updated_at),
+    }
+}
+
+/// Whether one read saw part of a transaction: the entitlements item's version, with a
+/// subscription it names as written in that transaction still stamped with an earlier one.
+/// (The converse, a subscription newer than the entitlements read, is harmless: the write's
+/// version check refuses it.) Items written before the stamps prove nothing.
+fn torn(entitlements: Option<&EntitlementsRecord>, subscriptions: &[SubscriptionRecord]) -> bool {
+    entitlements.is_some_and(|e| {
+        e.written.iter().any(|id| {
+            subscriptions
+                .iter()
+                .find(|s| &s.data.id == id)
+                .is_some_and(|s| s.written_version.is_some_and(|v| v < e.version))
+        })
+    })
 }

@@ -32,17 +32,21 @@ impl BillingStore {
         modules: &[ServiceModule],
         seen_at: Timestamp,
     ) -> Result<(), StoreError> {
-        for module in modules {
+        // Concurrently: a plan of several trialing modules costs one wait.
+        let mut unique = modules.to_vec();
+        unique.sort();
+        unique.dedup();
+        futures_util::future::try_join_all(unique.into_iter().map(|module| {
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(key(keys::org(org), keys::trial(*module))))
+                .set_key(Some(key(keys::org(org), keys::trial(module))))
                 .update_expression("SET first_seen_at = if_not_exists(first_seen_at, :at)")
                 .expression_attribute_values(":at", number_value(seen_at.unix()))
                 .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-        }
+        }))
+        .await
+        .map_err(StoreError::unavailable)?;
         Ok(())
     }
 }

@@ -69,6 +69,19 @@ pub struct StripeApi {
     pin: std::sync::Arc<AccountPin>,
     /// This service's billing portal configuration, found once per container.
     portal_configuration: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Active prices by lookup key, as last listed, for [`PRICE_CACHE_TTL`].
+    prices: std::sync::Arc<std::sync::Mutex<PriceCache>>,
+}
+
+/// How long a listed price is used without asking Stripe again. Prices change only when
+/// catalog-sync replaces one (rare); a checkout Stripe refuses for an inactive price forgets
+/// the cache and lists again at once ([`StripeApi::forget_prices`]), so the TTL only bounds
+/// how long a replaced price that is still active keeps being sold.
+pub const PRICE_CACHE_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Default)]
+struct PriceCache {
+    by_lookup_key: std::collections::HashMap<String, (StripePrice, std::time::Instant)>,
 }
 
 /// The account a key must belong to, checked once per container on first use
@@ -117,7 +130,14 @@ impl StripeApi {
             livemode: secret_key.starts_with("sk_live_") || secret_key.starts_with("rk_live_"),
             pin: Default::default(),
             portal_configuration: Default::default(),
+            prices: Default::default(),
         })
+    }
+
+    /// Records each request's round trip (tests and the bench; never set in production).
+    pub fn with_round_trips(mut self, trips: crate::round_trips::RoundTrips) -> Self {
+        self.transport = self.transport.with_round_trips(trips);
+        self
     }
 
     /// Refuses every request unless the key belongs to `account` (`acct_...`), checked on
@@ -365,9 +385,9 @@ impl StripeApi {
                 }
             })
             .await?;
-        for subscription in &mut listed {
-            self.with_schedule(subscription).await?;
-        }
+        // Concurrently: N scheduled subscriptions cost one more wait, not N.
+        futures_util::future::try_join_all(listed.iter_mut().map(|s| self.with_schedule(s)))
+            .await?;
         Ok(listed)
     }
 
@@ -566,18 +586,60 @@ impl StripeApi {
         }
     }
 
-    /// Active prices carrying any of these lookup keys.
+    /// Active prices carrying any of these lookup keys, as Stripe lists them now (catalog-sync).
     pub async fn prices_by_lookup_keys(
         &self,
         keys: &[&str],
     ) -> Result<Vec<StripePrice>, StripeApiError> {
-        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        let wanted: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
         let list = requests::ListPrice::new()
-            .lookup_keys(keys)
+            .lookup_keys(wanted)
             .active(true)
             .limit(PAGE_SIZE);
         let list: List<StripePrice> = self.read(&list).await?;
         Ok(list.data)
+    }
+
+    /// As [`Self::prices_by_lookup_keys`], from this container's cache when every key was
+    /// listed less than [`PRICE_CACHE_TTL`] ago (what a checkout click sells: no Stripe
+    /// request for the prices on a warm container).
+    pub async fn cached_prices_by_lookup_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<StripePrice>, StripeApiError> {
+        if let Some(cached) = self.cached_prices(keys) {
+            return Ok(cached);
+        }
+        let listed = self.prices_by_lookup_keys(keys).await?;
+        let now = std::time::Instant::now();
+        let mut cache = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+        for price in &listed {
+            if let Some(key) = &price.lookup_key {
+                cache
+                    .by_lookup_key
+                    .insert(key.clone(), (price.clone(), now));
+            }
+        }
+        Ok(listed)
+    }
+
+    fn cached_prices(&self, keys: &[&str]) -> Option<Vec<StripePrice>> {
+        let cache = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .map(|key| {
+                let (price, listed_at) = cache.by_lookup_key.get(*key)?;
+                (listed_at.elapsed() < PRICE_CACHE_TTL).then(|| price.clone())
+            })
+            .collect()
+    }
+
+    /// Drops the cached prices (Stripe refused one: catalog-sync replaced it).
+    pub fn forget_prices(&self) {
+        self.prices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_lookup_key
+            .clear();
     }
 
     pub async fn product(&self, id: &str) -> Result<Option<StripeProduct>, StripeApiError> {

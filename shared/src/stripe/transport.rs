@@ -48,6 +48,8 @@ pub struct StripeTransport {
     attempt_timeout: Duration,
     /// Attempts sent by this transport and its clones, retries included.
     attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Tests and the bench record each attempt here; `None` in production.
+    round_trips: Option<crate::round_trips::RoundTrips>,
 }
 
 impl std::fmt::Debug for StripeTransport {
@@ -94,7 +96,14 @@ impl StripeTransport {
             default_strategy,
             attempt_timeout,
             attempts: Default::default(),
+            round_trips: None,
         })
+    }
+
+    /// Records every attempt from now on (tests and the bench count round trips with it).
+    pub fn with_round_trips(mut self, trips: crate::round_trips::RoundTrips) -> Self {
+        self.round_trips = Some(trips);
+        self
     }
 
     /// Every attempt sent so far (what Stripe's rate limit counts).
@@ -131,7 +140,16 @@ impl StripeTransport {
             attempts += 1;
             self.attempts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match self.attempt(http_request.clone()).await {
+            let started = std::time::Instant::now();
+            let answer = self.attempt(http_request.clone()).await;
+            if let Some(trips) = &self.round_trips {
+                trips.record(
+                    crate::round_trips::Service::Stripe,
+                    operation_name(&http_request),
+                    started,
+                );
+            }
+            match answer {
                 Ok((status, _, body)) if (200..300).contains(&status) => return Ok(body),
                 Ok((status, retry_header, body)) => {
                     last_error = error_from_response(status, &body);
@@ -219,6 +237,27 @@ impl StripeTransport {
             .await
             .unwrap_or_else(|_| Err(StripeApiError::Unavailable("timeout".to_owned())))
     }
+}
+
+/// `GET /v1/subscriptions/{id}`: the method and path with object ids left out (a segment with
+/// a digit or a capital is an id), so recorded round trips group by endpoint.
+fn operation_name(request: &Request<Full<Bytes>>) -> String {
+    let path: Vec<&str> = request
+        .uri()
+        .path()
+        .split('/')
+        .map(|segment| {
+            if segment
+                .chars()
+                .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+            {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    format!("{} {}", request.method(), path.join("/"))
 }
 
 /// A non-2xx answer, classified by status and Stripe's machine-readable code.

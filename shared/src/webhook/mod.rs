@@ -282,9 +282,12 @@ impl WebhookHandler {
                 return (None, Outcome::Rejected("invalid_payload"));
             };
             let mut org = None;
-            let outcome = self.apply(&event, event_id, &mut org).await;
-            self.audit(&event, body, &outcome, org, replay::SOURCE_WEBHOOK)
-                .await;
+            let delivery = replay::delivery(&event, event_id.clone(), body, replay::SOURCE_WEBHOOK);
+            let outcome = self.apply(&event, event_id, &mut org, Some(delivery)).await;
+            if !audited_with_marker(&outcome) {
+                self.audit(&event, body, &outcome, org, replay::SOURCE_WEBHOOK)
+                    .await;
+            }
             match &outcome {
                 Outcome::Failed(reason) => {
                     tracing::error!(outcome = "failed", %reason, "webhook will be retried")
@@ -310,29 +313,28 @@ impl WebhookHandler {
         let Ok(event_id) = EventId::parse(&event.id) else {
             return Outcome::Rejected("invalid_payload");
         };
-        self.apply(event, event_id, &mut None).await
+        self.apply(event, event_id, &mut None, None).await
     }
 
     /// `org` is set to the org the event was applied to, when a sync found it (for the audit).
+    /// `delivery`, when given, is written to the audit trail in the transaction that marks the
+    /// event processed ([`audited_with_marker`] says whether that happened).
     async fn apply(
         &self,
         event: &StripeEvent,
         event_id: EventId,
         org_found: &mut Option<OrgId>,
+        delivery: Option<crate::store::audit::Delivery>,
     ) -> Outcome {
         let action = match decide(event) {
             Ok(Action::Ignore) => return Outcome::Ignored,
             Ok(action) => action,
             Err(e) => return self.park(event, &event_id, e.to_string(), None).await,
         };
-        match self.syncer.store.event_processed(&event_id).await {
-            Ok(true) => return Outcome::Duplicate,
-            Ok(false) => {}
-            Err(e) => return Outcome::Failed(e.to_string()),
-        }
         let marker = EventMarker {
             id: event_id.clone(),
             event_type: event.event_type.clone(),
+            audit: delivery,
         };
         let event_customer = event_customer(event);
         // Only a deletion event backs a 404 on the re-fetch; any other 404 ends nothing.
@@ -341,6 +343,22 @@ impl WebhookHandler {
             _ => Deletion::Unconfirmed,
         };
         let syncer = &self.syncer;
+        // The most frequent event: its marker and link are read while Stripe is asked.
+        if let Action::SyncSubscription(id) = &action {
+            let result = syncer
+                .sync_subscription_event(id, event_customer.as_ref(), &marker, deletion)
+                .await;
+            return match result {
+                Ok(None) => Outcome::Duplicate,
+                Ok(Some(synced)) => self.processed(synced, org_found),
+                Err(e) => self.failed(event, &event_id, e, event_customer).await,
+            };
+        }
+        match self.syncer.store.event_processed(&event_id).await {
+            Ok(true) => return Outcome::Duplicate,
+            Ok(false) => {}
+            Err(e) => return Outcome::Failed(e.to_string()),
+        }
         let result = match &action {
             Action::CompleteCheckout(id) => {
                 let completed = syncer.complete_checkout(id, Some(&marker)).await;
@@ -361,7 +379,7 @@ impl WebhookHandler {
             Action::CheckoutExpired(id) => {
                 // Nothing was bought: the session is not read, nothing is granted; the marker
                 // makes a redelivery a duplicate, so the expiry is counted once.
-                return match syncer.store.record_event(&marker).await {
+                return match syncer.store.record_event(&marker, None).await {
                     Ok(Applied::Written) => {
                         if abandoned_checkout(event) {
                             tracing::info!(session = %id, "checkout session expired unpaid");
@@ -384,18 +402,32 @@ impl WebhookHandler {
             Action::Ignore => return Outcome::Ignored,
         };
         match result {
-            Ok(Synced { org, applied, .. }) => {
-                org_found.clone_from(&org);
-                tracing::info!(org = ?org.as_ref().map(|o| o.as_str()), applied = ?applied, "synced from Stripe");
-                Outcome::Processed(applied)
+            Ok(synced) => self.processed(synced, org_found),
+            Err(e) => self.failed(event, &event_id, e, event_customer).await,
+        }
+    }
+
+    fn processed(&self, synced: Synced, org_found: &mut Option<OrgId>) -> Outcome {
+        let Synced { org, applied, .. } = synced;
+        tracing::info!(org = ?org.as_ref().map(|o| o.as_str()), applied = ?applied, "synced from Stripe");
+        org_found.clone_from(&org);
+        Outcome::Processed(applied)
+    }
+
+    async fn failed(
+        &self,
+        event: &StripeEvent,
+        event_id: &EventId,
+        error: crate::sync::SyncError,
+        event_customer: Option<CustomerId>,
+    ) -> Outcome {
+        match error.disposition() {
+            Disposition::Retry => Outcome::Failed(error.to_string()),
+            Disposition::Park => {
+                let customer = error.customer().cloned().or(event_customer);
+                self.park(event, event_id, error.to_string(), customer)
+                    .await
             }
-            Err(e) => match e.disposition() {
-                Disposition::Retry => Outcome::Failed(e.to_string()),
-                Disposition::Park => {
-                    let customer = e.customer().cloned().or(event_customer);
-                    self.park(event, &event_id, e.to_string(), customer).await
-                }
-            },
         }
     }
 
@@ -433,6 +465,16 @@ impl WebhookHandler {
         }
         Outcome::Parked(reason)
     }
+}
+
+/// Whether the delivery's audit items were written in the transaction that marked its event:
+/// every outcome that stored the marker (an effect, or an up-to-date read) did so; the others
+/// (a duplicate, a parked or failed event, an ignored type) are kept in the trail afterwards.
+fn audited_with_marker(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Processed(Applied::Written | Applied::Stale)
+    )
 }
 
 /// Whether an expired Checkout Session counts against the checkout success rate: one this

@@ -22,6 +22,26 @@ pub enum ReplayError {
     Store(#[from] StoreError),
 }
 
+/// A verified delivery as the audit trail keeps it; its outcome and org are filled in when it
+/// is written.
+pub(super) fn delivery(
+    event: &StripeEvent,
+    event_id: EventId,
+    body: &[u8],
+    source: &str,
+) -> Delivery {
+    Delivery {
+        event_id,
+        event_type: event.event_type.clone(),
+        api_version: event.api_version.clone(),
+        received_at_micros: FetchTime::now().micros(),
+        outcome: String::new(),
+        org_id: None,
+        source: source.to_owned(),
+        payload: Some(body.to_vec()),
+    }
+}
+
 impl WebhookHandler {
     /// Keeps a verified delivery. Best effort: the audit must never make Stripe retry an event
     /// whose effect is stored, so a failed write is logged, not returned.
@@ -46,14 +66,9 @@ impl WebhookHandler {
             return;
         };
         let delivery = Delivery {
-            event_id,
-            event_type: event.event_type.clone(),
-            api_version: event.api_version.clone(),
-            received_at_micros: FetchTime::now().micros(),
             outcome: outcome.label().to_owned(),
             org_id: org,
-            source: source.to_owned(),
-            payload: Some(body.to_vec()),
+            ..delivery(event, event_id, body, source)
         };
         if let Err(e) = store.record_delivery(&delivery).await {
             tracing::warn!(error = %e, "delivery not kept in the audit trail");
