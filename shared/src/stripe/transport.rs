@@ -239,17 +239,19 @@ impl StripeTransport {
     }
 }
 
-/// `GET /v1/subscriptions/{id}`: the method and path with object ids left out (a segment with
-/// a digit or a capital is an id), so recorded round trips group by endpoint.
+/// `GET /v1/subscriptions/{id}`: the method and path with object ids left out (Stripe's ids
+/// are `<prefix>_<letters and digits>`; a segment with `_` and a digit or capital is one), so
+/// recorded round trips group by endpoint.
 fn operation_name(request: &Request<Full<Bytes>>) -> String {
     let path: Vec<&str> = request
         .uri()
         .path()
         .split('/')
         .map(|segment| {
-            if segment
-                .chars()
-                .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+            if segment.contains('_')
+                && segment
+                    .chars()
+                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
             {
                 "{id}"
             } else {
