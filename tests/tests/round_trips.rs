@@ -14,7 +14,7 @@ use billing::api::{self, ApiConfig, OriginAllowlist};
 use billing::catalog_sync::sync_catalog;
 use billing::domain::ServiceModule::*;
 use billing::domain::*;
-use billing::round_trips::{RoundTrips, Summary};
+use billing::round_trips::RoundTrips;
 use billing::routes::Role;
 use billing::store::BillingStore;
 use billing::store::table::create_table;
