@@ -2131,7 +2131,9 @@ async fn every_response_is_documented() {
         async move { handlers::sync(&syncer, &config, &req).await }
     };
     let limited = build::org("openapi-sync");
+    // A malformed session id is refused before the minute's one sync is spent.
     c.expect(&sync, 400, post_sync(&syncer, &limited, Some("cs#1")).await);
+    c.expect(&sync, 200, post_sync(&syncer, &limited, None).await);
     c.expect(&sync, 429, post_sync(&syncer, &limited, None).await);
     c.expect(
         &sync,

@@ -355,3 +355,62 @@ fn torn(entitlements: Option<&EntitlementsRecord>, subscriptions: &[Subscription
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ServiceModule::LeadGeneration;
+
+    fn subscription(id: &str, written_version: Option<u64>) -> SubscriptionRecord {
+        SubscriptionRecord {
+            pk: "ORG#o".into(),
+            sk: format!("SUB#{id}"),
+            org_id: OrgId::parse("o").unwrap(),
+            status: SubscriptionStatus::Active,
+            ended_unseen: false,
+            fetched_at: 1,
+            written_version,
+            data: Subscription::sample(id, &[LeadGeneration]),
+        }
+    }
+
+    fn entitlements(version: u64, written: &[&str]) -> EntitlementsRecord {
+        EntitlementsRecord {
+            pk: "ORG#o".into(),
+            sk: keys::ENTITLEMENTS.into(),
+            org_id: OrgId::parse("o").unwrap(),
+            version,
+            updated_at: 0,
+            grants: HashMap::new(),
+            written: written
+                .iter()
+                .map(|id| crate::domain::SubscriptionId::parse(*id).unwrap())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_version_seen_without_its_subscription_is_a_torn_read() {
+        // Version 5 wrote sub_a; the read still sees sub_a as version 4 wrote it.
+        let subs = [subscription("sub_a", Some(4)), subscription("sub_b", Some(3))];
+        assert!(torn(Some(&entitlements(5, &["sub_a"])), &subs));
+        // The whole transaction seen: not torn; nor a sibling older than the version.
+        let subs = [subscription("sub_a", Some(5)), subscription("sub_b", Some(3))];
+        assert!(!torn(Some(&entitlements(5, &["sub_a"])), &subs));
+    }
+
+    #[test]
+    fn what_the_version_check_refuses_anyway_or_items_without_stamps_are_not_torn() {
+        // A subscription of a later transaction than the version read: the write's version
+        // check refuses it, so it is read again then.
+        let subs = [subscription("sub_a", Some(6))];
+        assert!(!torn(Some(&entitlements(5, &["sub_a"])), &subs));
+        // Written before the stamps existed, or no entitlements item yet.
+        let subs = [subscription("sub_a", None)];
+        assert!(!torn(Some(&entitlements(5, &["sub_a"])), &subs));
+        assert!(!torn(None, &subs));
+        // A recomputation names nothing it wrote.
+        let subs = [subscription("sub_a", Some(2))];
+        assert!(!torn(Some(&entitlements(7, &[])), &subs));
+    }
+}
