@@ -385,18 +385,20 @@ impl Syncer {
             Some(c) => self.store.org_for_customer(c).await?,
             None => None,
         };
-        let stored = match &org {
+        let found = match &org {
             Some(org) => self
                 .store
                 .subscriptions(org)
                 .await?
                 .into_iter()
-                .find(|s| &s.subscription.id == id),
+                .find(|s| &s.subscription.id == id)
+                .map(|stored| (org.clone(), stored)),
             None => None,
         };
-        let (Some(org), Some(stored)) = (org, stored) else {
-            let applied = self.store.finish_stale(marker, None).await?;
-            return Ok(Synced::new(None, applied));
+        let Some((org, stored)) = found else {
+            // The audit entry still names the customer's org when there is one.
+            let applied = self.store.finish_stale(marker, org.as_ref()).await?;
+            return Ok(Synced::new(org, applied));
         };
         let mut ended = stored.subscription;
         if !ended.status.is_terminal() {

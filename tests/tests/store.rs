@@ -310,3 +310,31 @@ async fn stale_invoice_read_does_not_overwrite() {
     let page = store.list_invoices(&org, 10, None).await.unwrap();
     assert_eq!(page.invoices, vec![paid]);
 }
+
+/// Stripe lists a customer's ended subscriptions too: a long history is stored in batches, each
+/// under DynamoDB's 100 actions per transaction (moto refuses more, as DynamoDB does).
+#[tokio::test]
+async fn a_customer_with_a_long_history_is_stored_in_batches_under_the_action_limit() {
+    let (store, org) = fresh_org().await;
+    let mut history: Vec<Subscription> = (0..110)
+        .map(|i| subscription(&format!("sub_old{i}"), "cus_1", Canceled, &[SocialInbox]))
+        .collect();
+    history.push(subscription("sub_now", "cus_1", Active, &[Integrations]));
+    let fetched_at = FetchTime::now();
+    let fetched: Vec<_> = history.iter().map(|s| (s, fetched_at)).collect();
+    let applied = store
+        .apply_subscriptions(&org, &fetched, None, GracePolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(applied.applied, Applied::Written);
+    assert_eq!(applied.subscriptions.len(), 111);
+    assert_eq!(store.subscriptions(&org).await.unwrap().len(), 111);
+    let granted: Vec<_> = applied.entitlements.grants().keys().copied().collect();
+    assert!(granted.contains(&Integrations) && !granted.contains(&SocialInbox));
+    // The same read again: nothing newer to store.
+    let again = store
+        .apply_subscriptions(&org, &fetched, None, GracePolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(again.applied, Applied::Stale);
+}

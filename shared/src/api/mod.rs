@@ -316,7 +316,8 @@ async fn expire_other_sessions(
 
 /// Expires the listed open sessions, concurrently, except those of this request and any not
 /// older than `newest`. `true` when one was completed between the list and its expiry (it is
-/// synced then, so what it bought counts).
+/// synced then, so what it bought counts; a sync that fails fails the checkout, which must not
+/// sell what that session may have bought).
 async fn expire_sessions(
     syncer: &Syncer,
     open: &[StripeCheckoutSession],
@@ -332,6 +333,7 @@ async fn expire_sessions(
             // It was completed between the list and the expiry: its subscription counts now.
             if let Err(e) = syncer.complete_checkout(&id, None).await {
                 tracing::warn!(error = %e, "could not sync a session completed meanwhile");
+                return Err(e.into());
             }
             Ok(true)
         }
@@ -468,7 +470,7 @@ pub async fn checkout_for(
                 .await?)
         },
     )?;
-    let price_ids: Vec<String> = prices.into_iter().map(|(_, p)| p.id).collect();
+    let prices_sold: Vec<String> = prices.into_iter().map(|(_, p)| p.id).collect();
     syncer.store_listed(&customer, &listed, fetched_at).await?;
     let (stored, trialed) = tokio::try_join!(
         refuse_held_or_planned(&syncer.store, org, &request),
@@ -481,38 +483,41 @@ pub async fn checkout_for(
             days,
             card_up_front: stored.iter().any(|s| !s.status.is_terminal()),
         });
-    let session_request = |key: Option<&str>| {
-        checkout::checkout_session_request(
-            org,
-            &customer,
-            &request,
-            &price_ids,
-            key,
-            &config.offer,
-            trial,
-        )
-    };
     // The key covers every parameter of the session (its canonical encoding), so the same
     // request within the window replays the same session and any other one makes a new one.
-    let key = idempotency_key(
-        "checkout",
-        org,
-        &canonical_encoding(&session_request(None)),
-        600,
-    );
-    let create = session_request(Some(&key));
+    let keyed_request = |price_ids: &[String]| {
+        let build = |key: Option<&str>| {
+            checkout::checkout_session_request(
+                org,
+                &customer,
+                &request,
+                price_ids,
+                key,
+                &config.offer,
+                trial,
+            )
+        };
+        let key = idempotency_key("checkout", org, &canonical_encoding(&build(None)), 600);
+        (build(Some(&key)), key)
+    };
+    let (mut create, mut key) = keyed_request(&prices_sold);
     // Then, at once: a session left open by an earlier attempt can no longer be paid, and the
-    // new one is created. If an old one was paid meanwhile (it is synced as it is found), what
-    // it bought is refused here, and the new session is expired before anyone can pay it.
-    let (completed_meanwhile, created) = tokio::join!(
+    // new one is created. If an old one was paid meanwhile (it is synced as it is found), or
+    // the webhook stored a purchase meanwhile, what it bought is refused here, and the new
+    // session is expired before its URL is handed out.
+    let (expired, mut created) = tokio::join!(
         expire_sessions(syncer, &open, &key, None),
         syncer
             .stripe
             .write::<StripeCheckoutSession>(&create, Some(&key))
     );
-    if completed_meanwhile?
-        && let Err(refusal) = refuse_held_or_planned(&syncer.store, org, &request).await
-    {
+    let refusal = match expired {
+        Err(e) => Some(e),
+        Ok(_) => refuse_held_or_planned(&syncer.store, org, &request)
+            .await
+            .err(),
+    };
+    if let Some(refusal) = refusal {
         if let Ok(created) = &created
             && let Err(e) = syncer.stripe.expire_checkout_session(&created.id).await
         {
@@ -521,8 +526,18 @@ pub async fn checkout_for(
         return Err(refusal);
     }
     if let Err(StripeApiError::Rejected { status: 400, .. }) = &created {
-        // A price catalog-sync replaced is refused: the next click lists prices again.
+        // A cached price catalog-sync replaced since (archived: Stripe refuses it): list the
+        // prices again and create the session once more with them.
         syncer.stripe.forget_prices();
+        let fresh: Vec<String> = price_ids(syncer, &catalog, &request.modules, request.interval)
+            .await?
+            .into_iter()
+            .map(|(_, p)| p.id)
+            .collect();
+        if fresh != prices_sold {
+            (create, key) = keyed_request(&fresh);
+            created = syncer.stripe.write(&create, Some(&key)).await;
+        }
     }
     let mut session = created?;
     // Stripe answers a reused idempotency key with the first response, whose `status` was

@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// Subscriptions written in one transaction, with the entitlements item, the event marker and
+/// the audit items: at most 46 of DynamoDB's 100 actions (and far below its 4 MB).
+pub const SUBSCRIPTIONS_PER_TRANSACTION: usize = 40;
+
+/// Re-reads of an access state that looked torn (5, 10, 20 ms apart).
+const TORN_REREADS: u32 = 3;
+
 /// Tries of a subscription write against the org's entitlements version. A conflict means
 /// another writer *changed* the org's subscriptions (a write that changes nothing bumps no
 /// version), so with N concurrent changes for one org a writer loses at most N - 1 times: ten
@@ -54,10 +61,12 @@ impl BillingStore {
     /// A Query is read-committed, not a snapshot: while a transaction commits, a read can see
     /// some of its items and not others. Each write names the subscriptions it wrote in the
     /// entitlements item and stamps them with the version, so a read that saw a version
-    /// without its subscriptions (or a subscription of a later version) is detected here and
-    /// read again, instead of computing access from a set that never existed.
+    /// without its subscriptions is detected here and read again, instead of computing access
+    /// from a set that never existed. A commit finishes within milliseconds: a mismatch that
+    /// outlasts the re-reads is the table's state (an item deleted or edited by hand), and is
+    /// read as it is, as reconciliation repairs it.
     pub async fn access_state(&self, org: &OrgId) -> Result<AccessState, StoreError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..=TORN_REREADS {
             let mut entitlements = None;
             let mut subscriptions = Vec::new();
             for item in self
@@ -74,7 +83,10 @@ impl BillingStore {
                     _ => {}
                 }
             }
-            if !torn(entitlements.as_ref(), &subscriptions) {
+            if attempt == TORN_REREADS || !torn(entitlements.as_ref(), &subscriptions) {
+                if attempt == TORN_REREADS {
+                    tracing::warn!(org = %org, "entitlements name subscriptions the table does not hold as written");
+                }
                 return Ok(AccessState {
                     entitlements: entitlements.map(stored_entitlements),
                     subscriptions: subscriptions
@@ -87,6 +99,7 @@ impl BillingStore {
                 });
             }
             tracing::info!(org = %org, "read part of a committing transaction: reading again");
+            tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
         }
         Err(StoreError::Contention)
     }
@@ -115,7 +128,35 @@ impl BillingStore {
     /// (canceled) copy is never replaced by a live status, and the entitlements item is written
     /// only if no other writer changed it since we read it (optimistic version check), so
     /// concurrent syncs of different subscriptions of one org cannot lose each other's grants.
+    ///
+    /// More than [`SUBSCRIPTIONS_PER_TRANSACTION`] (a customer with a long history: the list
+    /// holds ended ones too) are stored in batches of that many, each with its own read and
+    /// version check, the event marked with the last.
     pub async fn apply_subscriptions(
+        &self,
+        org: &OrgId,
+        fetched: &[(&Subscription, FetchTime)],
+        marker: Option<&EventMarker>,
+        policy: GracePolicy,
+    ) -> Result<AppliedAccess, StoreError> {
+        let batches: Vec<_> = fetched.chunks(SUBSCRIPTIONS_PER_TRANSACTION).collect();
+        let Some((last, earlier)) = batches.split_last() else {
+            return self.apply_batch(org, &[], marker, policy).await;
+        };
+        let mut written = false;
+        for batch in earlier {
+            written |=
+                self.apply_batch(org, batch, None, policy).await?.applied == Applied::Written;
+        }
+        let mut outcome = self.apply_batch(org, last, marker, policy).await?;
+        if written && outcome.applied == Applied::Stale {
+            outcome.applied = Applied::Written;
+        }
+        Ok(outcome)
+    }
+
+    /// One transaction of [`Self::apply_subscriptions`].
+    async fn apply_batch(
         &self,
         org: &OrgId,
         fetched: &[(&Subscription, FetchTime)],
@@ -342,16 +383,17 @@ fn stored_entitlements(record: EntitlementsRecord) -> StoredEntitlements {
 }
 
 /// Whether one read saw part of a transaction: the entitlements item's version, with a
-/// subscription it names as written in that transaction still stamped with an earlier one.
-/// (The converse, a subscription newer than the entitlements read, is harmless: the write's
-/// version check refuses it.) Items written before the stamps prove nothing.
+/// subscription it names as written in that transaction missing, unstamped, or stamped with an
+/// earlier version. (The converse, a subscription newer than the entitlements read, is
+/// harmless: the write's version check refuses it.) An entitlements item that names nothing
+/// (written before the stamps, or by a recomputation) proves nothing.
 fn torn(entitlements: Option<&EntitlementsRecord>, subscriptions: &[SubscriptionRecord]) -> bool {
     entitlements.is_some_and(|e| {
         e.written.iter().any(|id| {
             subscriptions
                 .iter()
                 .find(|s| &s.data.id == id)
-                .is_some_and(|s| s.written_version.is_some_and(|v| v < e.version))
+                .is_none_or(|s| s.written_version.is_none_or(|v| v < e.version))
         })
     })
 }
@@ -392,11 +434,22 @@ mod tests {
     #[test]
     fn a_version_seen_without_its_subscription_is_a_torn_read() {
         // Version 5 wrote sub_a; the read still sees sub_a as version 4 wrote it.
-        let subs = [subscription("sub_a", Some(4)), subscription("sub_b", Some(3))];
+        let subs = [
+            subscription("sub_a", Some(4)),
+            subscription("sub_b", Some(3)),
+        ];
         assert!(torn(Some(&entitlements(5, &["sub_a"])), &subs));
         // The whole transaction seen: not torn; nor a sibling older than the version.
-        let subs = [subscription("sub_a", Some(5)), subscription("sub_b", Some(3))];
+        let subs = [
+            subscription("sub_a", Some(5)),
+            subscription("sub_b", Some(3)),
+        ];
         assert!(!torn(Some(&entitlements(5, &["sub_a"])), &subs));
+        // A first purchase's subscription not seen yet, or seen as an unstamped copy.
+        let subs = [subscription("sub_b", Some(3))];
+        assert!(torn(Some(&entitlements(5, &["sub_a"])), &subs));
+        let subs = [subscription("sub_a", None)];
+        assert!(torn(Some(&entitlements(5, &["sub_a"])), &subs));
     }
 
     #[test]
@@ -405,10 +458,10 @@ mod tests {
         // check refuses it, so it is read again then.
         let subs = [subscription("sub_a", Some(6))];
         assert!(!torn(Some(&entitlements(5, &["sub_a"])), &subs));
-        // Written before the stamps existed, or no entitlements item yet.
+        // No entitlements item yet, or one written before the stamps (it names nothing).
         let subs = [subscription("sub_a", None)];
-        assert!(!torn(Some(&entitlements(5, &["sub_a"])), &subs));
         assert!(!torn(None, &subs));
+        assert!(!torn(Some(&entitlements(5, &[])), &subs));
         // A recomputation names nothing it wrote.
         let subs = [subscription("sub_a", Some(2))];
         assert!(!torn(Some(&entitlements(7, &[])), &subs));

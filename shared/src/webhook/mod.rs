@@ -379,7 +379,16 @@ impl WebhookHandler {
             Action::CheckoutExpired(id) => {
                 // Nothing was bought: the session is not read, nothing is granted; the marker
                 // makes a redelivery a duplicate, so the expiry is counted once.
-                return match syncer.store.record_event(&marker, None).await {
+                // The audit entry names the customer's org, as every delivery's does.
+                let org = match &event_customer {
+                    Some(c) => match syncer.store.org_for_customer(c).await {
+                        Ok(org) => org,
+                        Err(e) => return Outcome::Failed(e.to_string()),
+                    },
+                    None => None,
+                };
+                org_found.clone_from(&org);
+                return match syncer.store.record_event(&marker, org.as_ref()).await {
                     Ok(Applied::Written) => {
                         if abandoned_checkout(event) {
                             tracing::info!(session = %id, "checkout session expired unpaid");
