@@ -338,3 +338,94 @@ async fn a_customer_with_a_long_history_is_stored_in_batches_under_the_action_li
         .unwrap();
     assert_eq!(again.applied, Applied::Stale);
 }
+
+/// A table written before the access Query kept the entitlements item under `ENTITLEMENTS`:
+/// the one-shot migration moves it (the authorizer's read finds the grants again), keeps an
+/// item a sync already wrote under the new key, and a second run moves nothing.
+#[tokio::test]
+async fn the_migration_moves_legacy_entitlements_items_once() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (store, org) = fresh_org().await;
+    let sub = subscription("sub_1", "cus_1", Active, &[LeadGeneration]);
+    pss_billing_tests::store_subscription(&store, &org, &sub).await;
+    let pk = AttributeValue::S(format!("ORG#{org}"));
+    // Move the item back to where the previous code kept it.
+    let item = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("PK", pk.clone())
+        .key(
+            "SK",
+            AttributeValue::S(billing::store::keys::ENTITLEMENTS.into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("entitlements item");
+    let mut legacy = item.clone();
+    legacy.insert("SK".into(), AttributeValue::S("ENTITLEMENTS".into()));
+    legacy.remove("written");
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(legacy.clone()))
+        .send()
+        .await
+        .unwrap();
+    store
+        .client()
+        .delete_item()
+        .table_name(store.table())
+        .key("PK", pk.clone())
+        .key(
+            "SK",
+            AttributeValue::S(billing::store::keys::ENTITLEMENTS.into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(store.entitlements(&org, true).await.unwrap().is_none());
+
+    assert_eq!(store.migrate_legacy_entitlements().await.unwrap(), 1);
+    let moved = store
+        .entitlements(&org, true)
+        .await
+        .unwrap()
+        .expect("moved");
+    assert!(moved.set.grants().contains_key(&LeadGeneration));
+    assert_eq!(store.migrate_legacy_entitlements().await.unwrap(), 0);
+
+    // A legacy copy beside a newer item a sync wrote: the newer one stays, the copy goes.
+    let version = moved.version;
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(legacy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.migrate_legacy_entitlements().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .entitlements(&org, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        version
+    );
+    let left = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("PK", pk)
+        .key("SK", AttributeValue::S("ENTITLEMENTS".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(left.item.is_none());
+}

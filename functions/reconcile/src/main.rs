@@ -7,6 +7,8 @@
 //! * `reconcile --pass`: runs until every org has been checked once.
 //! * `reconcile replay <event id>` / `reconcile replay --since <unix seconds>`: runs kept
 //!   webhook deliveries through the handler again (idempotent: applied events stay applied).
+//! * `reconcile migrate-entitlements`: moves entitlements items of a table written before the
+//!   access Query to their new sort key (once, right after that deploy).
 //! * `reconcile audit --event <event id>` / `reconcile audit --org <org id>`: prints the kept
 //!   deliveries as JSON lines (payloads only by event id).
 //!
@@ -83,11 +85,21 @@ async fn main() -> Result<(), Error> {
         }
         Some("replay") => replay(&reconciler, &args[1..]).await,
         Some("audit") => audit(&reconciler.handler.syncer().store, &args[1..]).await,
+        Some("migrate-entitlements") => {
+            let copied = reconciler
+                .handler
+                .syncer()
+                .store
+                .migrate_legacy_entitlements()
+                .await?;
+            println!("entitlements items moved to the access key: {copied}");
+            Ok(())
+        }
         Some(_) => Err(USAGE.into()),
     }
 }
 
-const USAGE: &str = "usage: reconcile [--once | --pass | replay (<event id> | --since <unix seconds>) | audit (--event <event id> | --org <org id>)]";
+const USAGE: &str = "usage: reconcile [--once | --pass | replay (<event id> | --since <unix seconds>) | audit (--event <event id> | --org <org id>) | migrate-entitlements]";
 
 async fn replay(reconciler: &Reconciler, args: &[String]) -> Result<(), Error> {
     let handler = &reconciler.handler;

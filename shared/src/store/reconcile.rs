@@ -220,3 +220,63 @@ impl BillingStore {
 pub fn unix_now() -> i64 {
     Timestamp::now().unix()
 }
+
+/// Where the entitlements item lived before it moved beside the subscriptions.
+const LEGACY_ENTITLEMENTS_SK: &str = "ENTITLEMENTS";
+
+impl BillingStore {
+    /// Moves every org's entitlements item from the sort key `ENTITLEMENTS` (tables written
+    /// before the access Query) to [`keys::ENTITLEMENTS`]: a DynamoDB-only copy, run once right
+    /// after deploying onto such a table (`reconcile migrate-entitlements`). An item already
+    /// written under the new key by a sync is newer and kept; the old one is deleted either way.
+    /// Idempotent. Returns how many items were copied.
+    pub async fn migrate_legacy_entitlements(&self) -> Result<usize, StoreError> {
+        let mut copied = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("SK = :legacy")
+                .expression_attribute_values(":legacy", string_value(LEGACY_ENTITLEMENTS_SK))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            for mut item in out.items.unwrap_or_default() {
+                let Some(pk) = string_attr(&item, keys::PK) else {
+                    continue;
+                };
+                item.insert(keys::SK.to_owned(), string_value(keys::ENTITLEMENTS));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(PK)")
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                let delete = self.delete_action(pk.clone(), LEGACY_ENTITLEMENTS_SK.to_owned())?;
+                match self
+                    .transact_or_conflict(
+                        vec![
+                            TransactWriteItem::builder().put(put).build(),
+                            delete.clone(),
+                        ],
+                        None,
+                    )
+                    .await?
+                {
+                    Some(_) => copied += 1,
+                    // A sync wrote the new item first: it is newer, the old one only goes.
+                    None => {
+                        self.transact_or_conflict(vec![delete], None).await?;
+                    }
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(copied);
+            }
+        }
+    }
+}
