@@ -442,6 +442,61 @@ impl Syncer {
         Ok(Synced::new(Some(org), applied))
     }
 
+    /// An invoice event (a payment made or failed): the invoice re-read while the marker and
+    /// the customer's link are read (one BatchGetItem), then its subscription re-read and
+    /// stored, then the invoice stored with the marker. `None` when the event was already
+    /// processed.
+    pub async fn sync_invoice_event(
+        &self,
+        id: &InvoiceId,
+        customer: Option<&CustomerId>,
+        marker: &EventMarker,
+    ) -> Result<Option<Synced>, SyncError> {
+        let fetched_at = FetchTime::now();
+        let (raw, seen) = tokio::join!(
+            self.stripe.invoice(id.as_str()),
+            self.store.event_processed_and_org(&marker.id, customer)
+        );
+        let (processed, linked) = seen?;
+        if processed {
+            return Ok(None);
+        }
+        let raw = match raw {
+            Ok(raw) => raw,
+            // Only drafts can be deleted, and no handled event is about a deletion.
+            Err(StripeApiError::NotFound) => return Err(not_found_unconfirmed("invoice")),
+            Err(e) => return Err(e.into()),
+        };
+        let invoice = raw.to_domain()?;
+        let org = match (customer, linked) {
+            (Some(c), Some(org)) if c == &invoice.customer_id => org,
+            _ => self.org_of(&invoice.customer_id).await?,
+        };
+        if let Some(sub) = &invoice.subscription_id {
+            // Subscription first: if it fails, the event is not marked and Stripe retries both.
+            let sub_fetched_at = FetchTime::now();
+            let raw_sub = match self.stripe.subscription(sub.as_str()).await {
+                Ok(raw_sub) => raw_sub,
+                Err(StripeApiError::NotFound) => {
+                    return Err(not_found_unconfirmed("subscription"));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.store_read_of(
+                &raw_sub,
+                sub_fetched_at,
+                None,
+                Some((&invoice.customer_id, org.clone())),
+            )
+            .await?;
+        }
+        let applied = self
+            .store
+            .apply_invoice(&org, &invoice, fetched_at, Some(marker))
+            .await?;
+        Ok(Some(Synced::new(Some(org), applied)))
+    }
+
     /// Re-reads a customer's default payment method and payment methods of every type; a
     /// customer Stripe reports deleted unlinks the org from it.
     pub async fn sync_customer(

@@ -338,4 +338,39 @@ async fn a_subscription_event_waits_for_three_round_trips_and_makes_four() {
     );
     let subs = syncer.store.subscriptions(&org).await.unwrap();
     assert_eq!(subs[0].subscription.items[0].quantity, 2);
+
+    // A payment (not one of the targets, held here so it does not grow back): the
+    // invoice and the marker with the link at once, then the subscription, then its read and
+    // write, then the invoice's write: 5 sequential round trips, 6 requests.
+    let invoice = unique("in_");
+    fake_put(
+        &fake_stripe().url,
+        &rig::invoice_object(
+            &invoice,
+            customer.as_str(),
+            &sub,
+            "paid",
+            Timestamp::now().unix(),
+        ),
+    )
+    .await;
+    let paid = rig::event(
+        &unique("evt_"),
+        "invoice.paid",
+        &json!({"id": invoice, "object": "invoice", "customer": customer.as_str()}),
+    );
+    trips.take();
+    assert_eq!(deliver(paid).await.label(), "processed");
+    let summary = trips.take_summary();
+    println!("invoice.paid: {summary}\n  {:?}", summary.operations);
+    assert!(
+        summary.all.sequential <= 5,
+        "{summary} {:?}",
+        summary.operations
+    );
+    assert!(
+        summary.all.requests <= 6,
+        "{summary} {:?}",
+        summary.operations
+    );
 }

@@ -343,11 +343,22 @@ impl WebhookHandler {
             _ => Deletion::Unconfirmed,
         };
         let syncer = &self.syncer;
-        // The most frequent event: its marker and link are read while Stripe is asked.
-        if let Action::SyncSubscription(id) = &action {
-            let result = syncer
-                .sync_subscription_event(id, event_customer.as_ref(), &marker, deletion)
-                .await;
+        // The most frequent events (a subscription changed, an invoice paid or failed): the
+        // marker and the link are read while Stripe is asked.
+        let at_once = match &action {
+            Action::SyncSubscription(id) => Some(
+                syncer
+                    .sync_subscription_event(id, event_customer.as_ref(), &marker, deletion)
+                    .await,
+            ),
+            Action::SyncInvoice(id) => Some(
+                syncer
+                    .sync_invoice_event(id, event_customer.as_ref(), &marker)
+                    .await,
+            ),
+            _ => None,
+        };
+        if let Some(result) = at_once {
             return match result {
                 Ok(None) => Outcome::Duplicate,
                 Ok(Some(synced)) => self.processed(synced, org_found),
