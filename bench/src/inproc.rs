@@ -47,6 +47,41 @@ pub struct Primitives {
     /// Items in the bench table, and their total size (bytes), when measured.
     pub table_items: usize,
     pub table_bytes: u64,
+    /// moto's resident memory (KiB; 0 when not found). moto keeps every copy it makes of a
+    /// table (each transaction item deep-copies the table, and every copied item is tracked
+    /// by moto's model registry), so it grows with transactions × table size, and its pauses
+    /// grow with it.
+    pub moto_rss_kib: u64,
+}
+
+/// VmRSS (KiB) of the moto server listening on `port`, found by its command line in /proc.
+fn moto_rss_kib(port: u16) -> u64 {
+    let port_arg = format!("--port\0{port}\0");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .find(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("moto_serial.py") && !c.contains("supervise.py") && c.contains(&port_arg)
+            })
+        })
+        .and_then(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn authorizer(store: BillingStore, ttl: Duration) -> Authorizer {
@@ -341,6 +376,7 @@ pub async fn primitives(world: &World) -> Primitives {
         }
     }
     Primitives {
+        moto_rss_kib: moto_rss_kib(world.moto.port),
         table_items,
         table_bytes,
         get_item,

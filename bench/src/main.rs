@@ -10,6 +10,9 @@
 //! 5. Peak RSS, stripped binary and deployment zip sizes.
 //! 6. The Python peer (bench/python_peer) measured the same way.
 //! 7. Cost per million from the measured durations and request units.
+//! 8. First in the table: the Stripe and DynamoDB round trips of the three hot paths (success-page
+//!    sync, checkout click, subscription webhook event) and their sequential depth, counted in
+//!    process by the `billing::round_trips` recorders (bench/src/trips.rs).
 //!
 //! Everything runs on loopback: moto and the fixture-backed Stripe on free ports.
 
@@ -20,6 +23,7 @@ mod report;
 mod runtime_api;
 mod setup;
 mod stats;
+mod trips;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -36,6 +40,8 @@ pub struct Plan {
     pub warm_invocations: usize,
     pub in_process: usize,
     pub uncached: usize,
+    /// Runs of each hot path whose round trips are counted.
+    pub round_trip_runs: usize,
 }
 
 impl Plan {
@@ -46,6 +52,7 @@ impl Plan {
                 warm_invocations: 50,
                 in_process: 2_000,
                 uncached: 30,
+                round_trip_runs: 3,
             }
         } else {
             Self {
@@ -53,6 +60,7 @@ impl Plan {
                 warm_invocations: 1_000,
                 in_process: 20_000,
                 uncached: 300,
+                round_trip_runs: 5,
             }
         }
     }
@@ -378,6 +386,8 @@ async fn run() {
     eprintln!("bench: starting moto and the fixture Stripe, seeding the table");
     let world = setup::start().await;
 
+    eprintln!("bench: round trips of the hot paths (sync, checkout click, webhook event)");
+    let round_trips = trips::round_trips(&world, plan.round_trip_runs).await;
     eprintln!("bench: emulator primitives (moto GetItem/Query/transaction, Stripe GET, spawn)");
     let primitives = inproc::primitives(&world).await;
     eprintln!("bench: authorizer in process (warm cache; uncached against moto)");
@@ -456,6 +466,7 @@ async fn run() {
         peer_row_bytes,
         auth: &auth,
         hook: &hook,
+        trips: &round_trips,
         primitives: &primitives,
         primitives_end: &primitives_end,
         plan,

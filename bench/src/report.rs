@@ -10,7 +10,9 @@ use crate::counter::OpCounter;
 use crate::inproc::{AuthorizerResults, Primitives, WebhookResults};
 use crate::setup::{self, World};
 use crate::stats::{fmt_dur, ms, ratio, us};
+use crate::trips::RoundTripResults;
 use crate::{FunctionResult, Plan, RUN_BUDGET, WARM_CAP, WARM_UP};
+use billing::round_trips::Count;
 
 // Public prices (assumptions, us-east-1, as published when this was written).
 const LAMBDA_ARM_USD_PER_GB_S: f64 = 0.000_013_333_4;
@@ -36,6 +38,8 @@ pub struct Inputs<'a> {
     pub peer_row_bytes: u64,
     pub auth: &'a AuthorizerResults,
     pub hook: &'a WebhookResults,
+    /// Round trips of the three hot paths (issue 25), counted in process.
+    pub trips: &'a RoundTripResults,
     pub primitives: &'a Primitives,
     /// The same, measured again after every function ran.
     pub primitives_end: &'a Primitives,
@@ -153,6 +157,7 @@ pub fn render(input: &Inputs<'_>) -> String {
         peer_row_bytes,
         auth,
         hook,
+        trips,
         primitives: prim,
         primitives_end: prim_end,
         plan,
@@ -476,6 +481,8 @@ pub fn render(input: &Inputs<'_>) -> String {
     ]);
 
     let mut out = String::from("# pss-billing benchmark\n\n");
+    out.push_str(&round_trip_table(trips));
+    out.push('\n');
     out.push_str(&side_by_side(functions, peer));
     out.push('\n');
     out.push_str(&t.render());
@@ -499,7 +506,7 @@ pub fn render(input: &Inputs<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "- Webhook runs send `{}` with a new event id each time; each event's marker is deleted afterwards, untimed: moto deep-copies the whole table for every item of every transaction, so a growing table would slow moto, not the code (DynamoDB does not).",
+        "- Webhook runs send `{}` with a new event id each time; each event's marker and audit trail (its delivery item and the org's index entry) are deleted afterwards, untimed: moto deep-copies the whole table for every item of every transaction (and keeps the copies), so a growing table would slow moto, not the code (DynamoDB does not).",
         setup::WEBHOOK_SAMPLE
     );
     let _ = writeln!(
@@ -508,7 +515,7 @@ pub fn render(input: &Inputs<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "- Emulator single calls (median, at the start → at the end of the run): moto GetItem {} → {}, Query {} → {}, 3-item TransactWriteItems {} → {}; fake Stripe GET {} → {}; process spawn (/bin/true) {}. The bench table held {} items ({:.0} KB) at the start and {} items ({:.0} KB) at the end. The in-process webhook end to end ran at the start, the function's warm run later; both are moto-bound.",
+        "- Emulator single calls (median, at the start → at the end of the run): moto GetItem {} → {}, Query {} → {}, 3-item TransactWriteItems {} → {}; fake Stripe GET {} → {}; process spawn (/bin/true) {}. The bench table held {} items ({:.0} KB) at the start and {} items ({:.0} KB) at the end; moto's resident memory was {:.0} MiB → {:.0} MiB (it keeps every table copy its transactions make, so its pauses grow over the run). The in-process webhook end to end ran at the start, the function's warm run later; both are moto-bound.",
         fmt_dur(prim.get_item),
         fmt_dur(prim_end.get_item),
         fmt_dur(prim.query),
@@ -521,7 +528,9 @@ pub fn render(input: &Inputs<'_>) -> String {
         prim.table_items,
         prim.table_bytes as f64 / 1024.0,
         prim_end.table_items,
-        prim_end.table_bytes as f64 / 1024.0
+        prim_end.table_bytes as f64 / 1024.0,
+        mib(prim.moto_rss_kib * 1024),
+        mib(prim_end.moto_rss_kib * 1024)
     );
 
     let _ = writeln!(out, "\nWhat dominates the targets not met:");
@@ -605,6 +614,19 @@ pub fn render(input: &Inputs<'_>) -> String {
             fmt_dur(Duration::from_secs_f64(model)),
             own * 1e6,
             100.0 * own / total
+        );
+    }
+    for path in trips.paths().into_iter().filter(|p| !p.met()) {
+        any = true;
+        let _ = writeln!(
+            out,
+            "- round trips, {}: {}",
+            path.path,
+            match (path.worst(), path.failures().next()) {
+                (_, Some(error)) => format!("a run failed: {error}"),
+                (Some(worst), None) => format!("{worst}, above its target ({})", path.target),
+                (None, None) => "not measured".to_owned(),
+            }
         );
     }
     let dynamo_only = functions
@@ -696,6 +718,85 @@ fn side_by_side(functions: &[FunctionResult], peer: &FunctionResult) -> String {
                 met(init_ok && times_faster >= INIT_VS_PEER_TARGET)
             },
         );
+    }
+    out
+}
+
+/// `4 (1)`: requests (sequential depth) of one service over a path's runs; `6 (2–3)` when the
+/// runs differed.
+fn count_cell(spread: Option<(Count, Count)>) -> String {
+    let Some((lo, hi)) = spread else {
+        return "—".to_owned();
+    };
+    let range = |a: usize, b: usize| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}–{b}")
+        }
+    };
+    format!(
+        "{} ({})",
+        range(lo.requests, hi.requests),
+        range(lo.sequential, hi.sequential)
+    )
+}
+
+/// The opening table: the Stripe and DynamoDB requests of each hot path and their sequential
+/// depth (the longest chain of requests that did not overlap in time), beside issue 25's
+/// figures before the change and its target; then each path's requests in the order they
+/// ended.
+fn round_trip_table(trips: &RoundTripResults) -> String {
+    let mut out = String::from(
+        "Round trips per hot path (counted in process by the `billing::round_trips` recorders at the Stripe transport and the DynamoDB client; requests (sequential depth), a range when the runs differed; met when every run is within the target):\n\n| path | Stripe | DynamoDB | all | runs | before (issue 25) | target | status |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for path in trips.paths() {
+        let ok = path.summaries().count();
+        let failed = path.failures().count();
+        let runs = match (ok, failed) {
+            (0, _) => format!("{failed} failed"),
+            (_, 0) if path.steady() => format!("{ok}, all the same"),
+            (_, 0) => format!("{ok}, counts varied"),
+            _ => format!("{ok} ({failed} failed)"),
+        };
+        let cells = [
+            count_cell(path.spread(|s| s.stripe)),
+            count_cell(path.spread(|s| s.dynamo)),
+            count_cell(path.spread(|s| s.all)),
+        ];
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {runs} | {} | {} | {} |",
+            path.path,
+            cells[0],
+            cells[1],
+            cells[2],
+            path.before,
+            path.target,
+            met(path.met())
+        );
+    }
+    out.push_str("\nThe requests of each path (its worst run), in the order they ended:\n\n");
+    for path in trips.paths() {
+        match (path.worst(), path.failures().next()) {
+            (Some(worst), _) => {
+                let _ = writeln!(
+                    out,
+                    "- {}: {}.",
+                    path.path,
+                    worst
+                        .operations
+                        .iter()
+                        .map(|o| format!("`{o}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            (None, Some(error)) => {
+                let _ = writeln!(out, "- {}: failed: {error}", path.path);
+            }
+            (None, None) => {}
+        }
     }
     out
 }

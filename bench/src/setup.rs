@@ -222,10 +222,16 @@ pub async fn restore_subscription(world: &World) {
         .expect("restore sub_sample after the Python peer");
 }
 
-/// Deletes a processed event's marker (outside any timed section). moto deep-copies the whole
-/// table for every item of every transaction, so a table that grows by one marker per event
-/// would make moto, not the code under test, slower with every event; DynamoDB's latency does
-/// not depend on the table's size.
+/// Deletes what processing an event added to the table (outside any timed section): its
+/// marker, and its audit trail (each delivery's item under `AUDIT#<eventId>`, with the payload,
+/// and the delivery's entry in the org's index, `ORG#<orgId>` / `AUDIT#<received µs>#<eventId>`;
+/// see shared/src/store/audit.rs). moto deep-copies the whole table for every item of every
+/// transaction, keeps every copy (its model registry tracks each copied item), and walks a
+/// partition's items on every Query, so a table that kept every event's items would make moto,
+/// not the code under test, slower with every event. Kept, the audit trail alone grew the table
+/// to 2,700 items (5.7 MB) over a full run; moto's memory then grew by gigabytes a minute and
+/// its garbage collector paused it for 20-60 s at a time (the `billing-sync` warm run, last,
+/// timed out). DynamoDB's latency does not depend on the table's size.
 pub async fn forget_event(client: &Client, event_id: &str) {
     let _ = client
         .delete_item()
@@ -234,6 +240,46 @@ pub async fn forget_event(client: &Client, event_id: &str) {
         .key("SK", AttributeValue::S("EVENT".to_owned()))
         .send()
         .await;
+    let audit_pk = format!("AUDIT#{event_id}");
+    let Ok(deliveries) = client
+        .query()
+        .table_name(TABLE)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(audit_pk.clone()))
+        .projection_expression("SK, org_id, received_at")
+        .send()
+        .await
+    else {
+        return;
+    };
+    for item in deliveries.items() {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        if let Some(sk) = text("SK") {
+            let _ = client
+                .delete_item()
+                .table_name(TABLE)
+                .key("PK", AttributeValue::S(audit_pk.clone()))
+                .key("SK", AttributeValue::S(sk))
+                .send()
+                .await;
+        }
+        let received = item
+            .get("received_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok());
+        if let (Some(org), Some(received)) = (text("org_id"), received) {
+            let _ = client
+                .delete_item()
+                .table_name(TABLE)
+                .key("PK", AttributeValue::S(format!("ORG#{org}")))
+                .key(
+                    "SK",
+                    AttributeValue::S(format!("AUDIT#{received:020}#{event_id}")),
+                )
+                .send()
+                .await;
+        }
+    }
 }
 
 /// The webhook sample's Stripe event body with a new event id (compact JSON).
