@@ -313,6 +313,23 @@ impl Syncer {
         Ok((subscription, unmapped_prices))
     }
 
+    /// Runs an event's Stripe re-read while its marker and its customer's link are read (one
+    /// consistent BatchGetItem): the read's result and the linked org, or `None` when the event
+    /// was already processed.
+    async fn read_unless_processed<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, StripeApiError>>,
+        marker: &EventMarker,
+        customer: Option<&CustomerId>,
+    ) -> Result<Option<(Result<T, StripeApiError>, Option<OrgId>)>, SyncError> {
+        let (raw, seen) = tokio::join!(
+            read,
+            self.store.event_processed_and_org(&marker.id, customer)
+        );
+        let (processed, linked) = seen?;
+        Ok((!processed).then_some((raw, linked)))
+    }
+
     /// A subscription event: the Stripe re-read, and the marker and the customer's link read
     /// together with it (one BatchGetItem while Stripe answers), then one consistent Query and
     /// one transaction. `None` when the event was already processed.
@@ -324,14 +341,10 @@ impl Syncer {
         deletion: Deletion,
     ) -> Result<Option<Synced>, SyncError> {
         let fetched_at = FetchTime::now();
-        let (raw, seen) = tokio::join!(
-            self.stripe.subscription(id.as_str()),
-            self.store.event_processed_and_org(&marker.id, customer)
-        );
-        let (processed, linked) = seen?;
-        if processed {
+        let read = self.stripe.subscription(id.as_str());
+        let Some((raw, linked)) = self.read_unless_processed(read, marker, customer).await? else {
             return Ok(None);
-        }
+        };
         let raw = match raw {
             Ok(raw) => raw,
             Err(StripeApiError::NotFound) if deletion == Deletion::Confirmed => {
@@ -453,14 +466,10 @@ impl Syncer {
         marker: &EventMarker,
     ) -> Result<Option<Synced>, SyncError> {
         let fetched_at = FetchTime::now();
-        let (raw, seen) = tokio::join!(
-            self.stripe.invoice(id.as_str()),
-            self.store.event_processed_and_org(&marker.id, customer)
-        );
-        let (processed, linked) = seen?;
-        if processed {
+        let read = self.stripe.invoice(id.as_str());
+        let Some((raw, linked)) = self.read_unless_processed(read, marker, customer).await? else {
             return Ok(None);
-        }
+        };
         let raw = match raw {
             Ok(raw) => raw,
             // Only drafts can be deleted, and no handled event is about a deletion.

@@ -69,6 +69,24 @@ fn config() -> ApiConfig {
     }
 }
 
+/// A checkout click by the org's owner.
+async fn click(
+    syncer: &Syncer,
+    org: &OrgId,
+    services: &[&str],
+    interval: &str,
+) -> api::views::CheckoutView {
+    api::checkout(
+        syncer,
+        &config(),
+        org,
+        Role::Owner,
+        &checkout_body(services, interval),
+    )
+    .await
+    .unwrap()
+}
+
 fn checkout_body(services: &[&str], interval: &str) -> Vec<u8> {
     json!({
         "services": services,
@@ -124,15 +142,7 @@ fn unlocked(overview: &api::views::SubscriptionOverview) -> Vec<ServiceModule> {
 async fn the_success_page_sync_waits_for_two_stripe_and_three_dynamodb_round_trips() {
     let (syncer, trips) = recorded_syncer().await;
     let org = pss_billing_tests::build::org("sync");
-    let checkout = api::checkout(
-        &syncer,
-        &config(),
-        &org,
-        Role::Owner,
-        &checkout_body(&["LeadGeneration"], "month"),
-    )
-    .await
-    .unwrap();
+    let checkout = click(&syncer, &org, &["LeadGeneration"], "month").await;
     let customer = customer_of(&syncer, &org).await;
     // Stripe has three subscriptions of the customer: the one this checkout made, a yearly
     // plan and an ended one. The count must not grow with them.
@@ -183,15 +193,7 @@ async fn a_checkout_click_waits_for_three_stripe_round_trips() {
     let (syncer, trips) = recorded_syncer().await;
     let org = pss_billing_tests::build::org("click");
     // The org has a customer, a monthly plan, and a session left open by an earlier click.
-    let first = api::checkout(
-        &syncer,
-        &config(),
-        &org,
-        Role::Owner,
-        &checkout_body(&["LeadGeneration"], "month"),
-    )
-    .await
-    .unwrap();
+    let first = click(&syncer, &org, &["LeadGeneration"], "month").await;
     let customer = customer_of(&syncer, &org).await;
     let plan = unique("sub_");
     fake_put(
@@ -205,31 +207,15 @@ async fn a_checkout_click_waits_for_three_stripe_round_trips() {
     )
     .await;
     complete_session(&first.session_id, &plan).await;
-    let earlier = api::checkout(
-        &syncer,
-        &config(),
-        &org,
-        Role::Owner,
-        &checkout_body(&["EmailAutomation"], "year"),
-    )
-    .await
-    .unwrap();
+    let earlier = click(&syncer, &org, &["EmailAutomation"], "year").await;
     trips.take();
 
     // Another basket: the earlier session is expired, a new one created.
-    let click = api::checkout(
-        &syncer,
-        &config(),
-        &org,
-        Role::Owner,
-        &checkout_body(&["EmailAutomation", "Integrations"], "year"),
-    )
-    .await
-    .unwrap();
+    let new_session = click(&syncer, &org, &["EmailAutomation", "Integrations"], "year").await;
     let summary = trips.take_summary();
     println!("checkout click: {summary}\n  {:?}", summary.operations);
     assert_eq!(session_status(&earlier.session_id).await, "expired");
-    assert_eq!(session_status(&click.session_id).await, "open");
+    assert_eq!(session_status(&new_session.session_id).await, "open");
     assert!(
         summary.stripe.sequential <= 3,
         "Stripe: {summary} {:?}",
@@ -238,18 +224,13 @@ async fn a_checkout_click_waits_for_three_stripe_round_trips() {
 
     // The same click again on a warm container: the prices come from the cache.
     trips.take();
-    let again = api::checkout(
-        &syncer,
-        &config(),
-        &org,
-        Role::Owner,
-        &checkout_body(&["EmailAutomation", "Integrations"], "year"),
-    )
-    .await
-    .unwrap();
+    let again = click(&syncer, &org, &["EmailAutomation", "Integrations"], "year").await;
     let summary = trips.take_summary();
     println!("checkout click, prices cached: {summary}");
-    assert_eq!(again.session_id, click.session_id, "an idempotent replay");
+    assert_eq!(
+        again.session_id, new_session.session_id,
+        "an idempotent replay"
+    );
     assert!(
         !summary.operations.iter().any(|o| o.contains("/v1/prices")),
         "{:?}",
