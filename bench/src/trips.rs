@@ -20,10 +20,9 @@ use billing::sync::Syncer;
 use billing::webhook::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE_SECONDS, WebhookConfig, WebhookHandler, WebhookSecret,
 };
-use pss_local::emulators::workspace_root;
-use pss_local::fixtures::fake_put;
+use pss_local::fixtures::{fake_put, subscription_object};
 use pss_local::http::{blocking, post_json};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::setup::{self, FRONTEND_ORIGINS, WEBHOOK_SECRET, World};
 
@@ -173,45 +172,6 @@ fn checkout_body(services: &[&str], interval: &str) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
-}
-
-/// A current-shape Stripe subscription of `customer` to the prices `items` (lookup key,
-/// quantity), from the committed fixture (as `tests/src/rig.rs` builds them).
-fn subscription_object(id: &str, customer: &str, status: &str, items: &[(&str, u64)]) -> Value {
-    let path = workspace_root().join("tests/fixtures/stripe/subscription.latest.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut sub: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let template = sub["items"]["data"][0].clone();
-    let now = Timestamp::now().unix();
-    let data: Vec<Value> = items
-        .iter()
-        .enumerate()
-        .map(|(i, (lookup_key, quantity))| {
-            let mut item = template.clone();
-            item["id"] = format!("si_{id}_{i}").into();
-            item["subscription"] = id.into();
-            item["quantity"] = (*quantity).into();
-            item["current_period_start"] = now.into();
-            item["current_period_end"] = (now + 30 * 86_400).into();
-            item["price"]["id"] = format!("price_{lookup_key}").into();
-            item["price"]["lookup_key"] = (*lookup_key).into();
-            item["price"]["currency"] = "usd".into();
-            item["plan"]["id"] = format!("price_{lookup_key}").into();
-            item["plan"]["currency"] = "usd".into();
-            item
-        })
-        .collect();
-    sub["id"] = id.into();
-    sub["customer"] = customer.into();
-    sub["status"] = status.into();
-    sub["cancel_at_period_end"] = false.into();
-    sub["pending_update"] = Value::Null;
-    for field in ["cancel_at", "canceled_at", "ended_at", "trial_end"] {
-        sub[field] = Value::Null;
-    }
-    sub["items"]["data"] = Value::Array(data);
-    sub
 }
 
 async fn customer_of(syncer: &Syncer, org: &OrgId) -> Result<CustomerId, String> {

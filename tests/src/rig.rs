@@ -7,6 +7,8 @@ use billing::sync::Syncer;
 use billing::webhook::{WebhookConfig, WebhookHandler, WebhookSecret};
 use lambda_http::{Body, Request};
 use serde_json::Value;
+
+pub use pss_local::fixtures::{fixture, subscription_object};
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -303,11 +305,6 @@ pub async fn delete_customer(base: &str, customer: &str) -> crate::http::Reply {
     .await
 }
 
-pub fn fixture(name: &str) -> Value {
-    let path = crate::workspace_root().join(format!("tests/fixtures/stripe/{name}.latest.json"));
-    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
-}
-
 /// A current-shape Stripe customer, attributed to `org` by its metadata when there is one.
 pub fn customer_object(id: &str, org: Option<&OrgId>) -> Value {
     let mut c = fixture("customer");
@@ -318,43 +315,6 @@ pub fn customer_object(id: &str, org: Option<&OrgId>) -> Value {
     };
     c["invoice_settings"]["default_payment_method"] = Value::Null;
     c
-}
-
-/// A current-shape Stripe subscription built from the official example object.
-pub fn subscription_object(id: &str, customer: &str, status: &str, items: &[(&str, u64)]) -> Value {
-    let mut sub = fixture("subscription");
-    let template = sub["items"]["data"][0].clone();
-    let now = Timestamp::now().unix();
-    let data: Vec<Value> = items
-        .iter()
-        .enumerate()
-        .map(|(i, (lookup_key, quantity))| {
-            let mut item = template.clone();
-            item["id"] = format!("si_{id}_{i}").into();
-            item["subscription"] = id.into();
-            item["quantity"] = (*quantity).into();
-            item["current_period_start"] = now.into();
-            item["current_period_end"] = (now + 30 * 86_400).into();
-            item["price"]["id"] = format!("price_{lookup_key}").into();
-            item["price"]["lookup_key"] = (*lookup_key).into();
-            item["price"]["currency"] = "usd".into();
-            item["plan"]["id"] = format!("price_{lookup_key}").into();
-            item["plan"]["currency"] = "usd".into();
-            item
-        })
-        .collect();
-    sub["id"] = id.into();
-    sub["customer"] = customer.into();
-    sub["status"] = status.into();
-    sub["cancel_at_period_end"] = false.into();
-    // Stripe's example object shows a pending update; a subscription has none unless a
-    // change waits for its payment.
-    sub["pending_update"] = Value::Null;
-    for field in ["cancel_at", "canceled_at", "ended_at", "trial_end"] {
-        sub[field] = Value::Null;
-    }
-    sub["items"]["data"] = Value::Array(data);
-    sub
 }
 
 /// A new active subscription object (an id of its own) of `customer` to one unit of the price
