@@ -142,10 +142,24 @@ impl BillingStore {
     /// marks the event.
     pub(super) async fn transact_or_stale(
         &self,
-        mut actions: Vec<TransactWriteItem>,
+        actions: Vec<TransactWriteItem>,
         marker: Option<&EventMarker>,
         org: &OrgId,
     ) -> Result<Applied, StoreError> {
+        match self.transact_marked(actions, marker, org).await? {
+            Some(applied) => Ok(applied),
+            None => self.finish_stale(marker, Some(org)).await,
+        }
+    }
+
+    /// [`Self::transact_or_conflict`] of an effect on `org` with its event marked `processed`
+    /// (and its delivery audited) in the same transaction, when there is one.
+    pub(super) async fn transact_marked(
+        &self,
+        mut actions: Vec<TransactWriteItem>,
+        marker: Option<&EventMarker>,
+        org: &OrgId,
+    ) -> Result<Option<Applied>, StoreError> {
         let marker_index = actions.len();
         if let Some(marker) = marker {
             actions.extend(self.marker_actions(
@@ -155,13 +169,8 @@ impl BillingStore {
                 Some(org),
             )?);
         }
-        match self
-            .transact_or_conflict(actions, marker.map(|_| marker_index))
-            .await?
-        {
-            Some(applied) => Ok(applied),
-            None => self.finish_stale(marker, Some(org)).await,
-        }
+        self.transact_or_conflict(actions, marker.map(|_| marker_index))
+            .await
     }
 
     /// A sync found nothing newer to write (or nothing to write at all): still mark the event

@@ -148,14 +148,7 @@ impl BillingStore {
                     actions.push(self.delete_action(pk.clone(), sk.clone())?);
                 }
             }
-            let marker_index = actions.len();
-            if let Some(marker) = marker {
-                actions.extend(self.marker_actions(marker, now, "processed", Some(org))?);
-            }
-            if let Some(applied) = self
-                .transact_or_conflict(actions, marker.map(|_| marker_index))
-                .await?
-            {
+            if let Some(applied) = self.transact_marked(actions, marker, org).await? {
                 return Ok(applied);
             }
             // The profile changed between the read and the write: read again.

@@ -242,19 +242,7 @@ impl BillingStore {
                 let written: Vec<_> = puts.iter().map(|(s, _)| s.id.clone()).collect();
                 actions.push(self.entitlements_put(org, &set, version, &written)?);
             }
-            let marker_index = actions.len();
-            if let Some(marker) = marker {
-                actions.extend(self.marker_actions(
-                    marker,
-                    Timestamp::now(),
-                    "processed",
-                    Some(org),
-                )?);
-            }
-            match self
-                .transact_or_conflict(actions, marker.map(|_| marker_index))
-                .await?
-            {
+            match self.transact_marked(actions, marker, org).await? {
                 // A touch stored the newer read too: `Written`, as a changing write is.
                 Some(applied) => return Ok(outcome(applied)),
                 // Someone wrote a subscription or the entitlements in between: read again,
